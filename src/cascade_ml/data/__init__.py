@@ -1,0 +1,1 @@
+"""Market data: canonical schemas, validation, the Parquet store and the sources that fill it."""

@@ -1,0 +1,44 @@
+"""Configuration of the store and the data sources (the `store` and `sources` pipeline sections)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from cascade_ml.config_base import StrictModel
+
+
+class StoreConfig(StrictModel):
+    """Where the Parquet store lives and how conflicting rows are merged."""
+
+    root: Path = Path("data/store")
+    on_conflict: Literal["replace", "keep", "error"] = "replace"
+
+
+class FileSourceConfig(StrictModel):
+    """A folder (or file) of raw data to ingest; formats are recognised by name and content."""
+
+    kind: Literal["files"] = "files"
+    path: Path
+    venue: str | None = None
+
+
+class ExchangeSourceConfig(StrictModel):
+    """An exchange reached through ccxt; fetches only what the store lacks."""
+
+    kind: Literal["exchange"] = "exchange"
+    exchange: str = "binanceusdm"
+    datasets: list[Literal["ohlcv", "funding", "open_interest"]] = ["ohlcv", "funding"]
+    timeframe: str = "1h"
+    since: str | None = None
+
+
+class SymbolsConfig(StrictModel):
+    """The traded symbol(s) and the reference markets features compare them with."""
+
+    targets: list[str] = Field(default_factory=lambda: ["NEAR"])
+    references: list[str] = Field(default_factory=lambda: ["BTC", "ETH"])
+    venue: str = "binance"
+    interval: str = "1h"

@@ -1,0 +1,150 @@
+"""One documented schema per dataset, enforced with pandera on the way into the store.
+
+Every dataset is indexed by a UTC ``DatetimeIndex`` named ``timestamp`` with one row per
+timestamp (the symbol, venue and interval are the store partition, not columns). Timestamps mean:
+
+- ``ohlcv``: candle open time; the bar is known at ``timestamp + interval``.
+- ``funding``: settlement time; the rate is known at that time.
+- ``open_interest``: snapshot time.
+- ``liquidations``: period start (a daily total is known at the end of the day).
+- ``sentiment``: period start (a daily index is known at the end of the day).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.pandas as pa
+from pandera import Check
+
+DATASETS = ("ohlcv", "funding", "open_interest", "liquidations", "sentiment")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset must and may hold, and which columns must not all be missing."""
+
+    name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    any_of: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+SPECS: dict[str, DatasetSpec] = {
+    "ohlcv": DatasetSpec(
+        "ohlcv",
+        required=("open", "high", "low", "close", "volume"),
+        optional=("quote_volume", "trades"),
+        description="Perp candles: prices in quote currency, volume in base units.",
+    ),
+    "funding": DatasetSpec(
+        "funding",
+        required=("funding_rate",),
+        optional=("interval_hours",),
+        description="Funding rate per settlement (fraction, positive = longs pay).",
+    ),
+    "open_interest": DatasetSpec(
+        "open_interest",
+        required=(),
+        optional=("open_interest", "open_interest_value"),
+        any_of=("open_interest", "open_interest_value"),
+        description="Open interest in base units and/or quote (USD) value.",
+    ),
+    "liquidations": DatasetSpec(
+        "liquidations",
+        required=("total_notional",),
+        optional=("long_notional", "short_notional"),
+        description="Liquidated notional in quote currency over the period.",
+    ),
+    "sentiment": DatasetSpec(
+        "sentiment",
+        required=(),
+        optional=("score", "mentions"),
+        any_of=("score", "mentions"),
+        description="A sentiment score (e.g. Fear & Greed 0-100) and/or a mention count.",
+    ),
+}
+
+_FINITE = Check(lambda s: s.isna() | s.abs().lt(float("inf")), error="values must be finite")
+_NON_NEGATIVE = Check.ge(0, error="must not be negative")
+_POSITIVE = Check.gt(0, error="must be positive")
+
+
+def _index() -> pa.Index:
+    return pa.Index(
+        "datetime64[ns, UTC]",
+        name="timestamp",
+        unique=True,
+        checks=[Check(lambda idx: idx.is_monotonic_increasing, error="timestamps must increase")],
+    )
+
+
+def _col(*checks: Check, nullable: bool = False, required: bool = True) -> pa.Column:
+    return pa.Column(float, checks=[_FINITE, *checks], nullable=nullable, required=required,
+                     coerce=True)
+
+
+def _high_low_checks() -> list[Check]:
+    return [
+        Check(lambda df: df["high"] >= df[["open", "close"]].max(axis=1),
+              error="high must be >= max(open, close)"),
+        Check(lambda df: df["low"] <= df[["open", "close"]].min(axis=1),
+              error="low must be <= min(open, close)"),
+        Check(lambda df: df["high"] >= df["low"], error="high must be >= low"),
+    ]
+
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "ohlcv": pa.DataFrameSchema(
+        {
+            "open": _col(_POSITIVE),
+            "high": _col(_POSITIVE),
+            "low": _col(_POSITIVE),
+            "close": _col(_POSITIVE),
+            "volume": _col(_NON_NEGATIVE),
+            "quote_volume": _col(_NON_NEGATIVE, nullable=True, required=False),
+            "trades": _col(_NON_NEGATIVE, nullable=True, required=False),
+        },
+        index=_index(),
+        checks=_high_low_checks(),
+        strict=True,
+    ),
+    "funding": pa.DataFrameSchema(
+        {
+            "funding_rate": _col(Check.in_range(-1.0, 1.0, error="must be a fraction in [-1, 1]")),
+            "interval_hours": _col(_POSITIVE, required=False),
+        },
+        index=_index(),
+        strict=True,
+    ),
+    "open_interest": pa.DataFrameSchema(
+        {
+            "open_interest": _col(_NON_NEGATIVE, nullable=True, required=False),
+            "open_interest_value": _col(_NON_NEGATIVE, nullable=True, required=False),
+        },
+        index=_index(),
+        strict=True,
+    ),
+    "liquidations": pa.DataFrameSchema(
+        {
+            "total_notional": _col(_NON_NEGATIVE),
+            "long_notional": _col(_NON_NEGATIVE, nullable=True, required=False),
+            "short_notional": _col(_NON_NEGATIVE, nullable=True, required=False),
+        },
+        index=_index(),
+        strict=True,
+    ),
+    "sentiment": pa.DataFrameSchema(
+        {
+            "score": _col(nullable=True, required=False),
+            "mentions": _col(_NON_NEGATIVE, nullable=True, required=False),
+        },
+        index=_index(),
+        strict=True,
+    ),
+}

@@ -1,0 +1,1 @@
+"""Data sources: files in known formats and exchanges through ccxt."""
