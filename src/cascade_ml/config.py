@@ -19,6 +19,7 @@ from cascade_ml.data.config import (
     FileSourceConfig,
     StoreConfig,
     SymbolsConfig,
+    TableSourceConfig,
 )
 from cascade_ml.errors import ConfigError
 from cascade_ml.features.config import FeatureConfig
@@ -27,7 +28,8 @@ from cascade_ml.models.config import ModelConfig
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.serving.config import ServingConfig
 
-SourceConfig = Annotated[FileSourceConfig | ExchangeSourceConfig, Field(discriminator="kind")]
+SourceConfig = Annotated[FileSourceConfig | ExchangeSourceConfig | TableSourceConfig,
+                         Field(discriminator="kind")]
 
 STEPS = ("ingest", "summary", "features", "labels", "train", "backtest", "score")
 

@@ -40,7 +40,9 @@ _register()
 def main() -> None:
     """Run the CLI; a user error prints one line and exits 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # non-standalone click returns typer.Exit's code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CascadeError as exc:
         typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
         sys.exit(2)

@@ -1,9 +1,89 @@
-"""Commands for this area (filled in by its module's work)."""
+"""`cascade-ml train`, `cascade-ml evaluate`, `cascade-ml promote`: the forecast models."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from cascade_ml.errors import CascadeError
+
+
+def _config(pipeline: Path | None):
+    from cascade_ml.config import load_pipeline
+
+    return load_pipeline(pipeline)
+
+
+def train(
+    symbol: str = typer.Option(..., "--symbol", help="Base asset, e.g. NEAR."),
+    tune: int = typer.Option(0, "--tune", min=0, help="Optuna trials before training."),
+    force: bool = typer.Option(False, "--force", help="Promote even if the rule says no."),
+    pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline YAML file."),
+) -> None:
+    """Walk-forward evaluate, fit on the development span, log to MLflow, register, promote by
+    rule, export the champion bundle to models/<SYMBOL>/ and write OOS predictions."""
+    from cascade_ml.data.store import MarketStore
+    from cascade_ml.models.train import print_report, resolve_config, train_symbol
+
+    config = _config(pipeline)
+    cfg = resolve_config(config)
+    report = train_symbol(MarketStore(config.store.root), symbol, cfg,
+                          tune_trials=tune or cfg.tune_trials, force=force)
+    print_report(report, cfg)
+
+
+def evaluate(
+    symbol: str = typer.Option(..., "--symbol", help="Base asset, e.g. NEAR."),
+    json_path: Path = typer.Option(..., "--json", help="Where to write the metrics JSON."),
+    report_dir: Path | None = typer.Option(None, "--report-dir", help="Folder for the plots."),
+    pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline YAML file."),
+) -> None:
+    """Out-of-sample metrics of the models and every baseline (walk-forward + final period)."""
+    from cascade_ml.data.store import MarketStore
+    from cascade_ml.models.train import (
+        evaluate_symbol,
+        log_evaluation,
+        resolve_config,
+        summary,
+        table,
+    )
+
+    config = _config(pipeline)
+    cfg = resolve_config(config)
+    ds, result = evaluate_symbol(MarketStore(config.store.root), symbol, cfg)
+    out = summary(ds, cfg, result)
+    out["mlflow_run_id"] = log_evaluation(ds, cfg, result, report_dir)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = json_path.with_name(f".{json_path.name}.tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    tmp.replace(json_path)
+    typer.echo(table(result.metrics["walk_forward"], f"{symbol} walk-forward"))
+    if result.metrics["final"]:
+        typer.echo(table(result.metrics["final"], f"{symbol} final period"))
+    typer.echo(f"metrics: {json_path}" + (f"; plots: {report_dir}" if report_dir else ""))
+
+
+def promote(
+    symbol: str = typer.Option(..., "--symbol", help="Base asset, e.g. NEAR."),
+    version: str | None = typer.Option(None, "--version", help="Registered version (default: "
+                                       "the latest)."),
+    force: bool = typer.Option(False, "--force", help="Promote even if the rule says no."),
+    pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline YAML file."),
+) -> None:
+    """Make a registered version the champion if it passes the rule, and export its bundle."""
+    from cascade_ml.models.train import promote as do_promote
+    from cascade_ml.models.train import resolve_config
+
+    ok, reason, path = do_promote(symbol, resolve_config(_config(pipeline)), version, force)
+    if not ok:
+        raise CascadeError(f"not promoted: {reason}", hint="use --force to override")
+    typer.echo(f"promoted {reason}; bundle exported to {path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this area's commands to the top-level app."""
+    """Attach the model commands to the top-level app."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("promote")(promote)

@@ -1,9 +1,71 @@
-"""Commands for this area (filled in by its module's work)."""
+"""`cascade-ml decide` (one policy decision as JSON) and `cascade-ml backtest`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from pydantic import ValidationError
+
+from cascade_ml.errors import CascadeError
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"unknown field '{loc}'" if err["type"] == "extra_forbidden"
+                     else f"'{loc}': {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_inputs(path: Path):  # -> PolicyInputs
+    """Read and validate a decision request; any problem is a CascadeError naming the file."""
+    from cascade_ml.policy.models import PolicyInputs
+
+    if not path.exists():
+        raise CascadeError("input file not found", str(path))
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CascadeError(f"not valid JSON ({exc})", str(path)) from exc
+    if not isinstance(raw, dict):
+        raise CascadeError("the input must be a JSON object", str(path))
+    try:
+        return PolicyInputs.model_validate(raw)
+    except ValidationError as exc:
+        raise CascadeError(f"invalid policy inputs: {_validation_message(exc)}", str(path)) from exc
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this area's commands to the top-level app."""
+    """Attach the policy and backtest commands to the top-level app."""
+
+    @app.command("decide")
+    def decide_cmd(
+        json_in: Path = typer.Option(..., "--json-in", help="JSON file with the PolicyInputs."),
+        pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline file (policy)."),
+    ) -> None:
+        """Print the policy decision for one position as JSON."""
+        from cascade_ml.config import load_pipeline
+        from cascade_ml.policy.decide import decide
+
+        config = load_pipeline(pipeline)
+        decision = decide(load_inputs(json_in), config.policy)
+        typer.echo(decision.model_dump_json(indent=2))
+
+    @app.command("backtest")
+    def backtest_cmd(
+        symbol: str = typer.Option("NEAR", "--symbol", help="Target symbol."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write metrics per strategy."),
+        report_dir: Path | None = typer.Option(None, "--report-dir", help="Folder for plots."),
+        pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline file."),
+        no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
+    ) -> None:
+        """Backtest the hedging strategies on out-of-sample forecasts and compare them."""
+        from cascade_ml.backtest.run import run_backtest
+        from cascade_ml.config import load_pipeline
+
+        config = load_pipeline(pipeline)
+        run_backtest(config, symbol.upper(), json_path=json_out, report_dir=report_dir,
+                     log_mlflow=not no_mlflow)

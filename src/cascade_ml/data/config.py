@@ -33,6 +33,7 @@ class ExchangeSourceConfig(StrictModel):
     datasets: list[Literal["ohlcv", "funding", "open_interest"]] = ["ohlcv", "funding"]
     timeframe: str = "1h"
     since: str | None = None
+    symbols: list[str] | None = None  # default: the pipeline's targets and references
 
 
 class SymbolsConfig(StrictModel):
@@ -42,3 +43,19 @@ class SymbolsConfig(StrictModel):
     references: list[str] = Field(default_factory=lambda: ["BTC", "ETH"])
     venue: str = "binance"
     interval: str = "1h"
+
+
+class TableSourceConfig(StrictModel):
+    """A CSV/Parquet file (or folder of them) in no known format, mapped to a canonical dataset.
+
+    ``mapping`` is ``{canonical_column: file_column}``, e.g. ``{timestamp: time, close: px}``.
+    """
+
+    kind: Literal["table"] = "table"
+    path: Path
+    dataset: Literal["ohlcv", "funding", "open_interest", "liquidations", "sentiment"]
+    symbol: str
+    venue: str
+    interval: str
+    mapping: dict[str, str] = Field(default_factory=dict)
+    naive_is_utc: bool = False

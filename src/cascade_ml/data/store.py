@@ -51,7 +51,8 @@ class PartitionKey:
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
-            raise CascadeError(f"unknown dataset {self.dataset!r}; expected one of {list(DATASETS)}")
+            raise CascadeError(f"unknown dataset {self.dataset!r}; "
+                               f"expected one of {list(DATASETS)}")
         for field in ("venue", "symbol", "interval"):
             value = getattr(self, field)
             if not _NAME.match(value):
@@ -88,7 +89,7 @@ def to_utc(value: pd.Timestamp | str) -> pd.Timestamp:
 
 
 def _rows_equal(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
-    """Row-wise equality of two aligned frames, treating NaN == NaN and tiny float noise as equal."""
+    """Row-wise equality of two aligned frames; NaN == NaN and tiny float noise count as equal."""
     cols = sorted(set(a.columns) | set(b.columns))
     a = a.reindex(columns=cols)
     b = b.reindex(columns=cols)
@@ -173,7 +174,8 @@ class MarketStore:
         return json.loads(raw) if raw else {}
 
     # ------------------------------------------------------------------ writing
-    def write(self, key: PartitionKey, frame: pd.DataFrame, *, on_conflict: ConflictRule = "replace",
+    def write(self, key: PartitionKey, frame: pd.DataFrame, *,
+              on_conflict: ConflictRule = "replace",
               source: str | None = None) -> WriteResult:
         """Merge a canonical frame into its partition, atomically."""
         if on_conflict not in ("replace", "keep", "error"):
@@ -200,7 +202,8 @@ class MarketStore:
             return result
 
         if on_conflict == "replace":
-            merged = pd.concat([stored.drop(index=overlap[~same]), incoming.drop(index=overlap[same])])
+            merged = pd.concat([stored.drop(index=overlap[~same]),
+                                incoming.drop(index=overlap[same])])
         else:
             merged = pd.concat([stored, incoming.loc[new_rows]])
         merged = merged.sort_index(kind="stable")
@@ -211,7 +214,8 @@ class MarketStore:
         self._atomic_write(path, merged, new_meta)
         return result
 
-    def write_table(self, relpath: str | Path, frame: pd.DataFrame, meta: dict | None = None) -> Path:
+    def write_table(self, relpath: str | Path, frame: pd.DataFrame,
+                    meta: dict | None = None) -> Path:
         """Atomically write a derived table (features, labels, scores) under the store root."""
         path = self.root / relpath
         self._atomic_write(path, frame, meta or {})

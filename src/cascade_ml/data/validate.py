@@ -23,7 +23,8 @@ def _examples(values: object) -> str:
     return shown + more
 
 
-def parse_timestamps(values: pd.Series, where: str, *, naive_is_utc: bool = False) -> pd.DatetimeIndex:
+def parse_timestamps(values: pd.Series, where: str, *,
+                     naive_is_utc: bool = False) -> pd.DatetimeIndex:
     """Parse epoch numbers (s or ms) or ISO strings into a UTC index.
 
     Naive strings are refused unless the source documents them as UTC (``naive_is_utc``):
@@ -31,6 +32,13 @@ def parse_timestamps(values: pd.Series, where: str, *, naive_is_utc: bool = Fals
     """
     if len(values) == 0:
         raise DataValidationError("no rows", where)
+    if not pd.api.types.is_numeric_dtype(values.dtype) and not \
+            pd.api.types.is_datetime64_any_dtype(values.dtype):
+        # A column of epoch numbers with a stray word is read as text: parse it as numbers so
+        # the report names the bad rows, not every row.
+        as_numbers = pd.to_numeric(values, errors="coerce")
+        if as_numbers.notna().mean() > 0.5:
+            values = as_numbers
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         parsed = pd.DatetimeIndex(values)
     elif pd.api.types.is_numeric_dtype(values.dtype):
@@ -79,7 +87,8 @@ def to_canonical(
     the pandera schema. Columns the dataset does not know are dropped.
     """
     if dataset not in SPECS:
-        raise DataValidationError(f"unknown dataset {dataset!r}; expected one of {list(SPECS)}", where)
+        raise DataValidationError(
+            f"unknown dataset {dataset!r}; expected one of {list(SPECS)}", where)
     spec = SPECS[dataset]
     if raw.empty:
         raise DataValidationError("no rows", where)
@@ -143,7 +152,15 @@ def _drop_duplicates(frame: pd.DataFrame, where: str) -> pd.DataFrame:
 
 
 def validate_frame(frame: pd.DataFrame, dataset: str, where: str) -> pd.DataFrame:
-    """Run the pandera schema and convert its failure report into one readable message."""
+    """Run the pandera schema and convert its failure report into one readable message.
+
+    A tz-aware index is brought to UTC nanoseconds first: pandas 3 creates microsecond indexes
+    (``pd.date_range``) that hold the same instants; naive indexes still fail the schema.
+    """
+    if isinstance(frame.index, pd.DatetimeIndex) and frame.index.tz is not None and (
+            frame.index.unit != "ns" or str(frame.index.tz) != "UTC"):
+        frame = frame.copy()
+        frame.index = frame.index.tz_convert("UTC").as_unit("ns")
     try:
         return SCHEMAS[dataset].validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as exc:

@@ -2,8 +2,66 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
 from cascade_ml.config_base import StrictModel
 
 
+class LgbmParams(StrictModel):
+    """LightGBM settings shared by the volatility and cascade models (moderate, deterministic)."""
+
+    n_estimators: int = Field(300, ge=1)
+    learning_rate: float = Field(0.02, gt=0)
+    num_leaves: int = Field(7, ge=2)
+    min_child_samples: int = Field(500, ge=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    subsample_freq: int = Field(1, ge=0)
+    colsample_bytree: float = Field(0.5, gt=0, le=1)
+    reg_lambda: float = Field(10.0, ge=0)
+
+
 class ModelConfig(StrictModel):
-    """Settings for models (filled in by its module)."""
+    """What the train step fits, how it is evaluated, tracked, promoted and exported."""
+
+    horizon: int = Field(24, ge=1, description="Forecast horizon H in bars (labels h=<H>).")
+    n_folds: int = Field(5, ge=1)
+    min_train_frac: float = Field(0.4, gt=0, lt=1,
+                                  description="Share of the development rows in the first fold's "
+                                  "training window.")
+    final_frac: float = Field(0.15, ge=0, lt=1,
+                              description="Last share of rows kept untouched by tuning.")
+    embargo: int = Field(24, ge=0, description="Bars dropped from training after a test window.")
+    min_rows: int = Field(500, ge=10, description="Fewest usable rows for one fold.")
+    features: list[str] | None = Field(None, description="Feature columns; None = all numeric.")
+    exclude_features: list[str] = Field(default_factory=list)
+    lgbm: LgbmParams = LgbmParams()
+    anchor: Literal["rv_24h", "rv_168h", "rv_720h"] | None = Field(
+        "rv_168h", description="Volatility model learns log(fwd_rv) minus log of this RV scaled "
+        "to H; None = plain log RV.")
+    objective: Literal["gamma", "l2"] = Field(
+        "l2", description="l2: log RV, smearing back (more robust out of sample on NEAR); "
+        "gamma: boost fwd_rv under Gamma deviance (= 2 QLIKE).")
+    min_coverage: float = Field(0.5, ge=0, le=1, description="Features known in fewer of the "
+                                "training rows are ignored by the trees of that fit.")
+    har_offset: bool = Field(True, description="Trees correct a HAR-RV fit (re-estimated on "
+                             "each training window) instead of the anchor alone.")
+    cascade_lgbm: LgbmParams = LgbmParams(n_estimators=200, min_child_samples=200)
+    quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.9, 0.99])
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+    calibration_frac: float = Field(0.2, gt=0, lt=1)
+    alert_threshold: float = Field(0.2, gt=0, lt=1)
+    garch_window: int = Field(3000, ge=200)
+    ewma_lambda: float = Field(0.94, gt=0, lt=1)
+    seed: int = 42
+    num_threads: int = Field(2, ge=1)
+    tune_trials: int = Field(0, ge=0)
+    optuna_storage: str = "sqlite:///data/optuna/optuna.db"
+    mlflow_tracking_uri: str = "sqlite:///data/mlflow/mlflow.db"
+    mlflow_artifact_root: Path = Path("data/mlflow/artifacts")
+    experiment: str = "cascade-ml"
+    models_dir: Path = Path("models")
+    reports_dir: Path = Path("reports")
+    shap_sample: int = Field(500, ge=10)

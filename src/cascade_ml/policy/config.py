@@ -1,9 +1,122 @@
-"""Configuration of the `policy` pipeline section."""
+"""Configuration of the `policy` pipeline section: hedge band, leverage limits, risk budget, fees.
+
+Defaults follow the product brief (30-70% hedge, at most 5x, 2% of equity at risk, rebalance only
+when the benefit beats fees and spread) and /work/shared/REFERENCES.md (NEAR margin tiers, fees).
+"""
 
 from __future__ import annotations
 
+import math
+
+from pydantic import Field, model_validator
+
 from cascade_ml.config_base import StrictModel
+
+HARD_LEVERAGE_LIMIT = 20.0
+
+
+class MarginTier(StrictModel):
+    """One maintenance-margin bracket: applies to position notional below ``max_notional``."""
+
+    max_notional: float = Field(gt=0, description="Upper notional bound (quote) of the bracket.")
+    mmr: float = Field(gt=0, lt=1, description="Maintenance margin rate.")
+    max_leverage: float = Field(gt=0, description="Highest leverage the exchange allows here.")
+    cum: float = Field(0.0, ge=0, description="Maintenance amount (Binance 'cum'), quote.")
+
+
+def _tiers(rows: list[tuple[float, float, float, float]]) -> list[MarginTier]:
+    return [MarginTier(max_notional=n, mmr=m, max_leverage=lv, cum=c) for n, m, lv, c in rows]
+
+
+# Binance USD-M NEARUSDT brackets (snapshot 2024-10, REFERENCES.md); the last one is open-ended.
+NEAR_TIERS = _tiers([
+    (10_000, 0.01, 75, 0), (100_000, 0.015, 50, 50), (500_000, 0.02, 25, 550),
+    (1_000_000, 0.025, 20, 3_050), (math.inf, 0.05, 10, 28_050),
+])
+# Conservative brackets for a symbol without its own: higher MMR than any major perp's first tiers.
+GENERIC_TIERS = _tiers([
+    (50_000, 0.02, 20, 0), (250_000, 0.05, 10, 1_500), (1_000_000, 0.10, 5, 14_000),
+    (math.inf, 0.125, 4, 39_000),
+])
 
 
 class PolicyConfig(StrictModel):
-    """Settings for policy (filled in by its module)."""
+    """Every number the policy uses; ``decide`` has no other constants."""
+
+    # hedge ratio
+    hedge_min: float = Field(0.30, ge=0, le=1, description="Hedge ratio in calm markets.")
+    hedge_max: float = Field(0.70, ge=0, le=1, description="Hedge ratio at the highest risk.")
+    vol_reference_annual: float = Field(0.80, gt=0, description="'Normal' annualised vol.")
+    vol_ratio_low: float = Field(0.5, gt=0, description="Vol/reference where vol risk is 0.")
+    vol_ratio_high: float = Field(2.0, gt=0, description="Vol/reference where vol risk is 1.")
+    cascade_prob_low: float = Field(0.02, ge=0, le=1, description="Cascade prob with risk 0.")
+    cascade_prob_high: float = Field(0.30, ge=0, le=1, description="Cascade prob with risk 1.")
+    vol_weight: float = Field(0.5, ge=0, le=1, description="Weight of vol in the risk score.")
+    trigger_bump: float = Field(0.05, ge=0, le=1, description="Hedge added per fired trigger.")
+    trigger_bump_max: float = Field(0.10, ge=0, le=1, description="Cap on the trigger bump.")
+    # hedge instrument
+    min_cross_hedge_r2: float = Field(0.80, ge=0, le=1,
+                                      description="Least R^2 for a BTC/ETH proxy hedge.")
+    same_perp_effectiveness: float = Field(
+        1.0, ge=0, le=1, description="Hedge effectiveness of the same perp (1 in hedge mode; "
+        "lower it when the account cannot hold both sides).")
+    # leverage
+    max_leverage: float = Field(5.0, gt=0, description="Configured leverage ceiling.")
+    allow_above_20x: bool = Field(False, description="Explicit override of the 20x hard limit.")
+    target_vol_annual: float = Field(3.0, gt=0,
+                                     description="Vol target of the margin (leverage x vol).")
+    k_sigma_base: float = Field(3.0, gt=0, description="Sigmas to liquidation in calm markets.")
+    k_sigma_cascade: float = Field(5.0, gt=0, description="Sigmas to liquidation at top risk.")
+    fail_safe_leverage: float = Field(1.0, gt=0, description="Leverage cap when failing safe.")
+    # size
+    max_risk_fraction: float = Field(0.02, gt=0, le=1,
+                                     description="Equity share a k-sigma move may cost.")
+    size_k_sigma: float = Field(2.0, gt=0, description="The k of that k-sigma move.")
+    # costs and no-trade band
+    taker_fee: float = Field(0.0005, ge=0, lt=0.1)
+    maker_fee: float = Field(0.0002, ge=0, lt=0.1)
+    use_maker: bool = Field(False, description="Price rebalances at the maker fee.")
+    spread: float = Field(0.0002, ge=0, lt=0.1, description="Full bid-ask spread (fraction).")
+    no_trade_band: float = Field(0.05, ge=0, le=1, description="Least hedge-ratio change.")
+    benefit_cost_multiple: float = Field(2.0, ge=0,
+                                         description="Benefit must beat costs this many times.")
+    tail_weight_floor: float = Field(0.05, ge=0, le=1,
+                                     description="Least weight of the tail loss in the benefit.")
+    # fail-safe
+    max_data_age_s: float = Field(7200.0, gt=0, description="Default freshness limit.")
+    max_sigma_h: float = Field(1.0, gt=0, description="Largest sane forecast vol over H.")
+    # margin tiers
+    tiers: dict[str, list[MarginTier]] = Field(default_factory=lambda: {"NEAR": NEAR_TIERS})
+    default_tiers: list[MarginTier] = Field(default_factory=lambda: list(GENERIC_TIERS))
+
+    @model_validator(mode="after")
+    def _check(self) -> PolicyConfig:
+        if self.hedge_min > self.hedge_max:
+            raise ValueError("hedge_min must be <= hedge_max")
+        if self.vol_ratio_low >= self.vol_ratio_high:
+            raise ValueError("vol_ratio_low must be < vol_ratio_high")
+        if self.cascade_prob_low >= self.cascade_prob_high:
+            raise ValueError("cascade_prob_low must be < cascade_prob_high")
+        if self.k_sigma_cascade < self.k_sigma_base:
+            raise ValueError("k_sigma_cascade must be >= k_sigma_base")
+        for name, tiers in [*self.tiers.items(), ("default_tiers", self.default_tiers)]:
+            bounds = [t.max_notional for t in tiers]
+            if not tiers or bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+                raise ValueError(f"margin tiers for {name} must be non-empty and ascending")
+        return self
+
+    @property
+    def leverage_ceiling(self) -> float:
+        """The configured ceiling, held to 20x unless ``allow_above_20x`` says otherwise."""
+        if self.allow_above_20x:
+            return self.max_leverage
+        return min(self.max_leverage, HARD_LEVERAGE_LIMIT)
+
+    @property
+    def trade_cost(self) -> float:
+        """Cost of trading one unit of notional: fee plus half the spread."""
+        return (self.maker_fee if self.use_maker else self.taker_fee) + self.spread / 2
+
+    def tiers_for(self, symbol: str) -> list[MarginTier]:
+        """The symbol's margin tiers, or the conservative generic ones."""
+        return self.tiers.get(symbol.upper(), self.default_tiers)

@@ -1,0 +1,89 @@
+"""What every file source returns, and the small helpers they share.
+
+A source turns one raw file into one or more ``Loaded`` frames (canonical, validated by
+``cascade_ml.data.validate.to_canonical``) plus the partition each belongs to. A file that is
+recognised but deliberately not stored raises ``SkipFile`` with the reason, so the ingest report
+can say why instead of silently dropping it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cascade_ml.data.store import PartitionKey
+from cascade_ml.errors import DataValidationError
+
+
+@dataclass
+class Loaded:
+    """A canonical frame ready for the store, with where it came from and what was dropped."""
+
+    key: PartitionKey
+    frame: pd.DataFrame
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+class SkipFile(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """A recognised file that is intentionally not ingested (the message says why)."""
+
+
+_UNITS = {"m": "min", "h": "h", "d": "D", "w": "W"}
+_INTERVAL = re.compile(r"^(\d+)([mhdw])$")
+
+
+def interval_to_timedelta(interval: str) -> pd.Timedelta:
+    """``"1h"`` -> 1 hour; the interval strings used as partition keys (``5m``, ``8h``, ``1d``)."""
+    match = _INTERVAL.match(interval)
+    if not match:
+        raise DataValidationError(f"unknown interval {interval!r}; use e.g. 5m, 1h, 8h, 1d")
+    return pd.Timedelta(int(match.group(1)), unit=_UNITS[match.group(2)])
+
+
+def timedelta_to_interval(step: pd.Timedelta) -> str:
+    """The inverse of ``interval_to_timedelta`` for whole minutes, hours or days."""
+    seconds = int(round(step.total_seconds()))
+    if seconds <= 0:
+        raise DataValidationError(f"non-positive time step {step}")
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{max(seconds // 60, 1)}m"
+
+
+def infer_interval(index: pd.DatetimeIndex, where: str) -> str:
+    """The typical spacing of a series (median step), e.g. funding every 8h on Binance, 1h on
+    Hyperliquid. Rounded to whole minutes so millisecond jitter does not matter."""
+    if len(index) < 2:
+        raise DataValidationError("cannot infer the interval from fewer than two rows", where)
+    steps = pd.Series(index.sort_values()).diff().dropna()
+    median = steps.median().round("min")
+    return timedelta_to_interval(median)
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV or say clearly that it is empty/unreadable."""
+    if path.stat().st_size == 0:
+        raise DataValidationError("empty file", str(path))
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataValidationError("empty file", str(path)) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"not a readable CSV ({exc})", str(path)) from exc
+    if frame.empty:
+        raise DataValidationError("no data rows (header only)", str(path))
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, columns: list[str] | tuple[str, ...], where: str) -> None:
+    """Refuse a frame that lacks columns the source needs, naming them."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"missing column(s) {missing}; columns are {list(frame.columns)}", where)

@@ -1,0 +1,177 @@
+"""Build a symbol's feature table from the store, store it with a manifest, skip it when current.
+
+``features/symbol=<S>/features.parquet`` is written atomically by ``MarketStore.write_table``;
+``manifest.json`` beside it records the configuration and the sha256 of every input partition, so
+an unchanged build is reported "up to date" instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from cascade_ml.config import PipelineConfig
+from cascade_ml.data.store import MarketStore, to_utc
+from cascade_ml.errors import ConfigError
+from cascade_ml.features.config import FAMILIES, FeatureConfig
+from cascade_ml.features.inputs import FeatureInputs, load_inputs
+from cascade_ml.features.registry import compute_families
+
+FEATURES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build did: where the table is, its shape and span, and whether it was skipped."""
+
+    symbol: str
+    path: Path
+    rows: int
+    columns: int
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    up_to_date: bool
+
+    def line(self) -> str:
+        state = "up to date" if self.up_to_date else "built"
+        return (f"{self.symbol}: {state}, {self.rows} rows x {self.columns} columns, "
+                f"{self.first} .. {self.last} -> {self.path}")
+
+
+def features_relpath(symbol: str) -> Path:
+    return Path("features") / f"symbol={symbol}" / "features.parquet"
+
+
+def check_config(cfg: FeatureConfig, symbol: str, refs: list[str]) -> None:
+    """Refuse a bad request before any data is read."""
+    unknown = [f for f in cfg.families if f not in FAMILIES]
+    if unknown:
+        raise ConfigError(f"unknown feature family {unknown}; known: {list(FAMILIES)}", "features")
+    if symbol in refs:
+        raise ConfigError(f"{symbol} is both the target and a reference symbol", "symbols")
+
+
+def _check_history(inputs: FeatureInputs, cfg: FeatureConfig) -> None:
+    rows = len(inputs.bars)
+    longest = cfg.max_window()
+    if longest > rows:
+        raise ConfigError(f"a window of {longest} bars is longer than the {rows} bars of "
+                          f"{inputs.symbol} available", "features",
+                          hint="shorten the windows or supply more history")
+    for ref, frame in inputs.refs.items():
+        if frame.empty:
+            raise ConfigError(f"reference symbol {ref} has no bars up to the requested end")
+
+
+def _load(store: MarketStore, symbol: str, config: PipelineConfig, refs: list[str],
+          end: pd.Timestamp | str | None) -> FeatureInputs:
+    cfg = config.features
+    check_config(cfg, symbol, refs)
+    inputs = load_inputs(store, symbol, refs, venue=config.symbols.venue,
+                         interval=config.symbols.interval, funding_venues=cfg.funding_venues,
+                         oi_venues=cfg.oi_venues, market_symbol=cfg.sentiment_market_symbol,
+                         end=end)
+    _check_history(inputs, cfg)
+    return inputs
+
+
+def _slice(frame: pd.DataFrame, start: object, end: object) -> pd.DataFrame:
+    if start is not None:
+        frame = frame[frame.index >= to_utc(start)]
+    if end is not None:
+        frame = frame[frame.index <= to_utc(end)]
+    return frame
+
+
+def build_features(store: MarketStore, symbol: str, config: PipelineConfig,
+                   start: pd.Timestamp | str | None = None, end: pd.Timestamp | str | None = None,
+                   refs: list[str] | None = None) -> pd.DataFrame:
+    """The feature table of ``symbol`` on its own bar grid, rows in [start, end].
+
+    All history up to ``end`` is read so the windows are full at ``start``.
+    """
+    refs = list(config.symbols.references if refs is None else refs)
+    inputs = _load(store, symbol, config, refs, end)
+    return _slice(compute_families(inputs, config.features), start, end)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Atomic JSON write (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def input_hashes(store: MarketStore, sources: tuple[Path, ...]) -> dict[str, str]:
+    return {str(p.relative_to(store.root)): _sha256(p) for p in sources}
+
+
+def build_and_store(store: MarketStore, symbol: str, config: PipelineConfig,
+                    start: pd.Timestamp | str | None = None,
+                    end: pd.Timestamp | str | None = None, refs: list[str] | None = None,
+                    force: bool = False) -> BuildResult:
+    """Build and write the table unless the manifest shows the same inputs and configuration."""
+    refs = list(config.symbols.references if refs is None else refs)
+    inputs = _load(store, symbol, config, refs, end)
+    relpath = features_relpath(symbol)
+    manifest_path = store.root / relpath.parent / "manifest.json"
+    manifest = {
+        "version": FEATURES_VERSION,
+        "symbol": symbol,
+        "refs": refs,
+        "start": None if start is None else str(to_utc(start)),
+        "end": None if end is None else str(to_utc(end)),
+        "symbols": config.symbols.model_dump(mode="json"),
+        "config": config.features.model_dump(mode="json"),
+        "inputs": input_hashes(store, inputs.sources),
+    }
+    old = _read_json(manifest_path)
+    if not force and old is not None and (store.root / relpath).exists():
+        same = {k: v for k, v in old.items() if k not in ("rows", "columns", "first", "last")}
+        if same == json.loads(json.dumps(manifest, default=str)):
+            return BuildResult(symbol, store.root / relpath, old["rows"], len(old["columns"]),
+                               old["first"], old["last"], up_to_date=True)
+    frame = _slice(compute_families(inputs, config.features), start, end)
+    first = frame.index[0] if len(frame) else None
+    last = frame.index[-1] if len(frame) else None
+    manifest.update(rows=len(frame), columns=list(frame.columns), first=str(first), last=str(last))
+    path = store.write_table(relpath, frame, {"symbol": symbol, "kind": "features"})
+    _write_json(manifest_path, manifest)
+    return BuildResult(symbol, path, len(frame), frame.shape[1], first, last, up_to_date=False)
+
+
+def run_step(config: PipelineConfig) -> None:
+    """Pipeline step: features for every target symbol, one report line each."""
+    store = MarketStore(config.store.root)
+    for symbol in config.symbols.targets:
+        typer.echo(build_and_store(store, symbol, config).line())

@@ -1,0 +1,118 @@
+"""The modelling table of one symbol and horizon: features, labels, usable rows, input hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cascade_ml.data.store import MarketStore
+from cascade_ml.errors import CascadeError
+
+# Variance-level inputs (sums of squared returns over N hours, range estimators): the volatility
+# trees see them as log ratios to the forecast level and the logistic baseline as logs, since
+# their level drifts across regimes. The hours in the name scale them to H bars.
+LEVEL = re.compile(r"(^|_)(rv|parkinson|garman_klass|rs_neg|rs_pos)_(\d+)h$")
+LOG_LEVEL = re.compile(r"(^|_)log_rv_(\d+)h$")
+CORE = ("ret_1h", "rv_24h", "rv_168h", "rv_720h")
+LABELS = ("fwd_rv", "fwd_log_rv", "cascade", "fwd_min_return")
+
+
+def features_path(symbol: str) -> str:
+    return f"features/symbol={symbol}/features.parquet"
+
+
+def labels_path(symbol: str, horizon: int) -> str:
+    return f"labels/symbol={symbol}/h={horizon}/labels.parquet"
+
+
+def predictions_path(symbol: str, horizon: int) -> str:
+    return f"predictions/symbol={symbol}/h={horizon}/oos.parquet"
+
+
+@dataclass
+class Dataset:
+    """Everything a train run reads. ``rows`` are the rows with complete labels and core inputs."""
+
+    symbol: str
+    horizon: int
+    features: pd.DataFrame
+    labels: pd.DataFrame
+    rows: pd.DatetimeIndex
+    feature_names: list[str]
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    def X(self, index: pd.Index | None = None) -> np.ndarray:  # noqa: N802
+        frame = self.features.loc[self.rows if index is None else index, self.feature_names]
+        return frame.to_numpy(dtype=float, na_value=np.nan)
+
+    @property
+    def span(self) -> tuple[str, str]:
+        return str(self.rows[0]), str(self.rows[-1])
+
+
+def select_features(features: pd.DataFrame, include: list[str] | None,
+                    exclude: list[str]) -> list[str]:
+    """Numeric feature columns in table order (or exactly ``include``), minus ``exclude``."""
+    if include is not None:
+        missing = [c for c in include if c not in features.columns]
+        if missing:
+            raise CascadeError(f"configured feature(s) {missing} are not in the feature table")
+        names = list(include)
+    else:
+        names = [c for c in features.columns if pd.api.types.is_numeric_dtype(features[c])]
+    names = [c for c in names if c not in exclude and c not in LABELS]
+    if not names:
+        raise CascadeError("no numeric feature columns to train on")
+    return names
+
+
+def make_dataset(symbol: str, horizon: int, features: pd.DataFrame, labels: pd.DataFrame,
+                 include: list[str] | None = None, exclude: list[str] | None = None,
+                 hashes: dict[str, str] | None = None) -> Dataset:
+    """Align labels to features and keep rows where the labels and the HAR inputs are known."""
+    missing = [c for c in CORE if c not in features.columns]
+    if missing:
+        raise CascadeError(f"feature table of {symbol} lacks required column(s) {missing}")
+    missing = [c for c in ("fwd_rv", "cascade") if c not in labels.columns]
+    if missing:
+        raise CascadeError(f"labels of {symbol} h={horizon} lack column(s) {missing}")
+    features = features.sort_index()
+    labels = labels.reindex(features.index)
+    if "fwd_log_rv" not in labels.columns:
+        labels = labels.assign(fwd_log_rv=np.log(labels["fwd_rv"]))
+    ok = labels[["fwd_rv", "cascade"]].notna().all(axis=1) & (labels["fwd_rv"] > 0)
+    ok &= features[list(CORE)].notna().all(axis=1)
+    rows = features.index[ok.to_numpy()]
+    names = select_features(features, include, exclude or [])
+    return Dataset(symbol, horizon, features, labels, pd.DatetimeIndex(rows), names, hashes or {})
+
+
+def _file_hash(store: MarketStore, relpath: str) -> str:
+    """sha256 of the table's manifest when present (it records the inputs), else of the file."""
+    path = store.root / relpath
+    manifest = path.parent / "manifest.json"
+    digest = hashlib.sha256()
+    if manifest.exists():
+        try:
+            meta = json.loads(manifest.read_text())
+        except json.JSONDecodeError as exc:
+            raise CascadeError(f"unreadable manifest ({exc})", str(manifest)) from exc
+        digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def load_dataset(store: MarketStore, symbol: str, horizon: int, include: list[str] | None = None,
+                 exclude: list[str] | None = None) -> Dataset:
+    """Read the features and labels the other layers wrote for ``symbol`` at horizon H."""
+    fpath, lpath = features_path(symbol), labels_path(symbol, horizon)
+    features = store.read_table(fpath)
+    labels = store.read_table(lpath)
+    hashes = {"features_sha256": _file_hash(store, fpath),
+              "labels_sha256": _file_hash(store, lpath)}
+    return make_dataset(symbol, horizon, features, labels, include, exclude, hashes)

@@ -1,0 +1,193 @@
+"""Purged walk-forward evaluation of the models against the baselines, on the same rows.
+
+Rows are split into a development span and an untouched final period (the last
+``final_frac``). The walk-forward runs over the development span only (this is all tuning ever
+sees); then the models are fitted on all development rows and scored once on the final period.
+Every fold refits models, baselines, imputers, scalers and calibrators on its training rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cascade_ml.errors import CascadeError
+from cascade_ml.models.baselines import cascade_baselines, volatility_baselines
+from cascade_ml.models.config import ModelConfig
+from cascade_ml.models.dataset import LEVEL, LOG_LEVEL, Dataset
+from cascade_ml.models.estimators import CascadeClassifier, VolatilityForecaster
+from cascade_ml.models.metrics import (
+    cascade_metrics,
+    diebold_mariano,
+    qlike_loss,
+    volatility_metrics,
+)
+from cascade_ml.models.splits import PurgedWalkForward, final_split
+
+log = logging.getLogger(__name__)
+VOL_BASELINES = ("ewma", "har", "garch", "gjr", "naive")
+CASCADE_BASELINES = ("logistic", "rules", "climatology")
+
+
+@dataclass
+class EvalResult:
+    """Out-of-sample predictions, their metrics and the models fitted on the development span."""
+
+    oos: pd.DataFrame
+    metrics: dict
+    vol_model: VolatilityForecaster | None = None
+    cascade_model: CascadeClassifier | None = None
+    dev_rows: pd.DatetimeIndex | None = None
+    final_rows: pd.DatetimeIndex | None = None
+    timings: dict = field(default_factory=dict)
+
+
+def _hours(name: str) -> int:
+    return int(LEVEL.search(name).group(3))
+
+
+def make_models(cfg: ModelConfig, feature_names: list[str], params: dict | None = None
+                ) -> tuple[VolatilityForecaster, CascadeClassifier]:
+    """Fresh estimators from the config (``params``, e.g. tuned, override the volatility
+    model's LightGBM settings)."""
+    lgbm = {**cfg.lgbm.model_dump(), **(params or {})}
+    common = dict(random_state=cfg.seed, n_jobs=cfg.num_threads, **lgbm)
+    anchor = feature_names.index(cfg.anchor) if cfg.anchor in feature_names else None
+    hours = int(cfg.anchor[3:-1]) if anchor is not None else 1
+    har = {}
+    if cfg.har_offset:
+        cols = ("rv_24h", "rv_168h", "rv_720h")
+        har = {"har": tuple(feature_names.index(c) for c in cols),
+               "har_scale": tuple(1.0 / int(c[3:-1]) for c in cols)}
+    levelled = anchor is not None or bool(har)
+    rel = [(j, n) for j, n in enumerate(feature_names)
+           if levelled and LEVEL.search(n) and not LOG_LEVEL.search(n)]
+    rel_log = [j for j, n in enumerate(feature_names) if levelled and LOG_LEVEL.search(n)]
+    vol = VolatilityForecaster(quantiles=tuple(cfg.quantiles) or None, anchor=anchor,
+                               objective=cfg.objective, min_coverage=cfg.min_coverage,
+                               anchor_scale=cfg.horizon / hours,
+                               relative=tuple(j for j, _ in rel),
+                               relative_scale=tuple(cfg.horizon / _hours(n) for _, n in rel),
+                               relative_log=tuple(rel_log),
+                               **har, **common)
+    clf = CascadeClassifier(calibration=cfg.calibration, calibration_frac=cfg.calibration_frac,
+                            calib_gap=cfg.horizon, min_coverage=cfg.min_coverage,
+                            random_state=cfg.seed, n_jobs=cfg.num_threads,
+                            **cfg.cascade_lgbm.model_dump())
+    return vol, clf
+
+
+def split_rows(ds: Dataset, cfg: ModelConfig) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """Development and final rows; refuses a symbol with too little data for one fold."""
+    need = max(cfg.min_rows, cfg.horizon * 4)
+    if len(ds.rows) < need:
+        raise CascadeError(
+            f"{ds.symbol} has {len(ds.rows)} usable rows at h={ds.horizon}; at least {need} are "
+            "needed for one walk-forward fold", hint="ingest more history or lower models.min_rows")
+    dev, final = final_split(ds.rows, cfg.final_frac, cfg.horizon)
+    return ds.rows[dev], ds.rows[final]
+
+
+def splitter(cfg: ModelConfig) -> PurgedWalkForward:
+    return PurgedWalkForward(cfg.n_folds, cfg.horizon, cfg.embargo, cfg.min_train_frac)
+
+
+def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
+                params: dict | None = None, baselines: bool = True
+                ) -> tuple[pd.DataFrame, VolatilityForecaster, CascadeClassifier]:
+    """Fit everything on ``train`` rows and forecast ``test`` rows (one fold)."""
+    y_log = np.log(ds.labels.loc[train, "fwd_rv"].to_numpy(float))
+    y_cas = ds.labels.loc[train, "cascade"].to_numpy(float).astype(int)
+    if len(np.unique(y_cas)) < 2:
+        raise CascadeError(f"{ds.symbol}: training rows {train[0]}..{train[-1]} hold only one "
+                           "cascade class", hint="use more history or a looser cascade label")
+    vol, clf = make_models(cfg, ds.feature_names, params)
+    vol.fit(ds.X(train), y_log)
+    Xt = ds.X(test)
+    var = vol.predict_variance(Xt)
+    out = {"var_forecast": var, "vol_forecast": np.sqrt(var)}
+    out.update(vol.predict_quantiles(Xt))
+    if baselines:
+        clf.fit(ds.X(train), y_cas)
+        out["cascade_prob"] = clf.predict_proba(Xt)[:, 1]
+        y_rv = ds.labels["fwd_rv"]
+        for name, base in volatility_baselines(cfg.horizon, cfg.ewma_lambda,
+                                               cfg.garch_window).items():
+            out[f"var_{name}"] = base.fit(ds.features, y_rv, train).predict(ds.features, test)
+        y_c = ds.labels["cascade"]
+        for name, base in cascade_baselines(cfg.horizon, ds.feature_names, cfg.seed,
+                                                 cfg.min_coverage).items():
+            out[f"prob_{name}"] = base.fit(ds.features, y_c, train).predict(ds.features, test)
+    frame = pd.DataFrame(out, index=pd.DatetimeIndex(test, name="timestamp"))
+    return frame, vol, clf
+
+
+def walk_forward(ds: Dataset, cfg: ModelConfig, params: dict | None = None) -> EvalResult:
+    """Walk-forward over the development span, then the final period; predictions + metrics."""
+    started = time.perf_counter()
+    dev, final = split_rows(ds, cfg)
+    frames = []
+    for k, (tr, te) in enumerate(splitter(cfg).split(dev)):
+        frame, _, _ = fit_predict(ds, dev[tr], dev[te], cfg, params)
+        frames.append(frame.assign(fold=k))
+        log.info("%s fold %d: train %d rows, test %s..%s", ds.symbol, k, len(tr), dev[te[0]],
+                 dev[te[-1]])
+    t_wf = time.perf_counter() - started
+    vol = clf = None
+    if len(final):
+        frame, vol, clf = fit_predict(ds, dev, final, cfg, params)
+        frames.append(frame.assign(fold=cfg.n_folds))
+    else:
+        vol, clf = make_models(cfg, ds.feature_names, params)
+        vol.fit(ds.X(dev), np.log(ds.labels.loc[dev, "fwd_rv"].to_numpy(float)))
+        clf.fit(ds.X(dev), ds.labels.loc[dev, "cascade"].to_numpy(int))
+    oos = pd.concat(frames)
+    oos["fold"] = oos["fold"].astype("int64")
+    oos = oos[["fold", *[c for c in oos.columns if c != "fold"]]]
+    wf = oos[oos["fold"] < cfg.n_folds]
+    metrics = {"walk_forward": score(wf, ds.labels, cfg),
+               "final": score(oos[oos["fold"] == cfg.n_folds], ds.labels, cfg) if len(final)
+               else None,
+               "folds": [score(g, ds.labels, cfg, dm=False)
+                         for _, g in wf.groupby("fold", sort=True)]}
+    timings = {"walk_forward_s": t_wf, "total_s": time.perf_counter() - started}
+    return EvalResult(oos, metrics, vol, clf, dev, final, timings)
+
+
+def score(pred: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, dm: bool = True) -> dict:
+    """Volatility and cascade metrics of the model and every baseline on ``pred``'s rows."""
+    lab = labels.loc[pred.index]
+    rv = lab["fwd_rv"].to_numpy(float)
+    vol = {"model": volatility_metrics(rv, pred["var_forecast"].to_numpy())}
+    vol["baselines"] = {b: volatility_metrics(rv, pred[f"var_{b}"].to_numpy())
+                        for b in VOL_BASELINES if f"var_{b}" in pred}
+    if vol["baselines"]:
+        best = min(vol["baselines"], key=lambda b: vol["baselines"][b]["qlike"])
+        vol["best_baseline"] = best
+        vol["qlike_gain_vs_best"] = 1 - vol["model"]["qlike"] / vol["baselines"][best]["qlike"]
+        if dm:
+            res = diebold_mariano(qlike_loss(rv, pred["var_forecast"].to_numpy()),
+                                  qlike_loss(rv, pred[f"var_{best}"].to_numpy()), cfg.horizon)
+            vol["dm_stat_vs_best"] = res["dm_stat"]
+            vol["dm_pvalue_vs_best"] = res["dm_pvalue"]
+    out = {"rows": len(pred), "start": str(pred.index[0]), "end": str(pred.index[-1]),
+           "volatility": vol}
+    if "cascade_prob" in pred:
+        y = lab["cascade"].to_numpy(float)
+        clim = pred["prob_climatology"].to_numpy(float)
+        ref = float(np.mean((y - clim) ** 2))
+
+        def cm(p: np.ndarray) -> dict:
+            m = cascade_metrics(y, p, float(np.mean(y)), cfg.alert_threshold)
+            m["bss"] = 1 - m["brier"] / ref if ref > 0 else float("nan")
+            m.pop("base_rate")
+            return m
+
+        out["cascade"] = {"base_rate": float(np.mean(y)), "model": cm(pred["cascade_prob"]),
+                          "baselines": {b: cm(pred[f"prob_{b}"].to_numpy())
+                                        for b in CASCADE_BASELINES}}
+    return out

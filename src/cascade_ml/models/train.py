@@ -1,0 +1,231 @@
+"""The train step: evaluate, track, register, promote by rule, export the bundle, write OOS.
+
+What is fitted on what (see docs/models.md): the walk-forward scores models and baselines on
+the development span; the models are then fitted on all development rows and scored once on
+the untouched final period. That very model is what MLflow registers and the bundle carries, so
+the bundle's metrics are honest out-of-sample figures of the exact artifact that serves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from cascade_ml.data.store import MarketStore
+from cascade_ml.models import tracking
+from cascade_ml.models.bundle import export_bundle
+from cascade_ml.models.config import ModelConfig
+from cascade_ml.models.dataset import Dataset, load_dataset, predictions_path
+from cascade_ml.models.evaluate import EvalResult, walk_forward
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainReport:
+    """What one train run produced."""
+
+    symbol: str
+    result: EvalResult
+    run_id: str | None = None
+    versions: dict = field(default_factory=dict)
+    promoted: bool = False
+    reason: str = ""
+    bundle_path: Path | None = None
+    predictions_path: Path | None = None
+    params: dict = field(default_factory=dict)
+
+
+def summary(ds: Dataset, cfg: ModelConfig, result: EvalResult) -> dict:
+    """The evaluation JSON: walk-forward metrics at the top level, the final period beside."""
+    wf = result.metrics["walk_forward"]
+    out = {"symbol": ds.symbol, "horizon": cfg.horizon, "folds": cfg.n_folds,
+           "rows": {"development": len(result.dev_rows), "final": len(result.final_rows)},
+           "span": {"start": ds.span[0], "end": ds.span[1],
+                    "final_start": str(result.final_rows[0]) if len(result.final_rows) else None},
+           "volatility": wf["volatility"], "cascade": wf.get("cascade"),
+           "final": result.metrics["final"], "per_fold": result.metrics["folds"]}
+    return json.loads(json.dumps(out, default=float))
+
+
+def table(metrics: dict, title: str) -> str:
+    """A short model-vs-baselines text table of one evaluation block."""
+    vol = metrics["volatility"]
+    lines = [f"{title} ({metrics['rows']} rows, {metrics['start'][:10]}..{metrics['end'][:10]})",
+             f"  {'volatility':<12}{'QLIKE':>8}{'MSE log':>9}{'MZ R2':>8}"]
+    rows = {"model": vol["model"], **vol["baselines"]}
+    for name, m in rows.items():
+        lines.append(f"  {name:<12}{m['qlike']:>8.4f}{m['mse_log']:>9.4f}{m['mz_r2']:>8.3f}")
+    if "dm_pvalue_vs_best" in vol:
+        lines.append(f"  model vs {vol['best_baseline']}: QLIKE gain "
+                     f"{100 * vol['qlike_gain_vs_best']:+.1f}%, "
+                     f"DM p={vol['dm_pvalue_vs_best']:.3g}")
+    if metrics.get("cascade"):
+        cas = metrics["cascade"]
+        lines.append(f"  {'cascade':<12}{'PR-AUC':>8}{'ROC-AUC':>9}{'Brier':>8}{'BSS':>8}"
+                     f"   base rate {cas['base_rate']:.4f}")
+        for name, m in {"model": cas["model"], **cas["baselines"]}.items():
+            lines.append(f"  {name:<12}{m['pr_auc']:>8.4f}{m['roc_auc']:>9.4f}{m['brier']:>8.4f}"
+                         f"{m['bss']:>8.3f}")
+    return "\n".join(lines)
+
+
+def evaluate_symbol(store: MarketStore, symbol: str, cfg: ModelConfig,
+                    params: dict | None = None) -> tuple[Dataset, EvalResult]:
+    ds = load_dataset(store, symbol, cfg.horizon, cfg.features, cfg.exclude_features)
+    return ds, walk_forward(ds, cfg, params)
+
+
+def log_evaluation(ds: Dataset, cfg: ModelConfig, result: EvalResult,
+                   report_dir: Path | None) -> str:
+    """Log an evaluation run (metrics, plots; nothing registered); plots also to report_dir."""
+    client, exp_id = tracking.connect(cfg)
+    with tempfile.TemporaryDirectory(prefix="cascade-eval-") as tmp:
+        plots_dir = Path(report_dir) if report_dir is not None else Path(tmp) / "plots"
+        write_plots(ds, cfg, result, plots_dir)
+        logged = tracking.log_run(
+            client, exp_id, cfg=cfg, symbol=ds.symbol,
+            ds_info={"feature_names": ds.feature_names, "hashes": ds.hashes,
+                     "spans": {"data_start": ds.span[0], "data_end": ds.span[1]}},
+            metrics=result.metrics, vol=result.vol_model, clf=result.cascade_model,
+            sample_x=None, make_bundle=None, plots_dir=plots_dir, params=None)
+    return logged["run_id"]
+
+
+def write_plots(ds: Dataset, cfg: ModelConfig, result: EvalResult, folder: Path) -> None:
+    from cascade_ml.models.plots import write_all
+
+    rows = result.dev_rows
+    take = rows[np.linspace(0, len(rows) - 1, min(cfg.shap_sample, len(rows))).astype(int)]
+    write_all(result.oos, ds.labels, result.vol_model, result.cascade_model, ds.X(take),
+              ds.feature_names, folder)
+
+
+def train_symbol(store: MarketStore, symbol: str, cfg: ModelConfig, *, tune_trials: int = 0,
+                 force: bool = False, plots: bool = True) -> TrainReport:
+    """Evaluate, log, register, promote by rule, export the champion and write OOS predictions."""
+    ds = load_dataset(store, symbol, cfg.horizon, cfg.features, cfg.exclude_features)
+    params: dict = {}
+    if tune_trials:
+        from cascade_ml.models.tuning import tune
+
+        params, study = tune(ds, cfg, tune_trials)
+        log.info("tuning: best mean QLIKE %s with %s", study.best_value if params else None, params)
+    result = walk_forward(ds, cfg, params or None)
+    report = TrainReport(symbol, result, params=params)
+    report.predictions_path = store.write_table(
+        predictions_path(symbol, cfg.horizon), result.oos,
+        {"symbol": symbol, "horizon": cfg.horizon, "folds": cfg.n_folds,
+         "final_fold": cfg.n_folds, "inputs": ds.hashes})
+
+    client, exp_id = tracking.connect(cfg)
+    final = result.final_rows
+    champ_q = tracking.champion_qlike(
+        client, symbol, cfg.horizon, ds.X(final) if len(final) else None,
+        ds.labels.loc[final, "fwd_rv"].to_numpy(float) if len(final) else None,
+        ds.feature_names)
+    with tempfile.TemporaryDirectory(prefix="cascade-train-") as tmp:
+        tmp = Path(tmp)
+        plots_dir = tmp / "plots"
+        if plots:
+            write_plots(ds, cfg, result, plots_dir)
+        spans = {"data_start": ds.span[0], "data_end": ds.span[1],
+                 "train_start": str(result.dev_rows[0]), "train_end": str(result.dev_rows[-1]),
+                 "final_start": str(final[0]) if len(final) else "",
+                 "final_end": str(final[-1]) if len(final) else ""}
+        headline = result.metrics["final"] or result.metrics["walk_forward"]
+
+        def make_bundle(version: str) -> Path:
+            return export_bundle(
+                tmp / "bundle", result.vol_model, result.cascade_model, version=version,
+                symbol=symbol, horizon=cfg.horizon, feature_names=ds.feature_names,
+                training_span={"start": spans["train_start"], "end": spans["train_end"]},
+                metrics={"final": headline, "walk_forward": result.metrics["walk_forward"]},
+                config={**cfg.model_dump(mode="json"), "tuned": params})
+
+        sample = ds.features.loc[result.dev_rows[-200:], ds.feature_names].astype(float)
+        logged = tracking.log_run(
+            client, exp_id, cfg=cfg, symbol=symbol,
+            ds_info={"feature_names": ds.feature_names, "spans": spans, "hashes": ds.hashes},
+            metrics=result.metrics, vol=result.vol_model, clf=result.cascade_model,
+            sample_x=sample, make_bundle=make_bundle, plots_dir=plots_dir if plots else None,
+            params=params)
+    report.run_id, report.versions = logged["run_id"], logged["versions"]
+    report.promoted, report.reason = tracking.decide_promotion(
+        tracking.headline(headline), champ_q, force)
+    if report.promoted:
+        tracking.set_champion(client, symbol, cfg.horizon, report.run_id)
+    if tracking.champion_version(client, tracking.model_names(symbol, cfg.horizon)["volatility"]):
+        report.bundle_path = tracking.export_champion(client, symbol, cfg.horizon, cfg.models_dir)
+    return report
+
+
+def promote(symbol: str, cfg: ModelConfig, version: str | None = None,
+            force: bool = False) -> tuple[bool, str, Path | None]:
+    """Apply the promotion rule to a registered version (default: the latest) and export."""
+    from cascade_ml.errors import CascadeError
+
+    client, _ = tracking.connect(cfg)
+    name = tracking.model_names(symbol, cfg.horizon)["volatility"]
+    versions = client.search_model_versions(f"name='{name}'")
+    if not versions:
+        raise CascadeError(f"no registered model {name}", hint="run `cascade-ml train` first")
+    if version is None:
+        cand = max(versions, key=lambda v: int(v.version))
+    else:
+        match = [v for v in versions if str(v.version) == str(version)]
+        if not match:
+            raise CascadeError(f"{name} has no version {version}",
+                               hint=f"versions: {sorted(int(v.version) for v in versions)}")
+        cand = match[0]
+    champ = tracking.champion_version(client, name)
+    champ_q = None
+    if champ is not None and str(champ.version) != str(cand.version) and "qlike" in champ.tags:
+        champ_q = float(champ.tags["qlike"])
+    head = {k: float(cand.tags[k]) for k in ("qlike", "best_baseline_qlike") if k in cand.tags}
+    if len(head) < 2 and not force:
+        raise CascadeError(f"{name} v{cand.version} has no evaluation tags to judge it by")
+    ok, reason = tracking.decide_promotion(head, champ_q, force) if head or force else (False, "")
+    path = None
+    if ok:
+        tracking.set_champion(client, symbol, cfg.horizon, cand.run_id)
+        path = tracking.export_champion(client, symbol, cfg.horizon, cfg.models_dir)
+    return ok, f"v{cand.version}: {reason}", path
+
+
+def print_report(report: TrainReport, cfg: ModelConfig) -> None:
+    m = report.result.metrics
+    typer.echo(table(m["walk_forward"], f"{report.symbol} h={cfg.horizon} walk-forward "
+                                        f"({cfg.n_folds} folds)"))
+    if m["final"]:
+        typer.echo(table(m["final"], f"{report.symbol} final period (untouched by tuning)"))
+    typer.echo(f"run {report.run_id}; registered versions {report.versions}; "
+               f"{'PROMOTED' if report.promoted else 'not promoted'}: {report.reason}")
+    typer.echo(f"bundle: {report.bundle_path or 'none (no champion yet)'}; "
+               f"OOS predictions: {report.predictions_path}")
+
+
+def resolve_config(config) -> ModelConfig:
+    """The models section, with the labels' horizon unless models.horizon is set explicitly."""
+    cfg: ModelConfig = config.models
+    if "horizon" not in cfg.model_fields_set:
+        cfg = cfg.model_copy(update={"horizon": config.labels.horizon})
+    return cfg
+
+
+def run_step(config) -> None:
+    """Pipeline step `train`: every target symbol, with the pipeline's models section."""
+    store = MarketStore(config.store.root)
+    cfg = resolve_config(config)
+    for symbol in config.symbols.targets:
+        report = train_symbol(store, symbol, cfg, tune_trials=cfg.tune_trials)
+        print_report(report, cfg)
+
+
+

@@ -1,0 +1,125 @@
+"""Binance USD-M liquidation math with maintenance-margin tiers (isolated margin).
+
+Liquidation happens when the position's equity falls to its maintenance margin
+``notional * MMR - cum`` (the bracket's ``cum`` keeps the requirement continuous across brackets).
+For one position this gives Binance's form (REFERENCES.md, freqtrade ``exchange/binance.py``)::
+
+    LP = (WB + cum - s Q EP) / (Q MMR - s Q)        s = +1 long, -1 short
+
+With the wallet balance of a fresh isolated position ``WB = N / L`` (N = Q EP) the distance to
+liquidation depends only on leverage and bracket::
+
+    long:  d = 1 - (1 - 1/L - cum/N) / (1 - MMR)   =>  L_max = 1 / (1 - cum/N - (1 - d)(1 - MMR))
+    short: d = (1 + 1/L + cum/N) / (1 + MMR) - 1   =>  L_max = 1 / ((1 + d)(1 + MMR) - 1 - cum/N)
+
+With cum = 0 the long case is REFERENCES.md's ``L_max = 1 / (1 - (1 - MMR)(1 - d))``. All array
+functions accept scalars or numpy arrays so the backtest can use them on whole columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from cascade_ml.errors import CascadeError
+from cascade_ml.policy.config import MarginTier
+
+Side = Literal["long", "short"]
+ArrayLike = float | np.ndarray
+
+
+def _sign(side: str) -> int:
+    if side == "long":
+        return 1
+    if side == "short":
+        return -1
+    raise CascadeError(f"unknown side {side!r}; expected 'long' or 'short'")
+
+
+def tier_arrays(tiers: Sequence[MarginTier]) -> tuple[np.ndarray, ...]:
+    """Bracket bounds, MMRs, max leverages and cums as arrays (for vectorised lookups)."""
+    return (np.array([t.max_notional for t in tiers], dtype=float),
+            np.array([t.mmr for t in tiers], dtype=float),
+            np.array([t.max_leverage for t in tiers], dtype=float),
+            np.array([t.cum for t in tiers], dtype=float))
+
+
+def tier_params(notional: ArrayLike, tiers: Sequence[MarginTier]) -> tuple[ArrayLike, ...]:
+    """(mmr, max_leverage, cum) of the bracket holding ``notional`` (beyond the last: the last)."""
+    bounds, mmr, max_lev, cum = tier_arrays(tiers)
+    idx = np.searchsorted(bounds, np.abs(np.asarray(notional, dtype=float)), side="right")
+    idx = np.minimum(idx, len(bounds) - 1)
+    if np.ndim(idx) == 0:
+        i = int(idx)
+        return float(mmr[i]), float(max_lev[i]), float(cum[i])
+    return mmr[idx], max_lev[idx], cum[idx]
+
+
+def maintenance_margin(notional: ArrayLike, tiers: Sequence[MarginTier]) -> ArrayLike:
+    """Maintenance margin ``N * MMR - cum`` of a position of notional ``N``."""
+    mmr, _, cum = tier_params(notional, tiers)
+    return np.abs(notional) * mmr - cum
+
+
+def liquidation_price(side: Side, qty: float, entry_price: float, wallet_balance: float,
+                      tiers: Sequence[MarginTier]) -> float:
+    """Binance isolated liquidation price ``(WB + cum - sQEP) / (QMMR - sQ)``; 0 if never reached.
+
+    The bracket is the one of the entry notional ``Q * EP``.
+    """
+    s = _sign(side)
+    if qty <= 0 or entry_price <= 0:
+        raise CascadeError(f"qty and entry_price must be positive, got {qty} and {entry_price}")
+    mmr, _, cum = tier_params(qty * entry_price, tiers)
+    price = (wallet_balance + cum - s * qty * entry_price) / (qty * mmr - s * qty)
+    return max(float(price), 0.0)
+
+
+def bucket_liquidation_price(long_qty: float, short_qty: float, equity: float, price: float,
+                             tiers: Sequence[MarginTier]) -> float:
+    """Liquidation price of a long and a short leg of one symbol sharing margin ``equity``.
+
+    Solves ``equity + q_net (x - price) = mm(long at x) + mm(short at x)`` with brackets taken at
+    ``price``. Returns 0 (net long) or inf (net short) when the price can never get there, and nan
+    with no position. With one leg and ``equity = WB`` it equals :func:`liquidation_price`.
+    """
+    q_net = long_qty - short_qty
+    if long_qty <= 0 and short_qty <= 0:
+        return float("nan")
+    mmr_l, _, cum_l = tier_params(long_qty * price, tiers)
+    mmr_s, _, cum_s = tier_params(short_qty * price, tiers)
+    cum = (cum_l if long_qty > 0 else 0.0) + (cum_s if short_qty > 0 else 0.0)
+    denom = long_qty * mmr_l + short_qty * mmr_s - q_net
+    if denom == 0:
+        return 0.0 if q_net > 0 else float("inf")
+    x = (equity - q_net * price + cum) / denom
+    if q_net > 0:
+        return max(float(x), 0.0)
+    return float(x) if x > 0 else float("inf")
+
+
+def liquidation_distance(side: Side, leverage: ArrayLike, notional: ArrayLike,
+                         tiers: Sequence[MarginTier]) -> ArrayLike:
+    """Adverse move (fraction of entry price) from entry to liquidation for ``WB = N / L``."""
+    s = _sign(side)
+    mmr, _, cum = tier_params(notional, tiers)
+    inv_l = 1.0 / np.asarray(leverage, dtype=float)
+    c = cum / np.asarray(notional, dtype=float)
+    out = (1.0 - (1.0 - inv_l - c) / (1.0 - mmr) if s == 1
+           else (1.0 + inv_l + c) / (1.0 + mmr) - 1.0)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def max_leverage_for_distance(side: Side, distance: ArrayLike, notional: ArrayLike,
+                              tiers: Sequence[MarginTier]) -> ArrayLike:
+    """Largest leverage whose liquidation is at least ``distance`` away (inf when any is)."""
+    s = _sign(side)
+    mmr, _, cum = tier_params(notional, tiers)
+    d = np.asarray(distance, dtype=float)
+    c = cum / np.asarray(notional, dtype=float)
+    denom = 1.0 - c - (1.0 - d) * (1.0 - mmr) if s == 1 else (1.0 + d) * (1.0 + mmr) - 1.0 - c
+    with np.errstate(divide="ignore"):
+        out = np.where(denom > 0, 1.0 / np.where(denom > 0, denom, 1.0), np.inf)
+    return float(out) if np.ndim(out) == 0 else out

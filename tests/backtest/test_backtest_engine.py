@@ -1,0 +1,133 @@
+"""The engine on hand-built price paths: liquidation, funding signs, fees, no-trade band."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cascade_ml.backtest.engine import _liq_price, _Tiers, simulate
+from cascade_ml.policy.config import NEAR_TIERS, PolicyConfig
+from cascade_ml.policy.liquidation import bucket_liquidation_price
+
+FREE = PolicyConfig(taker_fee=0.0, spread=0.0)
+
+
+def run(close, *, low=None, high=None, lev=2.0, hedge=0.0, rate=None, side="long",
+        policy=FREE, sigma=0.04, prob=0.05, **kw):
+    close = np.asarray(close, dtype=float)
+    n = len(close)
+    low = close.copy() if low is None else np.asarray(low, dtype=float)
+    high = close.copy() if high is None else np.asarray(high, dtype=float)
+    lev_a = np.broadcast_to(np.asarray(lev, dtype=float), (n,)).copy()
+    hedge_a = np.broadcast_to(np.asarray(hedge, dtype=float), (n,)).copy()
+    rate = np.zeros(n) if rate is None else np.asarray(rate, dtype=float)
+    return simulate(close, high, low, close, rate, lev_a, hedge_a, np.full(n, sigma),
+                    np.full(n, prob), side=side, tiers=NEAR_TIERS, policy=policy, **kw)
+
+
+def test_drop_liquidates_unhedged_10x_but_not_hedged() -> None:
+    close = [100.0, 100.0, 95.0, 95.0]
+    low = [100.0, 100.0, 88.0, 95.0]  # -12% intrabar: beyond the ~8.7% distance of 10x at 50k
+    naked = run(close, low=low, lev=10.0, hedge=0.0)
+    hedged = run(close, low=low, lev=10.0, hedge=0.5)
+    assert naked.liquidation_bars == [2]
+    assert hedged.liquidation_bars == []
+    # unhedged lost its whole margin (half the account) and re-entered with half of the rest
+    assert naked.equity[2] == pytest.approx(5_000.0)
+    # hedged: net 5x of the 5,000 margin lost 5% -> 25,000 * 5% = 1,250
+    assert hedged.equity[2] == pytest.approx(10_000.0 - 1_250.0)
+
+
+def test_short_is_liquidated_by_the_high() -> None:
+    close = [100.0, 100.0, 104.0]
+    high = [100.0, 100.0, 112.0]
+    assert run(close, high=high, lev=10.0, side="short").liquidation_bars == [2]
+    assert run(close, high=high, lev=10.0, side="long").liquidation_bars == []
+
+
+def test_funding_sign_conventions() -> None:
+    close = [100.0] * 4
+    rate = [0.0, 0.001, 0.0, -0.002]
+    long_ = run(close, lev=2.0, rate=rate)      # notional 10,000
+    short = run(close, lev=2.0, rate=rate, side="short")
+    hedged = run(close, lev=2.0, hedge=0.5, rate=rate)
+    assert long_.equity[1] == pytest.approx(10_000 - 10.0)   # long pays a positive rate
+    assert long_.equity[3] == pytest.approx(10_000 - 10.0 + 20.0)  # and receives a negative one
+    assert short.equity[1] == pytest.approx(10_000 + 10.0)
+    assert long_.funding == pytest.approx(-10.0) and short.funding == pytest.approx(10.0)
+    assert hedged.funding == pytest.approx(-5.0)  # both legs: 10,000 pays, 5,000 receives
+
+
+def test_fees_charged_on_turnover() -> None:
+    cfg = PolicyConfig(taker_fee=0.0005, spread=0.0002)
+    close = [100.0] * 3
+    res = run(close, lev=[2.0, 2.0, 3.0], hedge=0.5, policy=cfg)
+    # open: 10,000 long + 5,000 hedge; re-lever to 3x on a smaller bucket adds both legs
+    assert res.trades == 2
+    assert res.fees == pytest.approx(res.traded_notional * 0.0006)
+    assert res.equity[-1] == pytest.approx(10_000 - res.fees)
+    assert res.traded_notional > 15_000
+
+
+def test_no_trade_band_suppresses_tiny_rebalances() -> None:
+    close = [100.0] * 8
+    wiggle = [0.50, 0.51, 0.49, 0.52, 0.50, 0.48, 0.51, 0.60]
+    banded = run(close, hedge=wiggle, policy=PolicyConfig())
+    assert banded.trades == 2  # the open, then only the 0.48 -> 0.60 move
+    assert banded.hedge[-2] == pytest.approx(0.50) and banded.hedge[-1] == pytest.approx(0.60)
+    loose = PolicyConfig(no_trade_band=0.0, benefit_cost_multiple=0.0)
+    assert run(close, hedge=wiggle, policy=loose).trades == 8
+
+
+def test_leverage_drift_inside_tolerance_is_left_alone() -> None:
+    close = [100.0, 101.0, 102.0, 103.0, 120.0]
+    res = run(close, lev=4.0, leverage_tolerance=0.1)
+    assert res.trades == 2  # open, then the +17% bar drags leverage below 3.6x
+    assert res.leverage[3] < 4.0 and res.leverage[-1] == pytest.approx(4.0)
+    # re-levering also resets the margin to half the equity: exposure = 4 x 0.5 x equity
+    assert res.equity[-1] == pytest.approx(10_000 + 200 * 3 + 200 * 17)
+    assert res.traded_notional == pytest.approx(20_000 + (2 * res.equity[-1] - 200 * 120))
+
+
+def test_nan_targets_keep_the_position() -> None:
+    close = [100.0, 100.0, 100.0]
+    res = run(close, lev=[2.0, np.nan, 5.0], hedge=[0.3, np.nan, 0.3])
+    assert res.trades == 2 and res.leverage[1] == pytest.approx(2.0)
+
+
+def test_fast_liquidation_price_matches_policy_module() -> None:
+    rng = np.random.default_rng(0)
+    t = _Tiers(NEAR_TIERS)
+    for _ in range(200):
+        lq, sq = rng.uniform(0, 5e5, 2) * (rng.random(2) > 0.3)
+        if lq == sq == 0:
+            continue
+        eq, px = rng.uniform(100, 2e5), rng.uniform(1, 10)
+        a = _liq_price(lq, sq, eq, px, t)
+        b = bucket_liquidation_price(lq, sq, eq, px, NEAR_TIERS)
+        assert a == pytest.approx(b)
+
+
+def test_funding_per_bar_prefers_the_venue_and_fills_with_a_proxy() -> None:
+    import pandas as pd
+
+    from cascade_ml.backtest.data import funding_per_bar
+
+    idx = pd.date_range("2025-01-01", periods=48, freq="h", tz="UTC", name="timestamp")
+    # venue: 8h settlements from 2025-01-02 00:00; proxy: hourly (with ms jitter) all along
+    venue = pd.DataFrame({"funding_rate": [1e-4, 2e-4, 3e-4]},
+                         index=pd.date_range("2025-01-02", periods=3, freq="8h", tz="UTC"))
+    proxy_idx = idx + pd.Timedelta("1h") + pd.Timedelta("3ms")
+    proxy = pd.DataFrame({"funding_rate": 1e-5}, index=proxy_idx)
+    rates, covered, proxied = funding_per_bar(idx, [venue, proxy], pd.Timedelta("1h"))
+    assert covered == 1.0
+    # bars closing after 2025-01-01 16:00 (one 8h interval before the first settlement) use the
+    # venue: rates only on the bars closing at 00:00, 08:00, 16:00
+    assert rates[23] == 1e-4 and rates[31] == 2e-4 and rates[39] == 3e-4
+    assert rates[24:31].sum() == 0.0
+    assert rates[0] == 1e-5 and rates[15] == 1e-5 and rates[16] == 0.0
+    assert rates[40] == 1e-5  # after the venue's last record the proxy takes over again
+    assert proxied == pytest.approx((16 + 8) / 48)
+    alone, cov, _ = funding_per_bar(idx, venue, pd.Timedelta("1h"))
+    assert cov == pytest.approx(24 / 48) and alone[:16].sum() == 0.0
+    assert alone.sum() == pytest.approx(6e-4)
