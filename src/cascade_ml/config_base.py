@@ -6,6 +6,6 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StrictModel(BaseModel):
-    """Unknown keys are rejected with their name, so a typo in a pipeline file never passes silently."""
+    """Unknown keys are rejected by name, so a typo in a pipeline file never passes silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -28,7 +28,14 @@ def _configure(
 
 def _register() -> None:
     """Attach each area's commands (imported here so `--help` lists them all)."""
-    from cascade_ml.cli import data_cmds, features_cmds, model_cmds, pipeline_cmds, policy_cmds, serve_cmds
+    from cascade_ml.cli import (
+        data_cmds,
+        features_cmds,
+        model_cmds,
+        pipeline_cmds,
+        policy_cmds,
+        serve_cmds,
+    )
 
     for module in (pipeline_cmds, data_cmds, features_cmds, model_cmds, policy_cmds, serve_cmds):
         module.register(app)
