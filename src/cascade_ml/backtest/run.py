@@ -6,15 +6,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import typer
 
+from cascade_ml.atomic import write_json
 from cascade_ml.backtest.data import BacktestData, load
 from cascade_ml.backtest.plots import save_plots
 from cascade_ml.backtest.simulate_all import StrategyRun, model_policy_paths, run_strategies
@@ -87,18 +85,6 @@ def target_report(rows: list[dict]) -> list[str]:
     return lines
 
 
-def _write_json(path: Path, payload: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def log_to_mlflow(config: PipelineConfig, symbol: str, horizon: int, rows: list[dict],
                   plots: list[Path], json_path: Path | None) -> str:
     """One run per symbol in the backtest experiment: params, metrics per strategy, artifacts."""
@@ -145,7 +131,7 @@ def run_backtest(config: PipelineConfig, symbol: str, *, json_path: Path | None 
     for line in target_report(rows):
         typer.echo(f"  model_policy target: {line}")
     if json_path is not None:
-        _write_json(Path(json_path), rows)
+        write_json(Path(json_path), rows)
     out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
     plots = save_plots(runs, data, model_policy_paths(data, bt, config.policy, symbol), out_dir,
                        symbol)

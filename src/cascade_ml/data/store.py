@@ -18,9 +18,7 @@ The number of conflicting rows is always reported.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cascade_ml.atomic import atomic_file
 from cascade_ml.data.schemas import DATASETS
 from cascade_ml.data.validate import validate_frame
 from cascade_ml.errors import CascadeError, DataValidationError
@@ -232,20 +231,11 @@ class MarketStore:
 
     @staticmethod
     def _atomic_write(path: Path, frame: pd.DataFrame, meta: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         frame = frame.copy()
         frame.attrs = {}
         table = pa.Table.from_pandas(frame, preserve_index=True)
         schema_meta = dict(table.schema.metadata or {})
         schema_meta[_META_KEY] = json.dumps(meta, default=str).encode()
         table = table.replace_schema_metadata(schema_meta)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pq.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")

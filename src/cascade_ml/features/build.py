@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import typer
 
+from cascade_ml.atomic import read_json, write_json
 from cascade_ml.config import PipelineConfig
 from cascade_ml.data.store import MarketStore, to_utc
 from cascade_ml.errors import ConfigError
@@ -110,28 +109,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    """Atomic JSON write (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def input_hashes(store: MarketStore, sources: tuple[Path, ...]) -> dict[str, str]:
     return {str(p.relative_to(store.root)): _sha256(p) for p in sources}
 
@@ -155,7 +132,7 @@ def build_and_store(store: MarketStore, symbol: str, config: PipelineConfig,
         "config": config.features.model_dump(mode="json"),
         "inputs": input_hashes(store, inputs.sources),
     }
-    old = _read_json(manifest_path)
+    old = read_json(manifest_path)
     if not force and old is not None and (store.root / relpath).exists():
         same = {k: v for k, v in old.items() if k not in ("rows", "columns", "first", "last")}
         if same == json.loads(json.dumps(manifest, default=str)):
@@ -166,7 +143,7 @@ def build_and_store(store: MarketStore, symbol: str, config: PipelineConfig,
     last = frame.index[-1] if len(frame) else None
     manifest.update(rows=len(frame), columns=list(frame.columns), first=str(first), last=str(last))
     path = store.write_table(relpath, frame, {"symbol": symbol, "kind": "features"})
-    _write_json(manifest_path, manifest)
+    write_json(manifest_path, manifest)
     return BuildResult(symbol, path, len(frame), frame.shape[1], first, last, up_to_date=False)
 
 

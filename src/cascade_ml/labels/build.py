@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import typer
 
+from cascade_ml.atomic import read_json, write_json
 from cascade_ml.config import PipelineConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import ConfigError
 from cascade_ml.features.asof import asof_join, interval_delta
-from cascade_ml.features.build import _read_json, _write_json, input_hashes
+from cascade_ml.features.build import input_hashes
 from cascade_ml.features.stats import log_return, min_periods, rolling_z
 from cascade_ml.labels.config import LabelConfig
 
@@ -159,7 +160,7 @@ def build_and_store_labels(store: MarketStore, symbol: str, config: PipelineConf
     manifest = {"version": LABELS_VERSION, "symbol": symbol, "horizon": h,
                 "config": cfg.model_dump(mode="json"),
                 "inputs": input_hashes(store, tuple(store.root / k.relpath() for k in used))}
-    old = _read_json(manifest_path)
+    old = read_json(manifest_path)
     current = (not force and old and (store.root / relpath).exists()
                and {k: v for k, v in old.items() if k not in ("rows", "base_rate")}
                == json.loads(json.dumps(manifest)))
@@ -169,7 +170,7 @@ def build_and_store_labels(store: MarketStore, symbol: str, config: PipelineConf
     base_rate = float(frame["cascade"].mean())
     manifest.update(rows=len(frame), base_rate=base_rate)
     path = store.write_table(relpath, frame, {"symbol": symbol, "kind": "labels", "horizon": h})
-    _write_json(manifest_path, manifest)
+    write_json(manifest_path, manifest)
     return LabelResult(symbol, h, path, len(frame), base_rate, False)
 
 

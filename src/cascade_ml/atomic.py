@@ -1,0 +1,46 @@
+"""Write-then-rename file helpers: a killed process leaves the old file or the new one, never half.
+
+Every file the project writes (store partitions, derived tables, manifests, reports) goes through
+``atomic_file`` so the rule lives in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Yield a handle on a temp file beside ``path``; on success fsync and rename it over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, payload: object) -> None:
+    """Atomically write ``payload`` as indented, key-sorted JSON."""
+    with atomic_file(path, "w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+
+
+def read_json(path: str | Path) -> Any | None:
+    """The JSON document at ``path``, or None when it does not exist or is unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
