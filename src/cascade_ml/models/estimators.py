@@ -68,6 +68,7 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
                  relative_scale: tuple[float, ...] = (), har: tuple[int, ...] = (),
                  har_scale: tuple[float, ...] = (), relative_log: tuple[int, ...] = (),
                  objective: str = "gamma", min_coverage: float = 0.0,
+                 shrink_frac: float = 0.0, shrink_gap: int = 0,
                  random_state: int = 42,
                  n_jobs: int = 2) -> None:
         self.n_estimators = n_estimators
@@ -88,6 +89,8 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         self.relative_log = relative_log
         self.objective = objective
         self.min_coverage = min_coverage
+        self.shrink_frac = shrink_frac
+        self.shrink_gap = shrink_gap
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -127,30 +130,66 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
             X[:, j] = X[:, j] - off
         return X
 
-    def fit(self, X, y):  # noqa: N803 - sklearn API
-        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
-        y = np.asarray(y, dtype=float)
+    def _fit_har(self, X, y) -> np.ndarray:  # noqa: N803
+        design = self._har_design(X)
+        ok = np.isfinite(design).all(axis=1)
+        coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
+        # intercept shifted by the HAR smearing factor: the offset is log E[RV], not E[log RV]
+        coef[0] += np.log(np.mean(np.exp(np.clip(y[ok] - design[ok] @ coef, -50, 50))))
+        return coef
+
+    def _fit_trees(self, X, y) -> tuple:  # noqa: N803
+        """HAR level, trees and smearing factor on (X, y); sets ``har_coef_`` when HAR is used."""
         if self.har:
-            design = self._har_design(X)
-            ok = np.isfinite(design).all(axis=1)
-            coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
-            # intercept shifted by the HAR smearing factor: the offset is log E[RV], not E[log RV]
-            coef[0] += np.log(np.mean(np.exp(np.clip(y[ok] - design[ok] @ coef, -50, 50))))
-            self.har_coef_ = coef
+            self.har_coef_ = self._fit_har(X, y)
         off = self.offset(X)
-        Xt, self.used_features_ = mask_sparse(self.tree_inputs(X), self.min_coverage)
+        Xt, used = mask_sparse(self.tree_inputs(X), self.min_coverage)
         if self.objective == "gamma":
             # Gamma deviance with log link = 2 x QLIKE: boosting minimises the evaluation loss
             # directly and estimates E[RV], so no smearing is needed.
-            self.model_ = lgb.LGBMRegressor(**_lgbm_kwargs(self, objective="gamma")).fit(
+            model = lgb.LGBMRegressor(**_lgbm_kwargs(self, objective="gamma")).fit(
                 Xt, np.exp(np.clip(y, -50, 50)), init_score=off)
-            self.smearing_ = 1.0
         elif self.objective == "l2":
-            self.model_ = lgb.LGBMRegressor(**_lgbm_kwargs(self)).fit(Xt, y - off)
-            resid = y - off - self.model_.predict(Xt, raw_score=True)
-            self.smearing_ = float(np.mean(np.exp(np.clip(resid, -50, 50))))
+            model = lgb.LGBMRegressor(**_lgbm_kwargs(self)).fit(Xt, y - off)
         else:
             raise ValueError(f"objective must be 'gamma' or 'l2', got {self.objective!r}")
+        return model, off, Xt, used
+
+    def _smearing(self, y, off, corr) -> float:
+        if self.objective == "gamma":
+            return 1.0
+        return float(np.mean(np.exp(np.clip(y - off - corr, -50, 50))))
+
+    def _fit_shrink(self, X, y) -> float:  # noqa: N803
+        """Weight of the tree correction (0 = HAR/anchor only, 1 = full), chosen on a later slice
+        of the training rows by QLIKE, with HAR and trees refitted on the earlier rows only."""
+        n = len(y)
+        n_val = int(n * self.shrink_frac)
+        stop = n - n_val - self.shrink_gap
+        if not self.shrink_frac or n_val < 50 or stop < 50:
+            return 1.0
+        model, off_in, Xt_in, _ = self._fit_trees(X[:stop], y[:stop])
+        corr_in = model.predict(Xt_in, raw_score=True)
+        Xv, yv = X[n - n_val:], y[n - n_val:]
+        off_v = self.offset(Xv)
+        corr_v = model.predict(self.tree_inputs(Xv), raw_score=True)
+        rv = np.exp(np.clip(yv, -50, 50))
+        best, best_loss = 1.0, np.inf
+        for w in np.linspace(0.0, 1.0, 21):
+            f = np.exp(np.clip(off_v + w * corr_v, -50, 50)) * self._smearing(
+                y[:stop], off_in, w * corr_in)
+            loss = float(np.mean(rv / f - np.log(rv / f) - 1))
+            if loss < best_loss - 1e-12:
+                best, best_loss = float(w), loss
+        return best
+
+    def fit(self, X, y):  # noqa: N803 - sklearn API
+        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
+        y = np.asarray(y, dtype=float)
+        self.shrink_ = self._fit_shrink(X, y)
+        self.model_, off, Xt, self.used_features_ = self._fit_trees(X, y)
+        corr = self.model_.predict(Xt, raw_score=True)
+        self.smearing_ = self._smearing(y, off, self.shrink_ * corr)
         self.quantile_models_ = {
             quantile_key(q): lgb.LGBMRegressor(**_lgbm_kwargs(self, objective="quantile",
                                                               alpha=q)).fit(Xt, y - off)
@@ -161,7 +200,8 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         """Forecast of log forward RV (log of the mean for ``gamma``, mean log for ``l2``)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
-        return self.model_.predict(self.tree_inputs(X), raw_score=True) + self.offset(X)
+        off = self.offset(X)  # init_score is not part of the booster's raw score
+        return off + self.shrink_ * self.model_.predict(self.tree_inputs(X), raw_score=True)
 
     def predict_variance(self, X):  # noqa: N803
         """Forecast of forward RV (a variance over H bars), bias-corrected."""

@@ -13,11 +13,13 @@ liquidation depends only on leverage and bracket::
     short: d = (1 + 1/L + cum/N) / (1 + MMR) - 1   =>  L_max = 1 / ((1 + d)(1 + MMR) - 1 - cum/N)
 
 With cum = 0 the long case is REFERENCES.md's ``L_max = 1 / (1 - (1 - MMR)(1 - d))``. All array
-functions accept scalars or numpy arrays so the backtest can use them on whole columns.
+functions accept scalars or numpy arrays so the backtest can use them on whole columns; on plain
+numbers they run without numpy (:mod:`cascade_ml.policy.numeric`).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Literal
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from cascade_ml.errors import CascadeError
 from cascade_ml.policy.config import MarginTier
+from cascade_ml.policy.numeric import asnum, div, inf, out, where
 
 Side = Literal["long", "short"]
 ArrayLike = float | np.ndarray
@@ -47,20 +50,31 @@ def tier_arrays(tiers: Sequence[MarginTier]) -> tuple[np.ndarray, ...]:
 
 
 def tier_params(notional: ArrayLike, tiers: Sequence[MarginTier]) -> tuple[ArrayLike, ...]:
-    """(mmr, max_leverage, cum) of the bracket holding ``notional`` (beyond the last: the last)."""
-    bounds, mmr, max_lev, cum = tier_arrays(tiers)
-    idx = np.searchsorted(bounds, np.abs(np.asarray(notional, dtype=float)), side="right")
-    idx = np.minimum(idx, len(bounds) - 1)
-    if np.ndim(idx) == 0:
-        i = int(idx)
-        return float(mmr[i]), float(max_lev[i]), float(cum[i])
-    return mmr[idx], max_lev[idx], cum[idx]
+    """(mmr, max_leverage, cum) of the bracket holding ``notional`` (beyond the last: the last).
+
+    The bracket is the first whose ``max_notional`` exceeds ``|notional|``
+    (``searchsorted(side="right")`` on columns, ``bisect_right`` on one number).
+    """
+    n = asnum(notional)
+    if isinstance(n, np.ndarray):
+        bounds, mmr, max_lev, cum = tier_arrays(tiers)
+        idx = np.minimum(np.searchsorted(bounds, np.abs(n), side="right"), len(bounds) - 1)
+        if np.ndim(idx):
+            return mmr[idx], max_lev[idx], cum[idx]
+        t = tiers[int(idx)]
+    else:
+        t = tiers[min(bisect_right(tiers, abs(n), key=_bound), len(tiers) - 1)]
+    return float(t.mmr), float(t.max_leverage), float(t.cum)
+
+
+def _bound(tier: MarginTier) -> float:
+    return tier.max_notional
 
 
 def maintenance_margin(notional: ArrayLike, tiers: Sequence[MarginTier]) -> ArrayLike:
     """Maintenance margin ``N * MMR - cum`` of a position of notional ``N``."""
     mmr, _, cum = tier_params(notional, tiers)
-    return np.abs(notional) * mmr - cum
+    return out(abs(asnum(notional)) * mmr - cum)
 
 
 def liquidation_price(side: Side, qty: float, entry_price: float, wallet_balance: float,
@@ -105,11 +119,10 @@ def liquidation_distance(side: Side, leverage: ArrayLike, notional: ArrayLike,
     """Adverse move (fraction of entry price) from entry to liquidation for ``WB = N / L``."""
     s = _sign(side)
     mmr, _, cum = tier_params(notional, tiers)
-    inv_l = 1.0 / np.asarray(leverage, dtype=float)
-    c = cum / np.asarray(notional, dtype=float)
-    out = (1.0 - (1.0 - inv_l - c) / (1.0 - mmr) if s == 1
-           else (1.0 + inv_l + c) / (1.0 + mmr) - 1.0)
-    return float(out) if np.ndim(out) == 0 else out
+    inv_l = div(1.0, asnum(leverage))
+    c = div(cum, asnum(notional))
+    d = 1.0 - (1.0 - inv_l - c) / (1.0 - mmr) if s == 1 else (1.0 + inv_l + c) / (1.0 + mmr) - 1.0
+    return out(d)
 
 
 def max_leverage_for_distance(side: Side, distance: ArrayLike, notional: ArrayLike,
@@ -117,9 +130,7 @@ def max_leverage_for_distance(side: Side, distance: ArrayLike, notional: ArrayLi
     """Largest leverage whose liquidation is at least ``distance`` away (inf when any is)."""
     s = _sign(side)
     mmr, _, cum = tier_params(notional, tiers)
-    d = np.asarray(distance, dtype=float)
-    c = cum / np.asarray(notional, dtype=float)
+    d = asnum(distance)
+    c = div(cum, asnum(notional))
     denom = 1.0 - c - (1.0 - d) * (1.0 - mmr) if s == 1 else (1.0 + d) * (1.0 + mmr) - 1.0 - c
-    with np.errstate(divide="ignore"):
-        out = np.where(denom > 0, 1.0 / np.where(denom > 0, denom, 1.0), np.inf)
-    return float(out) if np.ndim(out) == 0 else out
+    return out(where(denom > 0, div(1.0, denom), inf))
