@@ -26,9 +26,9 @@ def data_problems(inputs: PolicyInputs, cfg: PolicyConfig) -> list[str]:
     if not inputs.model_available:
         problems.append("no model is loaded")
     max_age = fresh.max_age_s or cfg.max_data_age_s
-    for name, age in (("forecast", fresh.forecast_age_s), ("features", fresh.features_age_s)):
+    for name, age in (("forecast", fresh.forecast_age_s), ("feature data", fresh.features_age_s)):
         if age is None:
-            problems.append(f"the {name} age is unknown")
+            problems.append(f"the age of the {name} is unknown")
         elif age > max_age:
             problems.append(f"the {name} is {age:.0f} s old, more than the {max_age:.0f} s allowed")
     if not _finite(f.sigma_h):
