@@ -182,7 +182,6 @@ def loadgen_main(argv: list[str]) -> None:
     print(json.dumps(result))
 
 
-
 # ------------------------------------------------------------------ orchestration
 def load(url: str, path: str, *, method: str = "GET", body: str = "", auth: bool = True,
          requests: int, max_seconds: float, concurrency: int) -> dict:
@@ -206,6 +205,7 @@ def main() -> None:
     ap.add_argument("--skip-mlflow", action="store_true")
     args = ap.parse_args()
 
+    load_before = os.getloadavg()[0]
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmpname:
         tmp = Path(tmpname)
@@ -257,7 +257,8 @@ def main() -> None:
 
     summary = {}
     print(f"\n{args.concurrency} connections, {args.rounds} interleaved rounds, loopback, "
-          f"{os.cpu_count()} CPUs (shared)")
+          f"{os.cpu_count()} CPUs (shared); load average (1 min) {load_before:.2f} at the start, "
+          f"{os.getloadavg()[0]:.2f} at the end")
     print(f"{'target':28s} {'requests':>9s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}  statuses")
     for name, rs in runs.items():
         n = sum(r["requests"] for r in rs)

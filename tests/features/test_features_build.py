@@ -152,3 +152,16 @@ def test_real_sample_is_point_in_time(sample_store: MarketStore):
         return compute_families(i, fc)
 
     assert find_lookahead(compute, inputs, extreme_future(inputs, cutoff), cutoff) == {}
+
+
+def test_a_reference_market_can_be_a_target_with_the_other_references(sample_store) -> None:
+    """Any perp, BTC included: the default references drop the target instead of refusing it."""
+    from cascade_ml.config import PipelineConfig
+    from cascade_ml.features.build import build_features, reference_symbols
+
+    config = PipelineConfig()
+    assert reference_symbols(config, "BTC") == ["ETH"]
+    table = build_features(sample_store, "BTC", config, start="2026-03-01", end="2026-03-02")
+    assert len(table) == 25
+    assert any("eth" in c for c in table.columns)
+    assert not any("_btc_" in c for c in table.columns)

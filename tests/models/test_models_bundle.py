@@ -33,9 +33,10 @@ def _export(tmp_path, fitted, name="NEAR"):
 
 
 def test_round_trip_predictions_equal_the_in_memory_models(tmp_path, fitted):
-    ds, vol, clf, _ = fitted
+    ds, vol, clf, cfg = fitted
     path = _export(tmp_path, fitted)
     bundle = load_bundle(path)
+    assert 0.0 <= vol.shrink_ <= 1.0 and bundle.volatility["shrink"] == vol.shrink_
     assert bundle.version == "7" and bundle.symbol == "NEAR" and bundle.horizon == 24
     assert bundle.feature_names == ds.feature_names
     assert bundle.training_span["end"] == str(ds.rows[1999])
@@ -51,7 +52,8 @@ def test_round_trip_predictions_equal_the_in_memory_models(tmp_path, fitted):
     one = bundle.predict(x[0])  # a single row as a 1-d array
     assert np.allclose(one["var_forecast"], out["var_forecast"][:1])
     meta = json.loads((path / "bundle.json").read_text())
-    assert meta["volatility"]["har_coef"] and meta["cascade"]["calibration"]["method"] == "isotonic"
+    assert meta["volatility"]["har_coef"]
+    assert meta["cascade"]["calibration"]["method"] == cfg.calibration
 
 
 def test_feature_mismatch_raises_model_bundle_error(tmp_path, fitted):

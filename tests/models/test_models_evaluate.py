@@ -9,7 +9,7 @@ from conftest import near_dataset
 from cascade_ml.errors import CascadeError
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.estimators import CascadeClassifier
-from cascade_ml.models.evaluate import fit_predict, walk_forward
+from cascade_ml.models.evaluate import fit_predict, make_models, walk_forward
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_test_labels_never_reach_any_fitted_part(near_small):
         ds.labels = saved
     assert np.allclose(a.to_numpy(), b.to_numpy())
     # the calibrator saw only the last rows of the training window, after a gap of H rows
-    assert clf.calibration_.method == "isotonic"
+    assert clf.calibration_.method == cfg.calibration
     assert clf.calibration_rows_.max() == len(train) - 1
     assert clf.calibration_rows_.min() >= int(len(train) * 0.8) - 1
 
@@ -90,3 +90,29 @@ def test_deterministic(near_small):
     a, _, _ = fit_predict(near_small, train, test, cfg, baselines=False)
     b, _, _ = fit_predict(near_small, train, test, cfg, baselines=False)
     assert np.array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_cascade_classifier_uses_only_its_feature_set(near_small):
+    X = near_small.X()[:2000]
+    y = near_small.labels.loc[near_small.rows[:2000], "cascade"].to_numpy(int)
+    clf = CascadeClassifier(n_estimators=30, calib_gap=24, features=(0, 3), n_jobs=1).fit(X, y)
+    gain = clf.model_.booster_.feature_importance("split")
+    assert set(np.flatnonzero(gain)) <= {0, 3} and gain.sum() > 0
+    assert not clf.used_features_[[1, 2]].any()
+
+
+def test_volatility_shrink_is_chosen_on_training_rows_and_bounded(near_small):
+    ds = near_small
+    cfg = ModelConfig(lgbm={"n_estimators": 30}, quantiles=[], num_threads=1)
+    train = ds.rows[:2000]
+    y = np.log(ds.labels.loc[train, "fwd_rv"].to_numpy())
+    vol, _ = make_models(cfg, ds.feature_names)
+    assert vol.shrink_frac == cfg.vol_shrink_frac and vol.shrink_gap == cfg.horizon
+    vol.fit(ds.X(train), y)
+    assert 0.0 <= vol.shrink_ <= 1.0
+    x = ds.X(ds.rows[2100:2300])
+    raw = vol.model_.predict(vol.tree_inputs(x), raw_score=True)
+    assert np.allclose(vol.predict(x), vol.offset(x) + vol.shrink_ * raw)
+    # no inner slice: the full tree correction, as before the option existed
+    full, _ = make_models(cfg.model_copy(update={"vol_shrink_frac": 0.0}), ds.feature_names)
+    assert full.fit(ds.X(train), y).shrink_ == 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -163,6 +164,58 @@ def test_ready_and_docs(live: Live) -> None:
     assert spec["paths"]["/v1/decisions"]["post"]["security"] == [{"bearer": []}]
     assert "security" not in spec["paths"]["/health"]["get"]
 
+
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [
+            r for v in node.values() for r in _refs(v)]
+    return [r for v in node for r in _refs(v)] if isinstance(node, list) else []
+
+
+def test_openapi_documents_the_decision_body_and_answers(live: Live) -> None:
+    """The handler parses its body itself; /docs must still show the request and response."""
+    spec = httpx.get(f"{live.server.url}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for ref in _refs(spec):  # every reference resolves (nested models included)
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+    op = spec["paths"]["/v1/decisions"]["post"]
+    body = op["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DecisionRequest"}
+    request = schemas["DecisionRequest"]
+    assert set(request["required"]) == {"symbol", "notional", "mark_price", "leverage"}
+    assert request["properties"]["notional"]["exclusiveMinimum"] == 0
+    assert request["additionalProperties"] is False
+    assert "price" in schemas["MarketUpdate"]["properties"]
+
+    def answer(status: str) -> str:
+        return op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+
+    assert answer("200") == "#/components/schemas/DecisionOut"
+    assert answer("401") == "#/components/schemas/ErrorOut"
+    assert answer("422") == "#/components/schemas/ValidationErrorOut"
+    assert {"hedge_ratio", "leverage_cap", "fail_safe"} <= set(schemas["DecisionOut"]["properties"])
+    assert set(schemas["ValidationErrorOut"]["properties"]) == {"detail", "errors"}
+
+
+def test_decision_body_must_be_json_and_errors_are_structured(live: Live) -> None:
+    url, raw = f"{live.server.url}/v1/decisions", json.dumps(DECISION).encode()
+    ok = httpx.post(url, content=raw,
+                    headers={**auth(), "content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200 and ok.json()["symbol"] == SYMBOL
+    for headers in ({}, {"content-type": "text/plain"}):  # FastAPI's rule: JSON media type only
+        response = httpx.post(url, content=raw, headers={**auth(), **headers})
+        assert response.status_code == 422, headers
+        assert response.json()["errors"][0]["loc"] == ["body"]
+    bad = httpx.post(url, content=b'{"symbol": "NEAR",', headers={
+        **auth(), "content-type": "application/json"})
+    assert bad.status_code == 422
+    [error] = bad.json()["errors"]
+    assert error["loc"] == ["body"] and error["type"] == "json_invalid"
+    assert bad.json()["detail"].startswith("body: Invalid JSON")
+    many = httpx.post(url, json={**DECISION, "notional": 0, "leverage": 500}, headers=auth())
+    assert [e["loc"] for e in many.json()["errors"]] == [["body", "notional"], ["body", "leverage"]]
 
 
 def test_client_typed_results_against_the_service(live: Live) -> None:

@@ -48,6 +48,11 @@ def features_relpath(symbol: str) -> Path:
     return Path("features") / f"symbol={symbol}" / "features.parquet"
 
 
+def reference_symbols(config: PipelineConfig, symbol: str) -> list[str]:
+    """The pipeline's reference markets minus the target itself (BTC's references are ETH only)."""
+    return [ref for ref in config.symbols.references if ref != symbol]
+
+
 def check_config(cfg: FeatureConfig, symbol: str, refs: list[str]) -> None:
     """Refuse a bad request before any data is read."""
     unknown = [f for f in cfg.families if f not in FAMILIES]
@@ -96,7 +101,7 @@ def build_features(store: MarketStore, symbol: str, config: PipelineConfig,
 
     All history up to ``end`` is read so the windows are full at ``start``.
     """
-    refs = list(config.symbols.references if refs is None else refs)
+    refs = reference_symbols(config, symbol) if refs is None else list(refs)
     inputs = _load(store, symbol, config, refs, end)
     return _slice(compute_families(inputs, config.features), start, end)
 
@@ -118,7 +123,7 @@ def build_and_store(store: MarketStore, symbol: str, config: PipelineConfig,
                     end: pd.Timestamp | str | None = None, refs: list[str] | None = None,
                     force: bool = False) -> BuildResult:
     """Build and write the table unless the manifest shows the same inputs and configuration."""
-    refs = list(config.symbols.references if refs is None else refs)
+    refs = reference_symbols(config, symbol) if refs is None else list(refs)
     inputs = _load(store, symbol, config, refs, end)
     relpath = features_relpath(symbol)
     manifest_path = store.root / relpath.parent / "manifest.json"

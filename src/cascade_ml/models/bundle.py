@@ -90,7 +90,8 @@ class ForecastBundle:
                                    f"{len(self.feature_names)}")
         off = self._offset(x)
         xt = self._transform(x, off)
-        var = np.exp(self.vol_booster.predict(xt, raw_score=True) + off)
+        shrink = float(self.volatility.get("shrink", 1.0))
+        var = np.exp(shrink * self.vol_booster.predict(xt, raw_score=True) + off)
         var = var * self.volatility["smearing"]
         out = {"var_forecast": var, "vol_forecast": np.sqrt(var)}
         for key, booster in self.quantile_boosters.items():
@@ -120,7 +121,8 @@ def export_bundle(path: str | Path, vol: VolatilityForecaster, clf: CascadeClass
             "feature_names": list(feature_names), "training_span": training_span,
             "metrics": metrics, "config": config,
             "volatility": {"file": files["volatility"], "objective": vol.objective,
-                           "smearing": float(vol.smearing_), "anchor": vol.anchor,
+                           "smearing": float(vol.smearing_), "shrink": float(vol.shrink_),
+                           "anchor": vol.anchor,
                            "anchor_scale": float(vol.anchor_scale),
                            "relative": [int(j) for j in vol.relative],
                            "relative_scale": [float(s) for s in vol.relative_scale],

@@ -9,6 +9,12 @@ from pydantic import Field
 
 from cascade_ml.config_base import StrictModel
 
+# Scale-free cascade inputs: the label's threshold scales with trailing volatility, so raw
+# variance levels (which drift across regimes) are left out; ratios, z-scores and distances stay.
+CASCADE_FEATURES = ("rv_ratio_24_168", "semivar_asym_168h", "dist_support_72h",
+                    "dist_support_168h", "funding_z_72h", "funding_z_168h", "ret_168h",
+                    "range_ratio_24h", "volume_z_24h")
+
 
 class LgbmParams(StrictModel):
     """LightGBM settings shared by the volatility and cascade models (moderate, deterministic)."""
@@ -48,9 +54,19 @@ class ModelConfig(StrictModel):
                                 "training rows are ignored by the trees of that fit.")
     har_offset: bool = Field(True, description="Trees correct a HAR-RV fit (re-estimated on "
                              "each training window) instead of the anchor alone.")
+    vol_shrink_frac: float = Field(
+        0.2, ge=0, lt=1, description="Last share of each training window (after a gap of H rows) "
+        "on which the weight of the tree correction over HAR is chosen by QLIKE (0..1 in steps "
+        "of 0.05; trees and HAR refitted on the earlier rows for it); 0 = full correction.")
+    cascade_features: list[str] | None = Field(
+        default_factory=lambda: list(CASCADE_FEATURES),
+        description="Scale-free inputs of the cascade classifier and the logistic baseline "
+        "(names absent from a symbol's table are skipped); None = all model features.")
     cascade_lgbm: LgbmParams = LgbmParams(n_estimators=200, min_child_samples=200)
     quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.9, 0.99])
-    calibration: Literal["isotonic", "platt"] = "isotonic"
+    calibration: Literal["isotonic", "platt"] = Field(
+        "platt", description="Cascade calibration map; Platt (2 parameters) is steadier than "
+        "isotonic on the few events of a calibration slice.")
     calibration_frac: float = Field(0.2, gt=0, lt=1)
     alert_threshold: float = Field(0.2, gt=0, lt=1)
     garch_window: int = Field(3000, ge=200)

@@ -9,11 +9,16 @@ link, which is twice QLIKE, and estimates E[RV] directly; ``objective="l2"`` (th
 default, steadier out of sample on NEAR) regresses log RV and maps back with Duan's smearing
 factor ``mean(exp(residual))`` (``exp(E[log RV]) < E[RV]``).
 ``fit`` takes ``y`` = log RV and ``predict`` returns log RV (the sklearn contract: same scale);
-``predict_variance`` returns the variance over H bars.
+``predict_variance`` returns the variance over H bars. With ``shrink_frac`` > 0 the tree
+correction is scaled by a weight ``shrink_`` in [0, 1] chosen by QLIKE on the last
+``shrink_frac`` of the training rows (HAR and trees refitted on the rows before it, minus a gap
+of ``shrink_gap`` rows): on short windows, where the trees overfit, the forecast leans on HAR.
 
 ``CascadeClassifier`` fits LightGBM on the earlier part of its training rows and a calibration
 map (isotonic or Platt) on the later part, with a gap of ``calib_gap`` rows so the inner label
 windows do not overlap. Rows must be passed in time order. Test data never reaches either.
+``features`` (column positions) restricts its inputs: other columns are blanked at fit time, so
+the booster never references them and prediction needs no mask.
 """
 
 from __future__ import annotations
@@ -225,7 +230,7 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
                  colsample_bytree: float = 0.8, reg_lambda: float = 1.0,
                  class_weight: str | None = "balanced", calibration: str = "isotonic",
                  calibration_frac: float = 0.2, calib_gap: int = 0, min_coverage: float = 0.0,
-                 random_state: int = 42,
+                 features: tuple[int, ...] | None = None, random_state: int = 42,
                  n_jobs: int = 2) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -240,6 +245,7 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
         self.calibration_frac = calibration_frac
         self.calib_gap = calib_gap
         self.min_coverage = min_coverage
+        self.features = features
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -263,6 +269,11 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Only binary classification is supported. Got target type {kind!r}.")
         self.classes_ = np.unique(y)
         X, self.used_features_ = mask_sparse(X, self.min_coverage)
+        if self.features is not None:  # columns outside the set are blanked: never split on
+            keep = np.zeros(X.shape[1], bool)
+            keep[list(self.features)] = True
+            X = np.where(keep, X, np.nan)
+            self.used_features_ = self.used_features_ & keep
         y01 = (y == self.classes_[-1]).astype(int)
         n = len(y01)
         n_cal = int(n * self.calibration_frac)

@@ -73,12 +73,28 @@ def make_models(cfg: ModelConfig, feature_names: list[str], params: dict | None 
                                relative=tuple(j for j, _ in rel),
                                relative_scale=tuple(cfg.horizon / _hours(n) for _, n in rel),
                                relative_log=tuple(rel_log),
+                               shrink_frac=cfg.vol_shrink_frac, shrink_gap=cfg.horizon,
                                **har, **common)
     clf = CascadeClassifier(calibration=cfg.calibration, calibration_frac=cfg.calibration_frac,
                             calib_gap=cfg.horizon, min_coverage=cfg.min_coverage,
-                            random_state=cfg.seed, n_jobs=cfg.num_threads,
+                            features=cascade_columns(cfg, feature_names), random_state=cfg.seed,
+                            n_jobs=cfg.num_threads,
                             **cfg.cascade_lgbm.model_dump())
     return vol, clf
+
+
+def cascade_columns(cfg: ModelConfig, feature_names: list[str]) -> tuple[int, ...] | None:
+    """Positions of the cascade inputs among the model features (None = all of them, also when
+    the table holds none of ``cascade_features``, e.g. a reduced feature set)."""
+    if cfg.cascade_features is None:
+        return None
+    wanted = set(cfg.cascade_features)
+    cols = tuple(j for j, n in enumerate(feature_names) if n in wanted)
+    if not cols:
+        log.warning("none of models.cascade_features is a model feature; the cascade models "
+                    "use all %d features", len(feature_names))
+        return None
+    return cols
 
 
 def split_rows(ds: Dataset, cfg: ModelConfig) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
@@ -119,8 +135,10 @@ def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
                                                cfg.garch_window).items():
             out[f"var_{name}"] = base.fit(ds.features, y_rv, train).predict(ds.features, test)
         y_c = ds.labels["cascade"]
-        for name, base in cascade_baselines(cfg.horizon, ds.feature_names, cfg.seed,
-                                                 cfg.min_coverage).items():
+        cas_cols = [ds.feature_names[j] for j in
+                    (cascade_columns(cfg, ds.feature_names) or range(len(ds.feature_names)))]
+        for name, base in cascade_baselines(cfg.horizon, cas_cols, cfg.seed,
+                                            cfg.min_coverage).items():
             out[f"prob_{name}"] = base.fit(ds.features, y_c, train).predict(ds.features, test)
     frame = pd.DataFrame(out, index=pd.DatetimeIndex(test, name="timestamp"))
     return frame, vol, clf

@@ -91,3 +91,16 @@ class ModelsOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where, e.g. ['body', 'notional'].")
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """A 422: ``detail`` names each bad field in one line; ``errors`` lists them."""
+
+    detail: str
+    errors: list[FieldError]
