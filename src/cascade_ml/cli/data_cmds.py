@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from cascade_ml.config import PipelineConfig
+    from cascade_ml.data.ingest import IngestReport
+    from cascade_ml.data.store import MarketStore
 
 _RULES = ("replace", "keep", "error")
 
 
-def _store(pipeline: Path | None, store: Path | None):  # noqa: ANN202 - (config, MarketStore)
+def _store(pipeline: Path | None, store: Path | None) -> tuple[PipelineConfig, MarketStore]:
     from cascade_ml.config import load_pipeline
     from cascade_ml.data.store import MarketStore
 
@@ -59,7 +65,9 @@ def ingest_cmd(
         raise typer.Exit(1)
 
 
-def _ingest_exchange(store, config, exchange, symbols, datasets, timeframe, since, rule):  # noqa: ANN001, ANN202
+def _ingest_exchange(store: MarketStore, config: PipelineConfig, exchange: str,
+                     symbols: str | None, datasets: str, timeframe: str, since: str | None,
+                     rule: str) -> IngestReport:
     from pydantic import ValidationError
 
     from cascade_ml.data.config import ExchangeSourceConfig

@@ -155,7 +155,7 @@ class Logistic(Baseline):
 
     name = "logistic"
 
-    def __init__(self, horizon: int = 24, columns: list[str] | None = None, C: float = 0.1,  # noqa: N803
+    def __init__(self, horizon: int = 24, columns: list[str] | None = None, C: float = 0.1,
                  seed: int = 42, min_coverage: float = 0.5) -> None:
         super().__init__(horizon)
         self.columns = columns

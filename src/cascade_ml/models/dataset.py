@@ -46,7 +46,7 @@ class Dataset:
     feature_names: list[str]
     hashes: dict[str, str] = field(default_factory=dict)
 
-    def X(self, index: pd.Index | None = None) -> np.ndarray:  # noqa: N802
+    def X(self, index: pd.Index | None = None) -> np.ndarray:
         frame = self.features.loc[self.rows if index is None else index, self.feature_names]
         return frame.to_numpy(dtype=float, na_value=np.nan)
 

@@ -104,12 +104,12 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    def _har_design(self, X) -> np.ndarray:  # noqa: N803
+    def _har_design(self, X) -> np.ndarray:
         cols = [np.log(np.maximum(np.asarray(X[:, j], float) * s, 1e-12))
                 for j, s in zip(self.har, self.har_scale, strict=True)]
         return np.column_stack([np.ones(len(X)), *cols])
 
-    def offset(self, X) -> np.ndarray:  # noqa: N803
+    def offset(self, X) -> np.ndarray:
         """The level the trees correct: a HAR fit (``har`` columns, OLS on the training rows),
         else log(anchor column * scale), else 0."""
         if self.har:
@@ -119,7 +119,7 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         return np.log(np.maximum(np.asarray(X[:, self.anchor], float) * self.anchor_scale,
                                  1e-12))
 
-    def tree_inputs(self, X) -> np.ndarray:  # noqa: N803
+    def tree_inputs(self, X) -> np.ndarray:
         """Inputs as the trees see them: ``relative`` columns become log(col*scale) - offset.
 
         Level features (RV over a day, week, month) drift across regimes; their log ratio to the
@@ -135,7 +135,7 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
             X[:, j] = X[:, j] - off
         return X
 
-    def _fit_har(self, X, y) -> np.ndarray:  # noqa: N803
+    def _fit_har(self, X, y) -> np.ndarray:
         design = self._har_design(X)
         ok = np.isfinite(design).all(axis=1)
         coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
@@ -143,7 +143,7 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         coef[0] += np.log(np.mean(np.exp(np.clip(y[ok] - design[ok] @ coef, -50, 50))))
         return coef
 
-    def _fit_trees(self, X, y) -> tuple:  # noqa: N803
+    def _fit_trees(self, X, y) -> tuple:
         """HAR level, trees and smearing factor on (X, y); sets ``har_coef_`` when HAR is used."""
         if self.har:
             self.har_coef_ = self._fit_har(X, y)
@@ -165,7 +165,7 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
             return 1.0
         return float(np.mean(np.exp(np.clip(y - off - corr, -50, 50))))
 
-    def _fit_shrink(self, X, y) -> float:  # noqa: N803
+    def _fit_shrink(self, X, y) -> float:
         """Weight of the tree correction (0 = HAR/anchor only, 1 = full), chosen on a later slice
         of the training rows by QLIKE, with HAR and trees refitted on the earlier rows only."""
         n = len(y)
@@ -188,7 +188,7 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
                 best, best_loss = float(w), loss
         return best
 
-    def fit(self, X, y):  # noqa: N803 - sklearn API
+    def fit(self, X, y):
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
         y = np.asarray(y, dtype=float)
         self.shrink_ = self._fit_shrink(X, y)
@@ -201,18 +201,18 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
             for q in (self.quantiles or ())}
         return self
 
-    def predict(self, X):  # noqa: N803
+    def predict(self, X):
         """Forecast of log forward RV (log of the mean for ``gamma``, mean log for ``l2``)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
         off = self.offset(X)  # init_score is not part of the booster's raw score
         return off + self.shrink_ * self.model_.predict(self.tree_inputs(X), raw_score=True)
 
-    def predict_variance(self, X):  # noqa: N803
+    def predict_variance(self, X):
         """Forecast of forward RV (a variance over H bars), bias-corrected."""
         return np.exp(self.predict(X)) * self.smearing_
 
-    def predict_quantiles(self, X) -> dict[str, np.ndarray]:  # noqa: N803
+    def predict_quantiles(self, X) -> dict[str, np.ndarray]:
         """Variance quantiles (quantiles survive the exp map, so no correction)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
@@ -255,14 +255,14 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _booster(self, X, y) -> lgb.LGBMClassifier:  # noqa: N803
+    def _booster(self, X, y) -> lgb.LGBMClassifier:
         extra = {}
         pos = float(np.sum(y == 1))
         if self.class_weight == "balanced" and 0 < pos < len(y):
             extra["scale_pos_weight"] = float(np.sum(y == 0)) / pos
         return lgb.LGBMClassifier(**_lgbm_kwargs(self, **extra)).fit(X, y)
 
-    def fit(self, X, y):  # noqa: N803
+    def fit(self, X, y):
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan")
         kind = type_of_target(y, raise_unknown=True)
         if kind != "binary":
@@ -290,17 +290,17 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
             self.calibration_rows_ = np.arange(0)
         return self
 
-    def raw_proba(self, X) -> np.ndarray:  # noqa: N803
+    def raw_proba(self, X) -> np.ndarray:
         """Uncalibrated positive-class probability."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
         return self.model_.predict_proba(X)[:, 1]
 
-    def predict_proba(self, X):  # noqa: N803
+    def predict_proba(self, X):
         check_is_fitted(self)
         p = np.clip(self.calibration_.apply(self.raw_proba(X)), 0.0, 1.0)
         return np.column_stack([1 - p, p])
 
-    def predict(self, X):  # noqa: N803
+    def predict(self, X):
         check_is_fitted(self)
         return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]

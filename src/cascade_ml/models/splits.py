@@ -57,7 +57,7 @@ class PurgedWalkForward:
         self.min_train_frac = min_train_frac
         self.walk_forward = walk_forward
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:  # noqa: N803 - sklearn API
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
         return self.n_splits
 
     def test_windows(self, n: int) -> list[tuple[int, int]]:
@@ -68,7 +68,7 @@ class PurgedWalkForward:
         bounds = np.linspace(first, n, self.n_splits + 1).astype(int)
         return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    def split(self, X, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # noqa: N803
+    def split(self, X, y=None, groups=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         index = X.index if hasattr(X, "index") else X
         index = pd.DatetimeIndex(index)
         if not index.is_monotonic_increasing:

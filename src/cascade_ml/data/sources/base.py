@@ -28,7 +28,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)
 
 
-class SkipFile(Exception):  # noqa: N818 - a control-flow signal, not an error
+class SkipFile(Exception):  # a control-flow signal, not an error
     """A recognised file that is intentionally not ingested (the message says why)."""
 
 
