@@ -1,13 +1,14 @@
-"""Write-then-rename file helpers: a killed process leaves the old file or the new one, never half.
+"""Write-then-rename helpers: a killed process leaves the old file (or folder) or the new one.
 
 Every file the project writes (store partitions, derived tables, manifests, reports) goes through
-``atomic_file`` so the rule lives in one place.
+``atomic_file`` (model bundle folders through ``replace_dir``) so the rule lives in one place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,3 +45,14 @@ def read_json(path: str | Path) -> Any | None:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def replace_dir(tmp: Path, path: Path) -> None:
+    """Swap a finished temp folder into ``path``; the old folder is removed only afterwards."""
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}-old-{os.getpid()}")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

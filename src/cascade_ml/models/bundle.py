@@ -9,7 +9,6 @@ written to a temporary sibling folder and renamed into place, so a reader never 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
+from cascade_ml.atomic import replace_dir
 from cascade_ml.errors import ModelBundleError
 from cascade_ml.models.calibration import Calibration
 from cascade_ml.models.estimators import CascadeClassifier, VolatilityForecaster
@@ -139,17 +139,6 @@ def export_bundle(path: str | Path, vol: VolatilityForecaster, clf: CascadeClass
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
-
-
-def replace_dir(tmp: Path, path: Path) -> None:
-    """Swap a finished temp folder into ``path``; the old folder is removed only afterwards."""
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}-old-{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _booster(folder: Path, name: str) -> lgb.Booster:

@@ -25,8 +25,9 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from cascade_ml.atomic import replace_dir
 from cascade_ml.errors import CascadeError
-from cascade_ml.models.bundle import load_bundle, replace_dir
+from cascade_ml.models.bundle import load_bundle
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.metrics import qlike_loss
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,6 +106,7 @@ class Poller:
         self.store = MarketStore(config.store.root)
         self.bar = pd.Timedelta(config.symbols.interval)
         self._seen_bundles: dict[str, tuple] = {}
+        # table path -> (file mtime, value read from it)
         self._scores: dict[str, tuple[int | None, Forecast | None]] = {}
         self._features: dict[str, tuple[int | None, pd.DataFrame | None]] = {}
         self._live: dict[str, tuple[tuple, Forecast]] = {}
@@ -200,30 +203,26 @@ class Poller:
     # ------------------------------------------------------------------ tables
     def _read_features(self, symbol: str) -> pd.DataFrame | None:
         """The last few feature rows, re-read only when the table file changes."""
-        rel = features_relpath(symbol)
-        mtime = _mtime(self.store.root / rel)
-        cached = self._features.get(symbol)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-        frame = None
-        if mtime is not None:
-            frame = self.store.read_table(rel).tail(4)
-        self._features[symbol] = (mtime, frame)
-        return frame
+        return self._read_if_changed(self._features, features_relpath(symbol),
+                                     lambda frame: frame.tail(4))
 
     def _read_scores(self, symbol: str) -> Forecast | None:
-        rel = scores_relpath(symbol)
+        """The newest stored forecast, re-read only when the scores table changes."""
+        return self._read_if_changed(
+            self._scores, scores_relpath(symbol),
+            lambda frame: self._forecast_from_row(symbol, frame.index[-1], frame.iloc[-1])
+            if len(frame) else None)
+
+    def _read_if_changed(self, cache: dict, rel: str,
+                         convert: Callable[[pd.DataFrame], Any]) -> Any:
+        """``convert(table)``, cached per file modification time (None when there is no file)."""
         mtime = _mtime(self.store.root / rel)
-        cached = self._scores.get(symbol)
+        cached = cache.get(rel)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        forecast = None
-        if mtime is not None:
-            frame = self.store.read_table(rel)
-            if len(frame):
-                forecast = self._forecast_from_row(symbol, frame.index[-1], frame.iloc[-1])
-        self._scores[symbol] = (mtime, forecast)
-        return forecast
+        value = convert(self.store.read_table(rel)) if mtime is not None else None
+        cache[rel] = (mtime, value)
+        return value
 
     def _forecast_from_row(self, symbol: str, ts: pd.Timestamp, row: pd.Series) -> Forecast:
         values = {k: v for k in FORECAST_KEYS
