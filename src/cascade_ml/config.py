@@ -7,40 +7,45 @@ root when following the README).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.config_base import StrictModel
-from cascade_ml.data.config import (
-    ExchangeSourceConfig,
-    FileSourceConfig,
-    StoreConfig,
-    SymbolsConfig,
-    TableSourceConfig,
-)
+from cascade_ml.contracts.task import TaskConfig
+from cascade_ml.data.config import SourceConfig, StoreConfig
 from cascade_ml.errors import ConfigError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.serving.config import ServingConfig
-
-SourceConfig = Annotated[FileSourceConfig | ExchangeSourceConfig | TableSourceConfig,
-                         Field(discriminator="kind")]
+from cascade_ml.tracking import TrackingConfig
 
 STEPS = ("ingest", "summary", "features", "labels", "train", "backtest", "score")
 
+# Keys that moved into one shared section: a file that still sets them is told where they went.
+MOVED = {"symbols": "task (symbols -> task.symbols, targets -> task.symbols)",
+         "labels.horizon": "task.horizon", "labels.side": "task.side",
+         "models.horizon": "task.horizon", "backtest.horizon": "task.horizon",
+         "backtest.side": "task.side", "serving.max_forecast_age_s": "policy.max_data_age_s",
+         "models.mlflow_tracking_uri": "tracking.uri",
+         "models.mlflow_artifact_root": "tracking.artifact_root"}
+
 
 class PipelineConfig(StrictModel):
-    """A whole pipeline: data, features, labels, models, policy, backtest and serving."""
+    """A whole pipeline: the task, then one section per layer.
+
+    ``task`` holds the facts every layer shares (symbols, bars, horizon, side); each layer reads
+    its own section plus the task, through the adapters in ``cascade_ml.steps``.
+    """
 
     name: str = "cascade-ml"
     steps: list[str] = Field(default_factory=lambda: list(STEPS))
+    task: TaskConfig = TaskConfig()
     store: StoreConfig = StoreConfig()
-    symbols: SymbolsConfig = SymbolsConfig()
+    tracking: TrackingConfig = TrackingConfig()
     sources: list[SourceConfig] = Field(default_factory=list)
     features: FeatureConfig = FeatureConfig()
     labels: LabelConfig = LabelConfig()
@@ -49,12 +54,23 @@ class PipelineConfig(StrictModel):
     backtest: BacktestConfig = BacktestConfig()
     serving: ServingConfig = ServingConfig()
 
+    @model_validator(mode="after")
+    def _sections_agree(self) -> PipelineConfig:
+        """Facts one section reads from another must exist there."""
+        if self.policy.proxy_window not in self.features.corr_windows:
+            raise ValueError(f"policy.proxy_window {self.policy.proxy_window} is not one of "
+                             f"features.corr_windows {list(self.features.corr_windows)}: proxy "
+                             "hedges would have no beta to read")
+        return self
+
 
 def _format_validation(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and loc in MOVED:
+            parts.append(f"'{loc}' has moved to {MOVED[loc]}")
+        elif err["type"] == "extra_forbidden":
             parts.append(f"unknown key '{loc}'")
         else:
             parts.append(f"'{loc}': {err['msg']}")

@@ -18,7 +18,6 @@ class BacktestConfig(StrictModel):
     """How the hedging bot is simulated; fees, band and risk limits come from `policy`."""
 
     strategies: list[StrategyName] = Field(default_factory=lambda: list(ALL_STRATEGIES))
-    side: Literal["long", "short"] = Field("long", description="The bot's position side.")
     leverage: float = Field(5.0, gt=0, le=125, description="The bot's leverage (unhedged).")
     static_hedge: float = Field(0.5, ge=0, le=1, description="Hedge of the static strategy.")
     margin_fraction: float = Field(
@@ -30,8 +29,7 @@ class BacktestConfig(StrictModel):
     funding_proxy: bool = Field(
         True, description="Where the venue has no funding data, charge other venues' funding "
         "(e.g. Hyperliquid hourly) instead of nothing.")
-    horizon: int | None = Field(None, ge=1, description="Forecast horizon; None = models'.")
-    venue: str | None = Field(None, description="Store venue; None = symbols.venue.")
+    venue: str | None = Field(None, description="Store venue of the bars; None = task.venue.")
     report_dir: Path = Path("reports/backtest")
     experiment: str = "backtest"
     log_mlflow: bool = True

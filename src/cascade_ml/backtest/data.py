@@ -13,12 +13,19 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.backtest.strategies import Signals
+from cascade_ml.contracts.columns import (
+    CASCADE_PROB,
+    TRIGGER_COLUMNS,
+    VAR_FORECAST,
+    VOL_FORECAST,
+    quantile_key,
+)
+from cascade_ml.contracts.layout import features_path, labels_path, predictions_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 
 log = logging.getLogger(__name__)
 FundingInput = pd.DataFrame | list[pd.DataFrame] | None
-TRIGGERS = ("trigger_funding_divergence", "trigger_sentiment_spike", "trigger_volume_breakdown")
 
 
 @dataclass
@@ -95,26 +102,26 @@ def align(ohlcv: pd.DataFrame, preds: pd.DataFrame, *, horizon: int,
         raise CascadeError("fewer than 2 price bars inside the out-of-sample span "
                            f"{preds.index.min()} .. {preds.index.max()}")
     p = preds.reindex(px.index)
-    if "vol_forecast" in p:
-        sigma = p["vol_forecast"].to_numpy(float)
-    elif "var_forecast" in p:
-        sigma = np.sqrt(p["var_forecast"].to_numpy(float))
+    if VOL_FORECAST in p:
+        sigma = p[VOL_FORECAST].to_numpy(float)
+    elif VAR_FORECAST in p:
+        sigma = np.sqrt(p[VAR_FORECAST].to_numpy(float))
     else:
         raise CascadeError("predictions have neither vol_forecast nor var_forecast")
-    if "cascade_prob" not in p:
+    if CASCADE_PROB not in p:
         raise CascadeError("predictions have no cascade_prob column")
-    q99 = np.sqrt(p["var_q99"].to_numpy(float)) if "var_q99" in p else None
+    q99 = np.sqrt(p[quantile_key(0.99)].to_numpy(float)) if quantile_key(0.99) in p else None
     n_fired = np.zeros(len(px))
     if features is not None:
         f = _utc_index(features, "features").reindex(px.index)
-        for col in TRIGGERS:
+        for col in TRIGGER_COLUMNS:
             if col in f:
                 n_fired += (f[col].to_numpy(float) == 1.0)
     cascade = np.full(len(px), np.nan)
     if labels is not None and "cascade" in labels:
         cascade = _utc_index(labels, "labels")["cascade"].reindex(px.index).to_numpy(float)
     rate, coverage, proxy = funding_per_bar(px.index, funding, bar)
-    sig = Signals(sigma_h=sigma, cascade_prob=p["cascade_prob"].to_numpy(float), n_fired=n_fired,
+    sig = Signals(sigma_h=sigma, cascade_prob=p[CASCADE_PROB].to_numpy(float), n_fired=n_fired,
                   horizon_hours=horizon * bar / pd.Timedelta("1h"), vol_q99=q99)
     return BacktestData(px.index, px["open"].to_numpy(float), px["high"].to_numpy(float),
                         px["low"].to_numpy(float), px["close"].to_numpy(float), rate, sig,
@@ -145,13 +152,13 @@ def _funding_sources(store: MarketStore, symbol: str, venue: str,
 def load(store: MarketStore, symbol: str, *, venue: str, interval: str, horizon: int,
          funding_proxy: bool = True) -> BacktestData:
     """Read everything for one symbol from the store and align it."""
-    preds = store.read_table(f"predictions/symbol={symbol}/h={horizon}/oos.parquet")
+    preds = store.read_table(predictions_path(symbol, horizon))
     ohlcv = store.read("ohlcv", symbol, venue=venue, interval=interval)
     funding = _funding_sources(store, symbol, venue, funding_proxy)
     if not funding:
         log.warning("no funding for %s: funding payments are left out", symbol)
-    labels = _optional_table(store, f"labels/symbol={symbol}/h={horizon}/labels.parquet")
+    labels = _optional_table(store, labels_path(symbol, horizon))
     return align(ohlcv, preds, horizon=horizon, funding=funding,
-                 features=_optional_table(store, f"features/symbol={symbol}/features.parquet"),
+                 features=_optional_table(store, features_path(symbol)),
                  labels=labels,
                  bar=pd.Timedelta(interval))

@@ -1,7 +1,7 @@
 """The backtest step: simulate the strategies on OOS forecasts, report, plot, log to MLflow.
 
-``run_step(config)`` runs every target symbol and prints the comparison table;
-``run_backtest`` is the single-symbol entry used by ``cascade-ml backtest``.
+``run_backtest`` simulates one symbol of the task, prints the comparison table, writes JSON and
+plots and logs to MLflow; the pipeline step (``cascade_ml.steps``) calls it per symbol.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from pathlib import Path
 import typer
 
 from cascade_ml.atomic import write_json
+from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.backtest.data import BacktestData, load
 from cascade_ml.backtest.plots import save_plots
 from cascade_ml.backtest.simulate_all import StrategyRun, model_policy_paths, run_strategies
-from cascade_ml.config import PipelineConfig
+from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
+from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
 TABLE_COLS = [("total_return", "return", "{:+.1%}"), ("ann_vol", "vol", "{:.1%}"),
@@ -85,19 +88,20 @@ def target_report(rows: list[dict]) -> list[str]:
     return lines
 
 
-def log_to_mlflow(config: PipelineConfig, symbol: str, horizon: int, rows: list[dict],
-                  plots: list[Path], json_path: Path | None) -> str:
+def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyConfig,
+                  symbol: str, horizon: int, rows: list[dict], plots: list[Path],
+                  json_path: Path | None) -> str:
     """One run per symbol in the backtest experiment: params, metrics per strategy, artifacts."""
     import mlflow
 
-    from cascade_ml.models.tracking import connect, flatten
+    from cascade_ml.models.tracking import flatten
+    from cascade_ml.tracking import connect
 
-    client, exp_id = connect(config.models.model_copy(
-        update={"experiment": config.backtest.experiment}))
+    _, exp_id = connect(tracking, bt.experiment)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"backtest-{symbol}-h{horizon}") as run:
         mlflow.set_tags({"symbol": symbol, "horizon": str(horizon)})
-        params = flatten("backtest", config.backtest.model_dump(mode="json"))
-        params.update(flatten("policy", {k: v for k, v in config.policy.model_dump(mode="json")
+        params = flatten("backtest", bt.model_dump(mode="json"))
+        params.update(flatten("policy", {k: v for k, v in policy.model_dump(mode="json")
                                          .items() if not isinstance(v, (dict, list))}))
         mlflow.log_params(params)
         skip = ("_coverage", "_share")
@@ -112,16 +116,15 @@ def log_to_mlflow(config: PipelineConfig, symbol: str, horizon: int, rows: list[
         return run.info.run_id
 
 
-def run_backtest(config: PipelineConfig, symbol: str, *, json_path: Path | None = None,
-                 report_dir: Path | None = None, log_mlflow: bool | None = None,
-                 store: MarketStore | None = None) -> list[dict]:
+def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: BacktestConfig,
+                 policy: PolicyConfig, tracking: TrackingConfig, *,
+                 json_path: Path | None = None, report_dir: Path | None = None,
+                 log_mlflow: bool | None = None) -> list[dict]:
     """Backtest one symbol; prints the table, writes JSON/plots, logs to MLflow."""
-    bt = config.backtest
-    horizon = bt.horizon or config.models.horizon
-    store = store or MarketStore(config.store.root)
-    data = load(store, symbol, venue=bt.venue or config.symbols.venue,
-                interval=config.symbols.interval, horizon=horizon, funding_proxy=bt.funding_proxy)
-    runs = run_strategies(data, bt, config.policy, symbol)
+    horizon = task.horizon
+    data = load(store, symbol, venue=bt.venue or task.venue, interval=task.interval,
+                horizon=horizon, funding_proxy=bt.funding_proxy)
+    runs = run_strategies(data, bt, policy, symbol, task.side)
     rows = records(runs, data, symbol, horizon)
     typer.echo(f"{symbol} h={horizon}: {len(data.index)} OOS bars {data.index[0]} .. "
                f"{data.index[-1]}; forecasts on {data.forecast_coverage:.0%} of bars, funding "
@@ -133,17 +136,11 @@ def run_backtest(config: PipelineConfig, symbol: str, *, json_path: Path | None 
     if json_path is not None:
         write_json(Path(json_path), rows)
     out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
-    plots = save_plots(runs, data, model_policy_paths(data, bt, config.policy, symbol), out_dir,
-                       symbol)
+    plots = save_plots(runs, data, model_policy_paths(data, bt, policy, symbol, task.side),
+                       out_dir, symbol)
     typer.echo(f"plots in {out_dir}")
     if bt.log_mlflow if log_mlflow is None else log_mlflow:
-        run_id = log_to_mlflow(config, symbol, horizon, rows, plots, json_path)
+        run_id = log_to_mlflow(tracking, bt, policy, symbol, horizon, rows, plots, json_path)
         typer.echo(f"logged to MLflow experiment '{bt.experiment}' run {run_id}")
     return rows
 
-
-def run_step(config: PipelineConfig) -> None:
-    """Pipeline step: backtest every target symbol."""
-    for symbol in config.symbols.targets:
-        out = config.backtest.report_dir
-        run_backtest(config, symbol, json_path=out / f"{symbol}_backtest.json", report_dir=out)

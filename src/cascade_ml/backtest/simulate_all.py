@@ -11,6 +11,7 @@ from cascade_ml.backtest.data import BacktestData
 from cascade_ml.backtest.engine import SimResult, simulate
 from cascade_ml.backtest.metrics import capture, summarize
 from cascade_ml.backtest.strategies import policy_targets, strategy_targets
+from cascade_ml.contracts.task import Side
 from cascade_ml.policy.config import PolicyConfig
 
 
@@ -22,17 +23,17 @@ class StrategyRun:
 
 
 def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
-                   symbol: str) -> dict[str, StrategyRun]:
+                   symbol: str, side: Side) -> dict[str, StrategyRun]:
     """Simulate each strategy and add capture ratios against the unhedged one."""
     tiers = policy.tiers_for(symbol)
     notional = bt.leverage * bt.initial_equity * bt.margin_fraction
     results: dict[str, SimResult] = {}
     names = list(dict.fromkeys(["unhedged", *bt.strategies]))
     for name in names:
-        lev, hedge = strategy_targets(name, data.signals, bt, policy, tiers, notional)
+        lev, hedge = strategy_targets(name, data.signals, bt, policy, tiers, notional, side)
         results[name] = simulate(
             data.open, data.high, data.low, data.close, data.funding_rate, lev, hedge,
-            data.signals.sigma_h, data.signals.cascade_prob, side=bt.side, tiers=tiers,
+            data.signals.sigma_h, data.signals.cascade_prob, side=side, tiers=tiers,
             policy=policy, initial_equity=bt.initial_equity, margin_fraction=bt.margin_fraction,
             leverage_tolerance=bt.leverage_tolerance)
     base = results["unhedged"].equity
@@ -52,7 +53,7 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
 
 
 def model_policy_paths(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
-                       symbol: str) -> dict[str, np.ndarray]:
+                       symbol: str, side: Side) -> dict[str, np.ndarray]:
     """The policy's hedge ratio and leverage cap per bar (for the plots)."""
     notional = bt.leverage * bt.initial_equity * bt.margin_fraction
-    return policy_targets(data.signals, bt.side, notional, policy.tiers_for(symbol), policy)
+    return policy_targets(data.signals, side, notional, policy.tiers_for(symbol), policy)

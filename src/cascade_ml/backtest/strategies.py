@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cascade_ml.backtest.config import BacktestConfig
+from cascade_ml.contracts.task import Side
 from cascade_ml.policy import rules
 from cascade_ml.policy.config import PolicyConfig
 
@@ -54,7 +55,7 @@ def policy_targets(sig: Signals, side: str, notional: float, tiers, cfg: PolicyC
 
 
 def strategy_targets(name: str, sig: Signals, bt: BacktestConfig, cfg: PolicyConfig, tiers,
-                     notional: float) -> tuple[np.ndarray, np.ndarray]:
+                     notional: float, side: Side) -> tuple[np.ndarray, np.ndarray]:
     """(target leverage, target hedge) arrays for one strategy."""
     n = len(sig.sigma_h)
     lev = np.full(n, bt.leverage)
@@ -69,6 +70,6 @@ def strategy_targets(name: str, sig: Signals, bt: BacktestConfig, cfg: PolicyCon
     if name == "rule_triggers":
         return lev, np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min)
     if name == "model_policy":
-        t = policy_targets(sig, bt.side, notional, tiers, cfg)
+        t = policy_targets(sig, side, notional, tiers, cfg)
         return np.minimum(bt.leverage, t["cap"]), t["hedge"]
     raise ValueError(f"unknown strategy {name!r}")

@@ -59,7 +59,8 @@ def ingest_cmd(
     else:
         if not config.sources:
             raise ConfigError("no PATH given and the pipeline configures no sources")
-        report = ingest_sources(market_store, config, rule, progress=True)
+        report = ingest_sources(market_store, config.sources, config.task.all_symbols, rule,
+                                progress=True)
     typer.echo(report.format())
     if report.failed:
         raise typer.Exit(1)
@@ -82,7 +83,7 @@ def _ingest_exchange(store: MarketStore, config: PipelineConfig, exchange: str,
         raise ConfigError(f"bad exchange options: {exc.errors()[0]['msg']} "
                           f"(datasets {wanted})") from exc
     names = ([s.strip() for s in symbols.split(",") if s.strip()] if symbols
-             else list(dict.fromkeys([*config.symbols.targets, *config.symbols.references])))
+             else config.task.all_symbols)
     return ingest_exchange(store, source, names, on_conflict=rule,
                            exchange=make_exchange(exchange), progress=True)
 

@@ -30,8 +30,8 @@ def build(symbol: str = typer.Option(..., "--symbol", help="Target base asset, e
     from cascade_ml.features.build import build_and_store
 
     config = load_pipeline(pipeline)
-    result = build_and_store(MarketStore(config.store.root), symbol.upper(), config, start=start,
-                             end=end, refs=_refs(refs), force=force)
+    result = build_and_store(MarketStore(config.store.root), symbol.upper(), config.task,
+                             config.features, start=start, end=end, refs=_refs(refs), force=force)
     typer.echo(result.line())
 
 
@@ -45,7 +45,7 @@ def list_features(refs: str = typer.Option(None, "--refs", help="Reference symbo
     config = load_pipeline(pipeline)
     names = _refs(refs)
     specs = feature_specs(config.features, names if names is not None
-                          else list(config.symbols.references))
+                          else list(config.task.references))
     width = max(len(s.name) for s in specs)
     for spec in specs:
         typer.echo(f"{spec.name:<{width}}  {spec.family:<13}  {spec.description}")
@@ -54,7 +54,8 @@ def list_features(refs: str = typer.Option(None, "--refs", help="Reference symbo
 
 @labels_app.command("build")
 def build_labels(symbol: str = typer.Option(..., "--symbol", help="Target base asset."),
-                 horizon: int = typer.Option(None, "--horizon", help="Bars ahead (default 24)."),
+                 horizon: int = typer.Option(None, "--horizon",
+                                             help="Bars ahead (default: task.horizon)."),
                  force: bool = typer.Option(False, "--force", help="Rebuild even if up to date."),
                  pipeline: Path = _PIPELINE) -> None:
     """Build and store one symbol's labels at ``labels/symbol=<S>/h=<H>/``."""
@@ -66,8 +67,10 @@ def build_labels(symbol: str = typer.Option(..., "--symbol", help="Target base a
     if horizon is not None and horizon < 1:
         raise ConfigError(f"--horizon must be at least 1 bar, got {horizon}")
     config = load_pipeline(pipeline)
-    result = build_and_store_labels(MarketStore(config.store.root), symbol.upper(), config,
-                                    horizon=horizon, force=force)
+    task = config.task if horizon is None else config.task.model_copy(update={"horizon": horizon})
+    result = build_and_store_labels(MarketStore(config.store.root), symbol.upper(), task,
+                                    config.labels, oi_venues=config.features.oi_venues,
+                                    force=force)
     typer.echo(result.line())
 
 

@@ -25,13 +25,13 @@ def train(
     """Walk-forward evaluate, fit on the development span, log to MLflow, register, promote by
     rule, export the champion bundle to models/<SYMBOL>/ and write OOS predictions."""
     from cascade_ml.data.store import MarketStore
-    from cascade_ml.models.train import print_report, resolve_config, train_symbol
+    from cascade_ml.models.train import print_report, train_symbol
 
     config = _config(pipeline)
-    cfg = resolve_config(config)
-    report = train_symbol(MarketStore(config.store.root), symbol, cfg,
-                          tune_trials=tune or cfg.tune_trials, force=force)
-    print_report(report, cfg)
+    cfg = config.models
+    report = train_symbol(MarketStore(config.store.root), symbol, config.task.horizon, cfg,
+                          config.tracking, tune_trials=tune or cfg.tune_trials, force=force)
+    print_report(report)
 
 
 def evaluate(
@@ -45,16 +45,15 @@ def evaluate(
     from cascade_ml.models.train import (
         evaluate_symbol,
         log_evaluation,
-        resolve_config,
         summary,
         table,
     )
 
     config = _config(pipeline)
-    cfg = resolve_config(config)
-    ds, result = evaluate_symbol(MarketStore(config.store.root), symbol, cfg)
+    cfg = config.models
+    ds, result = evaluate_symbol(MarketStore(config.store.root), symbol, config.task.horizon, cfg)
     out = summary(ds, cfg, result)
-    out["mlflow_run_id"] = log_evaluation(ds, cfg, result, report_dir)
+    out["mlflow_run_id"] = log_evaluation(ds, cfg, config.tracking, result, report_dir)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = json_path.with_name(f".{json_path.name}.tmp")
     tmp.write_text(json.dumps(out, indent=2))
@@ -74,9 +73,10 @@ def promote(
 ) -> None:
     """Make a registered version the champion if it passes the rule, and export its bundle."""
     from cascade_ml.models.train import promote as do_promote
-    from cascade_ml.models.train import resolve_config
 
-    ok, reason, path = do_promote(symbol, resolve_config(_config(pipeline)), version, force)
+    config = _config(pipeline)
+    ok, reason, path = do_promote(symbol, config.task.horizon, config.models, config.tracking,
+                                  version, force)
     if not ok:
         raise CascadeError(f"not promoted: {reason}", hint="use --force to override")
     typer.echo(f"promoted {reason}; bundle exported to {path}")

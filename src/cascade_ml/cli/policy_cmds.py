@@ -65,7 +65,9 @@ def register(app: typer.Typer) -> None:
         """Backtest the hedging strategies on out-of-sample forecasts and compare them."""
         from cascade_ml.backtest.run import run_backtest
         from cascade_ml.config import load_pipeline
+        from cascade_ml.data.store import MarketStore
 
         config = load_pipeline(pipeline)
-        run_backtest(config, symbol.upper(), json_path=json_out, report_dir=report_dir,
+        run_backtest(MarketStore(config.store.root), symbol.upper(), config.task, config.backtest,
+                     config.policy, config.tracking, json_path=json_out, report_dir=report_dir,
                      log_mlflow=not no_mlflow)

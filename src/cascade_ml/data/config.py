@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -33,16 +33,7 @@ class ExchangeSourceConfig(StrictModel):
     datasets: list[Literal["ohlcv", "funding", "open_interest"]] = ["ohlcv", "funding"]
     timeframe: str = "1h"
     since: str | None = None
-    symbols: list[str] | None = None  # default: the pipeline's targets and references
-
-
-class SymbolsConfig(StrictModel):
-    """The traded symbol(s) and the reference markets features compare them with."""
-
-    targets: list[str] = Field(default_factory=lambda: ["NEAR"])
-    references: list[str] = Field(default_factory=lambda: ["BTC", "ETH"])
-    venue: str = "binance"
-    interval: str = "1h"
+    symbols: list[str] | None = None  # default: the task's symbols and references
 
 
 class TableSourceConfig(StrictModel):
@@ -59,3 +50,8 @@ class TableSourceConfig(StrictModel):
     interval: str
     mapping: dict[str, str] = Field(default_factory=dict)
     naive_is_utc: bool = False
+
+
+SourceConfig = Annotated[FileSourceConfig | ExchangeSourceConfig | TableSourceConfig,
+                         Field(discriminator="kind")]
+"""One entry of the pipeline's ``sources`` list, told apart by ``kind``."""

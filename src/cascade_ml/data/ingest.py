@@ -8,12 +8,10 @@ default ``replace`` rule (e.g. the final candle replaces a snapshot taken while 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-
-import typer
 
 from cascade_ml.data.sources import (
     binance_dump,
@@ -28,7 +26,7 @@ from cascade_ml.data.store import ConflictRule, MarketStore, WriteResult
 from cascade_ml.errors import CascadeError, DataValidationError
 
 if TYPE_CHECKING:
-    from cascade_ml.config import PipelineConfig
+    from cascade_ml.data.config import SourceConfig
 
 DATA_SUFFIXES = {".csv", ".parquet", ".feather", ".json"}
 Status = Literal["loaded", "skipped", "failed"]
@@ -196,37 +194,27 @@ def write_loaded(store: MarketStore, outcome: FileOutcome, loaded: list[Loaded],
             return
 
 
-def ingest_sources(store: MarketStore, config: PipelineConfig,
-                   on_conflict: ConflictRule | None = None, *,
-                   progress: bool = False) -> IngestReport:
-    """Ingest every source of a pipeline (files, mapped tables, exchanges) into ``store``."""
+def ingest_sources(store: MarketStore, sources: Sequence[SourceConfig], symbols: list[str],
+                   on_conflict: ConflictRule, *, progress: bool = False) -> IngestReport:
+    """Ingest every source of a pipeline (files, mapped tables, exchanges) into ``store``.
+
+    ``symbols`` are fetched from exchanges whose source names none of its own.
+    """
     from cascade_ml.data.config import ExchangeSourceConfig, FileSourceConfig
 
-    rule = on_conflict or config.store.on_conflict
+    rule = on_conflict
     report = IngestReport()
-    for source in config.sources:
+    for source in sources:
         if isinstance(source, FileSourceConfig):
             report.extend(ingest_path(store, source.path, venue=source.venue, on_conflict=rule))
         elif isinstance(source, ExchangeSourceConfig):
             from cascade_ml.data.sources.exchange import ingest_exchange
 
-            symbols = source.symbols or list(dict.fromkeys(
-                [*config.symbols.targets, *config.symbols.references]))
-            report.extend(ingest_exchange(store, source, symbols, on_conflict=rule,
+            report.extend(ingest_exchange(store, source, source.symbols or symbols,
+                                          on_conflict=rule,
                                           progress=progress))
         else:
             from cascade_ml.data.sources.table import ingest_table
 
             report.extend(ingest_table(store, source, on_conflict=rule))
     return report
-
-
-def run_step(config: PipelineConfig) -> None:
-    """Pipeline step: ingest every configured source, print the report, fail if any input did."""
-    if not config.sources:
-        typer.echo("no sources configured; nothing to ingest")
-        return
-    report = ingest_sources(MarketStore(config.store.root), config)
-    typer.echo(report.format())
-    if report.failed:
-        raise CascadeError(f"{len(report.failed)} input(s) failed to ingest; see the report above")

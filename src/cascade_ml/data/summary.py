@@ -6,16 +6,10 @@ series such as Hyperliquid daily liquidations, days without a row count as gaps)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
-import typer
 
 from cascade_ml.data.sources.base import interval_to_timedelta
 from cascade_ml.data.store import MarketStore
-
-if TYPE_CHECKING:
-    from cascade_ml.config import PipelineConfig
 
 COLUMNS = ["dataset", "venue", "symbol", "interval", "first", "last", "rows", "gaps", "staleness"]
 
@@ -52,9 +46,3 @@ def format_summary(table: pd.DataFrame) -> str:
     shown["staleness"] = shown["staleness"].dt.round("h").astype(str)
     return shown.to_string(index=False)
 
-
-def run_step(config: PipelineConfig) -> None:
-    """Pipeline step: print what the store holds."""
-    store = MarketStore(config.store.root)
-    typer.echo(f"store: {store.root}")
-    typer.echo(format_summary(summarize(store)))

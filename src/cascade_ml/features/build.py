@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import typer
 
 from cascade_ml.atomic import read_json, write_json
-from cascade_ml.config import PipelineConfig
+from cascade_ml.contracts.layout import features_path, manifest_path
+from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore, to_utc
 from cascade_ml.errors import ConfigError
 from cascade_ml.features.config import FAMILIES, FeatureConfig
@@ -44,22 +44,13 @@ class BuildResult:
                 f"{self.first} .. {self.last} -> {self.path}")
 
 
-def features_relpath(symbol: str) -> Path:
-    return Path("features") / f"symbol={symbol}" / "features.parquet"
-
-
-def reference_symbols(config: PipelineConfig, symbol: str) -> list[str]:
-    """The pipeline's reference markets minus the target itself (BTC's references are ETH only)."""
-    return [ref for ref in config.symbols.references if ref != symbol]
-
-
 def check_config(cfg: FeatureConfig, symbol: str, refs: list[str]) -> None:
     """Refuse a bad request before any data is read."""
     unknown = [f for f in cfg.families if f not in FAMILIES]
     if unknown:
         raise ConfigError(f"unknown feature family {unknown}; known: {list(FAMILIES)}", "features")
     if symbol in refs:
-        raise ConfigError(f"{symbol} is both the target and a reference symbol", "symbols")
+        raise ConfigError(f"{symbol} is both the target and a reference symbol", "task")
 
 
 def _check_history(inputs: FeatureInputs, cfg: FeatureConfig) -> None:
@@ -74,12 +65,11 @@ def _check_history(inputs: FeatureInputs, cfg: FeatureConfig) -> None:
             raise ConfigError(f"reference symbol {ref} has no bars up to the requested end")
 
 
-def _load(store: MarketStore, symbol: str, config: PipelineConfig, refs: list[str],
-          end: pd.Timestamp | str | None) -> FeatureInputs:
-    cfg = config.features
+def _load(store: MarketStore, symbol: str, task: TaskConfig, cfg: FeatureConfig,
+          refs: list[str], end: pd.Timestamp | str | None) -> FeatureInputs:
     check_config(cfg, symbol, refs)
-    inputs = load_inputs(store, symbol, refs, venue=config.symbols.venue,
-                         interval=config.symbols.interval, funding_venues=cfg.funding_venues,
+    inputs = load_inputs(store, symbol, refs, venue=task.venue,
+                         interval=task.interval, funding_venues=cfg.funding_venues,
                          oi_venues=cfg.oi_venues, market_symbol=cfg.sentiment_market_symbol,
                          end=end)
     _check_history(inputs, cfg)
@@ -94,16 +84,16 @@ def _slice(frame: pd.DataFrame, start: object, end: object) -> pd.DataFrame:
     return frame
 
 
-def build_features(store: MarketStore, symbol: str, config: PipelineConfig,
+def build_features(store: MarketStore, symbol: str, task: TaskConfig, cfg: FeatureConfig,
                    start: pd.Timestamp | str | None = None, end: pd.Timestamp | str | None = None,
                    refs: list[str] | None = None) -> pd.DataFrame:
     """The feature table of ``symbol`` on its own bar grid, rows in [start, end].
 
     All history up to ``end`` is read so the windows are full at ``start``.
     """
-    refs = reference_symbols(config, symbol) if refs is None else list(refs)
-    inputs = _load(store, symbol, config, refs, end)
-    return _slice(compute_families(inputs, config.features), start, end)
+    refs = task.references_for(symbol) if refs is None else list(refs)
+    inputs = _load(store, symbol, task, cfg, refs, end)
+    return _slice(compute_families(inputs, cfg), start, end)
 
 
 def _sha256(path: Path) -> str:
@@ -118,42 +108,36 @@ def input_hashes(store: MarketStore, sources: tuple[Path, ...]) -> dict[str, str
     return {str(p.relative_to(store.root)): _sha256(p) for p in sources}
 
 
-def build_and_store(store: MarketStore, symbol: str, config: PipelineConfig,
+def build_and_store(store: MarketStore, symbol: str, task: TaskConfig, cfg: FeatureConfig,
                     start: pd.Timestamp | str | None = None,
                     end: pd.Timestamp | str | None = None, refs: list[str] | None = None,
                     force: bool = False) -> BuildResult:
     """Build and write the table unless the manifest shows the same inputs and configuration."""
-    refs = reference_symbols(config, symbol) if refs is None else list(refs)
-    inputs = _load(store, symbol, config, refs, end)
-    relpath = features_relpath(symbol)
-    manifest_path = store.root / relpath.parent / "manifest.json"
+    refs = task.references_for(symbol) if refs is None else list(refs)
+    inputs = _load(store, symbol, task, cfg, refs, end)
+    relpath = features_path(symbol)
+    manifest_file = store.root / manifest_path(relpath)
     manifest = {
         "version": FEATURES_VERSION,
         "symbol": symbol,
         "refs": refs,
         "start": None if start is None else str(to_utc(start)),
         "end": None if end is None else str(to_utc(end)),
-        "symbols": config.symbols.model_dump(mode="json"),
-        "config": config.features.model_dump(mode="json"),
+        "bars": {"venue": task.venue, "interval": task.interval},
+        "config": cfg.model_dump(mode="json"),
         "inputs": input_hashes(store, inputs.sources),
     }
-    old = read_json(manifest_path)
+    old = read_json(manifest_file)
     if not force and old is not None and (store.root / relpath).exists():
         same = {k: v for k, v in old.items() if k not in ("rows", "columns", "first", "last")}
         if same == json.loads(json.dumps(manifest, default=str)):
             return BuildResult(symbol, store.root / relpath, old["rows"], len(old["columns"]),
                                old["first"], old["last"], up_to_date=True)
-    frame = _slice(compute_families(inputs, config.features), start, end)
+    frame = _slice(compute_families(inputs, cfg), start, end)
     first = frame.index[0] if len(frame) else None
     last = frame.index[-1] if len(frame) else None
     manifest.update(rows=len(frame), columns=list(frame.columns), first=str(first), last=str(last))
     path = store.write_table(relpath, frame, {"symbol": symbol, "kind": "features"})
-    write_json(manifest_path, manifest)
+    write_json(manifest_file, manifest)
     return BuildResult(symbol, path, len(frame), frame.shape[1], first, last, up_to_date=False)
 
-
-def run_step(config: PipelineConfig) -> None:
-    """Pipeline step: features for every target symbol, one report line each."""
-    store = MarketStore(config.store.root)
-    for symbol in config.symbols.targets:
-        typer.echo(build_and_store(store, symbol, config).line())

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import typer
 
 from cascade_ml.atomic import read_json, write_json
-from cascade_ml.config import PipelineConfig
+from cascade_ml.contracts.layout import labels_path, manifest_path
+from cascade_ml.contracts.task import Side, TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import ConfigError
 from cascade_ml.features.asof import asof_join, interval_delta
@@ -72,11 +72,14 @@ def _liq_confirm(ohlcv: pd.DataFrame, liquidations: pd.DataFrame, horizon: int,
     return forward(hot, horizon, "max")
 
 
-def build_labels(ohlcv: pd.DataFrame, config: LabelConfig, oi: pd.DataFrame | None = None,
-                 liquidations: pd.DataFrame | None = None,
-                 horizon: int | None = None) -> pd.DataFrame:
-    """Labels on the bar grid of ``ohlcv`` (canonical candles), one row per bar."""
-    h = config.horizon if horizon is None else horizon
+def build_labels(ohlcv: pd.DataFrame, config: LabelConfig, *, horizon: int, side: Side = "long",
+                 oi: pd.DataFrame | None = None,
+                 liquidations: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Labels over ``horizon`` bars on the bar grid of ``ohlcv`` (canonical candles).
+
+    A cascade is a move against ``side``: a drop for a long, a squeeze for a short.
+    """
+    h = horizon
     if h >= len(ohlcv):
         raise ConfigError(f"label horizon {h} bars is not shorter than the {len(ohlcv)} bars given",
                           "labels")
@@ -91,7 +94,7 @@ def build_labels(ohlcv: pd.DataFrame, config: LabelConfig, oi: pd.DataFrame | No
                         min_periods=min_periods(config.sigma_window, 0.5)).std()
     threshold = np.maximum(config.cascade_k * sigma * np.sqrt(h), config.cascade_floor)
     threshold = threshold.where(sigma.notna())
-    move = 1.0 - np.exp(fwd_min) if config.side == "long" else np.exp(fwd_max) - 1.0
+    move = 1.0 - np.exp(fwd_min) if side == "long" else np.exp(fwd_max) - 1.0
     price = (move > threshold).astype(float).where(move.notna() & threshold.notna())
     cascade = price.copy()
     bar = pd.Timedelta(pd.Series(index).diff().median()) if len(index) > 1 else pd.Timedelta("1h")
@@ -130,10 +133,6 @@ class LabelResult:
                 f"{self.base_rate:.2%} -> {self.path}")
 
 
-def labels_relpath(symbol: str, horizon: int) -> Path:
-    return Path("labels") / f"symbol={symbol}" / f"h={horizon}" / "labels.parquet"
-
-
 def _optional(store: MarketStore, dataset: str, symbol: str, venues: list[str]):
     keys = store.partitions(dataset, symbol)
     rank = {v: i for i, v in enumerate(venues)}
@@ -141,41 +140,39 @@ def _optional(store: MarketStore, dataset: str, symbol: str, venues: list[str]):
     return (store.read_partition(keys[0]), keys[0]) if keys else (None, None)
 
 
-def build_and_store_labels(store: MarketStore, symbol: str, config: PipelineConfig,
-                           horizon: int | None = None, force: bool = False) -> LabelResult:
-    """Build and atomically write one symbol's labels unless inputs and config are unchanged."""
-    cfg = config.labels
-    h = cfg.horizon if horizon is None else horizon
-    bars_key = store.resolve("ohlcv", symbol, config.symbols.venue, config.symbols.interval)
+def build_and_store_labels(store: MarketStore, symbol: str, task: TaskConfig, cfg: LabelConfig,
+                           *, oi_venues: list[str] | None = None,
+                           force: bool = False) -> LabelResult:
+    """Build and atomically write one symbol's labels unless inputs and config are unchanged.
+
+    ``oi_venues`` rank the open-interest venues used when ``cfg.require_oi_drop`` is set.
+    """
+    h = task.horizon
+    bars_key = store.resolve("ohlcv", symbol, task.venue, task.interval)
     used = [bars_key]
     oi = liq = None
     if cfg.require_oi_drop:
-        oi, key = _optional(store, "open_interest", symbol, config.features.oi_venues)
+        oi, key = _optional(store, "open_interest", symbol, list(oi_venues or []))
         used += [key] if key else []
     if cfg.require_liquidations:
         liq, key = _optional(store, "liquidations", symbol, [])
         used += [key] if key else []
-    relpath = labels_relpath(symbol, h)
-    manifest_path = store.root / relpath.parent / "manifest.json"
-    manifest = {"version": LABELS_VERSION, "symbol": symbol, "horizon": h,
+    relpath = labels_path(symbol, h)
+    manifest_file = store.root / manifest_path(relpath)
+    manifest = {"version": LABELS_VERSION, "symbol": symbol, "horizon": h, "side": task.side,
                 "config": cfg.model_dump(mode="json"),
                 "inputs": input_hashes(store, tuple(store.root / k.relpath() for k in used))}
-    old = read_json(manifest_path)
+    old = read_json(manifest_file)
     current = (not force and old and (store.root / relpath).exists()
                and {k: v for k, v in old.items() if k not in ("rows", "base_rate")}
                == json.loads(json.dumps(manifest)))
     if current:
         return LabelResult(symbol, h, store.root / relpath, old["rows"], old["base_rate"], True)
-    frame = build_labels(store.read_partition(bars_key), cfg, oi=oi, liquidations=liq, horizon=h)
+    frame = build_labels(store.read_partition(bars_key), cfg, horizon=h, side=task.side, oi=oi,
+                         liquidations=liq)
     base_rate = float(frame["cascade"].mean())
     manifest.update(rows=len(frame), base_rate=base_rate)
     path = store.write_table(relpath, frame, {"symbol": symbol, "kind": "labels", "horizon": h})
-    write_json(manifest_path, manifest)
+    write_json(manifest_file, manifest)
     return LabelResult(symbol, h, path, len(frame), base_rate, False)
 
-
-def run_step(config: PipelineConfig) -> None:
-    """Pipeline step: labels for every target symbol, with the cascade base rate."""
-    store = MarketStore(config.store.root)
-    for symbol in config.symbols.targets:
-        typer.echo(build_and_store_labels(store, symbol, config).line())

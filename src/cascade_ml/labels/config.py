@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from cascade_ml.config_base import StrictModel
 
 
 class LabelConfig(StrictModel):
-    """Forward-looking targets over ``horizon`` bars and the cascade event definition.
+    """The cascade event definition; the horizon H and the side come from the task.
 
     A cascade (side ``long``) at row t: the lowest low in (t, t+H] is below close_t by more than
     ``max(cascade_k * sigma_t * sqrt(H), cascade_floor)``, sigma_t being the standard deviation of
@@ -18,11 +16,9 @@ class LabelConfig(StrictModel):
     highest high (a short squeeze). Optional confirmations apply only where their data exist.
     """
 
-    horizon: int = Field(24, ge=1)
     cascade_k: float = Field(2.5, gt=0)
     cascade_floor: float = Field(0.05, ge=0, lt=1)
     sigma_window: int = Field(168, ge=2)
-    side: Literal["long", "short"] = "long"
     require_oi_drop: bool = False
     oi_drop_threshold: float = Field(0.05, gt=0, lt=1)
     require_liquidations: bool = False

@@ -20,11 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from cascade_ml.models.dataset import LEVEL, LOG_LEVEL
+from cascade_ml.contracts.columns import LEVEL_PATTERN, LOG_LEVEL_PATTERN, TRIGGER_COLUMNS
 
 log = logging.getLogger(__name__)
 _TINY = 1e-12
-TRIGGERS = ("trigger_funding_divergence", "trigger_sentiment_spike", "trigger_volume_breakdown")
 
 
 class Baseline:
@@ -168,7 +167,7 @@ class Logistic(Baseline):
         x = features.loc[index, cols].to_numpy(float)
         x = np.where(np.isfinite(x), x, np.nan)
         for j, c in enumerate(cols):  # variance levels enter as logs (a linear model extrapolates)
-            if LEVEL.search(c) and not LOG_LEVEL.search(c):
+            if LEVEL_PATTERN.search(c) and not LOG_LEVEL_PATTERN.search(c):
                 x[:, j] = np.log(np.maximum(x[:, j], 1e-12))
         return x
 
@@ -201,11 +200,11 @@ class Rules(Baseline):
 
     @staticmethod
     def score(features: pd.DataFrame, index: pd.Index) -> np.ndarray:
-        cols = [c for c in TRIGGERS if c in features.columns]
+        cols = [c for c in TRIGGER_COLUMNS if c in features.columns]
         if not cols:
             return np.zeros(len(index), dtype=int)
         fired = np.nan_to_num(features.loc[index, cols].to_numpy(float)).round().sum(1)
-        return fired.clip(0, len(TRIGGERS)).astype(int)
+        return fired.clip(0, len(TRIGGER_COLUMNS)).astype(int)
 
     def fit(self, features, y, train_index):
         s = self.score(features, train_index)
@@ -213,7 +212,7 @@ class Rules(Baseline):
         base = float(yt.mean())
         # Laplace-style shrinkage to the base rate so a rare score level is not 0 or 1.
         self.rates_ = {int(k): float((yt[s == k].sum() + base * 10) / ((s == k).sum() + 10))
-                       for k in range(len(TRIGGERS) + 1)}
+                       for k in range(len(TRIGGER_COLUMNS) + 1)}
         return self
 
     def predict(self, features, index):

@@ -32,7 +32,6 @@ class LgbmParams(StrictModel):
 class ModelConfig(StrictModel):
     """What the train step fits, how it is evaluated, tracked, promoted and exported."""
 
-    horizon: int = Field(24, ge=1, description="Forecast horizon H in bars (labels h=<H>).")
     n_folds: int = Field(5, ge=1)
     min_train_frac: float = Field(0.4, gt=0, lt=1,
                                   description="Share of the development rows in the first fold's "
@@ -75,8 +74,6 @@ class ModelConfig(StrictModel):
     num_threads: int = Field(2, ge=1)
     tune_trials: int = Field(0, ge=0)
     optuna_storage: str = "sqlite:///data/optuna/optuna.db"
-    mlflow_tracking_uri: str = "sqlite:///data/mlflow/mlflow.db"
-    mlflow_artifact_root: Path = Path("data/mlflow/artifacts")
     experiment: str = "cascade-ml"
     models_dir: Path = Path("models")
     reports_dir: Path = Path("reports")

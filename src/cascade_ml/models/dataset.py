@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from cascade_ml.contracts.columns import (
+    CORE_FEATURES,
+    LABELS,
+)
+from cascade_ml.contracts.layout import features_path, labels_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-
-# Variance-level inputs (sums of squared returns over N hours, range estimators): the volatility
-# trees see them as log ratios to the forecast level and the logistic baseline as logs, since
-# their level drifts across regimes. The hours in the name scale them to H bars.
-LEVEL = re.compile(r"(^|_)(rv|parkinson|garman_klass|rs_neg|rs_pos)_(\d+)h$")
-LOG_LEVEL = re.compile(r"(^|_)log_rv_(\d+)h$")
-CORE = ("ret_1h", "rv_24h", "rv_168h", "rv_720h")
-LABELS = ("fwd_rv", "fwd_log_rv", "cascade", "fwd_min_return")
-
-
-def features_path(symbol: str) -> str:
-    return f"features/symbol={symbol}/features.parquet"
-
-
-def labels_path(symbol: str, horizon: int) -> str:
-    return f"labels/symbol={symbol}/h={horizon}/labels.parquet"
-
-
-def predictions_path(symbol: str, horizon: int) -> str:
-    return f"predictions/symbol={symbol}/h={horizon}/oos.parquet"
 
 
 @dataclass
@@ -75,7 +59,7 @@ def make_dataset(symbol: str, horizon: int, features: pd.DataFrame, labels: pd.D
                  include: list[str] | None = None, exclude: list[str] | None = None,
                  hashes: dict[str, str] | None = None) -> Dataset:
     """Align labels to features and keep rows where the labels and the HAR inputs are known."""
-    missing = [c for c in CORE if c not in features.columns]
+    missing = [c for c in CORE_FEATURES if c not in features.columns]
     if missing:
         raise CascadeError(f"feature table of {symbol} lacks required column(s) {missing}")
     missing = [c for c in ("fwd_rv", "cascade") if c not in labels.columns]
@@ -86,7 +70,7 @@ def make_dataset(symbol: str, horizon: int, features: pd.DataFrame, labels: pd.D
     if "fwd_log_rv" not in labels.columns:
         labels = labels.assign(fwd_log_rv=np.log(labels["fwd_rv"]))
     ok = labels[["fwd_rv", "cascade"]].notna().all(axis=1) & (labels["fwd_rv"] > 0)
-    ok &= features[list(CORE)].notna().all(axis=1)
+    ok &= features[list(CORE_FEATURES)].notna().all(axis=1)
     rows = features.index[ok.to_numpy()]
     names = select_features(features, include, exclude or [])
     return Dataset(symbol, horizon, features, labels, pd.DatetimeIndex(rows), names, hashes or {})

@@ -15,10 +15,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from cascade_ml.contracts.columns import (
+    HAR_COLUMNS,
+    HAR_WINDOWS,
+    LEVEL_PATTERN,
+    LOG_LEVEL_PATTERN,
+    rv_hours,
+)
 from cascade_ml.errors import CascadeError
 from cascade_ml.models.baselines import cascade_baselines, volatility_baselines
 from cascade_ml.models.config import ModelConfig
-from cascade_ml.models.dataset import LEVEL, LOG_LEVEL, Dataset
+from cascade_ml.models.dataset import Dataset
 from cascade_ml.models.estimators import CascadeClassifier, VolatilityForecaster
 from cascade_ml.models.metrics import (
     cascade_metrics,
@@ -47,36 +54,35 @@ class EvalResult:
 
 
 def _hours(name: str) -> int:
-    return int(LEVEL.search(name).group(3))
+    return int(LEVEL_PATTERN.search(name).group(3))
 
 
-def make_models(cfg: ModelConfig, feature_names: list[str], params: dict | None = None
-                ) -> tuple[VolatilityForecaster, CascadeClassifier]:
-    """Fresh estimators from the config (``params``, e.g. tuned, override the volatility
-    model's LightGBM settings)."""
+def make_models(cfg: ModelConfig, feature_names: list[str], horizon: int,
+                params: dict | None = None) -> tuple[VolatilityForecaster, CascadeClassifier]:
+    """Fresh estimators for horizon H from the config (``params``, e.g. tuned, override the
+    volatility model's LightGBM settings)."""
     lgbm = {**cfg.lgbm.model_dump(), **(params or {})}
     common = dict(random_state=cfg.seed, n_jobs=cfg.num_threads, **lgbm)
     anchor = feature_names.index(cfg.anchor) if cfg.anchor in feature_names else None
-    hours = int(cfg.anchor[3:-1]) if anchor is not None else 1
+    hours = rv_hours(cfg.anchor) if anchor is not None else 1
     har = {}
     if cfg.har_offset:
-        cols = ("rv_24h", "rv_168h", "rv_720h")
-        har = {"har": tuple(feature_names.index(c) for c in cols),
-               "har_scale": tuple(1.0 / int(c[3:-1]) for c in cols)}
+        har = {"har": tuple(feature_names.index(c) for c in HAR_COLUMNS),
+               "har_scale": tuple(1.0 / h for h in HAR_WINDOWS)}
     levelled = anchor is not None or bool(har)
     rel = [(j, n) for j, n in enumerate(feature_names)
-           if levelled and LEVEL.search(n) and not LOG_LEVEL.search(n)]
-    rel_log = [j for j, n in enumerate(feature_names) if levelled and LOG_LEVEL.search(n)]
+           if levelled and LEVEL_PATTERN.search(n) and not LOG_LEVEL_PATTERN.search(n)]
+    rel_log = [j for j, n in enumerate(feature_names) if levelled and LOG_LEVEL_PATTERN.search(n)]
     vol = VolatilityForecaster(quantiles=tuple(cfg.quantiles) or None, anchor=anchor,
                                objective=cfg.objective, min_coverage=cfg.min_coverage,
-                               anchor_scale=cfg.horizon / hours,
+                               anchor_scale=horizon / hours,
                                relative=tuple(j for j, _ in rel),
-                               relative_scale=tuple(cfg.horizon / _hours(n) for _, n in rel),
+                               relative_scale=tuple(horizon / _hours(n) for _, n in rel),
                                relative_log=tuple(rel_log),
-                               shrink_frac=cfg.vol_shrink_frac, shrink_gap=cfg.horizon,
+                               shrink_frac=cfg.vol_shrink_frac, shrink_gap=horizon,
                                **har, **common)
     clf = CascadeClassifier(calibration=cfg.calibration, calibration_frac=cfg.calibration_frac,
-                            calib_gap=cfg.horizon, min_coverage=cfg.min_coverage,
+                            calib_gap=horizon, min_coverage=cfg.min_coverage,
                             features=cascade_columns(cfg, feature_names), random_state=cfg.seed,
                             n_jobs=cfg.num_threads,
                             **cfg.cascade_lgbm.model_dump())
@@ -99,17 +105,18 @@ def cascade_columns(cfg: ModelConfig, feature_names: list[str]) -> tuple[int, ..
 
 def split_rows(ds: Dataset, cfg: ModelConfig) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
     """Development and final rows; refuses a symbol with too little data for one fold."""
-    need = max(cfg.min_rows, cfg.horizon * 4)
+    need = max(cfg.min_rows, ds.horizon * 4)
     if len(ds.rows) < need:
         raise CascadeError(
             f"{ds.symbol} has {len(ds.rows)} usable rows at h={ds.horizon}; at least {need} are "
             "needed for one walk-forward fold", hint="ingest more history or lower models.min_rows")
-    dev, final = final_split(ds.rows, cfg.final_frac, cfg.horizon)
+    dev, final = final_split(ds.rows, cfg.final_frac, ds.horizon)
     return ds.rows[dev], ds.rows[final]
 
 
-def splitter(cfg: ModelConfig) -> PurgedWalkForward:
-    return PurgedWalkForward(cfg.n_folds, cfg.horizon, cfg.embargo, cfg.min_train_frac)
+def splitter(cfg: ModelConfig, horizon: int) -> PurgedWalkForward:
+    """The purged walk-forward of the development rows (purge = label window H)."""
+    return PurgedWalkForward(cfg.n_folds, horizon, cfg.embargo, cfg.min_train_frac)
 
 
 def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
@@ -121,7 +128,7 @@ def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
     if len(np.unique(y_cas)) < 2:
         raise CascadeError(f"{ds.symbol}: training rows {train[0]}..{train[-1]} hold only one "
                            "cascade class", hint="use more history or a looser cascade label")
-    vol, clf = make_models(cfg, ds.feature_names, params)
+    vol, clf = make_models(cfg, ds.feature_names, ds.horizon, params)
     vol.fit(ds.X(train), y_log)
     Xt = ds.X(test)
     var = vol.predict_variance(Xt)
@@ -131,13 +138,13 @@ def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
         clf.fit(ds.X(train), y_cas)
         out["cascade_prob"] = clf.predict_proba(Xt)[:, 1]
         y_rv = ds.labels["fwd_rv"]
-        for name, base in volatility_baselines(cfg.horizon, cfg.ewma_lambda,
+        for name, base in volatility_baselines(ds.horizon, cfg.ewma_lambda,
                                                cfg.garch_window).items():
             out[f"var_{name}"] = base.fit(ds.features, y_rv, train).predict(ds.features, test)
         y_c = ds.labels["cascade"]
         cas_cols = [ds.feature_names[j] for j in
                     (cascade_columns(cfg, ds.feature_names) or range(len(ds.feature_names)))]
-        for name, base in cascade_baselines(cfg.horizon, cas_cols, cfg.seed,
+        for name, base in cascade_baselines(ds.horizon, cas_cols, cfg.seed,
                                             cfg.min_coverage).items():
             out[f"prob_{name}"] = base.fit(ds.features, y_c, train).predict(ds.features, test)
     frame = pd.DataFrame(out, index=pd.DatetimeIndex(test, name="timestamp"))
@@ -149,7 +156,7 @@ def walk_forward(ds: Dataset, cfg: ModelConfig, params: dict | None = None) -> E
     started = time.perf_counter()
     dev, final = split_rows(ds, cfg)
     frames = []
-    for k, (tr, te) in enumerate(splitter(cfg).split(dev)):
+    for k, (tr, te) in enumerate(splitter(cfg, ds.horizon).split(dev)):
         frame, _, _ = fit_predict(ds, dev[tr], dev[te], cfg, params)
         frames.append(frame.assign(fold=k))
         log.info("%s fold %d: train %d rows, test %s..%s", ds.symbol, k, len(tr), dev[te[0]],
@@ -160,23 +167,24 @@ def walk_forward(ds: Dataset, cfg: ModelConfig, params: dict | None = None) -> E
         frame, vol, clf = fit_predict(ds, dev, final, cfg, params)
         frames.append(frame.assign(fold=cfg.n_folds))
     else:
-        vol, clf = make_models(cfg, ds.feature_names, params)
+        vol, clf = make_models(cfg, ds.feature_names, ds.horizon, params)
         vol.fit(ds.X(dev), np.log(ds.labels.loc[dev, "fwd_rv"].to_numpy(float)))
         clf.fit(ds.X(dev), ds.labels.loc[dev, "cascade"].to_numpy(int))
     oos = pd.concat(frames)
     oos["fold"] = oos["fold"].astype("int64")
     oos = oos[["fold", *[c for c in oos.columns if c != "fold"]]]
     wf = oos[oos["fold"] < cfg.n_folds]
-    metrics = {"walk_forward": score(wf, ds.labels, cfg),
-               "final": score(oos[oos["fold"] == cfg.n_folds], ds.labels, cfg) if len(final)
-               else None,
-               "folds": [score(g, ds.labels, cfg, dm=False)
+    metrics = {"walk_forward": score(wf, ds.labels, cfg, ds.horizon),
+               "final": (score(oos[oos["fold"] == cfg.n_folds], ds.labels, cfg, ds.horizon)
+                         if len(final) else None),
+               "folds": [score(g, ds.labels, cfg, ds.horizon, dm=False)
                          for _, g in wf.groupby("fold", sort=True)]}
     timings = {"walk_forward_s": t_wf, "total_s": time.perf_counter() - started}
     return EvalResult(oos, metrics, vol, clf, dev, final, timings)
 
 
-def score(pred: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, dm: bool = True) -> dict:
+def score(pred: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, horizon: int,
+          dm: bool = True) -> dict:
     """Volatility and cascade metrics of the model and every baseline on ``pred``'s rows."""
     lab = labels.loc[pred.index]
     rv = lab["fwd_rv"].to_numpy(float)
@@ -189,7 +197,7 @@ def score(pred: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, dm: bool =
         vol["qlike_gain_vs_best"] = 1 - vol["model"]["qlike"] / vol["baselines"][best]["qlike"]
         if dm:
             res = diebold_mariano(qlike_loss(rv, pred["var_forecast"].to_numpy()),
-                                  qlike_loss(rv, pred[f"var_{best}"].to_numpy()), cfg.horizon)
+                                  qlike_loss(rv, pred[f"var_{best}"].to_numpy()), horizon)
             vol["dm_stat_vs_best"] = res["dm_stat"]
             vol["dm_pvalue_vs_best"] = res["dm_pvalue"]
     out = {"rows": len(pred), "start": str(pred.index[0]), "end": str(pred.index[-1]),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -21,7 +20,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
@@ -40,26 +38,6 @@ def model_names(symbol: str, horizon: int) -> dict[str, str]:
     """Registered model names of one symbol and horizon."""
     return {"volatility": f"cascade-ml-{symbol}-h{horizon}-volatility",
             "cascade": f"cascade-ml-{symbol}-h{horizon}-cascade"}
-
-
-def connect(cfg: ModelConfig) -> tuple[MlflowClient, str]:
-    """Point MLflow at the configured store; create the experiment with a local artifact root."""
-    uri = cfg.mlflow_tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    # the bundle export downloads local artifacts; a progress bar per file is only noise here
-    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
-    client = MlflowClient(uri, uri)
-    exp = client.get_experiment_by_name(cfg.experiment)
-    if exp is None:
-        root = Path(cfg.mlflow_artifact_root).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        exp_id = client.create_experiment(cfg.experiment, artifact_location=root.as_uri())
-    else:
-        exp_id = exp.experiment_id
-    return client, exp_id
 
 
 def flatten(prefix: str, data: dict) -> dict[str, float]:
@@ -101,7 +79,8 @@ def decide_promotion(candidate: dict[str, float], champion_qlike: float | None,
                                                else " (no champion yet)"))
 
 
-def log_run(client: MlflowClient, exp_id: str, *, cfg: ModelConfig, symbol: str, ds_info: dict,
+def log_run(client: MlflowClient, exp_id: str, *, cfg: ModelConfig, symbol: str, horizon: int,
+            ds_info: dict,
             metrics: dict, vol, clf, sample_x: pd.DataFrame,
             make_bundle: Callable[[str], Path] | None, plots_dir: Path | None,
             params: dict | None) -> dict:
@@ -110,14 +89,14 @@ def log_run(client: MlflowClient, exp_id: str, *, cfg: ModelConfig, symbol: str,
     ``make_bundle(version)`` writes the bundle once the registry has numbered the version, so
     ``bundle.json`` carries the registered version; the folder is logged under ``bundle/``.
     """
-    names = model_names(symbol, cfg.horizon)
+    names = model_names(symbol, horizon)
     kind = "train" if make_bundle is not None else "evaluate"
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"{kind}-{symbol}-h{cfg.horizon}") as run:
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{kind}-{symbol}-h{horizon}") as run:
         flat_cfg = pd.json_normalize(cfg.model_dump(mode="json"), sep=".").iloc[0].to_dict()
         mlflow.log_params({**{k: str(v) for k, v in flat_cfg.items()}, "symbol": symbol,
                            "n_features": len(ds_info["feature_names"]),
                            **{f"tuned.{k}": v for k, v in (params or {}).items()}})
-        mlflow.set_tags({"symbol": symbol, "horizon": str(cfg.horizon),
+        mlflow.set_tags({"symbol": symbol, "horizon": str(horizon),
                          **{k: str(v) for k, v in ds_info["spans"].items()},
                          **ds_info["hashes"]})
         mlflow.log_metrics(flatten("wf", metrics["walk_forward"]))

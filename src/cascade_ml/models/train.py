@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from cascade_ml.contracts.layout import predictions_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.models import tracking
 from cascade_ml.models.bundle import export_bundle
 from cascade_ml.models.config import ModelConfig
-from cascade_ml.models.dataset import Dataset, load_dataset, predictions_path
+from cascade_ml.models.dataset import Dataset, load_dataset
 from cascade_ml.models.evaluate import EvalResult, walk_forward
+from cascade_ml.tracking import TrackingConfig, connect
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class TrainReport:
     """What one train run produced."""
 
     symbol: str
+    horizon: int
     result: EvalResult
     run_id: str | None = None
     versions: dict = field(default_factory=dict)
@@ -45,7 +48,7 @@ class TrainReport:
 def summary(ds: Dataset, cfg: ModelConfig, result: EvalResult) -> dict:
     """The evaluation JSON: walk-forward metrics at the top level, the final period beside."""
     wf = result.metrics["walk_forward"]
-    out = {"symbol": ds.symbol, "horizon": cfg.horizon, "folds": cfg.n_folds,
+    out = {"symbol": ds.symbol, "horizon": ds.horizon, "folds": cfg.n_folds,
            "rows": {"development": len(result.dev_rows), "final": len(result.final_rows)},
            "span": {"start": ds.span[0], "end": ds.span[1],
                     "final_start": str(result.final_rows[0]) if len(result.final_rows) else None},
@@ -76,21 +79,22 @@ def table(metrics: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-def evaluate_symbol(store: MarketStore, symbol: str, cfg: ModelConfig,
+def evaluate_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig,
                     params: dict | None = None) -> tuple[Dataset, EvalResult]:
-    ds = load_dataset(store, symbol, cfg.horizon, cfg.features, cfg.exclude_features)
+    """Walk-forward and final-period evaluation of one symbol at horizon H (nothing logged)."""
+    ds = load_dataset(store, symbol, horizon, cfg.features, cfg.exclude_features)
     return ds, walk_forward(ds, cfg, params)
 
 
-def log_evaluation(ds: Dataset, cfg: ModelConfig, result: EvalResult,
-                   report_dir: Path | None) -> str:
+def log_evaluation(ds: Dataset, cfg: ModelConfig, tracking_cfg: TrackingConfig,
+                   result: EvalResult, report_dir: Path | None) -> str:
     """Log an evaluation run (metrics, plots; nothing registered); plots also to report_dir."""
-    client, exp_id = tracking.connect(cfg)
+    client, exp_id = connect(tracking_cfg, cfg.experiment)
     with tempfile.TemporaryDirectory(prefix="cascade-eval-") as tmp:
         plots_dir = Path(report_dir) if report_dir is not None else Path(tmp) / "plots"
         write_plots(ds, cfg, result, plots_dir)
         logged = tracking.log_run(
-            client, exp_id, cfg=cfg, symbol=ds.symbol,
+            client, exp_id, cfg=cfg, symbol=ds.symbol, horizon=ds.horizon,
             ds_info={"feature_names": ds.feature_names, "hashes": ds.hashes,
                      "spans": {"data_start": ds.span[0], "data_end": ds.span[1]}},
             metrics=result.metrics, vol=result.vol_model, clf=result.cascade_model,
@@ -107,10 +111,11 @@ def write_plots(ds: Dataset, cfg: ModelConfig, result: EvalResult, folder: Path)
               ds.feature_names, folder)
 
 
-def train_symbol(store: MarketStore, symbol: str, cfg: ModelConfig, *, tune_trials: int = 0,
-                 force: bool = False, plots: bool = True) -> TrainReport:
+def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig,
+                 tracking_cfg: TrackingConfig, *, tune_trials: int = 0, force: bool = False,
+                 plots: bool = True) -> TrainReport:
     """Evaluate, log, register, promote by rule, export the champion and write OOS predictions."""
-    ds = load_dataset(store, symbol, cfg.horizon, cfg.features, cfg.exclude_features)
+    ds = load_dataset(store, symbol, horizon, cfg.features, cfg.exclude_features)
     params: dict = {}
     if tune_trials:
         from cascade_ml.models.tuning import tune
@@ -118,16 +123,16 @@ def train_symbol(store: MarketStore, symbol: str, cfg: ModelConfig, *, tune_tria
         params, study = tune(ds, cfg, tune_trials)
         log.info("tuning: best mean QLIKE %s with %s", study.best_value if params else None, params)
     result = walk_forward(ds, cfg, params or None)
-    report = TrainReport(symbol, result, params=params)
+    report = TrainReport(symbol, horizon, result, params=params)
     report.predictions_path = store.write_table(
-        predictions_path(symbol, cfg.horizon), result.oos,
-        {"symbol": symbol, "horizon": cfg.horizon, "folds": cfg.n_folds,
+        predictions_path(symbol, horizon), result.oos,
+        {"symbol": symbol, "horizon": horizon, "folds": cfg.n_folds,
          "final_fold": cfg.n_folds, "inputs": ds.hashes})
 
-    client, exp_id = tracking.connect(cfg)
+    client, exp_id = connect(tracking_cfg, cfg.experiment)
     final = result.final_rows
     champ_q = tracking.champion_qlike(
-        client, symbol, cfg.horizon, ds.X(final) if len(final) else None,
+        client, symbol, horizon, ds.X(final) if len(final) else None,
         ds.labels.loc[final, "fwd_rv"].to_numpy(float) if len(final) else None,
         ds.feature_names)
     with tempfile.TemporaryDirectory(prefix="cascade-train-") as tmp:
@@ -144,14 +149,14 @@ def train_symbol(store: MarketStore, symbol: str, cfg: ModelConfig, *, tune_tria
         def make_bundle(version: str) -> Path:
             return export_bundle(
                 tmp / "bundle", result.vol_model, result.cascade_model, version=version,
-                symbol=symbol, horizon=cfg.horizon, feature_names=ds.feature_names,
+                symbol=symbol, horizon=horizon, feature_names=ds.feature_names,
                 training_span={"start": spans["train_start"], "end": spans["train_end"]},
                 metrics={"final": headline, "walk_forward": result.metrics["walk_forward"]},
                 config={**cfg.model_dump(mode="json"), "tuned": params})
 
         sample = ds.features.loc[result.dev_rows[-200:], ds.feature_names].astype(float)
         logged = tracking.log_run(
-            client, exp_id, cfg=cfg, symbol=symbol,
+            client, exp_id, cfg=cfg, symbol=symbol, horizon=horizon,
             ds_info={"feature_names": ds.feature_names, "spans": spans, "hashes": ds.hashes},
             metrics=result.metrics, vol=result.vol_model, clf=result.cascade_model,
             sample_x=sample, make_bundle=make_bundle, plots_dir=plots_dir if plots else None,
@@ -160,19 +165,19 @@ def train_symbol(store: MarketStore, symbol: str, cfg: ModelConfig, *, tune_tria
     report.promoted, report.reason = tracking.decide_promotion(
         tracking.headline(headline), champ_q, force)
     if report.promoted:
-        tracking.set_champion(client, symbol, cfg.horizon, report.run_id)
-    if tracking.champion_version(client, tracking.model_names(symbol, cfg.horizon)["volatility"]):
-        report.bundle_path = tracking.export_champion(client, symbol, cfg.horizon, cfg.models_dir)
+        tracking.set_champion(client, symbol, horizon, report.run_id)
+    if tracking.champion_version(client, tracking.model_names(symbol, horizon)["volatility"]):
+        report.bundle_path = tracking.export_champion(client, symbol, horizon, cfg.models_dir)
     return report
 
 
-def promote(symbol: str, cfg: ModelConfig, version: str | None = None,
-            force: bool = False) -> tuple[bool, str, Path | None]:
+def promote(symbol: str, horizon: int, cfg: ModelConfig, tracking_cfg: TrackingConfig,
+            version: str | None = None, force: bool = False) -> tuple[bool, str, Path | None]:
     """Apply the promotion rule to a registered version (default: the latest) and export."""
     from cascade_ml.errors import CascadeError
 
-    client, _ = tracking.connect(cfg)
-    name = tracking.model_names(symbol, cfg.horizon)["volatility"]
+    client, _ = connect(tracking_cfg, cfg.experiment)
+    name = tracking.model_names(symbol, horizon)["volatility"]
     versions = client.search_model_versions(f"name='{name}'")
     if not versions:
         raise CascadeError(f"no registered model {name}", hint="run `cascade-ml train` first")
@@ -194,38 +199,20 @@ def promote(symbol: str, cfg: ModelConfig, version: str | None = None,
     ok, reason = tracking.decide_promotion(head, champ_q, force) if head or force else (False, "")
     path = None
     if ok:
-        tracking.set_champion(client, symbol, cfg.horizon, cand.run_id)
-        path = tracking.export_champion(client, symbol, cfg.horizon, cfg.models_dir)
+        tracking.set_champion(client, symbol, horizon, cand.run_id)
+        path = tracking.export_champion(client, symbol, horizon, cfg.models_dir)
     return ok, f"v{cand.version}: {reason}", path
 
 
-def print_report(report: TrainReport, cfg: ModelConfig) -> None:
+def print_report(report: TrainReport) -> None:
+    """The model-vs-baselines tables of a train run, then what was registered and exported."""
     m = report.result.metrics
-    typer.echo(table(m["walk_forward"], f"{report.symbol} h={cfg.horizon} walk-forward "
-                                        f"({cfg.n_folds} folds)"))
+    typer.echo(table(m["walk_forward"], f"{report.symbol} h={report.horizon} walk-forward "
+                                        f"({len(m['folds'])} folds)"))
     if m["final"]:
         typer.echo(table(m["final"], f"{report.symbol} final period (untouched by tuning)"))
     typer.echo(f"run {report.run_id}; registered versions {report.versions}; "
                f"{'PROMOTED' if report.promoted else 'not promoted'}: {report.reason}")
     typer.echo(f"bundle: {report.bundle_path or 'none (no champion yet)'}; "
                f"OOS predictions: {report.predictions_path}")
-
-
-def resolve_config(config) -> ModelConfig:
-    """The models section, with the labels' horizon unless models.horizon is set explicitly."""
-    cfg: ModelConfig = config.models
-    if "horizon" not in cfg.model_fields_set:
-        cfg = cfg.model_copy(update={"horizon": config.labels.horizon})
-    return cfg
-
-
-def run_step(config) -> None:
-    """Pipeline step `train`: every target symbol, with the pipeline's models section."""
-    store = MarketStore(config.store.root)
-    cfg = resolve_config(config)
-    for symbol in config.symbols.targets:
-        report = train_symbol(store, symbol, cfg, tune_trials=cfg.tune_trials)
-        print_report(report, cfg)
-
-
 

@@ -44,7 +44,7 @@ def tune(ds: Dataset, cfg: ModelConfig, n_trials: int, study_name: str | None = 
          ) -> tuple[dict, optuna.Study]:
     """Run ``n_trials`` more trials; returns the best LightGBM params and the study."""
     dev, _ = split_rows(ds, cfg)  # the final period is dropped here, before any trial
-    folds = list(splitter(cfg).split(dev))
+    folds = list(splitter(cfg, ds.horizon).split(dev))
     quiet = cfg.model_copy(update={"quantiles": []})
 
     def objective(trial: optuna.Trial) -> float:

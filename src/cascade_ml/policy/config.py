@@ -1,7 +1,8 @@
 """Configuration of the `policy` pipeline section: hedge band, leverage limits, risk budget, fees.
 
 Defaults follow the product brief (30-70% hedge, at most 5x, 2% of equity at risk, rebalance only
-when the benefit beats fees and spread) and /work/shared/REFERENCES.md (NEAR margin tiers, fees).
+when the benefit beats fees and spread) and the domain references in docs/policy.md (NEAR margin
+tiers, fees).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class PolicyConfig(StrictModel):
     # hedge instrument
     min_cross_hedge_r2: float = Field(0.80, ge=0, le=1,
                                       description="Least R^2 for a BTC/ETH proxy hedge.")
+    proxy_window: int = Field(168, ge=2, description="Window (bars) of the beta/correlation "
+                              "features a proxy hedge is judged by; one of features.corr_windows.")
     same_perp_effectiveness: float = Field(
         1.0, ge=0, le=1, description="Hedge effectiveness of the same perp (1 in hedge mode; "
         "lower it when the account cannot hold both sides).")
@@ -83,7 +86,9 @@ class PolicyConfig(StrictModel):
     tail_weight_floor: float = Field(0.05, ge=0, le=1,
                                      description="Least weight of the tail loss in the benefit.")
     # fail-safe
-    max_data_age_s: float = Field(7200.0, gt=0, description="Default freshness limit.")
+    max_data_age_s: float = Field(
+        7200.0, gt=0, description="Freshness limit (seconds since a forecast's bar closed): "
+        "older forecasts are served as stale and decisions fall back to the fail-safe.")
     max_sigma_h: float = Field(1.0, gt=0, description="Largest sane forecast vol over H.")
     # margin tiers
     tiers: dict[str, list[MarginTier]] = Field(default_factory=lambda: {"NEAR": NEAR_TIERS})

@@ -186,13 +186,13 @@ def create_app(config: PipelineConfig, *, token: str | None = None, poll: bool =
         """Ready when every target symbol has a model and a fresh forecast loaded."""
         now = time.time()
         problems = []
-        for symbol in config.symbols.targets:
+        for symbol in config.task.symbols:
             if symbol not in state.models:
                 problems.append(f"{symbol}: no model loaded")
             fc = state.forecasts.get(symbol)
             if fc is None:
                 problems.append(f"{symbol}: no forecast")
-            elif fc.age(now) > serving.max_forecast_age_s:
+            elif fc.age(now) > config.policy.max_data_age_s:
                 problems.append(f"{symbol}: forecast stale ({fc.age(now):.0f} s old)")
         body = {"ready": not problems, "problems": problems}
         return JSONResponse(body, status_code=503 if problems else 200)
@@ -211,7 +211,7 @@ def create_app(config: PipelineConfig, *, token: str | None = None, poll: bool =
         if fc is None:
             known = sorted(state.forecasts)
             raise HTTPException(404, f"no forecast for symbol {symbol!r}; known: {known}")
-        return _json(forecast_out(fc, serving.max_forecast_age_s, time.time()))
+        return _json(forecast_out(fc, config.policy.max_data_age_s, time.time()))
 
     @app.post("/v1/decisions", response_model=DecisionOut, tags=["decisions"],
               openapi_extra=_json_body(DecisionRequest),
@@ -228,7 +228,7 @@ def create_app(config: PipelineConfig, *, token: str | None = None, poll: bool =
         if out.fail_safe:
             reason = ("no_model" if symbol not in state.models
                       else "stale" if out.stale else "policy")
-            known = symbol in state.models or symbol in config.symbols.targets
+            known = symbol in state.models or symbol in config.task.symbols
             metrics.failsafe.labels(symbol if known else "other", reason).inc()
         return _json(out)
 
@@ -238,7 +238,7 @@ def create_app(config: PipelineConfig, *, token: str | None = None, poll: bool =
         """Serving bundle per symbol (version, training span, metrics) and any reload error."""
         models, errors = state.models, state.load_errors
         out = []
-        for symbol in sorted(set(models) | set(errors) | set(config.symbols.targets)):
+        for symbol in sorted(set(models) | set(errors) | set(config.task.symbols)):
             slot = models.get(symbol)
             b = slot.bundle if slot else None
             out.append(ModelOut(

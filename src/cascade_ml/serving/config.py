@@ -20,9 +20,6 @@ class ServingConfig(StrictModel):
     port: int = Field(8000, ge=1, le=65535)
     token_env: str = "CASCADE_ML_TOKEN"
     token_file: Path | None = None
-    # A forecast is made at the close of its feature bar; older than this (seconds since that
-    # close) it is flagged stale and decisions fall back to the policy's fail-safe.
-    max_forecast_age_s: float = Field(7200.0, gt=0)
     bundle_dir: Path = Path("models")
     reload_interval_s: float = Field(5.0, gt=0)
     # Batch scoring scores the newest N feature rows each run (merged on the feature timestamp).

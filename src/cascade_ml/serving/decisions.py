@@ -51,8 +51,8 @@ def _bar_hours(interval: str) -> float:
 
 def horizon_hours(config: PipelineConfig, bundle: object | None) -> float:
     """The model's horizon in hours (bars x bar length); no parsing per request."""
-    bars = getattr(bundle, "horizon", None) or config.models.horizon
-    return float(bars) * _bar_hours(config.symbols.interval)
+    bars = getattr(bundle, "horizon", None) or config.task.horizon
+    return float(bars) * _bar_hours(config.task.interval)
 
 
 def policy_forecast(values: Mapping[str, float], hours: float) -> PolicyForecast:
@@ -101,7 +101,7 @@ def to_out(decision: Decision, *, model_version: str | None, forecast_ts: pd.Tim
 def make_decision(request: DecisionRequest, symbol: str, forecast, slot, config: PipelineConfig,
                   now: float) -> DecisionOut:
     """One decision for a bot's position. No forecast or no model -> the policy's fail-safe."""
-    max_age = config.serving.max_forecast_age_s
+    max_age = config.policy.max_data_age_s
     bundle = slot.bundle if slot is not None else None
     hours = horizon_hours(config, bundle)
     mark = request.market.price if request.market and request.market.price else request.mark_price
@@ -144,7 +144,7 @@ def default_decision_columns(symbol: str, forecasts: pd.DataFrame, features: pd.
     position = Position(side="long", notional=notional, entry_price=1.0, mark_price=1.0,
                         leverage=1.0, hedge_ratio=0.0)
     fresh = Freshness(forecast_age_s=0.0, features_age_s=0.0,
-                      max_age_s=config.serving.max_forecast_age_s)
+                      max_age_s=config.policy.max_data_age_s)
     cols = [c for c in CONTEXT_COLUMNS if c in features.columns]
     rows = []
     for ts in forecasts.index:

@@ -74,7 +74,7 @@ def latest_features(store: MarketStore, config: PipelineConfig, symbol: str) -> 
     if store.partitions("ohlcv", symbol):
         from cascade_ml.features.build import build_and_store
 
-        build_and_store(store, symbol, config)
+        build_and_store(store, symbol, config.task, config.features)
     return store.read_table(features_relpath(symbol))
 
 
@@ -127,7 +127,7 @@ def score(store: MarketStore, config: PipelineConfig, symbols: list[str] | None 
     if update:
         _maybe_ingest(config)
     results = []
-    for symbol in symbols or list(config.symbols.targets):
+    for symbol in symbols or list(config.task.symbols):
         try:
             results.append(score_symbol(store, config, symbol))
         except CascadeError as exc:

@@ -104,7 +104,7 @@ class Poller:
         self.state = state
         self.metrics = metrics
         self.store = MarketStore(config.store.root)
-        self.bar = pd.Timedelta(config.symbols.interval)
+        self.bar = pd.Timedelta(config.task.interval)
         self._seen_bundles: dict[str, tuple] = {}
         # table path -> (file mtime, value read from it)
         self._scores: dict[str, tuple[int | None, Forecast | None]] = {}
@@ -114,7 +114,7 @@ class Poller:
     # ------------------------------------------------------------------ discovery
     def symbols(self) -> list[str]:
         """Configured targets plus every symbol with a bundle folder."""
-        found = set(self.config.symbols.targets)
+        found = set(self.config.task.symbols)
         root = self.config.serving.bundle_dir
         if root.is_dir():
             found |= {p.name for p in root.iterdir() if (p / "bundle.json").exists()}
@@ -138,7 +138,7 @@ class Poller:
 
     def update_gauges(self) -> None:
         now = time.time()
-        max_age = self.config.serving.max_forecast_age_s
+        max_age = self.config.policy.max_data_age_s
         for symbol, fc in self.state.forecasts.items():
             age = fc.age(now)
             self.metrics.forecast_age.labels(symbol).set(age)

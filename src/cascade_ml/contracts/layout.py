@@ -1,0 +1,36 @@
+"""Where each derived table lives in the store: one function per table, used by every layer.
+
+Paths are relative to the store root (``MarketStore.write_table`` / ``read_table`` take them).
+Each table folder also holds a ``manifest.json`` beside the Parquet file.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+MANIFEST = "manifest.json"
+
+
+def features_path(symbol: str) -> str:
+    """Point-in-time feature table of one symbol (all horizons share it)."""
+    return f"features/symbol={symbol}/features.parquet"
+
+
+def labels_path(symbol: str, horizon: int) -> str:
+    """Forward targets of one symbol at horizon H; kept apart from features."""
+    return f"labels/symbol={symbol}/h={horizon}/labels.parquet"
+
+
+def predictions_path(symbol: str, horizon: int) -> str:
+    """Out-of-sample walk-forward and final-period forecasts, with the baselines'."""
+    return f"predictions/symbol={symbol}/h={horizon}/oos.parquet"
+
+
+def scores_path(symbol: str) -> str:
+    """Batch-scored forecasts and default decisions of the newest bars."""
+    return f"scores/symbol={symbol}/scores.parquet"
+
+
+def manifest_path(table_path: str) -> str:
+    """The manifest beside a table."""
+    return str(PurePosixPath(table_path).parent / MANIFEST)
