@@ -87,7 +87,7 @@ def test_labels_leak_if_used_as_features():
     from cascade_ml.labels.config import LabelConfig
 
     def as_feature(inputs: FeatureInputs) -> pd.DataFrame:
-        return build_labels(inputs.bars, LabelConfig(horizon=6))[["fwd_rv"]]
+        return build_labels(inputs.bars, LabelConfig(), horizon=6)[["fwd_rv"]]
 
     cutoff = CUTOFFS[0]
     assert "fwd_rv" in find_lookahead(as_feature, INPUTS, extreme_future(INPUTS, cutoff), cutoff)
