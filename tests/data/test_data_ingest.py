@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from cascade_ml.cli.main import app
 from cascade_ml.config import load_pipeline
-from cascade_ml.data import ingest
 from cascade_ml.data.ingest import ingest_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
+from cascade_ml.pipeline import ingest_step
 
 RAW = Path(__file__).resolve().parents[1] / "fixtures" / "raw"
 runner = CliRunner()
@@ -90,7 +90,7 @@ def test_run_step_ingests_configured_sources(tmp_path: Path,
     pipe.write_text(f"store: {{root: {tmp_path / 'store'}}}\n"
                     f"sources:\n  - {{kind: files, path: {RAW / 'gravestone'}}}\n"
                     f"  - {{kind: files, path: {RAW / 'varanus'}, venue: other}}\n")
-    ingest.run_step(load_pipeline(pipe))
+    ingest_step(load_pipeline(pipe))
     out = capsys.readouterr().out
     assert "4 input(s): 4 loaded, 0 skipped, 0 failed" in out
     store = MarketStore(tmp_path / "store")

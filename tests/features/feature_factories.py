@@ -67,12 +67,27 @@ def make_inputs(n: int = 1200, seed: int = 0,
         "NEAR": EventSeries(make_events(d1, {"mentions": rng.poisson(200, len(d1)) * 1.0}),
                             "1d", "social"),
     }
-    return FeatureInputs("NEAR", bars, pd.Timedelta("1h"), ref_bars, funding, oi, liq, sentiment)
+    return FeatureInputs("NEAR", bars, pd.Timedelta("1h"), ref_bars, funding, oi, liq, sentiment,
+                         depth={"NEAR": [make_depth(START, end, seed + 200)]})
+
+
+def make_depth(start: pd.Timestamp, end: pd.Timestamp, seed: int, freq: str = "15min",
+               interval: str = "15m") -> EventSeries:
+    """Depth snapshots: 1% and 5% bid/ask notional around a random-walk liquidity level."""
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(start, end, freq=freq)
+    level = 2e5 * np.exp(np.cumsum(rng.normal(0, 0.03, len(idx))))
+    bid1 = level * rng.lognormal(0, 0.2, len(idx))
+    ask1 = level * rng.lognormal(0, 0.2, len(idx))
+    cols = {"bid_notional_1pct": bid1, "ask_notional_1pct": ask1,
+            "bid_notional_5pct": bid1 * 6.0, "ask_notional_5pct": ask1 * 6.0}
+    return EventSeries(make_events(idx, cols), interval, "binance")
 
 
 def extreme_future(inputs: FeatureInputs, cutoff: pd.Timestamp) -> FeatureInputs:
     """The same inputs with every row after ``cutoff`` made extreme (prices x10 on every other
-    bar, x1000 volume, 0.5% funding, OI x50, liquidations x1e4, sentiment 100, mentions x100)."""
+    bar, x1000 volume, 0.5% funding, OI x50, liquidations x1e4, sentiment 100, mentions x100,
+    bid depth /1000 and ask depth x1000)."""
     def wild(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.copy()
         late = frame.index > cutoff
@@ -82,7 +97,9 @@ def extreme_future(inputs: FeatureInputs, cutoff: pd.Timestamp) -> FeatureInputs
                 frame.loc[jumpy, col] = frame.loc[jumpy, col] * 10
         for col, factor in (
                             ("volume", 1000), ("open_interest", 50), ("open_interest_value", 50),
-                            ("total_notional", 1e4), ("mentions", 100)):
+                            ("total_notional", 1e4), ("mentions", 100),
+                            ("bid_notional_1pct", 1e-3), ("ask_notional_1pct", 1e3),
+                            ("bid_notional_5pct", 1e-3), ("ask_notional_5pct", 1e3)):
             if col in frame:
                 frame.loc[late, col] = frame.loc[late, col] * factor
         if "funding_rate" in frame:

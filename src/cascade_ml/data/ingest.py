@@ -4,137 +4,50 @@ Every file is read and validated completely before anything is written, so a bad
 changes the store. Loaded files are written in order of their last timestamp (ties by path): a
 file that reaches further was collected later, so on overlapping rows its values win under the
 default ``replace`` rule (e.g. the final candle replaces a snapshot taken while it was open).
+
+Which formats exist is decided in one place, ``cascade_ml.data.sources.registry``: each file goes
+to the first registered source that accepts it. The report types live in
+``cascade_ml.data.report`` (re-exported here).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from cascade_ml.data.sources import (
-    binance_dump,
-    coinalyze,
-    freqtrade,
-    hyperliquid,
-    sentiment,
-    varanus,
-)
-from cascade_ml.data.sources.base import Loaded, SkipFile
-from cascade_ml.data.store import ConflictRule, MarketStore, WriteResult
-from cascade_ml.errors import CascadeError, DataValidationError
+from cascade_ml.data.report import FileOutcome, IngestReport, Status, write_loaded
+from cascade_ml.data.sources.base import FileSource, Loaded, SkipFile, csv_header
+from cascade_ml.data.sources.registry import FILE_SOURCES, data_suffixes, find_source
+from cascade_ml.data.store import ConflictRule, MarketStore
+from cascade_ml.errors import CascadeError
 
 if TYPE_CHECKING:
     from cascade_ml.data.config import SourceConfig
 
-DATA_SUFFIXES = {".csv", ".parquet", ".feather", ".json"}
-Status = Literal["loaded", "skipped", "failed"]
+__all__ = ["DATA_SUFFIXES", "FILE_SOURCES", "FileOutcome", "IngestReport", "detect",
+           "ingest_path", "ingest_sources", "load_file", "write_loaded"]
+
+DATA_SUFFIXES = data_suffixes()
 
 
-@dataclass
-class FileOutcome:
-    """What happened to one input (a file, or an exchange fetch)."""
-
-    path: str
-    status: Status
-    reason: str = ""
-    writes: list[WriteResult] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+def detect(path: Path) -> FileSource | None:
+    """The registered source that reads ``path`` (the first that accepts it), or None."""
+    return find_source(path)
 
 
-@dataclass
-class IngestReport:
-    """Per-input outcomes of one ingest run."""
-
-    outcomes: list[FileOutcome] = field(default_factory=list)
-
-    def _with(self, status: Status) -> list[FileOutcome]:
-        return [o for o in self.outcomes if o.status == status]
-
-    @property
-    def loaded(self) -> list[FileOutcome]:
-        return self._with("loaded")
-
-    @property
-    def skipped(self) -> list[FileOutcome]:
-        return self._with("skipped")
-
-    @property
-    def failed(self) -> list[FileOutcome]:
-        return self._with("failed")
-
-    @property
-    def writes(self) -> list[WriteResult]:
-        return [w for o in self.outcomes for w in o.writes]
-
-    def extend(self, other: IngestReport) -> None:
-        self.outcomes.extend(other.outcomes)
-
-    def format(self) -> str:
-        """A short human report: one line per write, skip and failure, then the totals."""
-        lines = []
-        for o in self.loaded:
-            for w in o.writes:
-                lines.append(f"loaded   {str(w.key):<40} +{w.added} added, {w.replaced} replaced, "
-                             f"{w.unchanged} unchanged ({w.rows_total} rows)  <- {o.path}")
-            lines.extend(f"         note: {n}" for n in o.notes)
-        lines.extend(f"skipped  {o.path}: {o.reason}" for o in self.skipped)
-        lines.extend(f"FAILED   {o.path}: {o.reason}" for o in self.failed)
-        lines.append(f"{len(self.outcomes)} input(s): {len(self.loaded)} loaded, "
-                     f"{len(self.skipped)} skipped, {len(self.failed)} failed")
-        return "\n".join(lines)
-
-
-def _header(path: Path) -> list[str]:
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        first = handle.readline().strip()
-    return [c.strip() for c in first.split(",")] if first else []
-
-
-def _csv_loader(path: Path) -> Callable[[str | None], list[Loaded]] | None:
-    header = _header(path)
-    if not header:
-        raise DataValidationError("empty file", str(path))
-    folder = path.parent.name
-    dump_folder = (folder == "funding" or binance_dump.TF.match(folder)
-                   or binance_dump.OI_TF.match(folder))
-    if dump_folder and binance_dump.NAME.match(path.name):
-        kind = binance_dump.kind_from_folder(folder)
-        return lambda venue: binance_dump.load(path, kind, venue)
-    kind = binance_dump.kind_of(path, header)
-    if kind:
-        return lambda venue: binance_dump.load(path, kind, venue)
-    kind = coinalyze.kind_of(header)
-    if kind:
-        return lambda venue: coinalyze.load(path, kind, venue)
-    kind = sentiment.kind_of(header)
-    if kind:
-        return lambda venue: sentiment.load(path, kind, venue)
-    return None
-
-
-def detect(path: Path) -> Callable[[str | None], list[Loaded]] | None:
-    """The loader for a file, recognised by its name and content, or None when unknown."""
-    suffix = path.suffix.lower()
-    if suffix == ".feather" and freqtrade.matches(path):
-        return lambda venue: freqtrade.load(path, venue)
-    if suffix == ".parquet" and varanus.matches(path):
-        return lambda venue: varanus.load(path, venue)
-    if suffix == ".json" and path.stat().st_size and hyperliquid.matches(path):
-        return lambda venue: hyperliquid.load(path, venue)
-    if suffix == ".csv":
-        return _csv_loader(path)
-    return None
+def _unknown(path: Path) -> SkipFile:
+    if path.suffix.lower() != ".csv":
+        return SkipFile("format not recognised")
+    return SkipFile(f"format not recognised (header {csv_header(path)[:6]})")
 
 
 def load_file(path: Path, venue: str | None = None) -> list[Loaded]:
     """Read and validate one file completely (no writes). Raises SkipFile or CascadeError."""
-    loader = detect(path)
-    if loader is None:
-        raise SkipFile(f"format not recognised (header {_header(path)[:6]})"
-                       if path.suffix.lower() == ".csv" else "format not recognised")
-    return loader(venue)
+    source = detect(path)
+    if source is None:
+        raise _unknown(path)
+    return source.load(path, venue)
 
 
 def _reason(exc: CascadeError, file: Path) -> str:
@@ -179,19 +92,6 @@ def ingest_path(store: MarketStore, path: str | Path, *, venue: str | None = Non
         write_loaded(store, outcome, loaded, on_conflict)
         report.outcomes.append(outcome)
     return report
-
-
-def write_loaded(store: MarketStore, outcome: FileOutcome, loaded: list[Loaded],
-                 on_conflict: ConflictRule) -> None:
-    """Write a file's frames; a refused write (conflict rule 'error') marks the file failed."""
-    for item in loaded:
-        try:
-            outcome.writes.append(store.write(item.key, item.frame, on_conflict=on_conflict,
-                                              source=item.source))
-        except CascadeError as exc:
-            outcome.status = "failed"
-            outcome.reason = exc.message
-            return
 
 
 def ingest_sources(store: MarketStore, sources: Sequence[SourceConfig], symbols: list[str],

@@ -8,6 +8,8 @@ timestamp (the symbol, venue and interval are the store partition, not columns).
 - ``open_interest``: snapshot time.
 - ``liquidations``: period start (a daily total is known at the end of the day).
 - ``sentiment``: period start (a daily index is known at the end of the day).
+- ``positioning``: snapshot time (Binance 5-minute long/short and taker ratios).
+- ``depth``: snapshot time of the order book the band notionals were summed from.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from dataclasses import dataclass
 import pandera.pandas as pa
 from pandera import Check
 
-DATASETS = ("ohlcv", "funding", "open_interest", "liquidations", "sentiment")
+DATASETS = ("ohlcv", "funding", "open_interest", "liquidations", "sentiment", "positioning",
+            "depth")
+DEPTH_BANDS = (1, 2, 3, 4, 5)
+"""Percent distances from the mid price whose resting notional the ``depth`` dataset holds."""
+DEPTH_COLUMNS = tuple(f"{side}_notional_{p}pct" for side in ("bid", "ask") for p in DEPTH_BANDS)
+POSITIONING_COLUMNS = ("top_trader_account_ratio", "top_trader_position_ratio", "account_ratio",
+                       "taker_buy_sell_ratio")
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,22 @@ SPECS: dict[str, DatasetSpec] = {
         optional=("score", "mentions"),
         any_of=("score", "mentions"),
         description="A sentiment score (e.g. Fear & Greed 0-100) and/or a mention count.",
+    ),
+    "positioning": DatasetSpec(
+        "positioning",
+        required=(),
+        optional=POSITIONING_COLUMNS,
+        any_of=POSITIONING_COLUMNS,
+        description="Long/short ratios of top traders (accounts, positions) and of all "
+                    "accounts, and the taker buy/sell volume ratio.",
+    ),
+    "depth": DatasetSpec(
+        "depth",
+        required=(),
+        optional=DEPTH_COLUMNS,
+        any_of=DEPTH_COLUMNS,
+        description="Quote notional resting on each side of the book within 1..5% of the mid "
+                    "(cumulative: the 2% band includes the 1% band).",
     ),
 }
 
@@ -144,6 +168,16 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
             "score": _col(nullable=True, required=False),
             "mentions": _col(_NON_NEGATIVE, nullable=True, required=False),
         },
+        index=_index(),
+        strict=True,
+    ),
+    "positioning": pa.DataFrameSchema(
+        {c: _col(_NON_NEGATIVE, nullable=True, required=False) for c in POSITIONING_COLUMNS},
+        index=_index(),
+        strict=True,
+    ),
+    "depth": pa.DataFrameSchema(
+        {c: _col(_NON_NEGATIVE, nullable=True, required=False) for c in DEPTH_COLUMNS},
         index=_index(),
         strict=True,
     ),

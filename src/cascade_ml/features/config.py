@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from cascade_ml.config_base import StrictModel
 
 FAMILIES = ("volatility", "correlation", "funding", "open_interest", "sentiment", "volume",
-            "liquidations")
+            "liquidations", "depth")
 
 
 def _positive_windows(values: list[int], name: str) -> list[int]:
@@ -66,6 +66,9 @@ class FeatureConfig(StrictModel):
     # liquidations (daily totals)
     liquidation_lag: str = "0h"
     liquidation_norm_periods: int = 30
+    # order-book depth (snapshots; NaN where none exist or the latest is older than the max age)
+    depth_norm_window: int = Field(168, ge=2)
+    depth_max_age: str = "2h"
     # shared
     min_periods_frac: float = Field(0.5, gt=0.0, le=1.0)
 
@@ -77,7 +80,7 @@ class FeatureConfig(StrictModel):
             raise ValueError(f"unknown feature family {unknown}; known: {list(FAMILIES)}")
         return values
 
-    @field_validator("funding_lag", "oi_lag", "sentiment_lag", "liquidation_lag")
+    @field_validator("funding_lag", "oi_lag", "sentiment_lag", "liquidation_lag", "depth_max_age")
     @classmethod
     def _offset(cls, value: str) -> str:
         try:
@@ -107,5 +110,6 @@ class FeatureConfig(StrictModel):
             "sentiment": [self.runup_window],
             "volume": [*self.support_windows, *self.volume_windows],
             "liquidations": [1],
+            "depth": [self.depth_norm_window],
         }
         return max(max(per_family[f]) for f in self.families) if self.families else 1

@@ -45,6 +45,7 @@ class FeatureInputs:
     liquidations: dict[str, EventSeries] = field(default_factory=dict)
     sentiment: dict[str, EventSeries] = field(default_factory=dict)
     sources: tuple[Path, ...] = ()
+    depth: dict[str, list[EventSeries]] = field(default_factory=dict)
 
     def map_frames(self, fn: FrameFn, event_fn: FrameFn | None = None) -> FeatureInputs:
         """The same inputs with ``fn`` applied to the bar frames (target and references) and
@@ -63,6 +64,7 @@ class FeatureInputs:
                            for v, d in self.open_interest.items()},
             liquidations={s: ev(e) for s, e in self.liquidations.items()},
             sentiment={s: ev(e) for s, e in self.sentiment.items()},
+            depth={s: [ev(e) for e in lst] for s, lst in self.depth.items()},
         )
 
     def truncate(self, cutoff: pd.Timestamp) -> FeatureInputs:
@@ -137,5 +139,10 @@ def load_inputs(store: MarketStore, symbol: str, refs: list[str], *, venue: str,
         if keys:
             used.append(keys[0])
             sentiment[s] = _series(store, keys[0], known)
+    depth = {}
+    keys = _finest(store.partitions("depth", symbol))  # every venue; the family coalesces them
+    if keys:
+        used.extend(keys)
+        depth[symbol] = [_series(store, k, known) for k in keys]
     return FeatureInputs(symbol, bars, interval_delta(interval), ref_frames, funding, oi, liq,
-                         sentiment, tuple(store.root / k.relpath() for k in used))
+                         sentiment, tuple(store.root / k.relpath() for k in used), depth)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from cascade_ml.features import (
     correlation,
+    depth,
     funding,
     liquidations,
     open_interest,
@@ -21,7 +22,7 @@ from cascade_ml.features.inputs import FeatureInputs
 
 FAMILY_MODULES: dict[str, ModuleType] = {
     m.FAMILY: m for m in (volatility, correlation, funding, open_interest, sentiment, volume,
-                          liquidations)
+                          liquidations, depth)
 }
 
 

@@ -1,16 +1,20 @@
-"""What every file source returns, and the small helpers they share.
+"""The interface every file source implements, what it returns, and the helpers they share.
 
-A source turns one raw file into one or more ``Loaded`` frames (canonical, validated by
+A ``FileSource`` recognises its files (``detect``, by name and a cheap look at the content) and
+turns one raw file into one or more ``Loaded`` frames (canonical, validated by
 ``cascade_ml.data.validate.to_canonical``) plus the partition each belongs to. A file that is
 recognised but deliberately not stored raises ``SkipFile`` with the reason, so the ingest report
-can say why instead of silently dropping it.
+can say why instead of silently dropping it. Sources are listed, in priority order, in
+``cascade_ml.data.sources.registry``.
 """
 
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 
@@ -30,6 +34,43 @@ class Loaded:
 
 class SkipFile(Exception):  # a control-flow signal, not an error
     """A recognised file that is intentionally not ingested (the message says why)."""
+
+
+class FileSource(ABC):
+    """One raw-file format: recognise a file, then read and validate it completely (no writes).
+
+    ``suffixes`` (lower case) is a cheap pre-filter the registry applies before ``detect``.
+    ``detect`` looks only at the name and at most the first line; it may raise ``CascadeError``
+    for a file that is broken whatever its format (an empty CSV). ``load`` raises ``SkipFile``
+    or ``CascadeError`` (naming the file) and never touches the store.
+    """
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]
+
+    def accepts(self, path: Path) -> bool:
+        """Suffix pre-filter, then ``detect``."""
+        return path.suffix.lower() in self.suffixes and self.detect(path)
+
+    @abstractmethod
+    def detect(self, path: Path) -> bool:
+        """True when this source reads ``path``."""
+
+    @abstractmethod
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        """The file's canonical frames; ``venue`` overrides the one the source would infer."""
+
+    def __repr__(self) -> str:
+        return f"<FileSource {self.name}>"
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names on a CSV's first line; an empty file is an error whatever its format."""
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        first = handle.readline().strip()
+    if not first:
+        raise DataValidationError("empty file", str(path))
+    return [c.strip() for c in first.split(",")]
 
 
 _UNITS = {"m": "min", "h": "h", "d": "D", "w": "W"}

@@ -18,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from cascade_ml.data.sources.base import (
+    FileSource,
     Loaded,
+    csv_header,
     infer_interval,
     interval_to_timedelta,
     read_csv,
@@ -55,6 +57,33 @@ def kind_of(path: Path, header: list[str]) -> str | None:
     if header == list(OI_COLS) and OI_TF.match(folder):
         return "oi"
     return None
+
+
+def dump_kind(path: Path) -> str | None:
+    """The kind of a dump file: a ``<SYM>USDT.csv`` in a dump folder is one whatever its header
+    (so a misnamed column is reported, not skipped); otherwise the header decides."""
+    header = csv_header(path)
+    folder = path.parent.name
+    in_dump_folder = folder == "funding" or TF.match(folder) or OI_TF.match(folder)
+    if in_dump_folder and NAME.match(path.name):
+        return kind_from_folder(folder)
+    return kind_of(path, header)
+
+
+class BinanceDumpSource(FileSource):
+    """CSV dumps of Binance USD-M REST endpoints (see the module docstring)."""
+
+    name = "binance_dump"
+    suffixes = (".csv",)
+
+    def detect(self, path: Path) -> bool:
+        return dump_kind(path) is not None
+
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        kind = dump_kind(path)
+        if kind is None:
+            raise DataValidationError("not a Binance REST dump", str(path))
+        return load(path, kind, venue)
 
 
 def load(path: Path, kind: str, venue: str | None = None) -> list[Loaded]:

@@ -14,10 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from cascade_ml.data.sources.base import Loaded, SkipFile, read_csv, require_columns
+from cascade_ml.data.sources.base import (
+    FileSource,
+    Loaded,
+    SkipFile,
+    csv_header,
+    read_csv,
+    require_columns,
+)
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import parse_timestamps, to_canonical
+from cascade_ml.errors import DataValidationError
 
 OI_COLS = ("coin_symbol", "symbol", "timestamp", "oi_close")
 FUNDING_COLS = ("coin_symbol", "symbol", "timestamp", "funding_rate_pct")
@@ -29,6 +37,22 @@ def kind_of(header: list[str]) -> str | None:
     if all(c in header for c in FUNDING_COLS):
         return "funding"
     return None
+
+
+class CoinalyzeSource(FileSource):
+    """Coinalyze open interest (and skipped funding) CSVs, recognised by their columns."""
+
+    name = "coinalyze"
+    suffixes = (".csv",)
+
+    def detect(self, path: Path) -> bool:
+        return kind_of(csv_header(path)) is not None
+
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        kind = kind_of(csv_header(path))
+        if kind is None:
+            raise DataValidationError("not a Coinalyze CSV", str(path))
+        return load(path, kind, venue)
 
 
 def load(path: Path, kind: str, venue: str | None = None) -> list[Loaded]:

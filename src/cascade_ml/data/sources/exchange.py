@@ -12,18 +12,26 @@
   (symbol, dataset) and marks it failed, so the store never holds a run with a hole in it; the
   next run resumes from the same place.
 - Candles that have not closed yet (``open + interval > now``) are dropped.
+- Order-book depth (``ingest_depth``): one ``fetch_order_book`` snapshot per symbol and call,
+  summed into the quote notional resting within 1..5% of the mid (``depth`` dataset). A band the
+  returned levels do not reach past is NaN, never a truncated sum; run it on a schedule (the
+  ``interval`` it is stored under names that cadence).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ccxt
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from cascade_ml.data.report import FileOutcome, IngestReport, write_loaded
+from cascade_ml.data.schemas import DEPTH_BANDS
 from cascade_ml.data.sources.base import Loaded, infer_interval, interval_to_timedelta
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import ConflictRule, MarketStore, PartitionKey
@@ -32,7 +40,6 @@ from cascade_ml.errors import CascadeError
 
 if TYPE_CHECKING:
     from cascade_ml.data.config import ExchangeSourceConfig
-    from cascade_ml.data.ingest import IngestReport
 
 VENUES = {"binanceusdm": "binance", "bybit": "bybit", "hyperliquid": "hyperliquid"}
 _SETTLE = {"hyperliquid": "USDC"}
@@ -42,6 +49,7 @@ _OI_HISTORY_DAYS = {"binanceusdm": 29}
 _CALLS = {"ohlcv": "fetchOHLCV", "funding": "fetchFundingRateHistory",
           "open_interest": "fetchOpenInterestHistory"}
 DEFAULT_SINCE = "2023-01-01T00:00:00Z"
+DEPTH_LIMIT = {"binanceusdm": 1000}  # most levels one Binance USD-M depth call returns
 
 
 def make_exchange(name: str) -> ccxt.Exchange:
@@ -204,8 +212,6 @@ def ingest_exchange(store: MarketStore, source: ExchangeSourceConfig, symbols: S
                     progress: bool = False) -> IngestReport:
     """Fetch every (symbol, dataset) of an ``ExchangeSourceConfig`` into the store; the report
     has one entry per (symbol, dataset)."""
-    from cascade_ml.data.ingest import FileOutcome, IngestReport, write_loaded
-
     exchange = exchange or make_exchange(source.exchange)
     report = IngestReport()
     for symbol in symbols:
@@ -229,4 +235,96 @@ def ingest_exchange(store: MarketStore, source: ExchangeSourceConfig, symbols: S
                 outcome.notes.append("up to date: no new rows")
             else:
                 write_loaded(store, outcome, [loaded], on_conflict)
+    return report
+
+
+# ---------------------------------------------------------------------------- order-book depth
+def _levels(side: object, name: str, where: str) -> np.ndarray:
+    """``[[price, amount, ...], ...]`` as an (n, 2) float array, checked."""
+    if not isinstance(side, list) or not side:
+        raise CascadeError(f"order book has no {name}", where)
+    try:
+        levels = np.array([[float(level[0]), float(level[1])] for level in side])
+    except (TypeError, ValueError, IndexError) as exc:
+        raise CascadeError(f"order book {name} are not [price, amount] pairs ({exc})",
+                           where) from exc
+    if not np.isfinite(levels).all() or (levels[:, 0] <= 0).any() or (levels[:, 1] < 0).any():
+        raise CascadeError(f"order book {name} hold a non-positive price or negative amount",
+                           where)
+    return levels
+
+
+def depth_from_order_book(book: Mapping[str, Any], where: str,
+                          now_ms: int | None = None) -> pd.DataFrame:
+    """One canonical ``depth`` row from a ccxt order book (``{'bids': [[price, amount], ...],
+    'asks': [...], 'timestamp': ms}``): quote notional within each band of the mid price.
+
+    A band is known only when that side's levels reach at least as far as the band's edge;
+    otherwise the book was cut off by the level limit and the band is NaN.
+    """
+    bids = _levels(book.get("bids"), "bids", where)
+    asks = _levels(book.get("asks"), "asks", where)
+    best_bid, best_ask = bids[:, 0].max(), asks[:, 0].min()
+    if best_bid >= best_ask:
+        raise CascadeError(f"crossed order book: best bid {best_bid} >= best ask {best_ask}",
+                           where)
+    mid = (best_bid + best_ask) / 2
+    stamp = book.get("timestamp") or now_ms
+    if stamp is None:
+        raise CascadeError("order book has no timestamp", where)
+    row: dict[str, float] = {}
+    for pct in DEPTH_BANDS:
+        low, high = mid * (1 - pct / 100), mid * (1 + pct / 100)
+        row[f"bid_notional_{pct}pct"] = (
+            float((bids[:, 0] * bids[:, 1])[bids[:, 0] >= low].sum())
+            if bids[:, 0].min() <= low else math.nan)
+        row[f"ask_notional_{pct}pct"] = (
+            float((asks[:, 0] * asks[:, 1])[asks[:, 0] <= high].sum())
+            if asks[:, 0].max() >= high else math.nan)
+    if all(math.isnan(v) for v in row.values()):
+        raise CascadeError(f"the order book's {len(bids)} bid / {len(asks)} ask levels reach "
+                           f"less than {DEPTH_BANDS[0]}% from the mid on both sides", where,
+                           hint="fetch more levels (limit)")
+    return to_canonical(pd.DataFrame([{"timestamp": int(stamp), **row}]), "depth", where)
+
+
+def fetch_depth(exchange: ccxt.Exchange, symbol: str, *, interval: str = "1h",
+                limit: int | None = None, now_ms: int | None = None, retries: int = 4,
+                backoff: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> Loaded:
+    """One order-book snapshot of ``symbol`` summed into depth bands, keyed by ``interval``
+    (the cadence snapshots are taken at)."""
+    interval_to_timedelta(interval)
+    market = market_symbol(exchange, symbol)
+    where = f"{exchange.id} {market} depth"
+    levels = limit or DEPTH_LIMIT.get(exchange.id)
+    book = call_with_retries(lambda: exchange.fetch_order_book(market, levels), where,
+                             retries=retries, backoff=backoff, sleep=sleep)
+    now = now_ms if now_ms is not None else exchange.milliseconds()
+    frame = depth_from_order_book(book, where, now_ms=now)
+    key = PartitionKey("depth", venue_of(exchange), normalize_symbol(symbol), interval)
+    return Loaded(key, frame, where)
+
+
+def ingest_depth(store: MarketStore, exchange: ccxt.Exchange, symbols: Sequence[str], *,
+                 interval: str = "1h", on_conflict: ConflictRule = "replace",
+                 limit: int | None = None, now_ms: int | None = None, retries: int = 4,
+                 backoff: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep) -> IngestReport:
+    """One depth snapshot per symbol into the store; one report entry per symbol."""
+    report = IngestReport()
+    for symbol in symbols:
+        name = f"{exchange.id}:{normalize_symbol(symbol)}:depth"
+        if not exchange.has.get("fetchOrderBook"):
+            report.outcomes.append(FileOutcome(
+                name, "skipped", f"ccxt does not support fetchOrderBook on {exchange.id}"))
+            continue
+        try:
+            loaded = fetch_depth(exchange, symbol, interval=interval, limit=limit,
+                                 now_ms=now_ms, retries=retries, backoff=backoff, sleep=sleep)
+        except CascadeError as exc:
+            report.outcomes.append(FileOutcome(name, "failed", exc.message))
+            continue
+        outcome = FileOutcome(name, "loaded")
+        report.outcomes.append(outcome)
+        write_loaded(store, outcome, [loaded], on_conflict)
     return report

@@ -19,7 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from cascade_ml.data.sources.base import Loaded, SkipFile, infer_interval, require_columns
+from cascade_ml.data.sources.base import (
+    FileSource,
+    Loaded,
+    SkipFile,
+    infer_interval,
+    require_columns,
+)
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import parse_timestamps, to_canonical
@@ -68,6 +74,19 @@ def _read(path: Path) -> pd.DataFrame:
         raise DataValidationError("no rows", str(path))
     require_columns(frame, ["date", "open", "high", "low", "close", "volume"], str(path))
     return frame
+
+
+class FreqtradeSource(FileSource):
+    """freqtrade ``download-data`` feather files (see the module docstring)."""
+
+    name = "freqtrade"
+    suffixes = (".feather",)
+
+    def detect(self, path: Path) -> bool:
+        return matches(path)
+
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        return load(path, venue)
 
 
 def load(path: Path, venue: str | None = None) -> list[Loaded]:

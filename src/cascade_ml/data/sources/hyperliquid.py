@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cascade_ml.data.sources.base import Loaded, require_columns
+from cascade_ml.data.sources.base import FileSource, Loaded, require_columns
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import to_canonical
@@ -27,6 +27,19 @@ def matches(path: Path) -> bool:
         return False
     with path.open("rb") as handle:
         return b'"chart_data"' in handle.read(4096)
+
+
+class HyperliquidSource(FileSource):
+    """Hyperliquid stats JSON with ``chart_data`` rows (an empty file is not recognised)."""
+
+    name = "hyperliquid"
+    suffixes = (".json",)
+
+    def detect(self, path: Path) -> bool:
+        return path.stat().st_size > 0 and matches(path)
+
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        return load(path, venue)
 
 
 def load(path: Path, venue: str | None = None) -> list[Loaded]:

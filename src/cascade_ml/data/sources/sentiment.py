@@ -12,10 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cascade_ml.data.sources.base import Loaded, infer_interval, read_csv, require_columns
+from cascade_ml.data.sources.base import (
+    FileSource,
+    Loaded,
+    csv_header,
+    infer_interval,
+    read_csv,
+    require_columns,
+)
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import to_canonical
+from cascade_ml.errors import DataValidationError
 
 FNG_COLS = ["date", "timestamp", "value", "classification"]
 
@@ -26,6 +34,22 @@ def kind_of(header: list[str]) -> str | None:
     if "timestamp" in header and "symbol" in header and ({"score", "mentions"} & set(header)):
         return "generic"
     return None
+
+
+class SentimentSource(FileSource):
+    """Fear & Greed and generic per-symbol sentiment CSVs, recognised by their columns."""
+
+    name = "sentiment"
+    suffixes = (".csv",)
+
+    def detect(self, path: Path) -> bool:
+        return kind_of(csv_header(path)) is not None
+
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        kind = kind_of(csv_header(path))
+        if kind is None:
+            raise DataValidationError("not a sentiment CSV", str(path))
+        return load(path, kind, venue)
 
 
 def load(path: Path, kind: str, venue: str | None = None) -> list[Loaded]:

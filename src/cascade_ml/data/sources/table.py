@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from cascade_ml.data.report import FileOutcome, IngestReport, write_loaded
 from cascade_ml.data.schemas import SPECS
 from cascade_ml.data.sources.base import Loaded, read_csv
 from cascade_ml.data.sources.symbols import normalize_symbol
@@ -22,7 +23,6 @@ from cascade_ml.errors import CascadeError, DataValidationError
 
 if TYPE_CHECKING:
     from cascade_ml.data.config import TableSourceConfig
-    from cascade_ml.data.ingest import IngestReport
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -68,8 +68,6 @@ def load_table(path: Path, *, dataset: str, symbol: str, venue: str, interval: s
 def ingest_table(store: MarketStore, source: TableSourceConfig, *,
                  on_conflict: ConflictRule = "replace") -> IngestReport:
     """Ingest a ``TableSourceConfig`` (a file or every .csv/.parquet in a folder)."""
-    from cascade_ml.data.ingest import FileOutcome, IngestReport, write_loaded
-
     root = Path(source.path)
     if not root.exists():
         raise CascadeError("path not found", str(root))

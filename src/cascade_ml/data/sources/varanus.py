@@ -10,7 +10,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cascade_ml.data.sources.base import Loaded, interval_to_timedelta, require_columns
+from cascade_ml.data.sources.base import (
+    FileSource,
+    Loaded,
+    interval_to_timedelta,
+    require_columns,
+)
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import to_canonical
@@ -29,6 +34,19 @@ def read_parquet(path: Path) -> pd.DataFrame:
         return pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataValidationError(f"not a readable Parquet file ({exc})", str(path)) from exc
+
+
+class VaranusSource(FileSource):
+    """``<SYM>USDT_<tf>.parquet`` candles with a DatetimeIndex."""
+
+    name = "varanus"
+    suffixes = (".parquet",)
+
+    def detect(self, path: Path) -> bool:
+        return matches(path)
+
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        return load(path, venue)
 
 
 def load(path: Path, venue: str | None = None) -> list[Loaded]:
