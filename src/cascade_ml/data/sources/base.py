@@ -64,6 +64,34 @@ class FileSource(ABC):
         return f"<FileSource {self.name}>"
 
 
+class CsvKindSource(FileSource):
+    """A CSV format family whose kinds are told apart by the header alone (e.g. OI vs funding).
+
+    Subclasses give ``label`` (for the error message), ``kind_of(header)`` and
+    ``load_kind(path, kind, venue)``; detection and the refusal of an unknown header live here.
+    """
+
+    suffixes = (".csv",)
+    label: ClassVar[str]
+
+    @abstractmethod
+    def kind_of(self, header: list[str]) -> str | None:
+        """The kind of CSV this header belongs to, or None when it is not this format."""
+
+    @abstractmethod
+    def load_kind(self, path: Path, kind: str, venue: str | None) -> list[Loaded]:
+        """Read a file already known to be of ``kind``."""
+
+    def detect(self, path: Path) -> bool:
+        return self.kind_of(csv_header(path)) is not None
+
+    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
+        kind = self.kind_of(csv_header(path))
+        if kind is None:
+            raise DataValidationError(f"not a {self.label} CSV", str(path))
+        return self.load_kind(path, kind, venue)
+
+
 def csv_header(path: Path) -> list[str]:
     """The column names on a CSV's first line; an empty file is an error whatever its format."""
     with path.open("r", encoding="utf-8", errors="replace") as handle:

@@ -15,17 +15,15 @@ from pathlib import Path
 import pandas as pd
 
 from cascade_ml.data.sources.base import (
-    FileSource,
+    CsvKindSource,
     Loaded,
     SkipFile,
-    csv_header,
     read_csv,
     require_columns,
 )
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import parse_timestamps, to_canonical
-from cascade_ml.errors import DataValidationError
 
 OI_COLS = ("coin_symbol", "symbol", "timestamp", "oi_close")
 FUNDING_COLS = ("coin_symbol", "symbol", "timestamp", "funding_rate_pct")
@@ -39,21 +37,17 @@ def kind_of(header: list[str]) -> str | None:
     return None
 
 
-class CoinalyzeSource(FileSource):
+class CoinalyzeSource(CsvKindSource):
     """Coinalyze open interest (and skipped funding) CSVs, recognised by their columns."""
 
     name = "coinalyze"
-    suffixes = (".csv",)
+    label = "Coinalyze"
 
-    def detect(self, path: Path) -> bool:
-        return kind_of(csv_header(path)) is not None
+    def kind_of(self, header: list[str]) -> str | None:
+        return kind_of(header)
 
-    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
-        kind = kind_of(csv_header(path))
-        if kind is None:
-            raise DataValidationError("not a Coinalyze CSV", str(path))
+    def load_kind(self, path: Path, kind: str, venue: str | None) -> list[Loaded]:
         return load(path, kind, venue)
-
 
 def load(path: Path, kind: str, venue: str | None = None) -> list[Loaded]:
     if kind == "funding":

@@ -13,9 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cascade_ml.data.sources.base import (
-    FileSource,
+    CsvKindSource,
     Loaded,
-    csv_header,
     infer_interval,
     read_csv,
     require_columns,
@@ -23,7 +22,6 @@ from cascade_ml.data.sources.base import (
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import to_canonical
-from cascade_ml.errors import DataValidationError
 
 FNG_COLS = ["date", "timestamp", "value", "classification"]
 
@@ -36,21 +34,17 @@ def kind_of(header: list[str]) -> str | None:
     return None
 
 
-class SentimentSource(FileSource):
+class SentimentSource(CsvKindSource):
     """Fear & Greed and generic per-symbol sentiment CSVs, recognised by their columns."""
 
     name = "sentiment"
-    suffixes = (".csv",)
+    label = "sentiment"
 
-    def detect(self, path: Path) -> bool:
-        return kind_of(csv_header(path)) is not None
+    def kind_of(self, header: list[str]) -> str | None:
+        return kind_of(header)
 
-    def load(self, path: Path, venue: str | None = None) -> list[Loaded]:
-        kind = kind_of(csv_header(path))
-        if kind is None:
-            raise DataValidationError("not a sentiment CSV", str(path))
+    def load_kind(self, path: Path, kind: str, venue: str | None) -> list[Loaded]:
         return load(path, kind, venue)
-
 
 def load(path: Path, kind: str, venue: str | None = None) -> list[Loaded]:
     where = str(path)
