@@ -1,0 +1,110 @@
+"""Database plumbing of the paper book: engines from a URL, and Alembic migrations run in code.
+
+SQLite (the default, a file under ``data/paper``) gets three settings on every connection:
+foreign keys on, a busy timeout, and SQLAlchemy's documented "BEGIN on begin" recipe so that a
+transaction really starts with its first statement and a cycle's reads and writes are atomic.
+Any other SQLAlchemy URL (PostgreSQL, ...) works unchanged; its driver is the user's to install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from cascade_ml.errors import CascadeError
+
+DEFAULT_DB_URL = "sqlite:///data/paper/book.db"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages and reports."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a file-backed SQLite URL, else None (memory or another database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, *, create_dirs: bool = True) -> Engine:
+    """An engine for ``url``; bad URLs and missing drivers are a CascadeError naming the URL."""
+    try:
+        parsed = make_url(url)
+        path = sqlite_path(url)
+        if path is not None and create_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise CascadeError(f"cannot open database {safe_url(url)}: {exc}", "paper book",
+                           hint=f"use a SQLAlchemy URL such as {DEFAULT_DB_URL}") from exc
+    if engine.dialect.name == "sqlite":
+        _sqlite_settings(engine)
+    return engine
+
+
+def _sqlite_settings(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+        dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN itself (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+        conn.exec_driver_sql("BEGIN")
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration built in code: the migration scripts shipped in the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise CascadeError("no paper-book migrations found", str(MIGRATIONS))
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (None: never migrated)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (default: the newest) in one transaction."""
+    cfg = alembic_config()
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except SQLAlchemyError as exc:
+        raise CascadeError(f"migrating the paper book failed: {exc}",
+                           safe_url(str(engine.url))) from exc
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (``"base"`` drops every table of the book)."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)

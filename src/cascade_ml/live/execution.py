@@ -1,0 +1,314 @@
+"""Execution: a decision and the book's legs -> orders -> fills, written to the book per cycle.
+
+- ``plan_orders`` (pure) turns a decision into order intents that respect it: the main leg is
+  opened at the bot's target or cut to the size / leverage caps; the hedge is moved to
+  ``hedge_ratio x beta x main`` in the decision's instrument when the decision says rebalance
+  (or the main leg changed), and hedges left in another instrument are closed.
+- ``Executor.run_cycle`` checks every intent against the decision's caps before anything is
+  sent: an order that would take a leg above the size cap or above leverage cap x equity is
+  refused and the refusal, with its reason, is written to the book. Orders that only reduce a
+  leg are always allowed (cutting risk must never be blocked).
+- Modes: ``paper`` (default) fills at the next price (the exchange's last price, or a given
+  price source) through the ``FillModel``; ``testnet`` and ``live`` send market orders with
+  ccxt ``create_order``, and only when API keys are set in the environment
+  (``CASCADE_ML_TESTNET_API_KEY`` / ``..._SECRET`` or ``CASCADE_ML_LIVE_...``; separate names
+  so testnet runs can never pick up live keys). Testnet turns on ccxt's sandbox mode (Binance
+  futures: its demo-trading venue, see ``route_to``); live turns both off.
+- A cycle already in the book sends nothing (restart safety). Client order ids are derived
+  from (symbol, bar, leg, instrument) so a later reconciliation can find an order that reached
+  the exchange when the process died before the book's commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+import ccxt
+import pandas as pd
+
+from cascade_ml.data.sources.exchange import make_exchange, market_symbol
+from cascade_ml.errors import CascadeError
+from cascade_ml.live.book import (
+    BookState,
+    CycleRecord,
+    CycleResult,
+    FundingEvent,
+    LegName,
+    Mode,
+    OrderIntent,
+    OrderOutcome,
+    PaperBook,
+    hedge_instrument,
+    utc,
+)
+from cascade_ml.live.config import LiveConfig
+from cascade_ml.live.fills import FillModel, SimulatedFill
+from cascade_ml.policy.models import Decision, Forecast
+
+log = logging.getLogger(__name__)
+
+MODES: tuple[Mode, ...] = ("paper", "testnet", "live")
+KEY_ENV = {"testnet": ("CASCADE_ML_TESTNET_API_KEY", "CASCADE_ML_TESTNET_API_SECRET"),
+           "live": ("CASCADE_ML_LIVE_API_KEY", "CASCADE_ML_LIVE_API_SECRET")}
+# Ask for the final state of a market order so its fill comes back with the answer.
+ORDER_PARAMS = {"binanceusdm": {"newOrderRespType": "RESULT"}}
+DEMO_INSTEAD_OF_SANDBOX = frozenset({"binance", "binanceusdm", "binancecoinm"})
+_TOL = 1e-9
+
+PriceSource = Callable[[str], float]
+
+
+def route_to(exchange: ccxt.Exchange, mode: Mode) -> None:
+    """Point the exchange at its test venue for ``testnet`` and at production for ``live``.
+
+    Testnet is ccxt's sandbox mode, except on Binance futures, where ccxt refuses private calls
+    to the retired futures testnet and offers Binance's demo-trading venue instead.
+    """
+    demo = exchange.id in DEMO_INSTEAD_OF_SANDBOX
+    if mode == "testnet":
+        if demo:
+            exchange.enable_demo_trading(True)
+        else:
+            exchange.set_sandbox_mode(True)
+        return
+    if demo and exchange.options.get("enableDemoTrading"):
+        exchange.enable_demo_trading(False)
+    if exchange.isSandboxModeEnabled:
+        exchange.set_sandbox_mode(False)
+
+
+def client_order_id(symbol: str, bar_ts: datetime | pd.Timestamp, leg: LegName,
+                    instrument: str) -> str:
+    """A deterministic id (<= 36 characters, Binance's limit) for one order of one cycle."""
+    ms = int(pd.Timestamp(utc(bar_ts)).value // 1_000_000)
+    return f"cml-{symbol[:8]}-{ms}-{leg[0]}-{instrument[:8]}"
+
+
+def cap_violation(symbol: str, intent: OrderIntent, decision: Decision, held: float,
+                  price: float, equity: float) -> str | None:
+    """Why ``intent`` breaks the decision's caps, or None when it may go.
+
+    ``held`` is the leg's signed quantity before the order; ``price`` marks the notional.
+    """
+    after = held + intent.signed_qty
+    reduces = abs(after) <= abs(held) + _TOL and (abs(after) <= _TOL or (after > 0) == (held > 0))
+    if reduces:
+        return None
+    notional = abs(after) * price
+    what = (f"{intent.leg} {intent.side} {intent.qty:.6g} {intent.instrument} would take the "
+            f"{intent.leg} leg of {symbol} to {notional:,.2f} notional")
+    if notional > decision.size_cap_notional * (1 + _TOL):
+        return f"{what}, above the size cap {decision.size_cap_notional:,.2f}"
+    if equity <= 0:
+        return f"{what} while the book's equity is {equity:,.2f}"
+    if notional / equity > decision.leverage_cap * (1 + _TOL):
+        return (f"{what} = {notional / equity:.2f}x equity {equity:,.2f}, above the leverage cap "
+                f"{decision.leverage_cap:.2f}x")
+    return None
+
+
+def plan_orders(symbol: str, decision: Decision, state: BookState, marks: Mapping[str, float],
+                *, target_notional: float, side: str = "long",
+                min_order_notional: float = 10.0) -> list[OrderIntent]:
+    """Order intents that bring the legs where the decision wants them, within its caps."""
+    price = _mark(marks, symbol)
+    sign = 1.0 if side == "long" else -1.0
+    held = state.qty(symbol, "main", symbol)
+    limit = max(min(decision.size_cap_notional, decision.leverage_cap * state.equity), 0.0)
+    current = abs(held) * price
+    if held == 0 or (held > 0) != (sign > 0):
+        want = min(target_notional, limit)
+    else:
+        want = min(current, limit)
+    main_after = sign * want / price
+    intents = []
+    main_changed = abs(main_after - held) * price >= max(min_order_notional, _TOL)
+    if main_changed:
+        intents.append(_intent("main", symbol, main_after - held))
+    else:
+        main_after = held
+
+    target_inst = hedge_instrument(decision, symbol)
+    strays = [v for v in state.legs_of(symbol, "hedge") if v.instrument != target_inst]
+    if not (decision.action == "rebalance" or main_changed or strays):
+        return intents
+    for leg in strays:  # a hedge left in another instrument is closed, whatever its size
+        intents.append(_intent("hedge", leg.instrument, -leg.qty))
+    hedge_price = _mark(marks, target_inst)
+    hedge_notional = decision.hedge_ratio * decision.hedge_beta * abs(main_after) * price
+    hedge_target = -math.copysign(hedge_notional / hedge_price, main_after or sign)
+    hedge_held = state.qty(symbol, "hedge", target_inst)
+    if abs(hedge_target - hedge_held) * hedge_price >= max(min_order_notional, _TOL):
+        intents.append(_intent("hedge", target_inst, hedge_target - hedge_held))
+    return intents
+
+
+def _intent(leg: LegName, instrument: str, dq: float) -> OrderIntent:
+    return OrderIntent(leg=leg, instrument=instrument, side="buy" if dq > 0 else "sell",
+                       qty=abs(dq))
+
+
+def _mark(marks: Mapping[str, float], instrument: str) -> float:
+    price = marks.get(instrument)
+    if price is None or not (price > 0 and math.isfinite(price)):
+        raise CascadeError(f"no usable mark price for {instrument} (got {price})", "execution")
+    return float(price)
+
+
+class Executor:
+    """Runs a cycle's orders in one mode and records the cycle in the book."""
+
+    def __init__(self, book: PaperBook, *, mode: Mode = "paper",
+                 fill_model: FillModel | None = None, prices: PriceSource | None = None,
+                 exchange: ccxt.Exchange | None = None, exchange_name: str = "binanceusdm",
+                 env: Mapping[str, str] | None = None, hedge_mode: bool = False) -> None:
+        if mode not in MODES:
+            raise CascadeError(f"unknown execution mode {mode!r}; use one of {list(MODES)}")
+        self.book = book
+        self.mode = mode
+        self.fill_model = fill_model or FillModel()
+        self.prices = prices
+        self.hedge_mode = hedge_mode
+        if mode == "paper":
+            if prices is None and exchange is None:
+                raise CascadeError("paper execution needs a price source or an exchange "
+                                   "(its last price is the fill reference)", "execution")
+            self.exchange = exchange
+            return
+        env = os.environ if env is None else env
+        key_name, secret_name = KEY_ENV[mode]
+        key, secret = env.get(key_name, ""), env.get(secret_name, "")
+        if not key or not secret:
+            raise CascadeError(f"{mode} trading needs the API key and secret in {key_name} and "
+                               f"{secret_name}; none were set, so no order is sent", "execution",
+                               hint="export them, or run in paper mode")
+        self.exchange = exchange if exchange is not None else make_exchange(exchange_name)
+        self.exchange.apiKey = key
+        self.exchange.secret = secret
+        # Orders need the markets only; with keys set ccxt would also load the wallet's coin
+        # list (Binance: a signed /sapi call), one more private request that can fail.
+        self.exchange.options["fetchCurrencies"] = False
+        route_to(self.exchange, mode)
+
+    @classmethod
+    def from_config(cls, config: LiveConfig, book: PaperBook, *,
+                    exchange: ccxt.Exchange | None = None, prices: PriceSource | None = None,
+                    env: Mapping[str, str] | None = None) -> Executor:
+        return cls(book, mode=config.mode, fill_model=config.fills, prices=prices,
+                   exchange=exchange, exchange_name=config.exchange, env=env,
+                   hedge_mode=config.hedge_mode)
+
+    # ------------------------------------------------------------------ prices
+    def reference_price(self, instrument: str) -> float:
+        """The next price: the price source's, else the exchange's last traded price."""
+        if self.prices is not None:
+            price = float(self.prices(instrument))
+        else:
+            assert self.exchange is not None
+            market = market_symbol(self.exchange, instrument)
+            try:
+                price = float(self.exchange.fetch_ticker(market)["last"])
+            except (ccxt.BaseError, TypeError) as exc:
+                raise CascadeError(f"no last price for {market}: {exc}", "execution") from exc
+        if not (price > 0 and math.isfinite(price)):
+            raise CascadeError(f"bad reference price {price} for {instrument}", "execution")
+        return price
+
+    # ------------------------------------------------------------------ the cycle
+    def run_cycle(self, symbol: str, bar_ts: datetime | pd.Timestamp | str, decision: Decision,
+                  intents: Sequence[OrderIntent], *, marks: Mapping[str, float],
+                  as_of: datetime | pd.Timestamp | str, funding: Sequence[FundingEvent] = (),
+                  model_version: str | None = None,
+                  forecast: Forecast | None = None) -> CycleResult:
+        """Check, execute and record one cycle; a cycle already in the book sends nothing."""
+        bar = utc(bar_ts)
+        keys = [(i.leg, i.instrument) for i in intents]
+        if len(set(keys)) != len(keys):
+            raise CascadeError(f"several orders for the same leg in one cycle: {keys}",
+                               f"{symbol} {bar}")
+        if self.book.has_cycle(symbol, bar):
+            state = self.book.state()
+            return CycleResult(symbol=symbol, bar_ts=bar, written=False, equity=state.equity,
+                               cash=state.cash, unrealised_pnl=state.unrealised)
+        state = self.book.state(marks)
+        held = {(v.leg, v.instrument): v.qty for v in state.legs if v.symbol == symbol}
+        outcomes = []
+        for intent in intents:
+            cid = client_order_id(symbol, bar, intent.leg, intent.instrument)
+            ref = self.reference_price(intent.instrument)
+            mark = marks.get(intent.instrument) or ref
+            before = held.get((intent.leg, intent.instrument), 0.0)
+            why = cap_violation(symbol, intent, decision, before, mark, state.equity)
+            if why is not None:
+                log.warning("refused: %s", why)
+                outcomes.append(OrderOutcome(intent, "refused", cid, reason=f"refused: {why}",
+                                             ref_price=ref))
+                continue
+            outcome = (self._paper(intent, cid, ref) if self.mode == "paper"
+                       else self._send(intent, cid, ref, before))
+            outcomes.append(outcome)
+            if outcome.fill is not None:
+                dq = outcome.fill.qty if outcome.fill.side == "buy" else -outcome.fill.qty
+                held[(intent.leg, intent.instrument)] = before + dq
+        return self.book.record_cycle(CycleRecord(
+            symbol=symbol, bar_ts=bar, as_of=utc(as_of), mode=self.mode, decision=decision,
+            marks=dict(marks), outcomes=outcomes, funding=list(funding),
+            model_version=model_version, forecast=forecast))
+
+    def _paper(self, intent: OrderIntent, cid: str, ref: float) -> OrderOutcome:
+        fill = self.fill_model.fill(intent.side, intent.qty, ref)
+        return OrderOutcome(intent, "filled", cid, ref_price=ref, fill=fill)
+
+    def _send(self, intent: OrderIntent, cid: str, ref: float, held: float) -> OrderOutcome:
+        """A market order through ccxt; its answer becomes the outcome (never raises)."""
+        ex = self.exchange
+        assert ex is not None
+        try:
+            market = market_symbol(ex, intent.instrument)
+            amount = float(ex.amount_to_precision(market, intent.qty))
+        except (ccxt.BaseError, CascadeError) as exc:
+            return OrderOutcome(intent, "refused", cid, ref_price=ref,
+                                reason=f"refused: {intent.qty:.6g} {intent.instrument} cannot "
+                                       f"be ordered on {ex.id}: {exc}")
+        if amount <= 0:
+            return OrderOutcome(intent, "refused", cid, ref_price=ref,
+                                reason=f"refused: {intent.qty:.6g} {intent.instrument} rounds "
+                                       f"to nothing at {ex.id}'s amount step")
+        sent = OrderIntent(intent.leg, intent.instrument, intent.side, amount)
+        params: dict = {**ORDER_PARAMS.get(ex.id, {}), "clientOrderId": cid}
+        if self.hedge_mode:
+            direction = held if held != 0 else sent.signed_qty
+            params["positionSide"] = "LONG" if direction > 0 else "SHORT"
+        try:
+            order = ex.create_order(market, "market", sent.side, amount, None, params)
+        except ccxt.BaseError as exc:
+            log.error("order %s failed: %s", cid, exc)
+            return OrderOutcome(sent, "failed", cid, ref_price=ref,
+                                reason=f"{type(exc).__name__}: {exc}")
+        filled = float(order.get("filled") or 0.0)
+        price = order.get("average") or order.get("price")
+        order_id = None if order.get("id") is None else str(order["id"])
+        if filled <= 0 or not price:
+            return OrderOutcome(sent, "submitted", cid, ref_price=ref, exchange_order_id=order_id,
+                                reason=f"accepted by {ex.id} as {order.get('status')}; no fill "
+                                       "reported yet")
+        price = float(price)
+        fee, estimated = self._fee(order, filled, price)
+        cost = filled * (price - ref) if sent.side == "buy" else filled * (ref - price)
+        fill = SimulatedFill(side=sent.side, qty=filled, price=price, ref_price=ref, fee=fee,
+                             slippage=cost)
+        note = None if filled >= amount else f"partially filled: {filled:g} of {amount:g}"
+        return OrderOutcome(sent, "filled", cid, reason=note, ref_price=ref, fill=fill,
+                            fee_estimated=estimated, exchange_order_id=order_id)
+
+    def _fee(self, order: dict, filled: float, price: float) -> tuple[float, bool]:
+        """The exchange's fee when it reports one in the quote currency, else the taker rate."""
+        fee = order.get("fee") or {}
+        market = self.exchange.market(order["symbol"]) if order.get("symbol") else {}
+        if fee.get("cost") is not None and fee.get("currency") in (None, market.get("quote")):
+            return float(fee["cost"]), False
+        return self.fill_model.taker_fee * filled * price, True
