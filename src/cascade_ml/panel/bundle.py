@@ -1,0 +1,226 @@
+"""The universe bundle: one folder serves every symbol of the universe (and unseen ones).
+
+``models/panel/`` holds ``bundle.json`` (symbols served, horizon, input names in order, the
+linear panel HAR, shrinkage, the per-symbol HAR coefficients of the combination, the adverse
+multipliers, the logistic and stacking coefficients), two LightGBM text models and ``z.npy``
+(sorted training adverse/sigma ratios). ``predict(x) -> dict`` needs only numpy and
+``lightgbm.Booster``, like the per-symbol ``ForecastBundle``. ``bundle.predict`` is the panel
+alone (any perp, including a new listing); ``bundle.for_symbol(s).predict`` adds the symbol's
+own HAR with the weight chosen on training windows once the symbol has ``cold_start_days``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+
+from cascade_ml.atomic import replace_dir
+from cascade_ml.contracts.columns import CASCADE_PROB, VAR_FORECAST, VOL_FORECAST
+from cascade_ml.errors import ModelBundleError
+from cascade_ml.panel.models import LINEAR_KINDS, exceed_prob, sigmoid
+
+BUNDLE_FILE = "bundle.json"
+FORMAT = 1
+KIND = "panel"
+_TINY = 1e-12
+EXTRA_INPUTS = ("lvl", "age_days", "cascade_threshold_t", "raw_rv_24h", "raw_rv_168h",
+                "raw_rv_720h", "harq_q")
+"""Columns of the panel table the bundle reads besides the model inputs (all known at t)."""
+
+
+def adverse_key(q: float) -> str:
+    """Forecast key of the adverse-move quantile q (a positive log move against the side)."""
+    return f"adverse_q{round(q * 100)}"
+
+
+@dataclass
+class PanelBundle:
+    """A loaded universe bundle; ``feature_names`` are the panel columns ``predict`` reads."""
+
+    meta: dict
+    tree: lgb.Booster
+    classifier: lgb.Booster
+    z_sorted: np.ndarray
+    symbol: str | None = None
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["version"])
+
+    @property
+    def horizon(self) -> int:
+        return int(self.meta["horizon"])
+
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols this bundle serves (its universe)."""
+        return list(self.meta["symbols"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.meta["feature_names"])
+
+    def serves(self, symbol: str) -> bool:
+        return symbol in self.meta["symbols"]
+
+    def for_symbol(self, symbol: str) -> PanelBundle:
+        """The view that serves ``symbol`` (its own HAR joins the panel when it has one)."""
+        if not self.serves(symbol):
+            raise ModelBundleError(f"symbol {symbol} is not served by panel bundle "
+                                   f"v{self.version}", hint=f"served: {self.symbols}")
+        return PanelBundle(self.meta, self.tree, self.classifier, self.z_sorted, symbol)
+
+    def _col(self, x: np.ndarray, name: str) -> np.ndarray:
+        return x[:, self.meta["feature_names"].index(name)]
+
+    def _linear(self, x: np.ndarray) -> np.ndarray:
+        lin = self.meta["linear"]
+        d = self._col(x, "d")
+        w = np.where(np.isnan(self._col(x, "w")), d, self._col(x, "w"))
+        m = np.where(np.isnan(self._col(x, "m")), w, self._col(x, "m"))
+        har = {"d": d, "w": w, "m": m}
+        cols = []
+        for t in LINEAR_KINDS[lin["kind"]]:
+            if t in har:
+                v = har[t]
+            elif t == "harq":
+                v = d * np.nan_to_num(self._col(x, "harq_q") - lin["q_mean"])
+            else:
+                v = self._col(x, t) - lin["means"][t]
+            cols.append(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0))
+        design = np.column_stack([np.ones(len(x)), *cols])
+        return design @ np.asarray(lin["coef"]) + np.log(lin["smearing"])
+
+    def _symbol_har(self, x: np.ndarray) -> np.ndarray | None:
+        coef = self.meta["symbol_har"].get(self.symbol or "")
+        if coef is None:
+            return None
+        cols = [np.log(np.maximum(self._col(x, f"raw_rv_{h}h") / h, _TINY))
+                for h in (24, 168, 720)]
+        design = np.column_stack([np.ones(len(x)), *cols])
+        var = np.exp(design @ np.asarray(coef["coef"])) * coef["smearing"]
+        return np.log(np.maximum(var, _TINY)) - self._col(x, "lvl") - np.log(self.horizon)
+
+    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """var/vol forecast, adverse-move quantiles and the cascade probability of each row."""
+        x = np.asarray(x, dtype=float)
+        if x.ndim == 1:
+            x = x.reshape(1, -1)
+        if x.shape[1] != len(self.feature_names):
+            raise ModelBundleError(f"got {x.shape[1]} feature columns, the panel bundle "
+                                   f"expects {len(self.feature_names)}")
+        inputs = x[:, [self.feature_names.index(c) for c in self.meta["inputs"]]]
+        inputs32 = inputs.astype(np.float32)
+        std = self._linear(x) + self.meta["shrink"] * self.tree.predict(inputs32)
+        own = self._symbol_har(x)
+        if own is not None:
+            warm = (self._col(x, "age_days") >= self.meta["cold_start_days"]) & np.isfinite(own)
+            a = self.meta["har_weight"]
+            std = np.where(warm, a * np.where(warm, own, 0.0) + (1 - a) * std, std)
+        var = np.exp(std + self._col(x, "lvl")) * self.horizon
+        sigma = np.sqrt(var)
+        out = {VAR_FORECAST: var, VOL_FORECAST: sigma}
+        for q, m in self.meta["multipliers"].items():
+            out[adverse_key(float(q))] = sigma * m
+        a, b = self.meta["platt"]
+        p_lgbm = sigmoid(a * self.classifier.predict(inputs32, raw_score=True) + b)
+        p_log = self._logistic(x)
+        thr = self._col(x, "cascade_threshold_t")
+        adv = -np.log1p(-np.minimum(thr, 0.999)) if self.meta["side"] == "long" else np.log1p(thr)
+        p_fhs = exceed_prob(self.z_sorted, adv / np.maximum(sigma, 1e-9))
+        z = np.column_stack([_logit(p_lgbm), _logit(p_log), _logit(p_fhs)])
+        st = self.meta["stacker"]
+        out[CASCADE_PROB] = sigmoid(z @ np.asarray(st["coef"]) + st["intercept"])
+        return out
+
+    def _logistic(self, x: np.ndarray) -> np.ndarray:
+        lg = self.meta["logistic"]
+        cols = [self.feature_names.index(c) for c in lg["columns"]]
+        v = x[:, cols]
+        v = np.where(np.isfinite(v), v, np.asarray(lg["medians"]))
+        v = (v - np.asarray(lg["mean"])) / np.asarray(lg["scale"])
+        return sigmoid(v @ np.asarray(lg["coef"]) + lg["intercept"])
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def feature_names(inputs: list[str]) -> list[str]:
+    """Inputs in order, then the extra panel columns the bundle reads."""
+    return [*inputs, *[c for c in EXTRA_INPUTS if c not in inputs]]
+
+
+def export_panel_bundle(path: str | Path, state: dict, choices: dict, *, version: str,
+                        symbols: list[str], horizon: int, side: str, inputs: list[str],
+                        cold_start_days: float, symbol_har: dict, metrics: dict) -> Path:
+    """Write the bundle folder atomically (temp sibling, then rename over the old one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        state["tree"].save_model(str(tmp / "volatility.txt"))
+        state["classifier"].save_model(str(tmp / "cascade.txt"))
+        np.save(tmp / "z.npy", np.asarray(state["z_sorted"], float))
+        pipe = state["logistic"].pipe_
+        imp, scl, lr = pipe.steps[0][1], pipe.steps[1][1], pipe.steps[2][1]
+        stacker = state["stacker"]
+        meta = {
+            "format": FORMAT, "kind": KIND, "version": str(version), "symbols": list(symbols),
+            "horizon": int(horizon), "side": side, "inputs": list(inputs),
+            "feature_names": feature_names(inputs), "cold_start_days": float(cold_start_days),
+            "linear": state["linear"].to_dict(), "shrink": float(choices["shrink"]),
+            "har_weight": float(choices["har_weight"]), "symbol_har": symbol_har,
+            "multipliers": {str(q): float(m) for q, m in state["multipliers"].items()},
+            "platt": [float(v) for v in state["platt"]],
+            "logistic": {"columns": list(state["logistic"].columns),
+                         "medians": imp.statistics_.tolist(), "mean": scl.mean_.tolist(),
+                         "scale": scl.scale_.tolist(), "coef": lr.coef_[0].tolist(),
+                         "intercept": float(lr.intercept_[0])},
+            "stacker": {"coef": stacker.coef_[0].tolist(),
+                        "intercept": float(stacker.intercept_[0])},
+            "climatology": state["climatology"], "training_span": state["train_span"],
+            "metrics": metrics, "files": {"volatility": "volatility.txt",
+                                          "cascade": "cascade.txt", "z": "z.npy"},
+        }
+        (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=1, default=float))
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def is_panel_bundle(path: str | Path) -> bool:
+    """True when the folder holds a universe bundle (not a per-symbol one)."""
+    try:
+        return json.loads((Path(path) / BUNDLE_FILE).read_text()).get("kind") == KIND
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def load_panel_bundle(path: str | Path) -> PanelBundle:
+    """Read a universe bundle folder (``models/panel``)."""
+    folder = Path(path)
+    meta_file = folder / BUNDLE_FILE
+    if not meta_file.exists():
+        raise ModelBundleError("no panel bundle here (bundle.json missing)", str(folder),
+                               hint="run `cascade-ml run pipelines/universe.yaml` first")
+    try:
+        meta = json.loads(meta_file.read_text())
+        if meta.get("kind") != KIND:
+            raise ModelBundleError("not a panel bundle", str(meta_file))
+        files = meta["files"]
+        return PanelBundle(meta, lgb.Booster(model_file=str(folder / files["volatility"])),
+                           lgb.Booster(model_file=str(folder / files["cascade"])),
+                           np.load(folder / files["z"]))
+    except (json.JSONDecodeError, KeyError, TypeError, OSError,
+            lgb.basic.LightGBMError) as exc:
+        raise ModelBundleError(f"malformed panel bundle ({exc!r})", str(folder)) from exc

@@ -1,0 +1,189 @@
+"""The panel: every symbol's features and labels, made scale-free and stacked with a symbol key.
+
+Each symbol's table comes from the per-symbol builders (``build_and_store`` /
+``build_and_store_labels``), one task per symbol on the compute engine. Variance levels drift
+by an order of magnitude between perps and regimes, so one model can serve all perps only on
+scale-free inputs: every level feature gets a twin ``log(level per hour) - lvl``, where ``lvl``
+is the log of the symbol's own trailing mean squared return (``level_window`` bars, ending at
+t). Returns are standardised by the same level. All of it uses bars up to t only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cascade_ml.contracts.columns import (
+    CASCADE,
+    FWD_MIN_RETURN,
+    FWD_RV,
+    HAR_COLUMNS,
+    LEVEL_PATTERN,
+    LOG_LEVEL_PATTERN,
+    RET_1H,
+)
+from cascade_ml.contracts.layout import features_path, labels_path
+from cascade_ml.contracts.task import TaskConfig
+from cascade_ml.data.store import MarketStore
+from cascade_ml.errors import CascadeError
+from cascade_ml.features.config import FeatureConfig
+from cascade_ml.features.stats import min_periods
+from cascade_ml.labels.config import LabelConfig
+from cascade_ml.panel.config import PanelConfig
+
+SYMBOL = "symbol"
+TIMESTAMP = "timestamp"
+LVL = "lvl"
+"""log of the symbol's trailing mean squared 1h return (per-hour variance level)."""
+HAR_TERMS = ("d", "w", "m")
+"""log(rv_24h/24), log(rv_168h/168), log(rv_720h/720), each minus ``lvl``."""
+ADVERSE = "adverse"
+"""The worst move against the side over (t, t+H], as a positive log move."""
+LABEL_KEEP = (FWD_RV, CASCADE, FWD_MIN_RETURN, "fwd_max_return", "cascade_threshold")
+RAW_KEEP = (RET_1H, *HAR_COLUMNS)
+"""Raw columns the per-symbol baselines (HAR, EWMA, naive, GARCH) read."""
+_TINY = 1e-12
+
+
+@dataclass
+class Panel:
+    """Stacked rows of all symbols: ``frame`` has a ``symbol`` and a ``timestamp`` column.
+
+    ``inputs`` are the scale-free model inputs (own features, then market state).
+    """
+
+    frame: pd.DataFrame
+    inputs: list[str]
+    horizon: int
+    symbols: list[str]
+
+    def rows_of(self, symbol: str) -> pd.DataFrame:
+        """One symbol's rows indexed by time (what the per-symbol baselines expect)."""
+        part = self.frame[self.frame[SYMBOL] == symbol]
+        return part.set_index(TIMESTAMP)
+
+
+def _log(x: pd.Series | np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(np.asarray(x, dtype=float), _TINY))
+
+
+def passthrough_columns(columns: list[str]) -> list[str]:
+    """Feature columns that are scale-free already (ratios, z-scores, shares, correlations)."""
+    out = []
+    for c in columns:
+        if LEVEL_PATTERN.search(c) or LOG_LEVEL_PATTERN.search(c):
+            continue  # levels get twins instead
+        if c in (RET_1H, "ret_168h") or c.startswith("trigger_"):
+            continue  # returns are standardised below; rule flags stay with the rules
+        out.append(c)
+    return out
+
+
+THRESHOLD = "cascade_threshold_t"
+"""The cascade label's threshold as known at t (the label's own column is NaN where the label
+window is incomplete, i.e. on exactly the newest rows a live forecast needs)."""
+
+
+def symbol_panel(features: pd.DataFrame, labels: pd.DataFrame | None, cfg: PanelConfig,
+                 horizon: int, side: str = "long",
+                 label_cfg: LabelConfig | None = None) -> pd.DataFrame:
+    """One symbol's scale-free panel columns on its own bar grid (pure; bars up to t only)."""
+    f = features.sort_index()
+    ret = f[RET_1H]
+    sq = ret**2
+    level = sq.rolling(cfg.level_window, min_periods=cfg.level_min_bars).mean()
+    lvl = pd.Series(_log(level), index=f.index).where(level.notna())
+    out: dict[str, pd.Series | np.ndarray] = {LVL: lvl}
+    for term, col in zip(HAR_TERMS, HAR_COLUMNS, strict=True):
+        hours = int(LEVEL_PATTERN.search(col).group(3))
+        out[term] = _log(f[col] / hours) - lvl
+    out["asym_d"] = f.get("semivar_asym_24h")
+    out["asym_w"] = f.get("semivar_asym_168h")
+    rq = (ret**4).rolling(24, min_periods=24).sum() * 24 / 3.0
+    out["harq_q"] = 0.5 * (_log(rq) - 2 * _log(f[HAR_COLUMNS[0]]))
+    for c in f.columns:
+        match = LEVEL_PATTERN.search(c)
+        if match and not match.group(1) and c not in HAR_COLUMNS:
+            out[f"tw_{c}"] = _log(f[c] / int(match.group(3))) - lvl
+    scale = np.sqrt(np.exp(lvl))
+    out["zret_1h"] = ret / scale
+    out["zret_24h"] = ret.rolling(24, min_periods=24).sum() / (scale * np.sqrt(24))
+    out["zret_168h"] = ret.rolling(168, min_periods=168).sum() / (scale * np.sqrt(168))
+    logp = ret.fillna(0.0).cumsum()
+    out["drawdown_720h"] = np.expm1(logp - logp.rolling(cfg.drawdown_window, min_periods=24).max())
+    lc = label_cfg or LabelConfig()
+    sigma = ret.rolling(lc.sigma_window, min_periods=min_periods(lc.sigma_window, 0.5)).std()
+    out[THRESHOLD] = np.maximum(lc.cascade_k * sigma * np.sqrt(horizon),
+                                lc.cascade_floor).where(sigma.notna())
+    first = f.index[0]
+    out["age_days"] = (f.index - first) / pd.Timedelta("1D")
+    frame = pd.DataFrame(out, index=f.index)
+    for c in passthrough_columns(list(f.columns)):
+        if c not in frame:
+            frame[c] = f[c]
+    for c in RAW_KEEP:
+        frame[f"raw_{c}"] = f[c]
+    if labels is not None:
+        lab = labels.reindex(f.index)
+        for c in LABEL_KEEP:
+            frame[c] = lab.get(c, np.nan)
+        frame[ADVERSE] = (-lab[FWD_MIN_RETURN] if side == "long"
+                          else lab["fwd_max_return"])
+        frame["y"] = _log(lab[FWD_RV] / horizon) - lvl
+        frame.loc[lab[FWD_RV].isna(), "y"] = np.nan
+    frame.index.name = TIMESTAMP
+    return frame
+
+
+def build_symbol(symbol: str, store_root: str, task: TaskConfig, features: FeatureConfig,
+                 labels: LabelConfig, cfg: PanelConfig, oi_venues: list[str],
+                 write: bool = True) -> pd.DataFrame:
+    """Features, labels and panel columns of one symbol (one engine task).
+
+    With ``write`` the per-symbol tables are built and stored (skipped when current) first.
+    """
+    from cascade_ml.features.build import build_and_store, build_features
+    from cascade_ml.labels.build import build_and_store_labels, build_labels
+
+    store = MarketStore(store_root)
+    if write:
+        build_and_store(store, symbol, task, features)
+        build_and_store_labels(store, symbol, task, labels, oi_venues=oi_venues)
+        feats = store.read_table(features_path(symbol))
+        labs = store.read_table(labels_path(symbol, task.horizon))
+    else:
+        feats = build_features(store, symbol, task, features)
+        bars = store.read("ohlcv", symbol, venue=task.venue, interval=task.interval)
+        labs = build_labels(bars, labels, horizon=task.horizon, side=task.side)
+    frame = symbol_panel(feats, labs, cfg, task.horizon, task.side, labels)
+    frame.insert(0, SYMBOL, symbol)
+    return frame.reset_index()
+
+
+def stack(frames: list[pd.DataFrame], cfg: PanelConfig, horizon: int) -> Panel:
+    """Stack per-symbol panel frames, add market state, fix the input list."""
+    from cascade_ml.panel.market import market_state
+
+    if not frames:
+        raise CascadeError("the panel has no symbols", "panel")
+    cols = list(dict.fromkeys(c for f in frames for c in f.columns))
+    frame = pd.concat([f.reindex(columns=cols) for f in frames], ignore_index=True)
+    symbols = list(dict.fromkeys(frame[SYMBOL]))
+    core = [s for s in symbols if s not in cfg.holdout_symbols]
+    market = market_state(frame, core, cfg)
+    frame = frame.join(market, on=TIMESTAMP)
+    frame = frame.sort_values([SYMBOL, TIMESTAMP], kind="stable").reset_index(drop=True)
+    skip = {SYMBOL, TIMESTAMP, LVL, ADVERSE, "y", "age_days", THRESHOLD, *LABEL_KEEP}
+    inputs = [c for c in frame.columns if c not in skip and not c.startswith("raw_")]
+    return Panel(frame, inputs, horizon, symbols)
+
+
+def build_panel(engine, store_root: str, task: TaskConfig, features: FeatureConfig,
+                labels: LabelConfig, cfg: PanelConfig, oi_venues: list[str],
+                write: bool = True) -> Panel:
+    """Per-symbol tables on the engine (one task each), stacked with market state."""
+    frames = engine.map(build_symbol, task.symbols, str(store_root), task, features, labels,
+                        cfg, list(oi_venues), write)
+    return stack(frames, cfg, task.horizon)

@@ -1,0 +1,209 @@
+"""Panel forecasters: pooled linear HAR variants, a LightGBM correction, a cascade classifier.
+
+All volatility models forecast ``y = log(fwd_rv / H) - lvl`` (the standardised log variance of
+Bollerslev, Hood, Huss & Pedersen 2018, with the symbol's trailing level in place of a fixed
+effect, so an unseen perp needs no coefficient of its own) and map back with
+``var = exp(pred + lvl) * H * smearing``. Each has ``fit(frame) -> self`` and
+``predict(frame) -> np.ndarray`` of standardised log variances; the frames are panel rows.
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from cascade_ml.models.metrics import qlike_loss
+from cascade_ml.panel.dataset import LVL
+
+LINEAR_KINDS = {
+    "panel_har": ("d", "w", "m"),
+    "panel_shar": ("d", "w", "m", "asym_d", "asym_w"),
+    "panel_harq": ("d", "w", "m", "harq"),
+    "panel_harx": ("d", "w", "m", "asym_d", "harq", "mkt_median_d", "mkt_btc_d"),
+}
+"""Pooled HAR (Corsi 2009 on standardised logs), semivariance HAR (Patton & Sheppard 2015, as
+the signed-variance share), HARQ (Bollerslev, Patton & Quaedvlieg 2016: the daily term damped
+by measurement error) and HAR with market state."""
+
+
+def har_terms(frame: pd.DataFrame) -> pd.DataFrame:
+    """d, w, m with cold-start fills (a missing month takes the week, a missing week the day)."""
+    d = frame["d"]
+    w = frame["w"].fillna(d)
+    m = frame["m"].fillna(w)
+    return pd.DataFrame({"d": d, "w": w, "m": m}, index=frame.index)
+
+
+class LinearPanel:
+    """OLS of y on a fixed design over pooled rows; missing extras enter as 0 (their mean)."""
+
+    def __init__(self, kind: str = "panel_har") -> None:
+        self.kind = kind
+        self.terms = LINEAR_KINDS[kind]
+
+    def design(self, frame: pd.DataFrame) -> np.ndarray:
+        har = har_terms(frame)
+        cols = []
+        for t in self.terms:
+            if t in har:
+                x = har[t].to_numpy(float)
+            elif t == "harq":  # daily term times (log quarticity ratio - its training mean)
+                q = frame["harq_q"].to_numpy(float) - self.q_mean_
+                x = har["d"].to_numpy(float) * np.nan_to_num(q)
+            else:
+                x = frame[t].to_numpy(float) - self.means_[t]
+            cols.append(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
+        return np.column_stack([np.ones(len(frame)), *cols])
+
+    def fit(self, frame: pd.DataFrame) -> LinearPanel:
+        self.q_mean_ = float(np.nanmean(frame["harq_q"])) if "harq_q" in frame else 0.0
+        self.means_ = {t: float(np.nanmean(frame[t])) for t in self.terms
+                       if t not in ("d", "w", "m", "harq") and t in frame}
+        X, y = self.design(frame), frame["y"].to_numpy(float)
+        self.coef_, *_ = np.linalg.lstsq(X, y, rcond=None)
+        self.smearing_ = float(np.mean(np.exp(y - X @ self.coef_)))
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.design(frame) @ self.coef_ + np.log(self.smearing_)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "coef": [float(c) for c in self.coef_],
+                "smearing": self.smearing_, "q_mean": self.q_mean_, "means": self.means_}
+
+
+def lgbm_params(params: dict, seed: int, threads: int, objective: str = "regression",
+                **extra: object) -> dict:
+    """LightGBM settings from a LgbmParams dump, with the worker's thread count."""
+    p = dict(params)
+    return {"objective": objective, "learning_rate": p["learning_rate"],
+            "num_leaves": p["num_leaves"], "min_data_in_leaf": p["min_child_samples"],
+            "bagging_fraction": p["subsample"], "bagging_freq": p["subsample_freq"],
+            "feature_fraction": p["colsample_bytree"], "lambda_l2": p["reg_lambda"],
+            "num_threads": threads, "seed": seed, "deterministic": True,
+            "force_row_wise": True, "verbose": -1, **extra}
+
+
+def strided(frame: pd.DataFrame, stride: int) -> pd.DataFrame:
+    """Every ``stride``-th hour of each symbol (labels of neighbouring hours overlap)."""
+    if stride <= 1:
+        return frame
+    hours = frame["timestamp"].astype("int64") // 3_600_000_000_000
+    return frame[(hours % stride) == 0]
+
+
+class TreeCorrection:
+    """LightGBM on the panel inputs, fitted to the residual of a base linear forecast."""
+
+    def __init__(self, inputs: list[str], params: dict, seed: int, threads: int,
+                 stride: int) -> None:
+        self.inputs, self.params = inputs, params
+        self.seed, self.threads, self.stride = seed, threads, stride
+
+    def fit(self, frame: pd.DataFrame, base: np.ndarray) -> TreeCorrection:
+        sub = strided(frame.assign(_base=base), self.stride)
+        data = lgb.Dataset(sub[self.inputs].to_numpy(np.float32),
+                           sub["y"].to_numpy(float) - sub["_base"].to_numpy(float),
+                           free_raw_data=True)
+        self.booster_ = lgb.train(lgbm_params(self.params, self.seed, self.threads), data,
+                                  num_boost_round=int(self.params["n_estimators"]))
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster_.predict(frame[self.inputs].to_numpy(np.float32))
+
+
+def to_variance(std_log: np.ndarray, frame: pd.DataFrame, horizon: int) -> np.ndarray:
+    """Standardised log forecasts back to variances over H bars."""
+    return np.exp(np.asarray(std_log, float) + frame[LVL].to_numpy(float)) * horizon
+
+
+def qlike(frame: pd.DataFrame, var: np.ndarray) -> float:
+    return float(np.mean(qlike_loss(frame["fwd_rv"].to_numpy(float), var)))
+
+
+def best_weight(loss_of_weight, grid: np.ndarray | None = None) -> float:
+    """The weight in [0, 1] (steps of 0.05) with the lowest loss; ties go to the smaller one."""
+    grid = np.round(np.linspace(0, 1, 21), 2) if grid is None else grid
+    losses = [loss_of_weight(float(g)) for g in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+# ------------------------------------------------------------------------------ cascade
+class PooledLogistic:
+    """Logistic regression on a few scale-free price-only columns, pooled over symbols."""
+
+    def __init__(self, columns: list[str], C: float = 0.1, seed: int = 42) -> None:
+        self.columns, self.C, self.seed = columns, C, seed
+
+    def _x(self, frame: pd.DataFrame) -> np.ndarray:
+        x = frame.reindex(columns=self.columns).to_numpy(float)
+        return np.where(np.isfinite(x), x, np.nan)
+
+    def fit(self, frame: pd.DataFrame) -> PooledLogistic:
+        self.pipe_ = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                                   StandardScaler(),
+                                   LogisticRegression(C=self.C, max_iter=2000,
+                                                      random_state=self.seed))
+        self.pipe_.fit(self._x(frame), frame["cascade"].to_numpy(int))
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.pipe_.predict_proba(self._x(frame))[:, 1]
+
+
+class PanelClassifier:
+    """LightGBM cascade classifier on the panel inputs; raw scores are Platt-calibrated later."""
+
+    def __init__(self, inputs: list[str], params: dict, seed: int, threads: int,
+                 stride: int) -> None:
+        self.inputs, self.params = inputs, params
+        self.seed, self.threads, self.stride = seed, threads, stride
+
+    def fit(self, frame: pd.DataFrame) -> PanelClassifier:
+        sub = strided(frame, self.stride)
+        data = lgb.Dataset(sub[self.inputs].to_numpy(np.float32),
+                           sub["cascade"].to_numpy(float), free_raw_data=True)
+        self.booster_ = lgb.train(lgbm_params(self.params, self.seed, self.threads, "binary"),
+                                  data, num_boost_round=int(self.params["n_estimators"]))
+        return self
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster_.predict(frame[self.inputs].to_numpy(np.float32), raw_score=True)
+
+
+def platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling coefficients (a, b): p = 1 / (1 + exp(-(a raw + b)))."""
+    lr = LogisticRegression(C=1e4, max_iter=1000)
+    lr.fit(np.asarray(raw, float).reshape(-1, 1), np.asarray(y, int))
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+# ------------------------------------------------------------------------------ adverse move
+def pinball(y: np.ndarray, q_pred: np.ndarray, q: float) -> float:
+    """Mean pinball (quantile) loss of ``q_pred`` as the ``q`` quantile of ``y``."""
+    diff = np.asarray(y, float) - np.asarray(q_pred, float)
+    return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+
+
+def multipliers(adverse: np.ndarray, sigma: np.ndarray, quantiles: list[float]) -> dict:
+    """Empirical quantiles of adverse / sigma (filtered historical simulation multipliers)."""
+    z = np.asarray(adverse, float) / np.maximum(np.asarray(sigma, float), 1e-9)
+    z = z[np.isfinite(z)]
+    return {q: float(np.quantile(z, q)) for q in quantiles}
+
+
+def exceed_prob(z_sorted: np.ndarray, threshold_over_sigma: np.ndarray) -> np.ndarray:
+    """P(adverse / sigma > c) from the sorted training z's (empirical survival function)."""
+    n = len(z_sorted)
+    below = np.searchsorted(z_sorted, np.asarray(threshold_over_sigma, float), side="right")
+    return (n - below + 0.5) / (n + 1.0)

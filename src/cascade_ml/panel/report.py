@@ -1,0 +1,224 @@
+"""Scores of the panel forecasts: per symbol (today's evaluation keys), pooled, left-out, MCS.
+
+Per symbol and period (walk-forward folds, final period) the block keeps the per-symbol
+evaluation's keys -- ``volatility.model.qlike``, ``volatility.baselines.<name>``,
+``volatility.best_baseline``, DM against it, ``cascade.model`` / ``cascade.baselines`` -- and
+adds ``volatility.candidates`` (every panel model), ``adverse`` (pinball loss and coverage of
+each quantile against the vol-scaled baseline) and ``cold_start``. The ``panel`` block
+summarises the universe, its core symbols and the left-out symbols against the targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cascade_ml.models.metrics import (
+    cascade_metrics,
+    diebold_mariano,
+    qlike_loss,
+    volatility_metrics,
+)
+from cascade_ml.panel.config import PanelConfig
+from cascade_ml.panel.models import pinball
+
+CANDIDATES = ("panel_har", "panel_shar", "panel_harq", "panel_harx", "panel_lgbm", "panel",
+              "combo_har")
+CASCADE_OTHERS = ("logistic", "climatology", "lgbm", "fhs")
+
+
+def _vol_block(d: pd.DataFrame, baselines: list[str], horizon: int) -> dict:
+    rv = d["fwd_rv"].to_numpy(float)
+    out: dict = {"model": volatility_metrics(rv, d["var_forecast"].to_numpy(float))}
+    out["baselines"] = {b: volatility_metrics(rv, d[f"var_{b}"].to_numpy(float))
+                        for b in baselines if f"var_{b}" in d}
+    out["candidates"] = {c: float(np.mean(qlike_loss(rv, d[f"var_{c}"].to_numpy(float))))
+                         for c in CANDIDATES if f"var_{c}" in d}
+    if out["baselines"]:
+        best = min(out["baselines"], key=lambda b: out["baselines"][b]["qlike"])
+        ratio = out["model"]["qlike"] / out["baselines"][best]["qlike"]
+        dm = diebold_mariano(qlike_loss(rv, d["var_forecast"].to_numpy(float)),
+                             qlike_loss(rv, d[f"var_{best}"].to_numpy(float)), horizon)
+        out.update(best_baseline=best, qlike_ratio_vs_best=ratio,
+                   qlike_gain_vs_best=1 - ratio, dm_stat_vs_best=dm["dm_stat"],
+                   dm_pvalue_vs_best=dm["dm_pvalue"])
+    return out
+
+
+def _cascade_block(d: pd.DataFrame, threshold: float) -> dict:
+    y = d["cascade"].to_numpy(float)
+    clim = d["prob_climatology"].to_numpy(float)
+    ref = float(np.mean((y - clim) ** 2))
+
+    def cm(p: np.ndarray) -> dict:
+        m = cascade_metrics(y, p, float(np.mean(y)), threshold)
+        m["bss"] = 1 - m["brier"] / ref if ref > 0 else float("nan")
+        m.pop("base_rate")
+        return m
+
+    base = float(np.mean(y))
+    model = cm(d["cascade_prob"].to_numpy(float))
+    return {"base_rate": base, "events": int(y.sum()), "model": model,
+            "pr_auc_over_base": model["pr_auc"] / base if base > 0 else float("nan"),
+            "baselines": {b: cm(d[f"prob_{b}"].to_numpy(float)) for b in CASCADE_OTHERS
+                          if f"prob_{b}" in d}}
+
+
+def _adverse_block(d: pd.DataFrame, quantiles: list[float]) -> dict:
+    y = d["adverse"].to_numpy(float)
+    out = {}
+    for q in quantiles:
+        key = f"q{round(q * 100)}"
+        m, b = d[f"adv_{key}"].to_numpy(float), d.get(f"adv_base_{key}")
+        block = {"pinball_model": pinball(y, m, q), "coverage_model": float(np.mean(y <= m)),
+                 "nominal": q}
+        if b is not None and np.isfinite(b).all():
+            b = b.to_numpy(float)
+            block.update(pinball_baseline=pinball(y, b, q),
+                         coverage_baseline=float(np.mean(y <= b)))
+            block["pinball_ratio"] = block["pinball_model"] / block["pinball_baseline"]
+        out[key] = block
+    return out
+
+
+def symbol_block(d: pd.DataFrame, cfg: PanelConfig, horizon: int, threshold: float) -> dict:
+    """One symbol over one period: rows where every per-symbol baseline could forecast."""
+    base_cols = [f"var_{b}" for b in cfg.baselines if f"var_{b}" in d]
+    warm = d[np.isfinite(d[base_cols]).all(axis=1)] if base_cols else d
+    cold = d[d["age_days"] < cfg.cold_start_days]
+    out: dict = {"rows": len(warm)}
+    if len(warm) > horizon * 2:
+        out.update(start=str(warm["timestamp"].min()), end=str(warm["timestamp"].max()),
+                   volatility=_vol_block(warm, cfg.baselines, horizon),
+                   cascade=_cascade_block(warm, threshold),
+                   adverse=_adverse_block(warm, cfg.quantiles))
+    if len(cold):
+        rv = cold["fwd_rv"].to_numpy(float)
+        out["cold_start"] = {"rows": len(cold), **{
+            c: float(np.mean(qlike_loss(rv, cold[f"var_{c}"].to_numpy(float))))
+            for c in ("panel", "naive", "ewma") if f"var_{c}" in cold
+            and np.isfinite(cold[f"var_{c}"]).all()}}
+    return out
+
+
+def _pooled(blocks: dict[str, dict], symbols: list[str], pooled_rows: pd.DataFrame,
+            threshold: float, quantiles: list[float]) -> dict:
+    vols = {s: blocks[s]["volatility"] for s in symbols if "volatility" in blocks.get(s, {})}
+    if not vols:
+        return {}
+    ratios = {s: v["qlike_ratio_vs_best"] for s, v in vols.items()}
+    panel_ratios = {s: v["candidates"]["panel"] / v["baselines"][v["best_baseline"]]["qlike"]
+                    for s, v in vols.items()}
+    dm_better = [s for s, v in vols.items()
+                 if v["dm_pvalue_vs_best"] < 0.05 and v["dm_stat_vs_best"] < 0]
+    adverse = {}
+    for q in quantiles:
+        key = f"q{round(q * 100)}"
+        rs = [blocks[s]["adverse"][key].get("pinball_ratio") for s in vols]
+        rs = [r for r in rs if r is not None]
+        cov = [blocks[s]["adverse"][key]["coverage_model"] - q for s in vols]
+        adverse[key] = {"median_pinball_ratio": float(np.median(rs)) if rs else None,
+                        "max_abs_coverage_error": float(np.max(np.abs(cov))),
+                        "symbols_within_1pt": int(np.sum(np.abs(cov) <= 0.01))}
+    return {"symbols": len(vols),
+            "median_qlike_ratio": float(np.median(list(ratios.values()))),
+            "median_qlike_ratio_panel_only": float(np.median(list(panel_ratios.values()))),
+            "symbols_above_1": sorted(s for s, r in ratios.items() if r > 1.0),
+            "dm_better_p05": len(dm_better), "dm_better_share": len(dm_better) / len(vols),
+            "qlike_ratio": ratios,
+            "cascade": _cascade_block(pooled_rows, threshold) if len(pooled_rows) else None,
+            "adverse": adverse}
+
+
+def model_confidence_set(d: pd.DataFrame, cfg: PanelConfig, horizon: int) -> dict:
+    """MCS (arch.bootstrap.MCS) over all candidates and baselines on the cross-sectional mean
+    QLIKE per timestamp (block bootstrap, blocks of H bars)."""
+    from arch.bootstrap import MCS
+
+    names = ["forecast", *CANDIDATES, *cfg.baselines]
+    cols = [f"var_{n}" for n in names if f"var_{n}" in d]
+    rows = d[np.isfinite(d[cols]).all(axis=1)]
+    rv = rows["fwd_rv"].to_numpy(float)
+    losses = pd.DataFrame({c[4:]: qlike_loss(rv, rows[c].to_numpy(float)) for c in cols},
+                          index=rows.index)
+    losses["timestamp"] = rows["timestamp"].to_numpy()
+    per_t = losses.groupby("timestamp").mean()
+    mcs = MCS(per_t, size=cfg.mcs_size, reps=cfg.mcs_reps, block_size=horizon, method="R",
+              seed=cfg.seed)
+    mcs.compute()
+    return {"size": cfg.mcs_size, "included": sorted(mcs.included),
+            "excluded": sorted(mcs.excluded),
+            "pvalues": {k: float(v) for k, v in mcs.pvalues["Pvalue"].items()},
+            "mean_qlike": {k: float(v) for k, v in per_t.mean().items()}}
+
+
+def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizon: int,
+                threshold: float = 0.2) -> dict:
+    """The evaluation document: per symbol, pooled (universe / core / left-out), MCS."""
+    keep = ["fwd_rv", "cascade", "adverse", "age_days"]
+    d = oos.join(frame[keep])
+    periods = {"walk_forward": d[d["fold"] < cfg.n_folds], "final": d[d["fold"] == cfg.n_folds]}
+    symbols = list(dict.fromkeys(d["symbol"]))
+    holdout = [s for s in symbols if s in cfg.holdout_symbols]
+    core = [s for s in symbols if s not in cfg.holdout_symbols]
+    per_symbol: dict = {s: {} for s in symbols}
+    summary: dict = {}
+    for period, rows in periods.items():
+        if rows.empty:
+            continue
+        blocks = {s: symbol_block(g, cfg, horizon, threshold)
+                  for s, g in rows.groupby("symbol", sort=False)}
+        for s, b in blocks.items():
+            per_symbol[s][period] = b
+        base_cols = [f"var_{b}" for b in cfg.baselines if f"var_{b}" in rows]
+        warm = rows[np.isfinite(rows[base_cols]).all(axis=1)]
+        summary[period] = {
+            "universe": _pooled(blocks, symbols, warm, threshold, cfg.quantiles),
+            "core": _pooled(blocks, core, warm[warm["symbol"].isin(core)], threshold,
+                            cfg.quantiles),
+            "left_out": _pooled(blocks, holdout, warm[warm["symbol"].isin(holdout)], threshold,
+                                cfg.quantiles),
+            "mcs": model_confidence_set(rows, cfg, horizon),
+        }
+    return {"per_symbol": per_symbol, "panel": summary, "holdout_symbols": holdout}
+
+
+def table(doc: dict, period: str) -> str:
+    """The per-symbol text table of one period (what the train step prints)."""
+    lines = [f"{period}: QLIKE model / best per-symbol baseline, DM p, cascade PR-AUC / base, "
+             "ROC, BSS (model | logistic), adverse q95/q99 pinball ratio and coverage",
+             f"  {'symbol':<8}{'ratio':>7}{'panel':>7}{'best':>7}{'DM p':>9}{'PR/base':>8}"
+             f"{'ROC':>6}{'BSS':>7}{'BSSlog':>7}{'q95':>6}{'cov95':>6}{'q99':>6}{'cov99':>6}"]
+    for sym, periods in doc["per_symbol"].items():
+        b = periods.get(period, {})
+        if "volatility" not in b:
+            continue
+        v, c, a = b["volatility"], b["cascade"], b["adverse"]
+        best = v["baselines"][v["best_baseline"]]["qlike"]
+        mark = "*" if sym in doc["holdout_symbols"] else " "
+        panel = v["candidates"]["panel"] / best
+        q95, q99 = a["q95"], a["q99"]
+        lines.append(
+            f" {mark}{sym:<8}{v['qlike_ratio_vs_best']:>7.3f}{panel:>7.3f}"
+            f"{v['best_baseline']:>7}{v['dm_pvalue_vs_best']:>9.2g}"
+            f"{c['pr_auc_over_base']:>8.2f}{c['model']['roc_auc']:>6.2f}"
+            f"{c['model']['bss']:>7.3f}{c['baselines']['logistic']['bss']:>7.3f}"
+            f"{q95.get('pinball_ratio', float('nan')):>6.2f}{q95['coverage_model']:>6.3f}"
+            f"{q99.get('pinball_ratio', float('nan')):>6.2f}{q99['coverage_model']:>6.3f}")
+    for group in ("universe", "core", "left_out"):
+        s = doc["panel"].get(period, {}).get(group)
+        if not s:
+            continue
+        cas = s["cascade"] or {}
+        lines.append(
+            f"  {group:<9} median ratio {s['median_qlike_ratio']:.3f} (panel alone "
+            f"{s['median_qlike_ratio_panel_only']:.3f}), above 1: {s['symbols_above_1'] or '-'}, "
+            f"DM p<0.05 better {s['dm_better_p05']}/{s['symbols']}; cascade pooled PR-AUC/base "
+            f"{cas.get('pr_auc_over_base', float('nan')):.2f}, ROC "
+            f"{cas.get('model', {}).get('roc_auc', float('nan')):.3f}, BSS "
+            f"{cas.get('model', {}).get('bss', float('nan')):.3f} (logistic "
+            f"{cas.get('baselines', {}).get('logistic', {}).get('bss', float('nan')):.3f})")
+    mcs = doc["panel"].get(period, {}).get("mcs")
+    if mcs:
+        lines.append(f"  MCS ({1 - mcs['size']:.0%}): {mcs['included']}")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""The panel branch of the pipeline steps: build, evaluate, export, score (I/O at the edges).
+
+Each function takes the store, the task and its sections (never the whole pipeline config);
+``cascade_ml.pipeline`` calls them when ``panel.enabled`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cascade_ml.atomic import write_json
+from cascade_ml.contracts.layout import (
+    panel_path,
+    panel_predictions_path,
+    predictions_path,
+    scores_path,
+)
+from cascade_ml.contracts.task import TaskConfig
+from cascade_ml.data.store import MarketStore
+from cascade_ml.errors import CascadeError
+from cascade_ml.features.config import FeatureConfig
+from cascade_ml.labels.config import LabelConfig
+from cascade_ml.models.baselines import HAR
+from cascade_ml.panel.config import PanelConfig
+from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP, Panel, build_panel, build_symbol
+from cascade_ml.panel.evaluate import PanelResult, evaluate_panel
+from cascade_ml.panel.fold import baseline_frame, usable
+
+log = logging.getLogger(__name__)
+
+
+def _features_task(symbol: str, store_root: str, task: TaskConfig, cfg: FeatureConfig) -> str:
+    from cascade_ml.features.build import build_and_store
+
+    return build_and_store(MarketStore(store_root), symbol, task, cfg).line()
+
+
+def _labels_task(symbol: str, store_root: str, task: TaskConfig, cfg: LabelConfig,
+                 oi_venues: list[str]) -> str:
+    from cascade_ml.labels.build import build_and_store_labels
+
+    return build_and_store_labels(MarketStore(store_root), symbol, task, cfg,
+                                  oi_venues=oi_venues).line()
+
+
+def build_features_all(engine, store: MarketStore, task: TaskConfig,
+                       cfg: FeatureConfig) -> list[str]:
+    """Every symbol's feature table, one engine task each; the report lines in task order."""
+    return engine.map(_features_task, task.symbols, str(store.root), task, cfg)
+
+
+def build_labels_all(engine, store: MarketStore, task: TaskConfig, cfg: LabelConfig,
+                     oi_venues: list[str]) -> list[str]:
+    """Every symbol's labels, one engine task each."""
+    return engine.map(_labels_task, task.symbols, str(store.root), task, cfg, list(oi_venues))
+
+
+def write_panel(engine, store: MarketStore, task: TaskConfig, features: FeatureConfig,
+                labels: LabelConfig, cfg: PanelConfig, oi_venues: list[str]) -> Panel:
+    """Stack the stored per-symbol tables into the panel table (written atomically)."""
+    panel = build_panel(engine, str(store.root), task, features, labels, cfg, oi_venues)
+    store.write_table(panel_path(task.horizon), panel.frame,
+                      {"kind": "panel", "horizon": task.horizon, "symbols": panel.symbols,
+                       "inputs": panel.inputs})
+    return panel
+
+
+def read_panel(store: MarketStore, task: TaskConfig, cfg: PanelConfig) -> Panel:
+    """The stored panel of the task's horizon, with its input list recomputed from columns."""
+    from cascade_ml.panel.dataset import stack
+
+    path = store.root / panel_path(task.horizon)
+    if not path.exists():
+        raise CascadeError("no panel table", str(path), hint="run the features and labels steps")
+    frame = store.read_table(panel_path(task.horizon))
+    frames = [g.drop(columns=[c for c in g.columns if c.startswith("mkt_")])
+              for _, g in frame.groupby(SYMBOL, sort=False)]
+    return stack(frames, cfg, task.horizon)
+
+
+def symbol_har(panel: Panel, train_end: pd.Timestamp, min_rows: int = 720) -> dict:
+    """Per-symbol HAR coefficients on each symbol's rows up to ``train_end`` (for the bundle)."""
+    out = {}
+    ok = usable(panel.frame) & panel.frame["raw_rv_720h"].notna()
+    for sym, part in panel.frame[ok & (panel.frame[TIMESTAMP] <= train_end)].groupby(SYMBOL):
+        if len(part) < min_rows:
+            continue
+        feats = baseline_frame(part)
+        har = HAR(panel.horizon).fit(feats, part.set_index(TIMESTAMP)["fwd_rv"], feats.index)
+        out[str(sym)] = {"coef": [float(c) for c in har.coef_], "smearing": har.smearing_}
+    return out
+
+
+def _write_predictions(store: MarketStore, result: PanelResult, panel: Panel,
+                       cfg: PanelConfig) -> None:
+    """All forecasts in one table, and per symbol where the backtest reads them."""
+    oos = result.oos
+    store.write_table(panel_predictions_path(panel.horizon), oos.reset_index(drop=True),
+                      {"kind": "panel_oos", "horizon": panel.horizon})
+    for sym, part in oos.groupby(SYMBOL, sort=False):
+        frame = part.drop(columns=[SYMBOL]).set_index(TIMESTAMP).sort_index()
+        frame.index = pd.DatetimeIndex(frame.index, name="timestamp")
+        frame["fold"] = frame["fold"].astype("int64")
+        frame = frame[["fold", *[c for c in frame.columns if c != "fold"]]]
+        store.write_table(predictions_path(str(sym), panel.horizon), frame,
+                          {"symbol": str(sym), "horizon": panel.horizon, "folds": cfg.n_folds,
+                           "final_fold": cfg.n_folds, "model": "panel"})
+
+
+def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, *,
+                alert_threshold: float = 0.2, params: dict | None = None) -> dict:
+    """Evaluate the panel (walk-forward, final period, left-out symbols), export the bundle,
+    write predictions and the evaluation JSON; returns the evaluation document."""
+    from cascade_ml.panel.bundle import export_panel_bundle
+    from cascade_ml.panel.evaluate import time_folds
+    from cascade_ml.panel.report import score_panel
+
+    started = time.perf_counter()
+    panel = read_panel(store, task, cfg)
+    folds = time_folds(panel, cfg)
+    result = evaluate_panel(engine, panel, cfg, task.side, params, folds=folds)
+    state = result.choices[-1].pop("state", None)
+    if state is None:
+        raise CascadeError("the panel has no final period to fit the served models on",
+                           "panel.final_frac", hint="set panel.final_frac > 0")
+    doc = score_panel(result.oos, panel.frame, cfg, panel.horizon, alert_threshold)
+    doc.update(horizon=panel.horizon, side=task.side, symbols=panel.symbols,
+               folds=[{k: v for k, v in c.items()} for c in result.choices],
+               timings={"evaluate_s": result.timings["evaluate_s"],
+                        "fold_s": [c["seconds"] for c in result.choices],
+                        "total_s": time.perf_counter() - started})
+    version = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    final_fold = folds[-1]
+    metrics = {"final": doc["panel"].get("final", {}).get("universe", {}).get("median_qlike_ratio"),
+               "walk_forward": doc["panel"]["walk_forward"]["universe"]["median_qlike_ratio"]}
+    bundle = export_panel_bundle(
+        cfg.bundle_dir, state, result.choices[-1], version=version, symbols=panel.symbols,
+        horizon=panel.horizon, side=task.side, inputs=panel.inputs,
+        cold_start_days=cfg.cold_start_days,
+        symbol_har=symbol_har(panel, final_fold.train_end), metrics=metrics)
+    doc["bundle"] = {"path": str(bundle), "version": version}
+    _write_predictions(store, result, panel, cfg)
+    write_json(Path(cfg.report_dir) / "evaluation.json", doc)
+    return doc
+
+
+def score_panel_latest(store: MarketStore, task: TaskConfig, cfg: PanelConfig,
+                       rows: int = 48) -> list[str]:
+    """Score the newest ``rows`` panel rows of every symbol with the universe bundle."""
+    from cascade_ml.panel.bundle import load_panel_bundle
+
+    bundle = load_panel_bundle(cfg.bundle_dir)
+    panel = read_panel(store, task, cfg)
+    lines = []
+    for sym, part in panel.frame.groupby(SYMBOL, sort=False):
+        part = part[part["d"].notna() & part["lvl"].notna()].tail(rows)
+        if part.empty:
+            lines.append(f"{sym}: no scorable rows")
+            continue
+        view = bundle.for_symbol(str(sym)) if bundle.serves(str(sym)) else bundle
+        x = part.reindex(columns=bundle.feature_names).to_numpy(np.float64)
+        pred = view.predict(x)
+        out = pd.DataFrame(pred, index=pd.DatetimeIndex(part[TIMESTAMP], name="timestamp"))
+        out["model_version"] = bundle.version
+        out["model"] = "panel"
+        store.write_table(scores_path(str(sym)), out,
+                          {"symbol": str(sym), "model_version": bundle.version,
+                           "model": "panel"})
+        lines.append(f"{sym}: scored {len(out)} row(s) up to {out.index[-1]} with panel "
+                     f"v{bundle.version}; sigma_H {out['vol_forecast'].iloc[-1]:.4f}, "
+                     f"cascade p {out['cascade_prob'].iloc[-1]:.3f}")
+    return lines
+
+
+def build_symbol_panel(symbol: str, store: MarketStore, task: TaskConfig, features: FeatureConfig,
+                       labels: LabelConfig, cfg: PanelConfig,
+                       oi_venues: list[str]) -> pd.DataFrame:
+    """One symbol's panel rows from the store (without market state); for tests and tools."""
+    return build_symbol(symbol, str(store.root), task, features, labels, cfg, oi_venues,
+                        write=False)

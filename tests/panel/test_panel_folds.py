@@ -1,0 +1,87 @@
+"""Leave-symbols-out and purged time splits; the bundle reproduces the fold's forecasts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cascade_ml.panel.bundle import export_panel_bundle, is_panel_bundle, load_panel_bundle
+from cascade_ml.panel.evaluate import time_folds
+from cascade_ml.panel.fold import fold_masks, run_fold
+from cascade_ml.panel.report import score_panel
+from cascade_ml.panel.run import symbol_har
+
+
+@pytest.fixture(scope="module")
+def final_fold(small_panel, panel_cfg):
+    folds = time_folds(small_panel, panel_cfg)
+    return folds[-1]
+
+
+@pytest.fixture(scope="module")
+def fold_run(small_panel, panel_cfg, final_fold):
+    return run_fold(final_fold, small_panel.frame, small_panel.inputs, panel_cfg, 24,
+                    keep=True)
+
+
+def test_folds_are_ordered_and_purged(small_panel, panel_cfg):
+    folds = time_folds(small_panel, panel_cfg)
+    assert len(folds) == panel_cfg.n_folds + 1
+    frame = small_panel.frame
+    for fold in folds:
+        train, test = fold_masks(frame, fold, panel_cfg, 24)
+        assert "ADA" not in set(frame.loc[train, "symbol"])  # the left-out symbol never trains
+        assert "ADA" in set(frame.loc[test, "symbol"])       # ... but is scored
+        last_label = frame.loc[train, "timestamp"].max() + pd.Timedelta(hours=24)
+        assert last_label <= frame.loc[test, "timestamp"].min()
+    assert all(a.test_end < b.test_start for a, b in zip(folds, folds[1:], strict=False))
+
+
+def test_held_out_labels_cannot_move_panel_forecasts(small_panel, panel_cfg, final_fold,
+                                                     fold_run):
+    frame = small_panel.frame.copy()
+    ada = frame["symbol"] == "ADA"
+    frame.loc[ada, "y"] = frame.loc[ada, "y"] + 3.0        # wildly wrong held-out outcomes
+    frame.loc[ada, "cascade"] = 1.0 - frame.loc[ada, "cascade"]
+    out, _ = run_fold(final_fold, frame, small_panel.inputs, panel_cfg, 24)
+    base = fold_run[0]
+    for col in ("var_panel", "var_panel_har", "prob_lgbm", "prob_logistic"):
+        np.testing.assert_allclose(out[col], base[col], rtol=1e-10, err_msg=col)
+
+
+def test_bundle_reproduces_the_fold(tmp_path, small_panel, panel_cfg, final_fold, fold_run):
+    out, choices = fold_run
+    state = choices.pop("state")
+    path = export_panel_bundle(tmp_path / "panel", state, choices, version="t1",
+                               symbols=small_panel.symbols, horizon=24, side="long",
+                               inputs=small_panel.inputs, cold_start_days=30,
+                               symbol_har=symbol_har(small_panel, final_fold.train_end),
+                               metrics={})
+    choices["state"] = state
+    assert is_panel_bundle(path)
+    bundle = load_panel_bundle(path)
+    assert bundle.symbols == small_panel.symbols and bundle.serves("ADA")
+    rows = small_panel.frame.loc[out.index]
+    x = rows.reindex(columns=bundle.feature_names).to_numpy(float)
+    pred = bundle.predict(x)
+    np.testing.assert_allclose(pred["var_forecast"], out["var_panel"], rtol=1e-5)
+    near = (rows["symbol"] == "NEAR").to_numpy()
+    own = bundle.for_symbol("NEAR").predict(x[near])
+    np.testing.assert_allclose(own["var_forecast"], out.loc[near, "var_forecast"], rtol=1e-5)
+    np.testing.assert_allclose(own["cascade_prob"], out.loc[near, "cascade_prob"], rtol=1e-4)
+    np.testing.assert_allclose(own["adverse_q99"], out.loc[near, "adv_q99"], rtol=1e-5)
+    with pytest.raises(Exception, match="not served"):
+        bundle.for_symbol("DOGE")
+
+
+def test_report_keeps_per_symbol_keys(small_panel, panel_cfg, fold_run):
+    out = fold_run[0]
+    doc = score_panel(out, small_panel.frame, panel_cfg, 24)
+    near = doc["per_symbol"]["NEAR"]["final"]
+    assert near["volatility"]["model"]["qlike"] > 0
+    assert set(near["volatility"]["baselines"]) == {"har", "ewma", "naive"}
+    assert {"model", "baselines", "base_rate"} <= set(near["cascade"])
+    assert 0.9 < near["adverse"]["q95"]["coverage_model"] <= 1.0
+    assert doc["panel"]["final"]["left_out"]["symbols"] == 1
+    assert doc["panel"]["final"]["mcs"]["included"]
