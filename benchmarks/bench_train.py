@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from cascade_ml.config import PipelineConfig
+from cascade_ml.contracts.columns import FWD_RV
 from cascade_ml.data.ingest import ingest_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.features.build import build_and_store
@@ -21,7 +22,7 @@ from cascade_ml.labels.build import build_and_store_labels
 from cascade_ml.models.baselines import HAR
 from cascade_ml.models.dataset import load_dataset
 from cascade_ml.models.evaluate import split_rows, splitter, walk_forward
-from cascade_ml.models.train import resolve_config, table, train_symbol
+from cascade_ml.models.train import table, train_symbol
 from cascade_ml.models.tuning import tune
 
 
@@ -36,28 +37,30 @@ def main() -> None:
         root = Path(tmp)
         config = PipelineConfig.model_validate({
             "store": {"root": str(root / "store")},
-            "models": {"mlflow_tracking_uri": f"sqlite:///{root}/mlflow.db",
-                       "mlflow_artifact_root": str(root / "artifacts"),
-                       "models_dir": str(root / "models"),
+            "task": {"symbols": [args.symbol]},
+            "tracking": {"uri": f"sqlite:///{root}/mlflow.db",
+                         "artifact_root": str(root / "artifacts")},
+            "models": {"models_dir": str(root / "models"),
                        "optuna_storage": f"sqlite:///{root}/optuna.db"}})
         store = MarketStore(config.store.root)
+        task, cfg, horizon = config.task, config.models, config.task.horizon
         t0 = time.perf_counter()
         ingest_path(store, Path(args.sample))
-        build_and_store(store, args.symbol, config)
-        build_and_store_labels(store, args.symbol, config)
+        build_and_store(store, args.symbol, task, config.features)
+        build_and_store_labels(store, args.symbol, task, config.labels,
+                               oi_venues=config.features.oi_venues)
         prep = time.perf_counter() - t0
-        cfg = resolve_config(config)
-        ds = load_dataset(store, args.symbol, cfg.horizon)
+        ds = load_dataset(store, args.symbol, horizon, cfg.features, cfg.exclude_features)
         print(f"{args.symbol}: {len(ds.rows)} usable rows x {len(ds.feature_names)} features, "
-              f"h={cfg.horizon}, {cfg.n_folds} folds, num_threads={cfg.num_threads} "
+              f"h={horizon}, {cfg.n_folds} folds, num_threads={cfg.num_threads} "
               f"(ingest + features + labels {prep:.1f} s, not counted)")
 
         # baseline: HAR fit + forecast on the same walk-forward folds
         dev, _ = split_rows(ds, cfg)
-        folds = list(splitter(cfg).split(dev))
+        folds = list(splitter(cfg, horizon).split(dev))
         t0 = time.perf_counter()
         for tr, te in folds:
-            HAR(cfg.horizon).fit(ds.features, ds.labels["fwd_rv"], dev[tr]).predict(
+            HAR(horizon).fit(ds.features, ds.labels[FWD_RV], dev[tr]).predict(
                 ds.features, dev[te])
         t_har = time.perf_counter() - t0
 
@@ -66,7 +69,7 @@ def main() -> None:
         t_wf = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        report = train_symbol(store, args.symbol, cfg, force=True)
+        report = train_symbol(store, args.symbol, horizon, cfg, config.tracking, force=True)
         t_train = time.perf_counter() - t0
 
         t_tune = None

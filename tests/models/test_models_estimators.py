@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import estimator_checks_generator
 
 from cascade_ml.models.estimators import CascadeClassifier, VolatilityForecaster
 
-SMALL = dict(n_estimators=20, min_child_samples=5, n_jobs=1)
+SMALL = dict(lgbm={"n_estimators": 20, "min_child_samples": 5}, n_jobs=1)
 ESTIMATORS = [VolatilityForecaster(**SMALL), VolatilityForecaster(objective="l2", **SMALL),
               CascadeClassifier(**SMALL)]
 
@@ -52,3 +53,28 @@ def test_not_applicable_checks_are_the_only_ones_left_out():
     generated = {_name(c) for est in ESTIMATORS for _, c in estimator_checks_generator(est)}
     assert set(_NOT_APPLICABLE) <= generated
     assert len(generated) > 40
+
+
+@pytest.mark.parametrize(("estimator", "message"), [
+    (VolatilityForecaster(objective="poisson"), "objective"),
+    (VolatilityForecaster(lgbm=[("n_estimators", 5)]), "lgbm"),
+    (CascadeClassifier(calibration="beta"), "calibration"),
+    (CascadeClassifier(min_coverage=1.5), "min_coverage"),
+])
+def test_bad_parameters_are_refused_at_fit_by_name(estimator, message):
+    X, y = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
+    with pytest.raises(ValueError, match=message):
+        estimator.fit(X, y)
+
+
+def test_one_lgbm_dict_sets_the_boosters():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3))
+    lgbm = {"n_estimators": 7, "num_leaves": 3, "min_child_samples": 5}
+    vol = VolatilityForecaster(lgbm=lgbm, quantiles=(0.9,), objective="l2", n_jobs=1).fit(
+        X, X[:, 0] - 5)
+    clf = CascadeClassifier(lgbm=lgbm, n_jobs=1).fit(X, (X[:, 1] > 1).astype(int))
+    assert vol.forecast_.booster.num_trees() == 7
+    assert vol.forecast_.quantiles["var_q90"].num_trees() == 7
+    assert clf.forecast_.booster.num_trees() == 7
+    assert vol.get_params()["lgbm"] is lgbm  # stored as given (sklearn contract)

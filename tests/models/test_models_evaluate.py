@@ -71,7 +71,8 @@ def test_test_labels_never_reach_any_fitted_part(near_small):
 def test_calibration_fits_on_a_later_slice_of_training_rows(near_small):
     X = near_small.X()[:2000]
     y = near_small.labels.loc[near_small.rows[:2000], "cascade"].to_numpy(int)
-    clf = CascadeClassifier(n_estimators=30, calibration="platt", calib_gap=24, n_jobs=1).fit(X, y)
+    clf = CascadeClassifier(lgbm={"n_estimators": 30}, calibration="platt", calib_gap=24,
+                            n_jobs=1).fit(X, y)
     assert clf.calibration_.method == "platt"
     assert clf.calibration_rows_[0] == 1600
     p = clf.predict_proba(X)[:, 1]
@@ -95,8 +96,9 @@ def test_deterministic(near_small):
 def test_cascade_classifier_uses_only_its_feature_set(near_small):
     X = near_small.X()[:2000]
     y = near_small.labels.loc[near_small.rows[:2000], "cascade"].to_numpy(int)
-    clf = CascadeClassifier(n_estimators=30, calib_gap=24, features=(0, 3), n_jobs=1).fit(X, y)
-    gain = clf.model_.booster_.feature_importance("split")
+    clf = CascadeClassifier(lgbm={"n_estimators": 30}, calib_gap=24, features=(0, 3),
+                            n_jobs=1).fit(X, y)
+    gain = clf.forecast_.booster.feature_importance("split")
     assert set(np.flatnonzero(gain)) <= {0, 3} and gain.sum() > 0
     assert not clf.used_features_[[1, 2]].any()
 
@@ -106,13 +108,14 @@ def test_volatility_shrink_is_chosen_on_training_rows_and_bounded(near_small):
     cfg = ModelConfig(lgbm={"n_estimators": 30}, quantiles=[], num_threads=1)
     train = ds.rows[:2000]
     y = np.log(ds.labels.loc[train, "fwd_rv"].to_numpy())
-    vol, _ = make_models(cfg, ds.feature_names)
-    assert vol.shrink_frac == cfg.vol_shrink_frac and vol.shrink_gap == cfg.horizon
+    vol, _ = make_models(cfg, ds.feature_names, ds.horizon)
+    assert vol.shrink_frac == cfg.vol_shrink_frac and vol.shrink_gap == ds.horizon
     vol.fit(ds.X(train), y)
     assert 0.0 <= vol.shrink_ <= 1.0
     x = ds.X(ds.rows[2100:2300])
-    raw = vol.model_.predict(vol.tree_inputs(x), raw_score=True)
+    raw = vol.forecast_.booster.predict(vol.tree_inputs(x), raw_score=True)
     assert np.allclose(vol.predict(x), vol.offset(x) + vol.shrink_ * raw)
     # no inner slice: the full tree correction, as before the option existed
-    full, _ = make_models(cfg.model_copy(update={"vol_shrink_frac": 0.0}), ds.feature_names)
+    full, _ = make_models(cfg.model_copy(update={"vol_shrink_frac": 0.0}), ds.feature_names,
+                          ds.horizon)
     assert full.fit(ds.X(train), y).shrink_ == 1.0

@@ -1,7 +1,7 @@
 """Probability calibration stored as plain arrays, so serving needs only numpy.
 
 Isotonic: the fitted step function's knots, applied with ``np.interp`` (clipped at the ends).
-Platt: ``p = 1 / (1 + exp(-(a * logit(raw) + b)))``.
+Platt: ``p = 1 / (1 + exp(-(a * logit(raw) + b)))``. scikit-learn is imported only to fit.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 _EPS = 1e-6
 
@@ -51,6 +49,9 @@ class Calibration:
 
 def fit_calibration(raw: np.ndarray, y: np.ndarray, method: str) -> Calibration:
     """Fit the map on held-in data; with one class only there is nothing to learn (identity)."""
+    from sklearn.isotonic import IsotonicRegression  # fit-time only: applying needs numpy alone
+    from sklearn.linear_model import LogisticRegression
+
     raw = np.asarray(raw, dtype=float)
     y = np.asarray(y, dtype=float)
     if len(np.unique(y)) < 2 or len(raw) < 2:

@@ -9,10 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from cascade_ml.contracts.columns import (
-    CORE_FEATURES,
-    LABELS,
-)
+from cascade_ml.contracts.columns import CASCADE, CORE_FEATURES, FWD_LOG_RV, FWD_RV, LABELS
 from cascade_ml.contracts.layout import features_path, labels_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
@@ -62,14 +59,14 @@ def make_dataset(symbol: str, horizon: int, features: pd.DataFrame, labels: pd.D
     missing = [c for c in CORE_FEATURES if c not in features.columns]
     if missing:
         raise CascadeError(f"feature table of {symbol} lacks required column(s) {missing}")
-    missing = [c for c in ("fwd_rv", "cascade") if c not in labels.columns]
+    missing = [c for c in (FWD_RV, CASCADE) if c not in labels.columns]
     if missing:
         raise CascadeError(f"labels of {symbol} h={horizon} lack column(s) {missing}")
     features = features.sort_index()
     labels = labels.reindex(features.index)
-    if "fwd_log_rv" not in labels.columns:
-        labels = labels.assign(fwd_log_rv=np.log(labels["fwd_rv"]))
-    ok = labels[["fwd_rv", "cascade"]].notna().all(axis=1) & (labels["fwd_rv"] > 0)
+    if FWD_LOG_RV not in labels.columns:
+        labels = labels.assign(**{FWD_LOG_RV: np.log(labels[FWD_RV])})
+    ok = labels[[FWD_RV, CASCADE]].notna().all(axis=1) & (labels[FWD_RV] > 0)
     ok &= features[list(CORE_FEATURES)].notna().all(axis=1)
     rows = features.index[ok.to_numpy()]
     names = select_features(features, include, exclude or [])

@@ -1,13 +1,17 @@
 """The two forecast models, as scikit-learn estimators around LightGBM.
 
+Each estimator does the fitting and stores what it fitted as one object of
+``cascade_ml.models.forecast`` (``forecast_``); its predictions go through that object, and the
+bundle saves exactly that object, so the numbers evaluated here are the numbers served.
+
 ``VolatilityForecaster`` forecasts forward realized variance as a correction to a level the
-trees cannot extrapolate on their own: by default a HAR-RV fit re-estimated on the training
-rows (else an anchor column such as last week's RV scaled to H). Level inputs are fed as log
-ratios to that level, so a forest fitted in a calm year still applies in a wild one.
-``objective="gamma"`` (the estimator's default) boosts RV under the Gamma deviance with log
-link, which is twice QLIKE, and estimates E[RV] directly; ``objective="l2"`` (the pipeline
-default, steadier out of sample on NEAR) regresses log RV and maps back with Duan's smearing
-factor ``mean(exp(residual))`` (``exp(E[log RV]) < E[RV]``).
+trees cannot extrapolate on their own (``levels``, a ``LevelTransform``): by default a HAR-RV
+fit re-estimated on the training rows (else an anchor column such as last week's RV scaled to
+H). Level inputs are fed as log ratios to that level, so a forest fitted in a calm year still
+applies in a wild one. ``objective="gamma"`` (the estimator's default) boosts RV under the Gamma
+deviance with log link, which is twice QLIKE, and estimates E[RV] directly; ``objective="l2"``
+(the pipeline default, steadier out of sample on NEAR) regresses log RV and maps back with
+Duan's smearing factor ``mean(exp(residual))`` (``exp(E[log RV]) < E[RV]``).
 ``fit`` takes ``y`` = log RV and ``predict`` returns log RV (the sklearn contract: same scale);
 ``predict_variance`` returns the variance over H bars. With ``shrink_frac`` > 0 the tree
 correction is scaled by a weight ``shrink_`` in [0, 1] chosen by QLIKE on the last
@@ -19,27 +23,43 @@ map (isotonic or Platt) on the later part, with a gap of ``calib_gap`` rows so t
 windows do not overlap. Rows must be passed in time order. Test data never reaches either.
 ``features`` (column positions) restricts its inputs: other columns are blanked at fit time, so
 the booster never references them and prediction needs no mask.
+
+Both take their LightGBM settings as one ``lgbm`` dict (keys of ``LGBM_DEFAULTS`` or any other
+LightGBM parameter); ``random_state`` and ``n_jobs`` stay separate, as in scikit-learn.
+Parameters are checked in ``fit`` against ``_parameter_constraints`` (scikit-learn's validator).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from numbers import Integral, Real
+
 import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from cascade_ml.contracts.columns import quantile_key
 from cascade_ml.models.calibration import Calibration, fit_calibration
+from cascade_ml.models.forecast import CascadeModel, LevelTransform, VolatilityModel
+
+LGBM_DEFAULTS = {"n_estimators": 300, "learning_rate": 0.03, "num_leaves": 15,
+                 "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1,
+                 "colsample_bytree": 0.8, "reg_lambda": 1.0}
+"""LightGBM settings of an estimator built without ``lgbm`` (the pipeline passes its own)."""
+_COMMON_CONSTRAINTS = {
+    "lgbm": [dict, None], "min_coverage": [Interval(Real, 0, 1, closed="both")],
+    "random_state": ["random_state"], "n_jobs": [Integral, None]}
 
 
 def _lgbm_kwargs(est, **extra) -> dict:
-    """LightGBM params from an estimator's stored settings, seeded and deterministic."""
-    return dict(
-        n_estimators=est.n_estimators, learning_rate=est.learning_rate, num_leaves=est.num_leaves,
-        min_child_samples=est.min_child_samples, subsample=est.subsample,
-        subsample_freq=est.subsample_freq, colsample_bytree=est.colsample_bytree,
-        reg_lambda=est.reg_lambda, random_state=est.random_state, n_jobs=est.n_jobs,
-        deterministic=True, force_row_wise=True, verbose=-1, **extra)
+    """LightGBM params from an estimator's ``lgbm`` dict over the defaults, seeded and
+    deterministic."""
+    return {**LGBM_DEFAULTS, **(est.lgbm or {}), "random_state": est.random_state,
+            "n_jobs": est.n_jobs, "deterministic": True, "force_row_wise": True, "verbose": -1,
+            **extra}
 
 
 def mask_sparse(X: np.ndarray, min_coverage: float) -> tuple[np.ndarray, np.ndarray]:
@@ -57,41 +77,31 @@ def mask_sparse(X: np.ndarray, min_coverage: float) -> tuple[np.ndarray, np.ndar
     return X, used
 
 
-def quantile_key(q: float) -> str:
-    """Column name of a variance quantile, e.g. 0.99 -> ``var_q99``."""
-    return f"var_q{round(q * 100):d}"
+def fit_har(design: np.ndarray, y: np.ndarray) -> tuple[float, ...]:
+    """OLS of log RV on the HAR design, intercept shifted by the HAR smearing factor (the level
+    is log E[RV], not E[log RV])."""
+    ok = np.isfinite(design).all(axis=1)
+    coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
+    coef[0] += np.log(np.mean(np.exp(np.clip(y[ok] - design[ok] @ coef, -50, 50))))
+    return tuple(float(c) for c in coef)
 
 
 class VolatilityForecaster(RegressorMixin, BaseEstimator):
     """LightGBM on log forward RV; variance forecasts with a smearing bias correction."""
 
-    def __init__(self, n_estimators: int = 300, learning_rate: float = 0.03, num_leaves: int = 15,
-                 min_child_samples: int = 50, subsample: float = 0.8, subsample_freq: int = 1,
-                 colsample_bytree: float = 0.8, reg_lambda: float = 1.0,
-                 quantiles: tuple[float, ...] | None = None, anchor: int | None = None,
-                 anchor_scale: float = 1.0, relative: tuple[int, ...] = (),
-                 relative_scale: tuple[float, ...] = (), har: tuple[int, ...] = (),
-                 har_scale: tuple[float, ...] = (), relative_log: tuple[int, ...] = (),
-                 objective: str = "gamma", min_coverage: float = 0.0,
-                 shrink_frac: float = 0.0, shrink_gap: int = 0,
-                 random_state: int = 42,
-                 n_jobs: int = 2) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.subsample = subsample
-        self.subsample_freq = subsample_freq
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
+    _parameter_constraints = {
+        **_COMMON_CONSTRAINTS, "levels": [LevelTransform, None], "quantiles": ["array-like", None],
+        "objective": [StrOptions({"gamma", "l2"})],
+        "shrink_frac": [Interval(Real, 0, 1, closed="left")],
+        "shrink_gap": [Interval(Integral, 0, None, closed="left")]}
+
+    def __init__(self, *, lgbm: dict | None = None, levels: LevelTransform | None = None,
+                 quantiles: tuple[float, ...] | None = None, objective: str = "gamma",
+                 min_coverage: float = 0.0, shrink_frac: float = 0.0, shrink_gap: int = 0,
+                 random_state: int = 42, n_jobs: int = 2) -> None:
+        self.lgbm = lgbm
+        self.levels = levels
         self.quantiles = quantiles
-        self.anchor = anchor
-        self.anchor_scale = anchor_scale
-        self.relative = relative
-        self.relative_scale = relative_scale
-        self.har = har
-        self.har_scale = har_scale
-        self.relative_log = relative_log
         self.objective = objective
         self.min_coverage = min_coverage
         self.shrink_frac = shrink_frac
@@ -104,61 +114,44 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    def _har_design(self, X) -> np.ndarray:
-        cols = [np.log(np.maximum(np.asarray(X[:, j], float) * s, 1e-12))
-                for j, s in zip(self.har, self.har_scale, strict=True)]
-        return np.column_stack([np.ones(len(X)), *cols])
+    # fitted state, all held by ``forecast_`` (what the bundle saves)
+    @property
+    def shrink_(self) -> float:
+        """Weight of the tree correction (0 = level only, 1 = full)."""
+        return self.forecast_.shrink
+
+    @property
+    def smearing_(self) -> float:
+        return self.forecast_.smearing
 
     def offset(self, X) -> np.ndarray:
-        """The level the trees correct: a HAR fit (``har`` columns, OLS on the training rows),
-        else log(anchor column * scale), else 0."""
-        if self.har:
-            return self._har_design(X) @ self.har_coef_
-        if self.anchor is None:
-            return np.zeros(len(X))
-        return np.log(np.maximum(np.asarray(X[:, self.anchor], float) * self.anchor_scale,
-                                 1e-12))
+        """The fitted level the trees correct (log variance over H bars)."""
+        check_is_fitted(self)
+        return self.forecast_.transform.offset(np.asarray(X, dtype=float))
 
     def tree_inputs(self, X) -> np.ndarray:
-        """Inputs as the trees see them: ``relative`` columns become log(col*scale) - offset.
-
-        Level features (RV over a day, week, month) drift across regimes; their log ratio to the
-        anchor is scale-free, so a forest fitted in a calm year still applies in a wild one.
-        """
-        if not self.relative and not self.relative_log:
-            return X
-        X = np.array(X, dtype=float, copy=True)
-        off = self.offset(X)
-        for j, scale in zip(self.relative, self.relative_scale, strict=True):
-            X[:, j] = np.log(np.maximum(X[:, j] * scale, 1e-12)) - off
-        for j in self.relative_log:  # columns that already hold a log variance
-            X[:, j] = X[:, j] - off
-        return X
-
-    def _fit_har(self, X, y) -> np.ndarray:
-        design = self._har_design(X)
-        ok = np.isfinite(design).all(axis=1)
-        coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
-        # intercept shifted by the HAR smearing factor: the offset is log E[RV], not E[log RV]
-        coef[0] += np.log(np.mean(np.exp(np.clip(y[ok] - design[ok] @ coef, -50, 50))))
-        return coef
+        """Rows as the fitted trees see them (level inputs as log ratios to the level)."""
+        check_is_fitted(self)
+        X = np.asarray(X, dtype=float)
+        transform = self.forecast_.transform
+        return transform.tree_inputs(X, transform.offset(X))
 
     def _fit_trees(self, X, y) -> tuple:
-        """HAR level, trees and smearing factor on (X, y); sets ``har_coef_`` when HAR is used."""
-        if self.har:
-            self.har_coef_ = self._fit_har(X, y)
-        off = self.offset(X)
-        Xt, used = mask_sparse(self.tree_inputs(X), self.min_coverage)
+        """Level, trees and the training rows' correction on (X, y)."""
+        levels = self.levels or LevelTransform()
+        if levels.har:
+            levels = replace(levels, har_coef=fit_har(levels.har_design(X), y))
+        off = levels.offset(X)
+        Xt, used = mask_sparse(levels.tree_inputs(X, off), self.min_coverage)
         if self.objective == "gamma":
             # Gamma deviance with log link = 2 x QLIKE: boosting minimises the evaluation loss
             # directly and estimates E[RV], so no smearing is needed.
             model = lgb.LGBMRegressor(**_lgbm_kwargs(self, objective="gamma")).fit(
                 Xt, np.exp(np.clip(y, -50, 50)), init_score=off)
-        elif self.objective == "l2":
-            model = lgb.LGBMRegressor(**_lgbm_kwargs(self)).fit(Xt, y - off)
         else:
-            raise ValueError(f"objective must be 'gamma' or 'l2', got {self.objective!r}")
-        return model, off, Xt, used
+            model = lgb.LGBMRegressor(**_lgbm_kwargs(self)).fit(Xt, y - off)
+        corr = model.booster_.predict(Xt, raw_score=True)
+        return levels, model.booster_, off, corr, Xt, used
 
     def _smearing(self, y, off, corr) -> float:
         if self.objective == "gamma":
@@ -173,11 +166,10 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         stop = n - n_val - self.shrink_gap
         if not self.shrink_frac or n_val < 50 or stop < 50:
             return 1.0
-        model, off_in, Xt_in, _ = self._fit_trees(X[:stop], y[:stop])
-        corr_in = model.predict(Xt_in, raw_score=True)
+        levels, booster, off_in, corr_in, _, _ = self._fit_trees(X[:stop], y[:stop])
         Xv, yv = X[n - n_val:], y[n - n_val:]
-        off_v = self.offset(Xv)
-        corr_v = model.predict(self.tree_inputs(Xv), raw_score=True)
+        off_v = levels.offset(Xv)
+        corr_v = booster.predict(levels.tree_inputs(Xv, off_v), raw_score=True)
         rv = np.exp(np.clip(yv, -50, 50))
         best, best_loss = 1.0, np.inf
         for w in np.linspace(0.0, 1.0, 21):
@@ -189,57 +181,55 @@ class VolatilityForecaster(RegressorMixin, BaseEstimator):
         return best
 
     def fit(self, X, y):
+        self._validate_params()
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
         y = np.asarray(y, dtype=float)
-        self.shrink_ = self._fit_shrink(X, y)
-        self.model_, off, Xt, self.used_features_ = self._fit_trees(X, y)
-        corr = self.model_.predict(Xt, raw_score=True)
-        self.smearing_ = self._smearing(y, off, self.shrink_ * corr)
-        self.quantile_models_ = {
-            quantile_key(q): lgb.LGBMRegressor(**_lgbm_kwargs(self, objective="quantile",
-                                                              alpha=q)).fit(Xt, y - off)
-            for q in (self.quantiles or ())}
+        shrink = self._fit_shrink(X, y)
+        levels, booster, off, corr, Xt, self.used_features_ = self._fit_trees(X, y)
+        quantiles = {
+            quantile_key(q): lgb.LGBMRegressor(**_lgbm_kwargs(self, objective="quantile", alpha=q))
+            .fit(Xt, y - off).booster_ for q in (self.quantiles or ())}
+        self.forecast_ = VolatilityModel(
+            levels, booster, shrink=shrink, smearing=self._smearing(y, off, shrink * corr),
+            objective=self.objective, quantiles=quantiles)
         return self
+
+    def _rows(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
 
     def predict(self, X):
         """Forecast of log forward RV (log of the mean for ``gamma``, mean log for ``l2``)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
-        off = self.offset(X)  # init_score is not part of the booster's raw score
-        return off + self.shrink_ * self.model_.predict(self.tree_inputs(X), raw_score=True)
+        X = self._rows(X)  # NotFittedError before fit
+        return self.forecast_.log_forecast(X)
 
     def predict_variance(self, X):
         """Forecast of forward RV (a variance over H bars), bias-corrected."""
-        return np.exp(self.predict(X)) * self.smearing_
+        X = self._rows(X)  # NotFittedError before fit
+        return self.forecast_.variance(X)
 
     def predict_quantiles(self, X) -> dict[str, np.ndarray]:
         """Variance quantiles (quantiles survive the exp map, so no correction)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
-        Xt = self.tree_inputs(X)
-        off = self.offset(X)
-        return {k: np.exp(m.predict(Xt, raw_score=True) + off)
-                for k, m in self.quantile_models_.items()}
+        X = self._rows(X)  # NotFittedError before fit
+        return self.forecast_.quantile_forecasts(X)
 
 
 class CascadeClassifier(ClassifierMixin, BaseEstimator):
     """Binary LightGBM for cascade events, calibrated on a later slice of its own training rows."""
 
-    def __init__(self, n_estimators: int = 300, learning_rate: float = 0.03, num_leaves: int = 15,
-                 min_child_samples: int = 50, subsample: float = 0.8, subsample_freq: int = 1,
-                 colsample_bytree: float = 0.8, reg_lambda: float = 1.0,
-                 class_weight: str | None = "balanced", calibration: str = "isotonic",
-                 calibration_frac: float = 0.2, calib_gap: int = 0, min_coverage: float = 0.0,
+    _parameter_constraints = {
+        **_COMMON_CONSTRAINTS, "class_weight": [StrOptions({"balanced"}), None],
+        "calibration": [StrOptions({"isotonic", "platt"})],
+        "calibration_frac": [Interval(Real, 0, 1, closed="left")],
+        "calib_gap": [Interval(Integral, 0, None, closed="left")],
+        "features": ["array-like", None]}
+
+    def __init__(self, *, lgbm: dict | None = None, class_weight: str | None = "balanced",
+                 calibration: str = "isotonic", calibration_frac: float = 0.2,
+                 calib_gap: int = 0, min_coverage: float = 0.0,
                  features: tuple[int, ...] | None = None, random_state: int = 42,
                  n_jobs: int = 2) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.subsample = subsample
-        self.subsample_freq = subsample_freq
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
+        self.lgbm = lgbm
         self.class_weight = class_weight
         self.calibration = calibration
         self.calibration_frac = calibration_frac
@@ -255,14 +245,19 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _booster(self, X, y) -> lgb.LGBMClassifier:
+    @property
+    def calibration_(self) -> Calibration:
+        return self.forecast_.calibration
+
+    def _booster(self, X, y) -> lgb.Booster:
         extra = {}
         pos = float(np.sum(y == 1))
         if self.class_weight == "balanced" and 0 < pos < len(y):
             extra["scale_pos_weight"] = float(np.sum(y == 0)) / pos
-        return lgb.LGBMClassifier(**_lgbm_kwargs(self, **extra)).fit(X, y)
+        return lgb.LGBMClassifier(**_lgbm_kwargs(self, **extra)).fit(X, y).booster_
 
     def fit(self, X, y):
+        self._validate_params()
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan")
         kind = type_of_target(y, raise_unknown=True)
         if kind != "binary":
@@ -280,25 +275,26 @@ class CascadeClassifier(ClassifierMixin, BaseEstimator):
         stop = n - n_cal - self.calib_gap
         inner, cal = slice(0, stop), slice(n - n_cal, n)
         if stop > 1 and n_cal > 1 and len(np.unique(y01[inner])) == 2:
-            self.model_ = self._booster(X[inner], y01[inner])
-            raw = self.model_.predict_proba(X[cal])[:, 1]
-            self.calibration_ = fit_calibration(raw, y01[cal], self.calibration)
+            booster = self._booster(X[inner], y01[inner])
+            calibration = fit_calibration(booster.predict(X[cal]), y01[cal], self.calibration)
             self.calibration_rows_ = np.arange(n)[cal]
         else:  # too few rows to hold some out: uncalibrated, said so by the identity map
-            self.model_ = self._booster(X, y01)
-            self.calibration_ = Calibration()
+            booster = self._booster(X, y01)
+            calibration = Calibration()
             self.calibration_rows_ = np.arange(0)
+        self.forecast_ = CascadeModel(booster, calibration)
         return self
 
     def raw_proba(self, X) -> np.ndarray:
         """Uncalibrated positive-class probability."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
-        return self.model_.predict_proba(X)[:, 1]
+        return self.forecast_.raw_proba(X)
 
     def predict_proba(self, X):
         check_is_fitted(self)
-        p = np.clip(self.calibration_.apply(self.raw_proba(X)), 0.0, 1.0)
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
+        p = self.forecast_.proba(X)
         return np.column_stack([1 - p, p])
 
     def predict(self, X):

@@ -16,10 +16,18 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.contracts.columns import (
+    CASCADE,
+    CASCADE_PROB,
+    FOLD,
+    FWD_RV,
     HAR_COLUMNS,
     HAR_WINDOWS,
     LEVEL_PATTERN,
     LOG_LEVEL_PATTERN,
+    VAR_FORECAST,
+    VOL_FORECAST,
+    baseline_prob,
+    baseline_var,
     rv_hours,
 )
 from cascade_ml.errors import CascadeError
@@ -27,6 +35,7 @@ from cascade_ml.models.baselines import cascade_baselines, volatility_baselines
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.dataset import Dataset
 from cascade_ml.models.estimators import CascadeClassifier, VolatilityForecaster
+from cascade_ml.models.forecast import LevelTransform
 from cascade_ml.models.metrics import (
     cascade_metrics,
     diebold_mariano,
@@ -61,8 +70,20 @@ def make_models(cfg: ModelConfig, feature_names: list[str], horizon: int,
                 params: dict | None = None) -> tuple[VolatilityForecaster, CascadeClassifier]:
     """Fresh estimators for horizon H from the config (``params``, e.g. tuned, override the
     volatility model's LightGBM settings)."""
-    lgbm = {**cfg.lgbm.model_dump(), **(params or {})}
-    common = dict(random_state=cfg.seed, n_jobs=cfg.num_threads, **lgbm)
+    common = dict(random_state=cfg.seed, n_jobs=cfg.num_threads, min_coverage=cfg.min_coverage)
+    vol = VolatilityForecaster(lgbm={**cfg.lgbm.model_dump(), **(params or {})},
+                               levels=level_transform(cfg, feature_names, horizon),
+                               quantiles=tuple(cfg.quantiles) or None, objective=cfg.objective,
+                               shrink_frac=cfg.vol_shrink_frac, shrink_gap=horizon, **common)
+    clf = CascadeClassifier(lgbm=cfg.cascade_lgbm.model_dump(), calibration=cfg.calibration,
+                            calibration_frac=cfg.calibration_frac, calib_gap=horizon,
+                            features=cascade_columns(cfg, feature_names), **common)
+    return vol, clf
+
+
+def level_transform(cfg: ModelConfig, feature_names: list[str], horizon: int) -> LevelTransform:
+    """The volatility level (HAR columns, else the anchor scaled to H) and which columns enter
+    the trees as log ratios to it (variance levels by name; ``log_rv_*`` by difference)."""
     anchor = feature_names.index(cfg.anchor) if cfg.anchor in feature_names else None
     hours = rv_hours(cfg.anchor) if anchor is not None else 1
     har = {}
@@ -73,20 +94,10 @@ def make_models(cfg: ModelConfig, feature_names: list[str], horizon: int,
     rel = [(j, n) for j, n in enumerate(feature_names)
            if levelled and LEVEL_PATTERN.search(n) and not LOG_LEVEL_PATTERN.search(n)]
     rel_log = [j for j, n in enumerate(feature_names) if levelled and LOG_LEVEL_PATTERN.search(n)]
-    vol = VolatilityForecaster(quantiles=tuple(cfg.quantiles) or None, anchor=anchor,
-                               objective=cfg.objective, min_coverage=cfg.min_coverage,
-                               anchor_scale=horizon / hours,
-                               relative=tuple(j for j, _ in rel),
-                               relative_scale=tuple(horizon / _hours(n) for _, n in rel),
-                               relative_log=tuple(rel_log),
-                               shrink_frac=cfg.vol_shrink_frac, shrink_gap=horizon,
-                               **har, **common)
-    clf = CascadeClassifier(calibration=cfg.calibration, calibration_frac=cfg.calibration_frac,
-                            calib_gap=horizon, min_coverage=cfg.min_coverage,
-                            features=cascade_columns(cfg, feature_names), random_state=cfg.seed,
-                            n_jobs=cfg.num_threads,
-                            **cfg.cascade_lgbm.model_dump())
-    return vol, clf
+    return LevelTransform(anchor=anchor, anchor_scale=horizon / hours,
+                          relative=tuple(j for j, _ in rel),
+                          relative_scale=tuple(horizon / _hours(n) for _, n in rel),
+                          relative_log=tuple(rel_log), **har)
 
 
 def cascade_columns(cfg: ModelConfig, feature_names: list[str]) -> tuple[int, ...] | None:
@@ -123,8 +134,8 @@ def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
                 params: dict | None = None, baselines: bool = True
                 ) -> tuple[pd.DataFrame, VolatilityForecaster, CascadeClassifier]:
     """Fit everything on ``train`` rows and forecast ``test`` rows (one fold)."""
-    y_log = np.log(ds.labels.loc[train, "fwd_rv"].to_numpy(float))
-    y_cas = ds.labels.loc[train, "cascade"].to_numpy(float).astype(int)
+    y_log = np.log(ds.labels.loc[train, FWD_RV].to_numpy(float))
+    y_cas = ds.labels.loc[train, CASCADE].to_numpy(float).astype(int)
     if len(np.unique(y_cas)) < 2:
         raise CascadeError(f"{ds.symbol}: training rows {train[0]}..{train[-1]} hold only one "
                            "cascade class", hint="use more history or a looser cascade label")
@@ -132,21 +143,21 @@ def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
     vol.fit(ds.X(train), y_log)
     Xt = ds.X(test)
     var = vol.predict_variance(Xt)
-    out = {"var_forecast": var, "vol_forecast": np.sqrt(var)}
+    out = {VAR_FORECAST: var, VOL_FORECAST: np.sqrt(var)}
     out.update(vol.predict_quantiles(Xt))
     if baselines:
         clf.fit(ds.X(train), y_cas)
-        out["cascade_prob"] = clf.predict_proba(Xt)[:, 1]
-        y_rv = ds.labels["fwd_rv"]
+        out[CASCADE_PROB] = clf.predict_proba(Xt)[:, 1]
+        y_rv = ds.labels[FWD_RV]
         for name, base in volatility_baselines(ds.horizon, cfg.ewma_lambda,
                                                cfg.garch_window).items():
-            out[f"var_{name}"] = base.fit(ds.features, y_rv, train).predict(ds.features, test)
-        y_c = ds.labels["cascade"]
+            out[baseline_var(name)] = base.fit(ds.features, y_rv, train).predict(ds.features, test)
+        y_c = ds.labels[CASCADE]
         cas_cols = [ds.feature_names[j] for j in
                     (cascade_columns(cfg, ds.feature_names) or range(len(ds.feature_names)))]
         for name, base in cascade_baselines(ds.horizon, cas_cols, cfg.seed,
                                             cfg.min_coverage).items():
-            out[f"prob_{name}"] = base.fit(ds.features, y_c, train).predict(ds.features, test)
+            out[baseline_prob(name)] = base.fit(ds.features, y_c, train).predict(ds.features, test)
     frame = pd.DataFrame(out, index=pd.DatetimeIndex(test, name="timestamp"))
     return frame, vol, clf
 
@@ -168,17 +179,17 @@ def walk_forward(ds: Dataset, cfg: ModelConfig, params: dict | None = None) -> E
         frames.append(frame.assign(fold=cfg.n_folds))
     else:
         vol, clf = make_models(cfg, ds.feature_names, ds.horizon, params)
-        vol.fit(ds.X(dev), np.log(ds.labels.loc[dev, "fwd_rv"].to_numpy(float)))
-        clf.fit(ds.X(dev), ds.labels.loc[dev, "cascade"].to_numpy(int))
+        vol.fit(ds.X(dev), np.log(ds.labels.loc[dev, FWD_RV].to_numpy(float)))
+        clf.fit(ds.X(dev), ds.labels.loc[dev, CASCADE].to_numpy(int))
     oos = pd.concat(frames)
-    oos["fold"] = oos["fold"].astype("int64")
-    oos = oos[["fold", *[c for c in oos.columns if c != "fold"]]]
-    wf = oos[oos["fold"] < cfg.n_folds]
+    oos[FOLD] = oos[FOLD].astype("int64")
+    oos = oos[[FOLD, *[c for c in oos.columns if c != FOLD]]]
+    wf = oos[oos[FOLD] < cfg.n_folds]
     metrics = {"walk_forward": score(wf, ds.labels, cfg, ds.horizon),
-               "final": (score(oos[oos["fold"] == cfg.n_folds], ds.labels, cfg, ds.horizon)
+               "final": (score(oos[oos[FOLD] == cfg.n_folds], ds.labels, cfg, ds.horizon)
                          if len(final) else None),
                "folds": [score(g, ds.labels, cfg, ds.horizon, dm=False)
-                         for _, g in wf.groupby("fold", sort=True)]}
+                         for _, g in wf.groupby(FOLD, sort=True)]}
     timings = {"walk_forward_s": t_wf, "total_s": time.perf_counter() - started}
     return EvalResult(oos, metrics, vol, clf, dev, final, timings)
 
@@ -187,24 +198,24 @@ def score(pred: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, horizon: i
           dm: bool = True) -> dict:
     """Volatility and cascade metrics of the model and every baseline on ``pred``'s rows."""
     lab = labels.loc[pred.index]
-    rv = lab["fwd_rv"].to_numpy(float)
-    vol = {"model": volatility_metrics(rv, pred["var_forecast"].to_numpy())}
-    vol["baselines"] = {b: volatility_metrics(rv, pred[f"var_{b}"].to_numpy())
-                        for b in VOL_BASELINES if f"var_{b}" in pred}
+    rv = lab[FWD_RV].to_numpy(float)
+    vol = {"model": volatility_metrics(rv, pred[VAR_FORECAST].to_numpy())}
+    vol["baselines"] = {b: volatility_metrics(rv, pred[baseline_var(b)].to_numpy())
+                        for b in VOL_BASELINES if baseline_var(b) in pred}
     if vol["baselines"]:
         best = min(vol["baselines"], key=lambda b: vol["baselines"][b]["qlike"])
         vol["best_baseline"] = best
         vol["qlike_gain_vs_best"] = 1 - vol["model"]["qlike"] / vol["baselines"][best]["qlike"]
         if dm:
-            res = diebold_mariano(qlike_loss(rv, pred["var_forecast"].to_numpy()),
-                                  qlike_loss(rv, pred[f"var_{best}"].to_numpy()), horizon)
+            res = diebold_mariano(qlike_loss(rv, pred[VAR_FORECAST].to_numpy()),
+                                  qlike_loss(rv, pred[baseline_var(best)].to_numpy()), horizon)
             vol["dm_stat_vs_best"] = res["dm_stat"]
             vol["dm_pvalue_vs_best"] = res["dm_pvalue"]
     out = {"rows": len(pred), "start": str(pred.index[0]), "end": str(pred.index[-1]),
            "volatility": vol}
-    if "cascade_prob" in pred:
-        y = lab["cascade"].to_numpy(float)
-        clim = pred["prob_climatology"].to_numpy(float)
+    if CASCADE_PROB in pred:
+        y = lab[CASCADE].to_numpy(float)
+        clim = pred[baseline_prob("climatology")].to_numpy(float)
         ref = float(np.mean((y - clim) ** 2))
 
         def cm(p: np.ndarray) -> dict:
@@ -213,7 +224,7 @@ def score(pred: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, horizon: i
             m.pop("base_rate")
             return m
 
-        out["cascade"] = {"base_rate": float(np.mean(y)), "model": cm(pred["cascade_prob"]),
-                          "baselines": {b: cm(pred[f"prob_{b}"].to_numpy())
+        out["cascade"] = {"base_rate": float(np.mean(y)), "model": cm(pred[CASCADE_PROB]),
+                          "baselines": {b: cm(pred[baseline_prob(b)].to_numpy())
                                         for b in CASCADE_BASELINES}}
     return out

@@ -7,12 +7,22 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import lightgbm as lgb  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
 from sklearn.metrics import precision_recall_curve  # noqa: E402
 
+from cascade_ml.contracts.columns import (  # noqa: E402
+    CASCADE,
+    CASCADE_PROB,
+    FOLD,
+    FWD_RV,
+    VAR_FORECAST,
+    baseline_prob,
+    baseline_var,
+)
 from cascade_ml.models.metrics import qlike_loss  # noqa: E402
 
 
@@ -26,7 +36,7 @@ def _save(fig, path: Path) -> Path:
 def forecast_vs_realized(oos: pd.DataFrame, rv: pd.Series, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(rv.index, np.sqrt(rv.to_numpy()), lw=0.5, color="grey", label="realized vol (H)")
-    for col, label in (("var_forecast", "model"), ("var_har", "HAR")):
+    for col, label in ((VAR_FORECAST, "model"), (baseline_var("har"), "HAR")):
         if col in oos:
             ax.plot(oos.index, np.sqrt(oos[col]), lw=0.8, label=label)
     ax.set_yscale("log")
@@ -38,8 +48,8 @@ def forecast_vs_realized(oos: pd.DataFrame, rv: pd.Series, path: Path) -> Path:
 def qlike_by_fold(oos: pd.DataFrame, rv: pd.Series, path: Path) -> Path:
     cols = [c for c in oos.columns if c.startswith("var_") and not c.startswith("var_q")]
     table = pd.DataFrame({c: [np.mean(qlike_loss(rv.loc[g.index], g[c])) for _, g in
-                              oos.groupby("fold")] for c in cols},
-                         index=sorted(oos["fold"].unique()))
+                              oos.groupby(FOLD)] for c in cols},
+                         index=sorted(oos[FOLD].unique()))
     fig, ax = plt.subplots(figsize=(8, 4))
     table.plot.bar(ax=ax)
     ax.set_xlabel("fold (last = final period)")
@@ -71,8 +81,8 @@ def pr_curve(y: np.ndarray, probs: dict[str, np.ndarray], path: Path) -> Path:
     return _save(fig, path)
 
 
-def importance(model, names: list[str], path: Path, top: int = 25) -> Path:
-    gain = model.booster_.feature_importance("gain")
+def importance(booster: lgb.Booster, names: list[str], path: Path, top: int = 25) -> Path:
+    gain = booster.feature_importance("gain")
     order = np.argsort(gain)[::-1][:top][::-1]
     fig, ax = plt.subplots(figsize=(6, max(3, 0.25 * len(order))))
     ax.barh([names[i] for i in order], gain[order])
@@ -80,10 +90,10 @@ def importance(model, names: list[str], path: Path, top: int = 25) -> Path:
     return _save(fig, path)
 
 
-def shap_summary(model, x: np.ndarray, names: list[str], path: Path) -> Path:
+def shap_summary(booster: lgb.Booster, x: np.ndarray, names: list[str], path: Path) -> Path:
     import shap
 
-    values = shap.TreeExplainer(model.booster_).shap_values(x)
+    values = shap.TreeExplainer(booster).shap_values(x)
     if isinstance(values, list):
         values = values[-1]
     shap.summary_plot(values, x, feature_names=names, show=False, max_display=20)
@@ -94,18 +104,18 @@ def write_all(oos: pd.DataFrame, labels: pd.DataFrame, vol, clf, x_sample: np.nd
               names: list[str], folder: Path) -> list[Path]:
     """Every figure of one evaluation into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    rv = labels.loc[oos.index, "fwd_rv"]
-    y = labels.loc[oos.index, "cascade"].to_numpy(int)
-    probs = {n: oos[c].to_numpy() for n, c in (("model", "cascade_prob"),
-                                                ("logistic", "prob_logistic"),
-                                                ("rules", "prob_rules")) if c in oos}
+    rv = labels.loc[oos.index, FWD_RV]
+    y = labels.loc[oos.index, CASCADE].to_numpy(int)
+    probs = {n: oos[c].to_numpy() for n, c in (("model", CASCADE_PROB),
+                                                ("logistic", baseline_prob("logistic")),
+                                                ("rules", baseline_prob("rules"))) if c in oos}
     out = [forecast_vs_realized(oos, rv, folder / "forecast_vs_realized.png"),
            qlike_by_fold(oos, rv, folder / "qlike_by_fold.png")]
     if len(np.unique(y)) == 2:
         out += [reliability(y, probs, folder / "reliability.png"),
                 pr_curve(y, probs, folder / "pr_curve.png")]
-    out += [importance(vol.model_, names, folder / "importance_volatility.png"),
-            importance(clf.model_, names, folder / "importance_cascade.png"),
-            shap_summary(vol.model_, vol.tree_inputs(x_sample), names,
+    out += [importance(vol.forecast_.booster, names, folder / "importance_volatility.png"),
+            importance(clf.forecast_.booster, names, folder / "importance_cascade.png"),
+            shap_summary(vol.forecast_.booster, vol.tree_inputs(x_sample), names,
                          folder / "shap_volatility.png")]
     return out

@@ -1,4 +1,8 @@
-"""MLflow on a local SQLite store: one run per train, registered models, the champion alias.
+"""MLflow: one run per train, one registered forecast model per symbol and horizon, the alias.
+
+Each train run registers one version of ``cascade-ml-<S>-h<H>``: a pyfunc whose artifact is the
+bundle folder and whose ``predict`` returns every served forecast column (see ``pyfunc.py``).
+The version number is reserved first, so the bundle's ``bundle.json`` carries it.
 
 Promotion rule (visible, in one pure function): a candidate becomes ``champion`` only when, on
 the untouched final period, its volatility QLIKE is below the best baseline's QLIKE *and* below
@@ -20,24 +24,25 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 
 from cascade_ml.atomic import replace_dir
+from cascade_ml.contracts.columns import VAR_FORECAST
 from cascade_ml.errors import CascadeError
-from cascade_ml.models.bundle import load_bundle
+from cascade_ml.models.bundle import BUNDLE_FILE, load_bundle
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.metrics import qlike_loss
+from cascade_ml.models.pyfunc import ARTIFACT, NAME, log_forecast_model
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
-PIP = ["lightgbm", "numpy"]
 
 
-def model_names(symbol: str, horizon: int) -> dict[str, str]:
-    """Registered model names of one symbol and horizon."""
-    return {"volatility": f"cascade-ml-{symbol}-h{horizon}-volatility",
-            "cascade": f"cascade-ml-{symbol}-h{horizon}-cascade"}
+def model_name(symbol: str, horizon: int) -> str:
+    """Registered model of one symbol and horizon (all forecast columns)."""
+    return f"cascade-ml-{symbol}-h{horizon}"
 
 
 def flatten(prefix: str, data: dict) -> dict[str, float]:
@@ -80,21 +85,20 @@ def decide_promotion(candidate: dict[str, float], champion_qlike: float | None,
 
 
 def log_run(client: MlflowClient, exp_id: str, *, cfg: ModelConfig, symbol: str, horizon: int,
-            ds_info: dict,
-            metrics: dict, vol, clf, sample_x: pd.DataFrame,
-            make_bundle: Callable[[str], Path] | None, plots_dir: Path | None,
-            params: dict | None) -> dict:
-    """Log one train run and register both boosters; returns run id and version numbers.
+            ds_info: dict, metrics: dict, plots_dir: Path | None, params: dict | None,
+            make_bundle: Callable[[str, str], Path] | None = None,
+            example: pd.DataFrame | None = None) -> dict:
+    """Log one run; with ``make_bundle``, register the forecast model too.
 
-    ``make_bundle(version)`` writes the bundle once the registry has numbered the version, so
-    ``bundle.json`` carries the registered version; the folder is logged under ``bundle/``.
+    ``make_bundle(version, model_name)`` writes the bundle once the registry has numbered the
+    version, so ``bundle.json`` carries it; the folder becomes the pyfunc's artifact, with
+    ``example`` (feature rows) as its input example. Returns run id, version and bundle folder.
     """
-    names = model_names(symbol, horizon)
     kind = "train" if make_bundle is not None else "evaluate"
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{kind}-{symbol}-h{horizon}") as run:
         flat_cfg = pd.json_normalize(cfg.model_dump(mode="json"), sep=".").iloc[0].to_dict()
         mlflow.log_params({**{k: str(v) for k, v in flat_cfg.items()}, "symbol": symbol,
-                           "n_features": len(ds_info["feature_names"]),
+                           "horizon": horizon, "n_features": len(ds_info["feature_names"]),
                            **{f"tuned.{k}": v for k, v in (params or {}).items()}})
         mlflow.set_tags({"symbol": symbol, "horizon": str(horizon),
                          **{k: str(v) for k, v in ds_info["spans"].items()},
@@ -109,27 +113,36 @@ def log_run(client: MlflowClient, exp_id: str, *, cfg: ModelConfig, symbol: str,
         if plots_dir is not None and plots_dir.exists():
             mlflow.log_artifacts(str(plots_dir), "plots")
         if make_bundle is None:  # an evaluation: metrics and plots only, nothing registered
-            return {"run_id": run.info.run_id, "versions": {}, "bundle_dir": None}
-        xt = vol.tree_inputs(sample_x.to_numpy(float))
-        vol_info = mlflow.lightgbm.log_model(
-            vol.model_.booster_, name="volatility", registered_model_name=names["volatility"],
-            signature=infer_signature(pd.DataFrame(xt, columns=sample_x.columns),
-                                      vol.model_.booster_.predict(xt, raw_score=True)),
-            pip_requirements=PIP)
-        raw = clf.model_.booster_.predict(sample_x.to_numpy(float))
-        cas_info = mlflow.lightgbm.log_model(
-            clf.model_.booster_, name="cascade", registered_model_name=names["cascade"],
-            signature=infer_signature(sample_x, raw), pip_requirements=PIP)
-        versions = {"volatility": str(vol_info.registered_model_version),
-                    "cascade": str(cas_info.registered_model_version)}
-        bundle_dir = make_bundle(versions["volatility"])
-        mlflow.log_artifacts(str(bundle_dir), "bundle")
-        head = headline(metrics["final"] or metrics["walk_forward"])
-        for kind, version in versions.items():
-            for key, value in head.items():
-                client.set_model_version_tag(names[kind], version, key, f"{value:.10g}")
-            client.set_model_version_tag(names[kind], version, "run_id", run.info.run_id)
-        return {"run_id": run.info.run_id, "versions": versions, "bundle_dir": bundle_dir}
+            return {"run_id": run.info.run_id, "version": None, "bundle_dir": None}
+        name = model_name(symbol, horizon)
+        version, model_id = reserve_version(client, name, exp_id, run.info.run_id)
+        try:
+            bundle_dir = make_bundle(version.version, name)
+            log_forecast_model(bundle_dir, example, model_id)
+        except BaseException:  # no version may point at a model that was never written
+            client.delete_model_version(name, version.version)
+            client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+            raise
+        for key, value in headline(metrics["final"] or metrics["walk_forward"]).items():
+            client.set_model_version_tag(name, version.version, key, f"{value:.10g}")
+        return {"run_id": run.info.run_id, "version": str(version.version),
+                "bundle_dir": bundle_dir}
+
+
+def reserve_version(client: MlflowClient, name: str, exp_id: str,
+                    run_id: str) -> tuple[ModelVersion, str]:
+    """A new version of ``name`` pointing at a pending logged model of ``run_id``; returns the
+    version and the logged model's id (the pyfunc is logged into it afterwards)."""
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    logged = mlflow.initialize_logged_model(name=NAME, source_run_id=run_id,
+                                            experiment_id=exp_id)
+    version = client.create_model_version(name, f"models:/{logged.model_id}", run_id,
+                                          model_id=logged.model_id)
+    return version, logged.model_id
 
 
 def champion_version(client: MlflowClient, name: str):
@@ -139,53 +152,55 @@ def champion_version(client: MlflowClient, name: str):
         return None
 
 
-def download_bundle(client: MlflowClient, run_id: str, dest: Path) -> Path:
-    """Fetch a run's logged bundle folder into ``dest`` (a fresh temp dir)."""
-    return Path(client.download_artifacts(run_id, "bundle", str(dest)))
+def download_bundle(name: str, version: str, dest: Path) -> Path:
+    """Fetch the bundle folder of a registered version (its pyfunc artifact) into ``dest``."""
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}",
+                                                         dst_path=str(dest)))
+    folder = model_dir / "artifacts" / ARTIFACT
+    if not (folder / BUNDLE_FILE).exists():
+        raise CascadeError(f"{name} v{version} holds no bundle", str(model_dir))
+    return folder
 
 
 def champion_qlike(client: MlflowClient, symbol: str, horizon: int,
                    final_x: np.ndarray | None, final_rv: np.ndarray | None,
                    feature_names: list[str] | None) -> float | None:
     """The current champion's QLIKE, re-scored on the candidate's final rows when possible."""
-    champ = champion_version(client, model_names(symbol, horizon)["volatility"])
+    name = model_name(symbol, horizon)
+    champ = champion_version(client, name)
     if champ is None:
         return None
     if final_x is not None and len(final_x):
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                bundle = load_bundle(download_bundle(client, champ.run_id, Path(tmp)))
+                bundle = load_bundle(download_bundle(name, champ.version, Path(tmp)))
                 bundle.validate_features(feature_names)
-                return float(np.mean(qlike_loss(final_rv, bundle.predict(final_x)["var_forecast"])))
+                return float(np.mean(qlike_loss(final_rv, bundle.predict(final_x)[VAR_FORECAST])))
             except CascadeError as exc:
                 log.info("champion not re-scored (%s); using its logged QLIKE", exc)
     return float(champ.tags["qlike"]) if "qlike" in champ.tags else None
 
 
-def set_champion(client: MlflowClient, symbol: str, horizon: int, run_id: str) -> dict[str, str]:
-    """Point the champion alias of both registered models at the versions from ``run_id``."""
-    out = {}
-    for kind, name in model_names(symbol, horizon).items():
-        found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
-        if not found:
-            raise CascadeError(f"run {run_id} registered no version of {name}")
-        client.set_registered_model_alias(name, CHAMPION, found[0].version)
-        out[kind] = found[0].version
-    return out
+def set_champion(client: MlflowClient, symbol: str, horizon: int, version: str) -> None:
+    """Point the champion alias at ``version`` of the symbol's registered model."""
+    client.set_registered_model_alias(model_name(symbol, horizon), CHAMPION, str(version))
 
 
 def export_champion(client: MlflowClient, symbol: str, horizon: int, models_dir: Path) -> Path:
     """Copy the champion's bundle to ``models_dir/<SYMBOL>`` (temp folder, then rename)."""
-    champ = champion_version(client, model_names(symbol, horizon)["volatility"])
+    name = model_name(symbol, horizon)
+    champ = champion_version(client, name)
     if champ is None:
         raise CascadeError(f"no champion model for {symbol} h={horizon}",
                            hint="train first, or promote a version with --force")
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{symbol}-dl-", dir=models_dir))
-    src = download_bundle(client, champ.run_id, tmp)
-    load_bundle(src)  # refuse to install an unreadable bundle
-    dest = models_dir / symbol
-    replace_dir(src, dest)
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        src = download_bundle(name, champ.version, tmp)
+        load_bundle(src)  # refuse to install an unreadable bundle
+        dest = models_dir / symbol
+        replace_dir(src, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest

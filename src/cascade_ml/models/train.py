@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from cascade_ml.contracts.columns import FWD_RV
 from cascade_ml.contracts.layout import predictions_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.models import tracking
@@ -37,7 +38,7 @@ class TrainReport:
     horizon: int
     result: EvalResult
     run_id: str | None = None
-    versions: dict = field(default_factory=dict)
+    version: str | None = None
     promoted: bool = False
     reason: str = ""
     bundle_path: Path | None = None
@@ -97,8 +98,7 @@ def log_evaluation(ds: Dataset, cfg: ModelConfig, tracking_cfg: TrackingConfig,
             client, exp_id, cfg=cfg, symbol=ds.symbol, horizon=ds.horizon,
             ds_info={"feature_names": ds.feature_names, "hashes": ds.hashes,
                      "spans": {"data_start": ds.span[0], "data_end": ds.span[1]}},
-            metrics=result.metrics, vol=result.vol_model, clf=result.cascade_model,
-            sample_x=None, make_bundle=None, plots_dir=plots_dir, params=None)
+            metrics=result.metrics, plots_dir=plots_dir, params=None)
     return logged["run_id"]
 
 
@@ -133,7 +133,7 @@ def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig
     final = result.final_rows
     champ_q = tracking.champion_qlike(
         client, symbol, horizon, ds.X(final) if len(final) else None,
-        ds.labels.loc[final, "fwd_rv"].to_numpy(float) if len(final) else None,
+        ds.labels.loc[final, FWD_RV].to_numpy(float) if len(final) else None,
         ds.feature_names)
     with tempfile.TemporaryDirectory(prefix="cascade-train-") as tmp:
         tmp = Path(tmp)
@@ -146,27 +146,26 @@ def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig
                  "final_end": str(final[-1]) if len(final) else ""}
         headline = result.metrics["final"] or result.metrics["walk_forward"]
 
-        def make_bundle(version: str) -> Path:
+        def make_bundle(version: str, model_name: str) -> Path:
             return export_bundle(
                 tmp / "bundle", result.vol_model, result.cascade_model, version=version,
-                symbol=symbol, horizon=horizon, feature_names=ds.feature_names,
+                model_name=model_name, symbol=symbol, horizon=horizon,
+                feature_names=ds.feature_names,
                 training_span={"start": spans["train_start"], "end": spans["train_end"]},
                 metrics={"final": headline, "walk_forward": result.metrics["walk_forward"]},
                 config={**cfg.model_dump(mode="json"), "tuned": params})
 
-        sample = ds.features.loc[result.dev_rows[-200:], ds.feature_names].astype(float)
         logged = tracking.log_run(
             client, exp_id, cfg=cfg, symbol=symbol, horizon=horizon,
             ds_info={"feature_names": ds.feature_names, "spans": spans, "hashes": ds.hashes},
-            metrics=result.metrics, vol=result.vol_model, clf=result.cascade_model,
-            sample_x=sample, make_bundle=make_bundle, plots_dir=plots_dir if plots else None,
-            params=params)
-    report.run_id, report.versions = logged["run_id"], logged["versions"]
+            metrics=result.metrics, plots_dir=plots_dir if plots else None, params=params,
+            make_bundle=make_bundle, example=ds.features.loc[result.dev_rows[-5:]])
+    report.run_id, report.version = logged["run_id"], logged["version"]
     report.promoted, report.reason = tracking.decide_promotion(
         tracking.headline(headline), champ_q, force)
     if report.promoted:
-        tracking.set_champion(client, symbol, horizon, report.run_id)
-    if tracking.champion_version(client, tracking.model_names(symbol, horizon)["volatility"]):
+        tracking.set_champion(client, symbol, horizon, report.version)
+    if tracking.champion_version(client, tracking.model_name(symbol, horizon)):
         report.bundle_path = tracking.export_champion(client, symbol, horizon, cfg.models_dir)
     return report
 
@@ -177,7 +176,7 @@ def promote(symbol: str, horizon: int, cfg: ModelConfig, tracking_cfg: TrackingC
     from cascade_ml.errors import CascadeError
 
     client, _ = connect(tracking_cfg, cfg.experiment)
-    name = tracking.model_names(symbol, horizon)["volatility"]
+    name = tracking.model_name(symbol, horizon)
     versions = client.search_model_versions(f"name='{name}'")
     if not versions:
         raise CascadeError(f"no registered model {name}", hint="run `cascade-ml train` first")
@@ -199,7 +198,7 @@ def promote(symbol: str, horizon: int, cfg: ModelConfig, tracking_cfg: TrackingC
     ok, reason = tracking.decide_promotion(head, champ_q, force) if head or force else (False, "")
     path = None
     if ok:
-        tracking.set_champion(client, symbol, horizon, cand.run_id)
+        tracking.set_champion(client, symbol, horizon, cand.version)
         path = tracking.export_champion(client, symbol, horizon, cfg.models_dir)
     return ok, f"v{cand.version}: {reason}", path
 
@@ -211,7 +210,8 @@ def print_report(report: TrainReport) -> None:
                                         f"({len(m['folds'])} folds)"))
     if m["final"]:
         typer.echo(table(m["final"], f"{report.symbol} final period (untouched by tuning)"))
-    typer.echo(f"run {report.run_id}; registered versions {report.versions}; "
+    typer.echo(f"run {report.run_id}; registered "
+               f"{tracking.model_name(report.symbol, report.horizon)} v{report.version}; "
                f"{'PROMOTED' if report.promoted else 'not promoted'}: {report.reason}")
     typer.echo(f"bundle: {report.bundle_path or 'none (no champion yet)'}; "
                f"OOS predictions: {report.predictions_path}")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from cascade_ml.contracts.columns import FWD_RV, VAR_FORECAST
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.dataset import Dataset
 from cascade_ml.models.evaluate import fit_predict, split_rows, splitter
@@ -52,8 +53,8 @@ def tune(ds: Dataset, cfg: ModelConfig, n_trials: int, study_name: str | None = 
         losses = []
         for k, (tr, te) in enumerate(folds):
             frame, _, _ = fit_predict(ds, dev[tr], dev[te], quiet, params, baselines=False)
-            rv = ds.labels.loc[frame.index, "fwd_rv"].to_numpy(float)
-            losses.append(float(np.mean(qlike_loss(rv, frame["var_forecast"].to_numpy()))))
+            rv = ds.labels.loc[frame.index, FWD_RV].to_numpy(float)
+            losses.append(float(np.mean(qlike_loss(rv, frame[VAR_FORECAST].to_numpy()))))
             trial.report(float(np.mean(losses)), k)
             if trial.should_prune():
                 raise optuna.TrialPruned()

@@ -1,0 +1,7 @@
+"""The file MLflow runs to load the forecast pyfunc (models-from-code; see ``pyfunc.py``)."""
+
+import mlflow
+
+from cascade_ml.models.pyfunc import ForecastPyfunc
+
+mlflow.models.set_model(ForecastPyfunc())
