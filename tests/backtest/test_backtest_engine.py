@@ -131,3 +131,94 @@ def test_funding_per_bar_prefers_the_venue_and_fills_with_a_proxy() -> None:
     alone, cov, _ = funding_per_bar(idx, venue, pd.Timedelta("1h"))
     assert cov == pytest.approx(24 / 48) and alone[:16].sum() == 0.0
     assert alone.sum() == pytest.approx(6e-4)
+
+
+# --- size cap, protective stop, proxy hedges (issue 11) ----------------------------------------
+def test_size_cap_is_enforced_in_the_simulation() -> None:
+    close = [100.0, 100.0, 110.0, 110.0]
+    # 2 % of 10,000 equity over a loss of 5 % of notional on the adverse move -> 4,000 notional
+    res = run(close, lev=5.0, loss_per_notional=np.full(4, 0.05))
+    assert res.notional[0] == pytest.approx(4_000.0)  # not 5 x 5,000 = 25,000
+    assert res.leverage[0] == pytest.approx(0.8)
+    uncapped = run(close, lev=5.0)
+    assert uncapped.notional[0] == pytest.approx(25_000.0)
+    # at every trade the notional stays within the cap of that bar's equity
+    lpn = np.array([0.05, 0.05, 0.02, 0.02])
+    res = run(close, lev=5.0, loss_per_notional=lpn)
+    assert np.all(res.notional <= 0.02 * res.equity / lpn + 1e-6)
+    # no new exposure (fail-safe bars): the leg may shrink but never grow
+    grow = run([100.0] * 3, lev=[1.0, 3.0, 0.5], no_new_exposure=np.array([False, True, True]))
+    assert grow.notional[1] == pytest.approx(grow.notional[0])
+    assert grow.notional[2] == pytest.approx(0.5 * 5_000.0)
+
+
+def test_protective_stop_closes_at_the_max_loss_and_cools_down() -> None:
+    close = [100.0, 99.0, 97.0, 97.0, 97.0, 97.0]
+    low = [100.0, 99.0, 95.0, 97.0, 97.0, 97.0]
+    # 2x long of 5,000 margin = 10,000 notional, half hedged: exposure 0.5; max loss 2 % of
+    # 10,000 = 200 -> stop 200 / (10,000 x 0.5) = 4 % below the entry 100, at 96
+    res = run(close, low=low, lev=2.0, hedge=0.5, stops=True, stop_cooldown=2)
+    assert res.stop_bars == [2]
+    assert res.equity[2] == pytest.approx(10_000.0 - 200.0)  # exactly the max tolerable loss
+    assert res.notional[2] == 0.0 and res.notional[3] == 0.0  # flat during the cooldown
+    assert res.notional[4] > 0  # re-entered once the cooldown passed
+    assert res.liquidation_bars == []
+    # without stops the same path keeps the position
+    assert run(close, low=low, lev=2.0, hedge=0.5).stop_bars == []
+
+
+def test_stop_fills_at_the_open_when_the_bar_gaps_through_it() -> None:
+    close = np.array([100.0, 100.0, 90.0, 90.0])
+    open_ = np.array([100.0, 100.0, 92.0, 90.0])
+    n = len(close)
+    res = simulate(open_, close, np.minimum(open_, close), close, np.zeros(n), np.full(n, 2.0),
+                   np.full(n, 0.5), np.full(n, 0.04), np.full(n, 0.05), side="long",
+                   tiers=NEAR_TIERS, policy=FREE, stops=True)
+    # stop at 96 (as above) but the bar opened at 92: the fill is 92, a loss of 8 % x 5,000 net
+    assert res.stop_bars == [2]
+    assert res.equity[2] == pytest.approx(10_000.0 - 0.08 * 5_000.0)
+
+
+def _proxies(btc_close, btc_rate=None, btc_low=None, btc_high=None):
+    from cascade_ml.backtest.engine import Market
+
+    c = np.asarray(btc_close, dtype=float)[None, :]
+    lo = c if btc_low is None else np.asarray(btc_low, dtype=float)[None, :]
+    hi = c if btc_high is None else np.asarray(btc_high, dtype=float)[None, :]
+    rate = np.zeros_like(c) if btc_rate is None else np.asarray(btc_rate, dtype=float)[None, :]
+    return Market(["BTC"], c, hi, lo, c, rate, tiers=[NEAR_TIERS])
+
+
+def test_proxy_hedge_pnl_by_hand() -> None:
+    near = [10.0, 10.0, 9.0, 9.0]
+    btc = [100.0, 100.0, 95.0, 95.0]
+    n = len(near)
+    # 1x long NEAR: 5,000 notional = 500 NEAR; hedge 50 % with BTC, beta 1.5:
+    # 0.5 x 5,000 x 1.5 = 3,750 of BTC short = 37.5 BTC
+    res = run(near, lev=1.0, hedge=0.5, proxies=_proxies(btc, btc_rate=[0, 0, 0, 0.001]),
+              hedge_instrument=np.ones(n, dtype=int), hedge_beta=np.full(n, 1.5),
+              hedge_r2=np.full(n, 0.8))
+    assert res.instrument[0] == 1 and res.hedge[0] == pytest.approx(0.5)
+    # bar 2: NEAR -10 % -> -500; BTC -5 % -> the short gains 37.5 x 5 = 187.5
+    assert res.equity[2] == pytest.approx(10_000.0 - 500.0 + 187.5)
+    # bar 3: the BTC leg (short) receives 0.1 % funding on 37.5 x 95
+    assert res.equity[3] == pytest.approx(10_000.0 - 312.5 + 0.001 * 37.5 * 95)
+    assert res.funding == pytest.approx(-0.001 * 37.5 * 95)
+    # fees on both legs: 5,000 of NEAR + 3,750 of BTC traded at the open
+    cfg = PolicyConfig(taker_fee=0.001, spread=0.0)
+    paid = run(near, lev=1.0, hedge=0.5, policy=cfg, proxies=_proxies(btc),
+               hedge_instrument=np.ones(n, dtype=int), hedge_beta=np.full(n, 1.5),
+               hedge_r2=np.full(n, 0.8))
+    assert paid.fees == pytest.approx(8_750 * 0.001)
+
+
+def test_proxy_hedge_offers_no_protection_when_only_the_alt_crashes() -> None:
+    near, low = [10.0, 10.0, 9.0], [10.0, 10.0, 8.6]  # -14 % intrabar
+    btc = [100.0, 100.0, 100.0]
+    n = len(near)
+    kw = {"hedge_instrument": np.ones(n, dtype=int), "hedge_beta": np.ones(n),
+          "hedge_r2": np.full(n, 0.8)}
+    proxied = run(near, low=low, lev=10.0, hedge=0.5, proxies=_proxies(btc), **kw)
+    same = run(near, low=low, lev=10.0, hedge=0.5)
+    assert proxied.liquidation_bars == [2]  # basis risk: BTC did not move
+    assert same.liquidation_bars == []

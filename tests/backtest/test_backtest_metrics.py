@@ -45,12 +45,28 @@ def _row(name: str, **kw) -> dict:
 
 def test_target_report_marks_met_and_not_met() -> None:
     rows = [_row("unhedged"), _row("static_hedge", calmar=-0.1), _row("vol_target", calmar=-0.5),
-            _row("model_policy", ann_vol=0.5, max_drawdown=0.4, upside_capture=0.6,
+            _row("static_matched", calmar=-0.12),
+            _row("model_policy", ann_vol=0.45, max_drawdown=0.4, upside_capture=0.6,
                  liquidations=0.0, calmar=-0.15)]
-    lines = target_report(rows)
-    assert lines[0].startswith("vol 0.50x") and lines[0].endswith(": met")
+    fv = {"model_beats_har": False}
+    lines = target_report(rows, fv)
+    assert lines[0].startswith("vol 0.45x") and lines[0].endswith(": met")
     assert lines[1].startswith("max drawdown 0.80x") and lines[1].endswith("NOT met")
-    assert lines[2].endswith(": met") and lines[3].endswith(": met")
+    assert lines[2].endswith(": met")  # liquidations 0 vs 2
+    assert "static_matched (equal-cost" in lines[3] and lines[3].endswith("NOT met")
     assert "static_hedge" in lines[4] and lines[4].endswith("NOT met")
     assert "vol_target" in lines[5] and lines[5].endswith(": met")
+    assert "har_policy" in lines[6] and lines[6].endswith("NOT met")
+    # vol below 0.5x is not enough without the upside capture
+    low_up = [*rows[:-1], {**rows[-1], "upside_capture": 0.3}]
+    assert target_report(low_up)[0].endswith("NOT met")
     assert "model_policy" in format_table(rows)
+
+
+def test_cvar_is_the_mean_of_the_worst_days() -> None:
+    from cascade_ml.backtest.metrics import cvar
+
+    r = np.array([-0.10, -0.05, 0.0, 0.01] + [0.02] * 36)  # 40 days: worst 5 % = 2 days
+    assert cvar(r) == pytest.approx(-0.075)
+    e = 100 * np.cumprod(np.r_[1.0, 1 + np.repeat(r, 1)])
+    assert summarize(e, bars_per_year=365)["cvar_95"] == pytest.approx(-0.075)

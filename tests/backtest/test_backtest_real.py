@@ -30,7 +30,7 @@ def test_alignment_uses_settlements_at_bar_close(data, near_funding) -> None:
 
 def test_strategies_on_real_prices(data) -> None:
     bt = BacktestConfig(leverage=5.0)
-    runs = run_strategies(data, bt, CFG, "NEAR")
+    runs = run_strategies(data, bt, CFG, "NEAR", "long")
     m = {k: v.metrics for k, v in runs.items()}
     assert set(m) == set(bt.strategies)
     for metrics in m.values():
@@ -39,39 +39,70 @@ def test_strategies_on_real_prices(data) -> None:
     # the 2025-10-10 crash liquidates the 5x unhedged long, not the model policy
     assert m["unhedged"]["liquidations"] >= 1
     # without liquidations (2x), a 50% hedge at the same leverage about halves the volatility
-    low = run_strategies(data, BacktestConfig(leverage=2.0), CFG, "NEAR")
+    low = run_strategies(data, BacktestConfig(leverage=2.0), CFG, "NEAR", "long")
     assert low["unhedged"].metrics["liquidations"] == 0
     ratio = low["static_hedge"].metrics["ann_vol"] / low["unhedged"].metrics["ann_vol"]
     assert 0.4 < ratio < 0.6
     assert m["unhedged"]["upside_capture"] == pytest.approx(1.0)
     assert m["model_policy"]["liquidations"] <= m["unhedged"]["liquidations"]
     pol = runs["model_policy"].result
-    assert np.all(pol.hedge[1:] >= CFG.hedge_min - 1e-9) and np.all(pol.hedge <= CFG.hedge_max)
+    held = pol.notional > 0
+    assert held.mean() > 0.5  # flat only after a stop, for the cooldown
+    assert np.all(pol.hedge[held] >= CFG.hedge_min - 1e-9)
+    assert np.all(pol.hedge <= CFG.hedge_max)
+    # the size cap holds the policy far below the bot's 5x: exposure = notional / equity
+    assert m["model_policy"]["mean_exposure"] < 0.5 * m["unhedged"]["mean_exposure"]
+    # static_matched: the model policy's average size and hedge, held fixed
+    assert m["static_matched"]["mean_leverage"] == pytest.approx(
+        m["model_policy"]["mean_leverage"], rel=0.1)
+    assert m["static_matched"]["turnover"] < m["model_policy"]["turnover"]
 
 
-def test_vectorised_policy_matches_decide(data) -> None:
+@pytest.mark.parametrize("cfg", [CFG, PolicyConfig(same_perp_effectiveness=0.5,
+                                                    min_cross_hedge_r2=0.4,
+                                                    vol_reference="trailing")])
+def test_vectorised_policy_matches_decide(data, cfg) -> None:
     rng = np.random.default_rng(1)
     sig = data.signals
     sigma = sig.sigma_h.copy()
     prob = sig.cascade_prob.copy()
     sigma[:5] = [np.nan, -0.1, 5.0, 0.04, 0.04]
     prob[:5] = [0.1, 0.1, 0.1, 1.5, np.nan]
-    fired = rng.integers(0, 4, len(sigma)).astype(float)
+    n = len(sigma)
+    fired = rng.integers(0, 4, n).astype(float)
+    cross = {"beta_btc": rng.uniform(-0.5, 2, n), "r2_btc": rng.uniform(0, 1, n),
+             "beta_eth": rng.uniform(0.2, 2, n), "r2_eth": rng.uniform(0, 1, n)}
+    cross["beta_eth"][::7] = np.nan
+    trailing = rng.uniform(0.3, 1.5, n)
+    trailing[::5] = np.nan
     sig2 = Signals(sigma, prob, fired, 24.0)
-    notional = 25_000.0
-    t = policy_targets(sig2, "long", notional, CFG.tiers_for("NEAR"), CFG)
-    rows = [*range(5), *rng.choice(len(sigma), 60, replace=False)]
+    notional, equity = 25_000.0, 10_000.0
+    t = policy_targets(sig2, "long", notional, cfg.tiers_for("NEAR"), cfg,
+                       trailing_vol_annual=trailing, cross=cross)
+    rows = [*range(5), *rng.choice(n, 60, replace=False)]
     names = ["funding_divergence", "sentiment_spike", "volume_breakdown"]
+
+    def num(x: float) -> float | None:
+        return None if np.isnan(x) else float(x)
+
     for i in rows:
         inputs = PolicyInputs.model_validate({
-            "forecast": {"sigma_h": None if np.isnan(sigma[i]) else sigma[i],
-                         "cascade_prob": None if np.isnan(prob[i]) else prob[i],
+            "forecast": {"sigma_h": num(sigma[i]), "cascade_prob": num(prob[i]),
                          "horizon_hours": 24},
             "triggers": {n: k < fired[i] for k, n in enumerate(names)},
+            "cross_asset": {k: num(v[i]) for k, v in cross.items()},
+            "trailing_vol_annual": num(trailing[i]),
             "position": {"side": "long", "notional": notional, "entry_price": 5, "mark_price": 5,
                          "leverage": 1},
-            "equity": 10_000, "freshness": {"forecast_age_s": 0, "features_age_s": 0}})
-        d = decide(inputs, CFG)
+            "equity": equity, "freshness": {"forecast_age_s": 0, "features_age_s": 0}})
+        d = decide(inputs, cfg)
         assert d.fail_safe == bool(t["fail_safe"][i])
         assert d.hedge_ratio == pytest.approx(t["hedge"][i])
         assert d.leverage_cap == pytest.approx(t["cap"][i])
+        assert d.hedge_instrument == ("same_perp", "BTC", "ETH")[t["instrument"][i]]
+        assert d.hedge_beta == pytest.approx(t["beta"][i])
+        # the engine's size cap: risk budget over loss per notional, the leverage cap on the
+        # equity, and no new exposure when failing safe
+        cap = min(cfg.max_risk_fraction * equity / t["loss_per_notional"][i],
+                  t["cap"][i] * equity, notional if t["fail_safe"][i] else np.inf)
+        assert d.size_cap_notional == pytest.approx(cap)

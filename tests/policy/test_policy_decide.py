@@ -132,7 +132,9 @@ def test_fail_safe_is_conservative(kwargs: dict, why: str) -> None:
     assert d.fail_safe
     assert d.hedge_ratio == CFG.hedge_max
     assert d.leverage_cap <= CFG.fail_safe_leverage
-    assert d.size_cap_notional == 5_000.0
+    # no new exposure, and never more than the leverage cap allows on the equity
+    assert d.size_cap_notional <= 5_000.0
+    assert d.size_cap_notional <= d.leverage_cap * 100_000.0 + 1e-9
     assert d.action == "rebalance"
     assert any(why in r for r in d.reasons)
 

@@ -5,13 +5,66 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+import pandas as pd
+from pydantic import Field, field_validator, model_validator
 
 from cascade_ml.config_base import StrictModel
 
-StrategyName = Literal["unhedged", "static_hedge", "vol_target", "rule_triggers", "model_policy"]
+StrategyName = Literal["unhedged", "static_hedge", "vol_target", "rule_triggers", "model_policy",
+                       "har_policy", "ewma_policy", "oracle_policy", "static_matched"]
 ALL_STRATEGIES: list[StrategyName] = ["unhedged", "static_hedge", "vol_target", "rule_triggers",
-                                      "model_policy"]
+                                      "model_policy", "har_policy", "ewma_policy",
+                                      "oracle_policy", "static_matched"]
+BOOK_STRATEGIES: list[StrategyName] = ["unhedged", "static_hedge", "model_policy", "har_policy",
+                                       "static_matched"]
+
+
+class Period(StrictModel):
+    """A named span [start, end] (UTC dates, end inclusive) reported as its own table."""
+
+    name: str
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _date(cls, value: str) -> str:
+        try:
+            pd.Timestamp(value)
+        except ValueError as exc:
+            raise ValueError(f"not a date: {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if pd.Timestamp(self.start) > pd.Timestamp(self.end):
+            raise ValueError(f"period {self.name}: start {self.start} is after end {self.end}")
+        return self
+
+    def bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """[start 00:00, end 23:59:59] in UTC."""
+        start = pd.Timestamp(self.start, tz="UTC")
+        end = pd.Timestamp(self.end, tz="UTC") + pd.Timedelta(days=1) - pd.Timedelta("1ns")
+        return start, end
+
+
+DEFAULT_PERIODS = [
+    Period(name="2023 range", start="2023-01-01", end="2023-12-31"),
+    Period(name="2024 bull", start="2024-09-06", end="2024-12-17"),
+    Period(name="2024-08-05 crash", start="2024-08-01", end="2024-08-09"),
+    Period(name="2025-10-10 liquidations", start="2025-10-08", end="2025-10-14"),
+    Period(name="2025-26 decline", start="2025-10-06", end="2026-05-18"),
+]
+
+
+class BookConfig(StrictModel):
+    """The portfolio backtest: several perps on one account (`cascade-ml backtest --book`)."""
+
+    symbols: list[str] = Field(default_factory=list, description="Perps of the book; empty = "
+                               "task.symbols. Each needs its OOS predictions in the store.")
+    strategies: list[StrategyName] = Field(default_factory=lambda: list(BOOK_STRATEGIES))
+    proxy_hedges: bool = Field(True, description="Let the policy hedge in BTC/ETH when its "
+                               "instrument rule picks them.")
 
 
 class BacktestConfig(StrictModel):
@@ -21,15 +74,32 @@ class BacktestConfig(StrictModel):
     leverage: float = Field(5.0, gt=0, le=125, description="The bot's leverage (unhedged).")
     static_hedge: float = Field(0.5, ge=0, le=1, description="Hedge of the static strategy.")
     margin_fraction: float = Field(
-        0.5, gt=0, le=1, description="Share of account equity posted as the position's margin; "
+        0.5, gt=0, le=1, description="Share of account equity posted as the positions' margin; "
         "a liquidation loses it and the bot re-enters with the same share of what is left.")
     initial_equity: float = Field(10_000.0, gt=0)
     leverage_tolerance: float = Field(
         0.20, ge=0, lt=1, description="Relative leverage drift tolerated before re-levering.")
+    enforce_size_cap: bool = Field(
+        True, description="Policy strategies hold each position to the policy's size cap "
+        "(max_risk_fraction of equity lost on the adverse move).")
+    stops: bool = Field(True, description="Policy strategies honour the protective stop.")
+    stop_cooldown_bars: int = Field(24, ge=0, description="Bars a position stays flat after "
+                                    "its stop fired.")
+    proxy_hedges: bool = Field(True, description="Simulate BTC/ETH proxy hedges when the policy "
+                               "picks them (needs BTC/ETH bars in the store).")
     funding_proxy: bool = Field(
         True, description="Where the venue has no funding data, charge other venues' funding "
         "(e.g. Hyperliquid hourly) instead of nothing.")
     venue: str | None = Field(None, description="Store venue of the bars; None = task.venue.")
+    periods: list[Period] = Field(default_factory=lambda: list(DEFAULT_PERIODS),
+                                  description="Regimes reported as their own tables.")
+    bootstrap_reps: int = Field(1000, ge=50, description="Stationary-bootstrap resamples of the "
+                                "forecast-value interval.")
+    bootstrap_block_days: float | None = Field(
+        None, gt=0, description="Mean block length (days); None = arch's optimal_block_length.")
+    seed: int = 0
+    book: BookConfig = BookConfig()
     report_dir: Path = Path("reports/backtest")
+    html_report: bool = Field(True, description="Write <SYMBOL>_report.html beside the JSON.")
     experiment: str = "backtest"
     log_mlflow: bool = True

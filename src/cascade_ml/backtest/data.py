@@ -2,30 +2,45 @@
 
 Only out-of-sample predictions are used; the simulated span is the OOS span. Funding is a cash
 flow at its settlement time, applied at the close of the bar that ends at that time.
+
+Besides the models' forecasts (feed ``model``) the same OOS table carries the baselines', so
+the policy can be fed by each of them on the same bars: ``har`` (HAR-RV vol, climatological
+cascade probability), ``ewma`` (EWMA vol, climatology) and ``oracle`` (the realised future
+variance and cascade label from the labels table: a ceiling no forecast can reach).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from cascade_ml.backtest.engine import Market
 from cascade_ml.backtest.strategies import Signals
 from cascade_ml.contracts.columns import (
+    CASCADE,
     CASCADE_PROB,
+    FOLD,
+    FWD_RV,
     TRIGGER_COLUMNS,
     VAR_FORECAST,
     VOL_FORECAST,
+    baseline_prob,
+    baseline_var,
+    beta_column,
+    corr_column,
     quantile_key,
 )
 from cascade_ml.contracts.layout import features_path, labels_path, predictions_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
+from cascade_ml.policy.rules import HOURS_PER_YEAR, INSTRUMENTS
 
 log = logging.getLogger(__name__)
 FundingInput = pd.DataFrame | list[pd.DataFrame] | None
+PROXIES = INSTRUMENTS[1:]  # BTC, ETH: hedge instrument codes 1, 2
 
 
 @dataclass
@@ -43,6 +58,49 @@ class BacktestData:
     funding_coverage: float    # share of the span with funding data
     funding_proxy_share: float  # share covered only by another venue's funding
     forecast_coverage: float   # share of bars with an OOS forecast
+    fold: np.ndarray = field(default_factory=lambda: np.zeros(0))  # walk-forward fold (-1: none)
+    feeds: dict[str, Signals] = field(default_factory=dict)  # forecasts the policy can be fed
+    trailing_vol_annual: np.ndarray | None = None  # the symbol's own trailing realised vol
+    cross: dict[str, np.ndarray] = field(default_factory=dict)  # beta_btc, r2_btc, beta_eth, ...
+    proxies: Market | None = None  # BTC/ETH bars on this index, for proxy hedges
+
+    @property
+    def final_fold(self) -> int:
+        """The fold of the final, untouched period (the highest fold)."""
+        return int(np.max(self.fold)) if len(self.fold) else 0
+
+    def final_mask(self) -> np.ndarray:
+        """Bars of the final period (fold == n_folds)."""
+        return self.fold == self.final_fold
+
+    def development_mask(self) -> np.ndarray:
+        """Bars of the development folds (every OOS bar before the final period)."""
+        return (self.fold >= 0) & (self.fold < self.final_fold)
+
+    def take(self, keep: np.ndarray) -> BacktestData:
+        """The bars ``keep`` (a boolean mask) of every per-bar array; nothing else is read."""
+        def cut(x):
+            return None if x is None else np.asarray(x)[keep]
+
+        def cut_sig(f: Signals) -> Signals:
+            return Signals(cut(f.sigma_h), cut(f.cascade_prob), cut(f.n_fired),
+                           f.horizon_hours, cut(f.vol_q99))
+
+        feeds = {k: cut_sig(f) for k, f in self.feeds.items()}
+        proxies = None
+        if self.proxies is not None:
+            p = self.proxies
+            proxies = Market(p.names, *(getattr(p, k)[:, keep] for k in
+                                        ("open", "high", "low", "close", "funding_rate")),
+                             tiers=p.tiers)
+        return BacktestData(self.index[keep], cut(self.open), cut(self.high), cut(self.low),
+                            cut(self.close), cut(self.funding_rate),
+                            feeds.get("model") or cut_sig(self.signals), cut(self.cascade),
+                            self.funding_coverage, self.funding_proxy_share,
+                            self.forecast_coverage, fold=cut(self.fold), feeds=feeds,
+                            trailing_vol_annual=cut(self.trailing_vol_annual),
+                            cross={k: cut(v).copy() for k, v in self.cross.items()},
+                            proxies=proxies)
 
 
 def _utc_index(frame: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -88,16 +146,92 @@ def funding_per_bar(index: pd.DatetimeIndex, funding: FundingInput,
     return out, float(covered.sum() / n), float(proxy.sum() / n)
 
 
+def trailing_vol_annual(close: pd.Series, window: int, bar: pd.Timedelta) -> pd.Series:
+    """Realised vol of the last ``window`` bars (log returns, bars up to and including t),
+    annualised: the symbol's own vol reference. NaN until the window is full."""
+    r = np.log(close.astype(float)).diff()
+    per_year = pd.Timedelta(hours=HOURS_PER_YEAR) / bar
+    return np.sqrt((r ** 2).rolling(window, min_periods=window).mean() * per_year)
+
+
+def _feed(p: pd.DataFrame, var_col: str, prob_col: str, n_fired: np.ndarray,
+          horizon_hours: float) -> Signals | None:
+    if var_col not in p or prob_col not in p:
+        return None
+    var = p[var_col].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        sigma = np.sqrt(var)
+    return Signals(sigma_h=sigma, cascade_prob=p[prob_col].to_numpy(float), n_fired=n_fired,
+                   horizon_hours=horizon_hours)
+
+
+def _feeds(p: pd.DataFrame, main: Signals, labels: pd.DataFrame | None, n_fired: np.ndarray,
+           horizon_hours: float) -> dict[str, Signals]:
+    """The forecasts the policy can be fed, on the price index (absent ones left out)."""
+    feeds = {"model": main}
+    climatology = baseline_prob("climatology")
+    for name in ("har", "ewma"):
+        f = _feed(p, baseline_var(name), climatology, n_fired, horizon_hours)
+        if f is not None:
+            feeds[name] = f
+    if labels is not None and FWD_RV in labels:
+        lab = labels.reindex(p.index)
+        prob = lab[CASCADE].to_numpy(float) if CASCADE in lab else np.full(len(p), np.nan)
+        if climatology in p:
+            prob = np.where(np.isfinite(prob), prob, p[climatology].to_numpy(float))
+        with np.errstate(invalid="ignore"):
+            sigma = np.sqrt(lab[FWD_RV].to_numpy(float))
+        feeds["oracle"] = Signals(sigma_h=sigma, cascade_prob=prob, n_fired=n_fired,
+                                  horizon_hours=horizon_hours)
+    return feeds
+
+
+def _cross(features: pd.DataFrame | None, index: pd.DatetimeIndex, window: int
+           ) -> dict[str, np.ndarray]:
+    """Rolling beta and R^2 (corr^2) to BTC and ETH per bar (NaN where unknown)."""
+    out = {}
+    f = None if features is None else features.reindex(index)
+    for name in ("btc", "eth"):
+        b, c = beta_column(name, window), corr_column(name, window)
+        if f is not None and b in f and c in f:
+            out[f"beta_{name}"] = f[b].to_numpy(float, copy=True)
+            out[f"r2_{name}"] = f[c].to_numpy(float) ** 2
+        else:
+            out[f"beta_{name}"] = np.full(len(index), np.nan)
+            out[f"r2_{name}"] = np.full(len(index), np.nan)
+    return out
+
+
+def proxy_market(index: pd.DatetimeIndex, bars: dict[str, pd.DataFrame],
+                 funding: dict[str, np.ndarray], tiers: dict[str, list]) -> Market:
+    """BTC and ETH bars on ``index`` (forward-filled; NaN where a perp has no bars yet)."""
+    cols = {k: [] for k in ("open", "high", "low", "close", "funding_rate")}
+    for name in PROXIES:
+        frame = bars.get(name)
+        if frame is None:
+            for k in cols:
+                cols[k].append(np.full(len(index), np.nan if k != "funding_rate" else 0.0))
+            continue
+        px = _utc_index(frame, f"ohlcv {name}").reindex(index)
+        close = px["close"].ffill()
+        for k in ("open", "high", "low"):
+            cols[k].append(px[k].fillna(close).to_numpy(float))
+        cols["close"].append(close.to_numpy(float))
+        cols["funding_rate"].append(funding.get(name, np.zeros(len(index))))
+    return Market(list(PROXIES), *(np.vstack(cols[k]) for k in cols),
+                  tiers=[tiers[name] for name in PROXIES])
+
+
 def align(ohlcv: pd.DataFrame, preds: pd.DataFrame, *, horizon: int,
           funding: FundingInput = None, features: pd.DataFrame | None = None,
-          labels: pd.DataFrame | None = None, bar: pd.Timedelta = pd.Timedelta("1h")
-          ) -> BacktestData:
+          labels: pd.DataFrame | None = None, bar: pd.Timedelta = pd.Timedelta("1h"),
+          vol_window: int = 720, proxy_window: int = 168) -> BacktestData:
     """Restrict prices to the OOS span and put every input on the price index."""
     preds = _utc_index(preds, "predictions")
     if preds.empty:
         raise CascadeError("the out-of-sample predictions are empty")
-    px = _utc_index(ohlcv, "ohlcv")
-    px = px[(px.index >= preds.index.min()) & (px.index <= preds.index.max())]
+    full = _utc_index(ohlcv, "ohlcv")
+    px = full[(full.index >= preds.index.min()) & (full.index <= preds.index.max())]
     if len(px) < 2:
         raise CascadeError("fewer than 2 price bars inside the out-of-sample span "
                            f"{preds.index.min()} .. {preds.index.max()}")
@@ -112,20 +246,28 @@ def align(ohlcv: pd.DataFrame, preds: pd.DataFrame, *, horizon: int,
         raise CascadeError("predictions have no cascade_prob column")
     q99 = np.sqrt(p[quantile_key(0.99)].to_numpy(float)) if quantile_key(0.99) in p else None
     n_fired = np.zeros(len(px))
-    if features is not None:
-        f = _utc_index(features, "features").reindex(px.index)
+    feats = None if features is None else _utc_index(features, "features")
+    if feats is not None:
+        f = feats.reindex(px.index)
         for col in TRIGGER_COLUMNS:
             if col in f:
                 n_fired += (f[col].to_numpy(float) == 1.0)
+    lab = None if labels is None else _utc_index(labels, "labels")
     cascade = np.full(len(px), np.nan)
-    if labels is not None and "cascade" in labels:
-        cascade = _utc_index(labels, "labels")["cascade"].reindex(px.index).to_numpy(float)
+    if lab is not None and CASCADE in lab:
+        cascade = lab[CASCADE].reindex(px.index).to_numpy(float)
     rate, coverage, proxy = funding_per_bar(px.index, funding, bar)
+    hours = horizon * bar / pd.Timedelta("1h")
     sig = Signals(sigma_h=sigma, cascade_prob=p[CASCADE_PROB].to_numpy(float), n_fired=n_fired,
-                  horizon_hours=horizon * bar / pd.Timedelta("1h"), vol_q99=q99)
+                  horizon_hours=hours, vol_q99=q99)
+    fold = p[FOLD].fillna(-1).to_numpy(int) if FOLD in p else np.zeros(len(px), dtype=int)
+    trailing = trailing_vol_annual(full["close"], vol_window, bar).reindex(px.index)
     return BacktestData(px.index, px["open"].to_numpy(float), px["high"].to_numpy(float),
                         px["low"].to_numpy(float), px["close"].to_numpy(float), rate, sig,
-                        cascade, coverage, proxy, float(np.isfinite(sigma).mean()))
+                        cascade, coverage, proxy, float(np.isfinite(sigma).mean()), fold=fold,
+                        feeds=_feeds(p, sig, lab, n_fired, hours),
+                        trailing_vol_annual=trailing.to_numpy(float),
+                        cross=_cross(feats, px.index, proxy_window))
 
 
 def _optional_table(store: MarketStore, relpath: str) -> pd.DataFrame | None:
@@ -149,16 +291,39 @@ def _funding_sources(store: MarketStore, symbol: str, venue: str,
     return [by_venue[v] for v in order]
 
 
+def load_proxies(store: MarketStore, index: pd.DatetimeIndex, *, venue: str, interval: str,
+                 tiers: dict[str, list], funding_proxy: bool = True) -> Market:
+    """BTC and ETH bars and funding from the store on ``index`` (NaN where absent)."""
+    bars, rates = {}, {}
+    for name in PROXIES:
+        try:
+            bars[name] = store.read("ohlcv", name, venue=venue, interval=interval)
+        except CascadeError:
+            log.warning("no %s bars in the store: no %s proxy hedge", name, name)
+            continue
+        rates[name] = funding_per_bar(index, _funding_sources(store, name, venue, funding_proxy),
+                                      pd.Timedelta(interval))[0]
+    return proxy_market(index, bars, rates, tiers)
+
+
 def load(store: MarketStore, symbol: str, *, venue: str, interval: str, horizon: int,
-         funding_proxy: bool = True) -> BacktestData:
-    """Read everything for one symbol from the store and align it."""
+         funding_proxy: bool = True, vol_window: int = 720, proxy_window: int = 168,
+         proxy_tiers: dict[str, list] | None = None) -> BacktestData:
+    """Read everything for one symbol from the store and align it (with the BTC/ETH proxies
+    when ``proxy_tiers`` gives their margin tiers)."""
     preds = store.read_table(predictions_path(symbol, horizon))
     ohlcv = store.read("ohlcv", symbol, venue=venue, interval=interval)
     funding = _funding_sources(store, symbol, venue, funding_proxy)
     if not funding:
         log.warning("no funding for %s: funding payments are left out", symbol)
     labels = _optional_table(store, labels_path(symbol, horizon))
-    return align(ohlcv, preds, horizon=horizon, funding=funding,
-                 features=_optional_table(store, features_path(symbol)),
-                 labels=labels,
-                 bar=pd.Timedelta(interval))
+    data = align(ohlcv, preds, horizon=horizon, funding=funding,
+                 features=_optional_table(store, features_path(symbol)), labels=labels,
+                 bar=pd.Timedelta(interval), vol_window=vol_window, proxy_window=proxy_window)
+    if proxy_tiers is not None:
+        data.proxies = load_proxies(store, data.index, venue=venue, interval=interval,
+                                    tiers=proxy_tiers, funding_proxy=funding_proxy)
+        for k, name in enumerate(PROXIES):
+            gone = ~np.isfinite(data.proxies.close[k])
+            data.cross[f"beta_{name.lower()}"][gone] = np.nan
+    return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 HOURS_PER_YEAR = 24 * 365
+BARS_PER_DAY = 24
 
 
 def _returns(equity: np.ndarray) -> np.ndarray:
@@ -35,6 +36,26 @@ def capture(strategy: np.ndarray, benchmark: np.ndarray, period: int = 24) -> tu
     return upc, downc
 
 
+def daily_returns(equity: np.ndarray, period: int = BARS_PER_DAY) -> np.ndarray:
+    """Returns over consecutive ``period``-bar steps (days on hourly bars)."""
+    e = np.asarray(equity, dtype=float)
+    return _returns(e[::period]) if len(e) > period else np.zeros(0)
+
+
+def cvar(returns: np.ndarray, level: float = 0.95) -> float:
+    """Expected shortfall: the mean of the worst ``1 - level`` share of returns (a return, so
+    negative is a loss; closer to zero is better). NaN with no returns."""
+    r = np.sort(np.asarray(returns, dtype=float))
+    if not len(r):
+        return float("nan")
+    return float(r[:tail_count(len(r), level)].mean())
+
+
+def tail_count(n: int, level: float = 0.95) -> int:
+    """How many of ``n`` returns form the worst ``1 - level`` share (at least one)."""
+    return max(int(np.ceil(n * (1 - level) - 1e-9)), 1)
+
+
 def summarize(equity: np.ndarray, *, bars_per_year: float = HOURS_PER_YEAR) -> dict[str, float]:
     """Total return, CAGR, annualised vol, max drawdown, Calmar and Sortino."""
     e = np.asarray(equity, dtype=float)
@@ -47,5 +68,7 @@ def summarize(equity: np.ndarray, *, bars_per_year: float = HOURS_PER_YEAR) -> d
     downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)) * np.sqrt(bars_per_year))
     sortino = float(r.mean() * bars_per_year / downside) if downside > 0 else float("nan")
     calmar = cagr / mdd if mdd > 0 else float("nan")
+    per_day = max(int(round(bars_per_year / 365)), 1)
     return {"total_return": total, "cagr": cagr, "ann_vol": vol, "max_drawdown": mdd,
-            "calmar": calmar, "sortino": sortino}
+            "calmar": calmar, "sortino": sortino,
+            "cvar_95": cvar(daily_returns(e, per_day))}

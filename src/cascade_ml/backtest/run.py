@@ -1,7 +1,8 @@
 """The backtest step: simulate the strategies on OOS forecasts, report, plot, log to MLflow.
 
-``run_backtest`` simulates one symbol of the task, prints the comparison table, writes JSON and
-plots and logs to MLflow; the pipeline step (``cascade_ml.steps``) calls it per symbol.
+``run_backtest`` simulates one symbol of the task, prints the comparison tables (whole OOS span
+and final period), the forecast value (model-fed vs HAR-fed policy) and the targets, writes
+JSON, plots and the HTML report, and logs to MLflow; the pipeline step calls it per symbol.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from cascade_ml.atomic import write_json
+from cascade_ml.backtest.ablation import forecast_value
 from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.backtest.data import BacktestData, load
 from cascade_ml.backtest.plots import save_plots
+from cascade_ml.backtest.regimes import period_tables
 from cascade_ml.backtest.simulate_all import StrategyRun, model_policy_paths, run_strategies
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
@@ -24,73 +28,149 @@ from cascade_ml.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
 TABLE_COLS = [("total_return", "return", "{:+.1%}"), ("ann_vol", "vol", "{:.1%}"),
-              ("max_drawdown", "maxDD", "{:.1%}"), ("calmar", "calmar", "{:.2f}"),
-              ("sortino", "sortino", "{:.2f}"), ("upside_capture", "up", "{:.2f}"),
+              ("max_drawdown", "maxDD", "{:.1%}"), ("cvar_95", "CVaR95", "{:+.2%}"),
+              ("calmar", "calmar", "{:.2f}"), ("upside_capture", "up", "{:.2f}"),
               ("downside_capture", "down", "{:.2f}"), ("liquidations", "liq", "{:.0f}"),
-              ("fees_paid", "fees", "{:,.0f}"), ("funding_paid", "funding", "{:,.0f}"),
-              ("turnover", "turnover", "{:.1f}")]
+              ("stops", "stops", "{:.0f}"), ("fees_paid", "fees", "{:,.0f}"),
+              ("funding_paid", "funding", "{:,.0f}"), ("turnover", "turnover", "{:.1f}")]
+TARGET_VOL, TARGET_UP, TARGET_DD = 0.5, 0.6, 0.6
 
 
-def _clean(x: float) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+def _clean(x: object) -> object:
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, bool | str) or x is None:
+        return x
+    if isinstance(x, int | np.integer):
+        return int(x)
+    if isinstance(x, float | np.floating):
+        return float(x) if math.isfinite(float(x)) else None
+    return x
 
 
-def records(runs: dict[str, StrategyRun], data: BacktestData, symbol: str,
-            horizon: int) -> list[dict]:
-    """One JSON-ready object per strategy."""
+def forecast_values(runs: dict[str, StrategyRun], data: BacktestData, bt: BacktestConfig
+                    ) -> dict[str, dict]:
+    """Model-fed minus HAR-fed over the whole OOS span and over the final period."""
+    if not {"model_policy", "har_policy"} <= set(runs):
+        return {}
+    m, h = runs["model_policy"].result.equity, runs["har_policy"].result.equity
+    final = np.flatnonzero(data.final_mask())
+    spans = {"all": slice(None)}
+    if len(final):
+        spans["final"] = slice(max(int(final[0]) - 1, 0), int(final[-1]) + 1)
+    return {name: forecast_value(m[sl], h[sl], reps=bt.bootstrap_reps,
+                                 block_days=bt.bootstrap_block_days, seed=bt.seed)
+            for name, sl in spans.items()}
+
+
+def records(runs: dict[str, StrategyRun], data: BacktestData, symbol: str, horizon: int,
+            periods: dict[str, dict] | None = None, fv: dict[str, dict] | None = None
+            ) -> list[dict]:
+    """One JSON-ready object per strategy; each carries its per-period metrics, and the
+    ``model_policy`` record the forecast value and the targets."""
     span = {"start": str(data.index[0]), "end": str(data.index[-1]), "bars": len(data.index),
             "funding_coverage": data.funding_coverage,
             "funding_proxy_share": data.funding_proxy_share,
             "forecast_coverage": data.forecast_coverage}
-    return [{"symbol": symbol, "horizon": horizon, "strategy": name, **span,
-             **{k: _clean(v) for k, v in run.metrics.items()}} for name, run in runs.items()]
+    rows = []
+    for name, run in runs.items():
+        row = {"symbol": symbol, "horizon": horizon, "strategy": name, **span,
+               **{k: _clean(v) for k, v in run.metrics.items()}}
+        if periods is not None:
+            row["periods"] = {p: ({"status": t["status"], "start": t["start"], "end": t["end"],
+                                   **_clean(t["strategies"][name])} if "strategies" in t
+                                  else {"status": t["status"]})
+                              for p, t in periods.items()}
+        rows.append(row)
+    by = {r["strategy"]: r for r in rows}
+    if "model_policy" in by:
+        if fv:
+            by["model_policy"]["forecast_value"] = _clean(fv)
+        by["model_policy"]["targets"] = {
+            "all": target_report(rows, (fv or {}).get("all")),
+            **({"final": target_report(period_rows(rows, "final period"), fv.get("final"))}
+               if fv and periods and "strategies" in periods.get("final period", {}) else {})}
+    return rows
+
+
+def period_rows(rows: list[dict], period: str) -> list[dict]:
+    """The strategy rows of one period (same keys as the whole-span rows)."""
+    out = []
+    for r in rows:
+        p = r.get("periods", {}).get(period, {})
+        if p.get("status", "").startswith(("ok", "partial")):
+            out.append({"strategy": r["strategy"], **{k: None for k, _, _ in TABLE_COLS}, **p})
+    return out
 
 
 def format_table(rows: list[dict]) -> str:
     """The comparison table printed by the step."""
-    head = f"{'strategy':<14}" + "".join(f"{label:>10}" for _, label, _ in TABLE_COLS)
+    head = f"{'strategy':<15}" + "".join(f"{label:>9}" for _, label, _ in TABLE_COLS)
     lines = [head]
     for r in rows:
-        cells = "".join(f"{(fmt.format(r[k]) if r[k] is not None else 'n/a'):>10}"
+        cells = "".join(f"{(fmt.format(r[k]) if r.get(k) is not None else 'n/a'):>9}"
                         for k, _, fmt in TABLE_COLS)
-        lines.append(f"{r['strategy']:<14}{cells}")
+        lines.append(f"{r['strategy']:<15}{cells}")
     return "\n".join(lines)
 
 
-def target_report(rows: list[dict]) -> list[str]:
-    """The brief's targets for the model policy, checked (reported, never asserted)."""
+def target_report(rows: list[dict], fv: dict | None = None) -> list[str]:
+    """The issue's targets for the model policy, checked (reported, never asserted)."""
     by = {r["strategy"]: r for r in rows}
     if not {"model_policy", "unhedged"} <= set(by):
         return []
     m, u = by["model_policy"], by["unhedged"]
 
     def ratio(key: str) -> float | None:
-        return m[key] / u[key] if m[key] is not None and u[key] else None
+        return m[key] / u[key] if m.get(key) is not None and u.get(key) else None
 
     def mark(ok: bool | None) -> str:
         return "n/a" if ok is None else ("met" if ok else "NOT met")
 
     lines = []
-    for key, label in (("ann_vol", "vol"), ("max_drawdown", "max drawdown")):
-        r = ratio(key)
-        lines.append(f"{label} {r:.2f}x unhedged (target <= 0.60): "
-                     f"{mark(None if r is None else r <= 0.6)}" if r is not None
-                     else f"{label}: n/a")
-    up = m["upside_capture"]
-    lines.append(f"upside capture {up:.2f} (target >= 0.50): {mark(up >= 0.5)}"
-                 if up is not None else "upside capture: n/a")
-    lines.append(f"liquidations {m['liquidations']:.0f} vs unhedged {u['liquidations']:.0f}: "
-                 f"{mark(m['liquidations'] <= u['liquidations'])}")
-    for other in ("static_hedge", "vol_target"):
-        if other in by and m["calmar"] is not None and by[other]["calmar"] is not None:
-            lines.append(f"Calmar {m['calmar']:.2f} vs {other} {by[other]['calmar']:.2f}: "
-                         f"{mark(m['calmar'] > by[other]['calmar'])}")
+    r, up = ratio("ann_vol"), m.get("upside_capture")
+    lines.append(f"vol {r:.2f}x unhedged (target <= {TARGET_VOL:.2f}) with upside capture "
+                 f"{up:.2f} (target >= {TARGET_UP:.2f}): "
+                 f"{mark(r <= TARGET_VOL and up >= TARGET_UP)}"
+                 if r is not None and up is not None else "vol / upside capture: n/a")
+    r = ratio("max_drawdown")
+    lines.append(f"max drawdown {r:.2f}x unhedged (target <= {TARGET_DD:.2f}): "
+                 f"{mark(r <= TARGET_DD)}" if r is not None else "max drawdown: n/a")
+    if m.get("liquidations") is not None and u.get("liquidations") is not None:
+        lines.append(f"liquidations {m['liquidations']:.0f} vs unhedged {u['liquidations']:.0f}: "
+                     f"{mark(m['liquidations'] <= u['liquidations'])}")
+    for other in ("static_matched", "static_hedge", "vol_target"):
+        if other in by and m.get("calmar") is not None and by[other].get("calmar") is not None:
+            label = " (equal-cost static hedge)" if other == "static_matched" else ""
+            lines.append(f"Calmar {m['calmar']:.2f} vs {other}{label} "
+                         f"{by[other]['calmar']:.2f}: {mark(m['calmar'] > by[other]['calmar'])}")
+    if fv and "model_beats_har" in fv:
+        lines.append("beats har_policy on CVaR 95 and max drawdown, bootstrap interval "
+                     f"excluding zero: {mark(fv['model_beats_har'])}")
     return lines
 
 
+def period_summary(periods: dict[str, dict]) -> str:
+    """Compact per-period lines: return and max drawdown of the key strategies."""
+    keys = ["unhedged", "model_policy", "har_policy", "static_matched"]
+    lines = [f"{'period':<26}" + "".join(f"{k:>22}" for k in keys)]
+    for name, t in periods.items():
+        if "strategies" not in t:
+            lines.append(f"{name:<26}  {t['status']}")
+            continue
+        cells = []
+        for k in keys:
+            m = t["strategies"].get(k)
+            cells.append(f"{m['total_return']:+7.1%} / {m['max_drawdown']:5.1%}".rjust(22)
+                         if m else "n/a".rjust(22))
+        note = "" if t["status"] == "ok" else f"  ({t['status']})"
+        lines.append(f"{name:<26}" + "".join(cells) + note)
+    return "\n".join(lines)
+
+
 def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyConfig,
-                  symbol: str, horizon: int, rows: list[dict], plots: list[Path],
-                  json_path: Path | None) -> str:
+                  symbol: str, horizon: int, rows: list[dict], artifacts: list[Path],
+                  json_path: Path | None, run_name: str | None = None) -> str:
     """One run per symbol in the backtest experiment: params, metrics per strategy, artifacts."""
     import mlflow
 
@@ -98,19 +178,25 @@ def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyCo
     from cascade_ml.tracking import connect
 
     _, exp_id = connect(tracking, bt.experiment)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"backtest-{symbol}-h{horizon}") as run:
+    with mlflow.start_run(experiment_id=exp_id,
+                          run_name=run_name or f"backtest-{symbol}-h{horizon}") as run:
         mlflow.set_tags({"symbol": symbol, "horizon": str(horizon)})
-        params = flatten("backtest", bt.model_dump(mode="json"))
+        params = flatten("backtest", {k: v for k, v in bt.model_dump(mode="json").items()
+                                      if not isinstance(v, dict | list)})
         params.update(flatten("policy", {k: v for k, v in policy.model_dump(mode="json")
-                                         .items() if not isinstance(v, (dict, list))}))
+                                         .items() if not isinstance(v, dict | list)}))
         mlflow.log_params(params)
         skip = ("_coverage", "_share")
         for r in rows:
             mlflow.log_metrics({f"{r['strategy']}.{k}": v for k, v in r.items()
                                 if isinstance(v, float) and not k.endswith(skip)})
+            fv = r.get("forecast_value", {})
+            mlflow.log_metrics(flatten("forecast_value", {
+                span: {n: v.get("improvement") for n, v in block.items() if isinstance(v, dict)}
+                for span, block in fv.items()}))
         mlflow.log_dict(rows, "backtest.json")
-        for p in plots:
-            mlflow.log_artifact(str(p), "plots")
+        for p in artifacts:
+            mlflow.log_artifact(str(p), "plots" if p.suffix == ".png" else None)
         if json_path is not None:
             mlflow.log_artifact(str(json_path))
         return run.info.run_id
@@ -120,27 +206,180 @@ def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: Backtest
                  policy: PolicyConfig, tracking: TrackingConfig, *,
                  json_path: Path | None = None, report_dir: Path | None = None,
                  log_mlflow: bool | None = None) -> list[dict]:
-    """Backtest one symbol; prints the table, writes JSON/plots, logs to MLflow."""
+    """Backtest one symbol; prints the tables, writes JSON/plots/HTML, logs to MLflow."""
     horizon = task.horizon
+    proxy_tiers = ({name: policy.tiers_for(name) for name in ("BTC", "ETH")}
+                   if bt.proxy_hedges else None)
     data = load(store, symbol, venue=bt.venue or task.venue, interval=task.interval,
-                horizon=horizon, funding_proxy=bt.funding_proxy)
+                horizon=horizon, funding_proxy=bt.funding_proxy,
+                vol_window=policy.vol_reference_window, proxy_window=policy.proxy_window,
+                proxy_tiers=proxy_tiers)
     runs = run_strategies(data, bt, policy, symbol, task.side)
-    rows = records(runs, data, symbol, horizon)
+    periods = period_tables(runs, data, bt.periods)
+    fv = forecast_values(runs, data, bt)
+    rows = records(runs, data, symbol, horizon, periods, fv)
     typer.echo(f"{symbol} h={horizon}: {len(data.index)} OOS bars {data.index[0]} .. "
                f"{data.index[-1]}; forecasts on {data.forecast_coverage:.0%} of bars, funding "
                f"data on {data.funding_coverage:.0%} (other venues' funding as proxy on "
                f"{data.funding_proxy_share:.0%})")
+    typer.echo("whole OOS span:")
     typer.echo(format_table(rows))
-    for line in target_report(rows):
-        typer.echo(f"  model_policy target: {line}")
+    final_rows = period_rows(rows, "final period")
+    if final_rows:
+        fp = periods["final period"]
+        typer.echo(f"final period (untouched) {fp['start']} .. {fp['end']}:")
+        typer.echo(format_table(final_rows))
+    typer.echo("per period, return / max drawdown:")
+    typer.echo(period_summary(periods))
+    for span, block in fv.items():
+        typer.echo(f"forecast value ({span}): {block['verdict']}")
+    targets = next((r["targets"] for r in rows if r["strategy"] == "model_policy"), {})
+    for span, lines in targets.items():
+        for line in lines:
+            typer.echo(f"  model_policy target ({span}): {line}")
     if json_path is not None:
         write_json(Path(json_path), rows)
     out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
-    plots = save_plots(runs, data, model_policy_paths(data, bt, policy, symbol, task.side),
-                       out_dir, symbol)
+    paths = model_policy_paths(data, bt, policy, symbol, task.side)
+    plots = save_plots(runs, data, paths, out_dir, symbol)
+    artifacts = list(plots)
+    if bt.html_report:
+        from cascade_ml.backtest.report import write_report
+
+        html = write_report(out_dir / f"{symbol}_report.html", symbol, rows, periods, fv,
+                            plots, data, bt, policy, task.side)
+        artifacts.append(html)
+        typer.echo(f"report: {html}")
     typer.echo(f"plots in {out_dir}")
     if bt.log_mlflow if log_mlflow is None else log_mlflow:
-        run_id = log_to_mlflow(tracking, bt, policy, symbol, horizon, rows, plots, json_path)
+        run_id = log_to_mlflow(tracking, bt, policy, symbol, horizon, rows, artifacts,
+                               json_path)
         typer.echo(f"logged to MLflow experiment '{bt.experiment}' run {run_id}")
     return rows
 
+
+def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
+                      bt: BacktestConfig, policy: PolicyConfig, tracking: TrackingConfig, *,
+                      json_path: Path | None = None, report_dir: Path | None = None,
+                      log_mlflow: bool | None = None) -> list[dict]:
+    """Backtest the book: print the book and position tables, write JSON/plots/HTML, log."""
+    from cascade_ml.backtest.book import load_book, run_book
+    from cascade_ml.backtest.report import positions_section, write_report
+
+    book = load_book(store, symbols, task, bt, policy)
+    runs = run_book(book, bt, policy, task.side)
+    cal = book.calendar()
+    periods = period_tables(runs, cal, bt.periods)  # type: ignore[arg-type]
+    fv = forecast_values(runs, cal, bt)  # type: ignore[arg-type]
+    rows = records(runs, cal, "BOOK", task.horizon, periods, fv)  # type: ignore[arg-type]
+    by = {r["strategy"]: r for r in rows}
+    for name, run in runs.items():
+        by[name]["symbols"] = list(book.symbols)
+        by[name]["positions"] = {s: _clean(m) for s, m in run.position_metrics.items()}
+    typer.echo(f"book {', '.join(book.symbols)} h={task.horizon}: {len(cal.index)} common OOS "
+               f"bars {cal.index[0]} .. {cal.index[-1]}")
+    typer.echo(format_table(rows))
+    final_rows = period_rows(rows, "final period")
+    if final_rows:
+        typer.echo("final period (every symbol untouched):")
+        typer.echo(format_table(final_rows))
+    for name in ("model_policy", "har_policy"):
+        if name in runs:
+            typer.echo(f"{name} positions:")
+            typer.echo(position_table(runs[name].position_metrics))
+    for span, block in fv.items():
+        typer.echo(f"book forecast value ({span}): {block['verdict']}")
+    if json_path is not None:
+        write_json(Path(json_path), rows)
+    out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
+    from cascade_ml.backtest.plots import book_figures, save_figures
+
+    plots = save_figures(book_figures(runs, cal), out_dir, "BOOK")
+    artifacts: list[Path] = list(plots)
+    typer.echo(f"plots in {out_dir}")
+    if bt.html_report:
+        html = write_report(out_dir / "BOOK_report.html", "BOOK", rows, periods, fv, plots,
+                            cal, bt, policy, task.side,  # type: ignore[arg-type]
+                            extra=[positions_section({n: r.position_metrics
+                                                      for n, r in runs.items()})],
+                            title=f"Book backtest: {', '.join(book.symbols)}")
+        artifacts.append(html)
+        typer.echo(f"report: {html}")
+    if bt.log_mlflow if log_mlflow is None else log_mlflow:
+        run_id = log_to_mlflow(tracking, bt, policy, "BOOK", task.horizon, rows, artifacts,
+                               json_path, run_name=f"backtest-book-h{task.horizon}")
+        typer.echo(f"logged to MLflow experiment '{bt.experiment}' run {run_id}")
+    return rows
+
+
+def position_table(per: dict[str, dict]) -> str:
+    """Per-position lines for the console."""
+    cols = [("pnl", "pnl", "{:,.0f}"), ("return_on_allocation", "ret/alloc", "{:+.1%}"),
+            ("max_drawdown", "maxDD", "{:.1%}"), ("liquidations", "liq", "{:.0f}"),
+            ("stops", "stops", "{:.0f}"), ("fees_paid", "fees", "{:,.0f}"),
+            ("funding_paid", "funding", "{:,.0f}"), ("mean_hedge", "hedge", "{:.0%}"),
+            ("proxy_share", "proxy", "{:.0%}"), ("proxy_basis_vol", "basis", "{:.1%}")]
+    lines = [f"  {'position':<10}" + "".join(f"{c[1]:>11}" for c in cols)]
+    for s, m in per.items():
+        cells = "".join(f"{(f.format(m[k]) if _clean(m.get(k)) is not None else 'n/a'):>11}"
+                        for k, _, f in cols)
+        lines.append(f"  {s:<10}{cells}")
+    return "\n".join(lines)
+
+
+def run_tuning(store: MarketStore, symbol: str, holdout: list[str], task: TaskConfig,
+               bt: BacktestConfig, policy: PolicyConfig, *, trials: int,
+               out_dir: Path | None = None) -> dict:
+    """Tune the policy on ``symbol``'s development folds, then score untuned and tuned once on
+    its final period and on the ``holdout`` perps (never used for tuning); write the tuned
+    policy section and the scores to ``<report_dir>/policy_tuning.json``."""
+    from cascade_ml.backtest.tune import OBJECTIVE, tune_policy
+
+    def data_of(s: str) -> BacktestData:
+        return load(store, s, venue=bt.venue or task.venue, interval=task.interval,
+                    horizon=task.horizon, funding_proxy=bt.funding_proxy,
+                    vol_window=policy.vol_reference_window, proxy_window=policy.proxy_window)
+
+    data = data_of(symbol)
+    res = tune_policy(data, bt, policy, symbol, task.side, trials=trials, seed=bt.seed)
+    typer.echo(f"objective: {OBJECTIVE}")
+    typer.echo(f"tuned on {symbol} development bars {res.dev_start} .. {res.dev_end} "
+               f"({res.dev_bars}), {res.trials} trials: objective {res.default_value:.3f} "
+               f"untuned -> {res.best_value:.3f} tuned")
+    typer.echo("tuned policy: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float)
+                                            else f"{k}={v}" for k, v in res.params.items()))
+    only = bt.model_copy(update={"strategies": ["unhedged", "model_policy", "har_policy",
+                                                "static_matched"]})
+    scores = []
+    for s in [symbol, *[h for h in holdout if h != symbol]]:
+        d = data if s == symbol else data_of(s)
+        spans = {"final period": d.final_mask()}
+        if s != symbol:
+            spans["whole OOS span"] = np.ones(len(d.index), dtype=bool)
+        for span, mask in spans.items():
+            part = d.take(mask)
+            for label, cfg in (("untuned", policy), ("tuned", res.policy)):
+                runs = run_strategies(part, only, cfg, s, task.side)
+                for name in ("model_policy", "har_policy", "static_matched"):
+                    m = runs[name].metrics
+                    scores.append({"symbol": s, "used_for_tuning": s == symbol, "span": span,
+                                   "start": str(part.index[0]), "end": str(part.index[-1]),
+                                   "policy": label, "strategy": name,
+                                   **{k: _clean(m[k]) for k in ("total_return", "ann_vol",
+                                                                "max_drawdown", "cvar_95",
+                                                                "calmar", "upside_capture")}})
+    head = (f"{'symbol':<6}{'span':<16}{'policy':<9}{'strategy':<16}{'return':>9}{'maxDD':>8}"
+            f"{'CVaR95':>9}{'calmar':>8}{'up':>6}")
+    typer.echo(head)
+    for r in scores:
+        typer.echo(f"{r['symbol']:<6}{r['span']:<16}{r['policy']:<9}{r['strategy']:<16}"
+                   f"{r['total_return']:>+9.1%}{r['max_drawdown']:>8.1%}{r['cvar_95']:>+9.2%}"
+                   f"{r['calmar'] if r['calmar'] is not None else float('nan'):>8.2f}"
+                   f"{r['upside_capture']:>6.2f}")
+    payload = {**_clean(res.summary()), "tuned_on": symbol, "holdout": holdout,
+               "policy_section": res.params, "scores": scores}
+    out = Path(out_dir or bt.report_dir) / "policy_tuning.json"
+    write_json(out, payload)
+    typer.echo(f"tuned policy section and scores: {out} (copy 'policy_section' into the "
+               "pipeline's policy section to use it)")
+    return payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,9 +11,11 @@ from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.backtest.data import BacktestData
 from cascade_ml.backtest.engine import SimResult, simulate
 from cascade_ml.backtest.metrics import capture, summarize
-from cascade_ml.backtest.strategies import policy_targets, strategy_targets
+from cascade_ml.backtest.strategies import Plan, policy_targets, strategy_plan
 from cascade_ml.contracts.task import Side
 from cascade_ml.policy.config import PolicyConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,40 +23,86 @@ class StrategyRun:
     name: str
     result: SimResult
     metrics: dict[str, float]
+    plan: Plan | None = None
+
+
+def run_metrics(r: SimResult, base_equity: np.ndarray, sl: slice = slice(None)) -> dict:
+    """Metrics of one simulated strategy over the bars ``sl`` (capture against ``base``)."""
+    eq = r.equity[sl]
+    m = summarize(eq)
+    up, down = capture(eq, base_equity[sl])
+    mean_equity = float(np.mean(eq))
+    lo, hi, _ = sl.indices(len(r.equity))
+    inside = lambda bars: float(sum(lo < b < hi for b in bars))  # noqa: E731
+    m.update({"upside_capture": up, "downside_capture": down,
+              "liquidations": inside(r.liquidation_bars), "stops": inside(r.stop_bars)})
+    if sl == slice(None) or r.cum_costs is None:
+        fees, funding, traded = r.fees, r.funding, r.traded_notional
+    else:  # costs accrued inside the slice (the first bar is the slice's base)
+        c = r.cum_costs[:, sl]
+        fees, funding, traded = (float(c[k, -1] - c[k, 0]) for k in range(3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exposure = r.notional[sl] / eq if r.notional is not None else np.full(len(eq), np.nan)
+    m.update({"fees_paid": fees, "funding_paid": funding, "turnover": traded / mean_equity,
+              "mean_leverage": float(np.mean(r.leverage[sl])),
+              "mean_hedge": float(np.mean(r.hedge[sl])),
+              "mean_exposure": float(np.nanmean(exposure)) if np.isfinite(exposure).any()
+              else float("nan"),
+              "proxy_share": float(np.mean(r.instrument[sl] > 0))
+              if r.instrument is not None else 0.0})
+    if sl == slice(None):
+        m["trades"] = float(r.trades)
+    return m
+
+
+def _simulate(plan: Plan, data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
+              tiers, side: Side, proxies) -> SimResult:
+    return simulate(
+        data.open, data.high, data.low, data.close, data.funding_rate, plan.target_leverage,
+        plan.target_hedge, plan.sigma_h, plan.cascade_prob, side=side, tiers=tiers,
+        policy=policy, initial_equity=bt.initial_equity, margin_fraction=bt.margin_fraction,
+        leverage_tolerance=bt.leverage_tolerance, stop_cooldown=bt.stop_cooldown_bars,
+        proxies=proxies, **plan.engine)
 
 
 def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
                    symbol: str, side: Side) -> dict[str, StrategyRun]:
-    """Simulate each strategy and add capture ratios against the unhedged one."""
+    """Simulate each strategy and add capture ratios against the unhedged one.
+
+    ``static_matched`` holds the model policy's *average* leverage and hedge ratio fixed (the
+    same average size and cost, no forecasts), so it runs after ``model_policy``. Strategies
+    whose inputs are missing (e.g. no HAR column) are left out with a warning.
+    """
     tiers = policy.tiers_for(symbol)
     notional = bt.leverage * bt.initial_equity * bt.margin_fraction
-    results: dict[str, SimResult] = {}
+    proxies = data.proxies if bt.proxy_hedges else None
     names = list(dict.fromkeys(["unhedged", *bt.strategies]))
+    if "static_matched" in names and "model_policy" not in names:
+        names.insert(names.index("static_matched"), "model_policy")
+    names.sort(key=lambda n: n == "static_matched")
+    results: dict[str, tuple[SimResult, Plan]] = {}
     for name in names:
-        lev, hedge = strategy_targets(name, data.signals, bt, policy, tiers, notional, side)
-        results[name] = simulate(
-            data.open, data.high, data.low, data.close, data.funding_rate, lev, hedge,
-            data.signals.sigma_h, data.signals.cascade_prob, side=side, tiers=tiers,
-            policy=policy, initial_equity=bt.initial_equity, margin_fraction=bt.margin_fraction,
-            leverage_tolerance=bt.leverage_tolerance)
-    base = results["unhedged"].equity
-    runs = {}
-    for name in bt.strategies:
-        r = results[name]
-        m = summarize(r.equity)
-        up, down = capture(r.equity, base)
-        mean_equity = float(np.mean(r.equity))
-        m.update({"upside_capture": up, "downside_capture": down,
-                  "liquidations": float(len(r.liquidation_bars)), "fees_paid": r.fees,
-                  "funding_paid": r.funding, "turnover": r.traded_notional / mean_equity,
-                  "trades": float(r.trades), "mean_leverage": float(np.mean(r.leverage)),
-                  "mean_hedge": float(np.mean(r.hedge))})
-        runs[name] = StrategyRun(name, r, m)
-    return runs
+        matched = None
+        if name == "static_matched":
+            mp = results["model_policy"][0]
+            matched = (float(np.mean(mp.leverage)), float(np.mean(mp.hedge)))
+        plan = strategy_plan(name, data.signals, bt, policy, tiers, notional, side,
+                             feeds=data.feeds, trailing_vol_annual=data.trailing_vol_annual,
+                             cross=data.cross, proxies=proxies is not None, matched=matched)
+        if plan is None:
+            log.warning("%s: inputs missing (no %s forecasts in the OOS table); left out",
+                        name, name.removesuffix("_policy"))
+            continue
+        results[name] = (_simulate(plan, data, bt, policy, tiers, side, proxies), plan)
+    base = results["unhedged"][0].equity
+    return {name: StrategyRun(name, results[name][0], run_metrics(results[name][0], base),
+                              results[name][1])
+            for name in bt.strategies if name in results}
 
 
 def model_policy_paths(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
                        symbol: str, side: Side) -> dict[str, np.ndarray]:
     """The policy's hedge ratio and leverage cap per bar (for the plots)."""
     notional = bt.leverage * bt.initial_equity * bt.margin_fraction
-    return policy_targets(data.signals, side, notional, policy.tiers_for(symbol), policy)
+    return policy_targets(data.signals, side, notional, policy.tiers_for(symbol), policy,
+                          trailing_vol_annual=data.trailing_vol_annual, cross=data.cross)

@@ -2,18 +2,29 @@
 
 All strategies trade the same bars through the same engine, fees and no-trade band; only their
 targets differ. NaN targets mean "no decision this bar" (the engine keeps the position).
+
+The policy strategies are one policy fed by different forecasts (the ablation):
+``model_policy`` (the models), ``har_policy`` (HAR-RV vol + climatological cascade probability),
+``ewma_policy`` (EWMA vol + climatology) and ``oracle_policy`` (the realised future variance and
+cascade label: the ceiling). They enforce the size cap and honour the protective stop when the
+backtest section says so; the benchmarks (unhedged, static, vol targeting, rule triggers,
+static_matched) hold their fixed size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.contracts.task import Side
 from cascade_ml.policy import rules
+from cascade_ml.policy.batch import decide_columns
 from cascade_ml.policy.config import PolicyConfig
+
+POLICY_FEEDS = {"model_policy": "model", "har_policy": "har", "ewma_policy": "ewma",
+                "oracle_policy": "oracle"}
+"""Policy strategy -> the forecast feed it reads (BacktestData.feeds)."""
 
 
 @dataclass
@@ -27,49 +38,76 @@ class Signals:
     vol_q99: np.ndarray | None = None
 
 
-def policy_targets(sig: Signals, side: str, notional: float, tiers, cfg: PolicyConfig
-                   ) -> dict[str, np.ndarray]:
-    """``decide``'s hedge ratio, leverage cap and fail-safe flag for every bar at once.
+@dataclass
+class Plan:
+    """One strategy's per-bar targets, plus what the engine needs to apply them."""
 
-    Rows whose forecasts fail ``decide``'s sanity checks get its fail-safe values (top of the
-    band, the cap at the worst sane forecast). Freshness does not apply: every OOS row is fresh
-    by construction, and bars without a forecast are treated as missing data (fail-safe).
-    """
-    s, p = sig.sigma_h, sig.cascade_prob
-    ok = (np.isfinite(s) & (s > 0) & (s <= cfg.max_sigma_h) & np.isfinite(p) & (p >= 0) & (p <= 1))
-    q99 = None
-    if sig.vol_q99 is not None:
-        q = sig.vol_q99
-        ok &= ~(np.isfinite(q) & ((q < 0) | (q > cfg.max_sigma_h * 10))) & ~np.isinf(q)
-        q99 = q
-    s_ok, p_ok = np.where(ok, s, 0.01), np.where(ok, p, 0.0)
-    hedge = rules.hedge_ratio(s_ok, sig.horizon_hours, p_ok, sig.n_fired, cfg)
-    cap = rules.leverage_caps(s_ok, sig.horizon_hours, p_ok, side, notional, tiers, cfg,
-                              q99)["cap"]
-    worst = rules.leverage_caps(cfg.max_sigma_h, sig.horizon_hours, 1.0, side, notional, tiers,
-                                cfg)["cap"]
-    safe_cap = min(cfg.fail_safe_leverage, float(worst))
-    return {"hedge": np.where(ok, hedge, cfg.hedge_max),
-            "cap": np.where(ok, np.broadcast_to(cap, s.shape), safe_cap),
-            "fail_safe": ~ok}
+    target_leverage: np.ndarray
+    target_hedge: np.ndarray
+    sigma_h: np.ndarray                 # read by the no-trade band's benefit test
+    cascade_prob: np.ndarray
+    engine: dict = field(default_factory=dict)  # extra keyword arguments of engine.simulate
+    decisions: dict[str, np.ndarray] | None = None  # the policy's columns (policy strategies)
 
 
-def strategy_targets(name: str, sig: Signals, bt: BacktestConfig, cfg: PolicyConfig, tiers,
-                     notional: float, side: Side) -> tuple[np.ndarray, np.ndarray]:
-    """(target leverage, target hedge) arrays for one strategy."""
+def policy_targets(sig: Signals, side: str, notional: float, tiers, cfg: PolicyConfig, *,
+                   trailing_vol_annual: np.ndarray | None = None,
+                   cross: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """``decide``'s answer for every bar at once (:func:`cascade_ml.policy.batch.decide_columns`:
+    the same rules and the same fail-safe)."""
+    cross = cross or {}
+    return decide_columns(sig.sigma_h, sig.cascade_prob, sig.n_fired, sig.horizon_hours, side,
+                          notional, tiers, cfg, vol_q99=sig.vol_q99,
+                          trailing_vol_annual=trailing_vol_annual, **cross)
+
+
+def _fixed(lev: np.ndarray | float, hedge: np.ndarray | float, sig: Signals) -> Plan:
     n = len(sig.sigma_h)
-    lev = np.full(n, bt.leverage)
+    return Plan(np.broadcast_to(np.asarray(lev, dtype=float), (n,)).copy(),
+                np.broadcast_to(np.asarray(hedge, dtype=float), (n,)).copy(),
+                sig.sigma_h, sig.cascade_prob)
+
+
+def policy_plan(sig: Signals, bt, cfg: PolicyConfig, tiers, notional: float, side: Side, *,
+                trailing_vol_annual: np.ndarray | None = None,
+                cross: dict[str, np.ndarray] | None = None, proxies: bool = False) -> Plan:
+    """The policy's targets from one forecast feed, with its size cap, stop and fail-safe."""
+    t = policy_targets(sig, side, notional, tiers, cfg, trailing_vol_annual=trailing_vol_annual,
+                       cross=cross if proxies else None)
+    engine: dict = {"no_new_exposure": t["fail_safe"], "stops": bool(bt.stops),
+                    "hedge_r2": t["r2"]}
+    if bt.enforce_size_cap:
+        engine["loss_per_notional"] = t["loss_per_notional"]
+    if proxies:
+        engine.update(hedge_instrument=t["instrument"], hedge_beta=t["beta"])
+    return Plan(np.minimum(bt.leverage, t["cap"]), t["hedge"], sig.sigma_h, sig.cascade_prob,
+                engine, t)
+
+
+def strategy_plan(name: str, sig: Signals, bt, cfg: PolicyConfig, tiers, notional: float,
+                  side: Side, *, feeds: dict[str, Signals] | None = None,
+                  trailing_vol_annual: np.ndarray | None = None,
+                  cross: dict[str, np.ndarray] | None = None, proxies: bool = False,
+                  matched: tuple[float, float] | None = None) -> Plan | None:
+    """The plan of one strategy (None when its inputs are missing, e.g. no HAR column)."""
+    n = len(sig.sigma_h)
     if name == "unhedged":
-        return lev, np.zeros(n)
+        return _fixed(bt.leverage, 0.0, sig)
     if name == "static_hedge":
-        return lev, np.full(n, bt.static_hedge)
+        return _fixed(bt.leverage, bt.static_hedge, sig)
+    if name == "static_matched":
+        return None if matched is None else _fixed(matched[0], matched[1], sig)
     if name == "vol_target":
         vt = np.asarray(rules.vol_target_cap(sig.sigma_h, sig.horizon_hours, cfg))
         vt = np.where(np.isfinite(sig.sigma_h) & (sig.sigma_h > 0), vt, np.nan)
-        return np.minimum(vt, min(bt.leverage, cfg.leverage_ceiling)), np.zeros(n)
+        return _fixed(np.minimum(vt, min(bt.leverage, cfg.leverage_ceiling)), np.zeros(n), sig)
     if name == "rule_triggers":
-        return lev, np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min)
-    if name == "model_policy":
-        t = policy_targets(sig, side, notional, tiers, cfg)
-        return np.minimum(bt.leverage, t["cap"]), t["hedge"]
+        return _fixed(bt.leverage, np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min), sig)
+    if name in POLICY_FEEDS:
+        feed = (feeds or {"model": sig}).get(POLICY_FEEDS[name])
+        if feed is None:
+            return None
+        return policy_plan(feed, bt, cfg, tiers, notional, side,
+                           trailing_vol_annual=trailing_vol_annual, cross=cross,
+                           proxies=proxies)
     raise ValueError(f"unknown strategy {name!r}")

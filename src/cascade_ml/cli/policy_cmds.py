@@ -58,16 +58,39 @@ def register(app: typer.Typer) -> None:
     def backtest_cmd(
         symbol: str = typer.Option("NEAR", "--symbol", help="Target symbol."),
         json_out: Path | None = typer.Option(None, "--json", help="Write metrics per strategy."),
-        report_dir: Path | None = typer.Option(None, "--report-dir", help="Folder for plots."),
+        report_dir: Path | None = typer.Option(None, "--report-dir",
+                                                help="Folder for plots and the HTML report."),
         pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline file."),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
+        book: bool = typer.Option(False, "--book", help="Backtest the book instead: every "
+                                  "perp of backtest.book.symbols (default task.symbols) on one "
+                                  "account; --symbol is ignored."),
+        tune: int = typer.Option(0, "--tune", min=0, help="Tune the policy's maps with Optuna "
+                                 "(this many trials) on --symbol's development folds only, then "
+                                 "score it once on its final period and on the other book "
+                                 "symbols; writes policy_tuning.json."),
     ) -> None:
-        """Backtest the hedging strategies on out-of-sample forecasts and compare them."""
-        from cascade_ml.backtest.run import run_backtest
+        """Backtest the hedging strategies on out-of-sample forecasts and compare them: the
+        policy fed by the models, HAR, EWMA and an oracle, beside static hedges, with the
+        forecast value (model-fed minus HAR-fed, bootstrap interval), regimes and an HTML
+        report."""
+        from cascade_ml.backtest.run import run_backtest, run_book_backtest, run_tuning
         from cascade_ml.config import load_pipeline
         from cascade_ml.data.store import MarketStore
 
         config = load_pipeline(pipeline)
-        run_backtest(MarketStore(config.store.root), symbol.upper(), config.task, config.backtest,
+        store = MarketStore(config.store.root)
+        if tune:
+            others = config.backtest.book.symbols or config.task.symbols
+            run_tuning(store, symbol.upper(), [s.upper() for s in others], config.task,
+                       config.backtest, config.policy, trials=tune, out_dir=report_dir)
+            return
+        if book:
+            symbols = [s.upper() for s in (config.backtest.book.symbols or config.task.symbols)]
+            run_book_backtest(store, symbols, config.task, config.backtest, config.policy,
+                              config.tracking, json_path=json_out, report_dir=report_dir,
+                              log_mlflow=not no_mlflow)
+            return
+        run_backtest(store, symbol.upper(), config.task, config.backtest,
                      config.policy, config.tracking, json_path=json_out, report_dir=report_dir,
                      log_mlflow=not no_mlflow)

@@ -8,6 +8,7 @@ tiers, fees).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -47,7 +48,14 @@ class PolicyConfig(StrictModel):
     # hedge ratio
     hedge_min: float = Field(0.30, ge=0, le=1, description="Hedge ratio in calm markets.")
     hedge_max: float = Field(0.70, ge=0, le=1, description="Hedge ratio at the highest risk.")
-    vol_reference_annual: float = Field(0.80, gt=0, description="'Normal' annualised vol.")
+    vol_reference_annual: float = Field(0.80, gt=0, description="'Normal' annualised vol (the "
+                                        "reference in 'fixed' mode, the fallback otherwise).")
+    vol_reference: Literal["fixed", "trailing"] = Field(
+        "fixed", description="'fixed': every perp is judged against vol_reference_annual; "
+        "'trailing': against its own trailing realised vol (PolicyInputs.trailing_vol_annual), "
+        "so a high-vol alt is not at the top of the band all the time.")
+    vol_reference_window: int = Field(720, ge=24, description="Bars of the trailing realised "
+                                      "vol used as the reference in 'trailing' mode.")
     vol_ratio_low: float = Field(0.5, gt=0, description="Vol/reference where vol risk is 0.")
     vol_ratio_high: float = Field(2.0, gt=0, description="Vol/reference where vol risk is 1.")
     cascade_prob_low: float = Field(0.02, ge=0, le=1, description="Cascade prob with risk 0.")
@@ -74,7 +82,11 @@ class PolicyConfig(StrictModel):
     # size
     max_risk_fraction: float = Field(0.02, gt=0, le=1,
                                      description="Equity share a k-sigma move may cost.")
-    size_k_sigma: float = Field(2.0, gt=0, description="The k of that k-sigma move.")
+    size_k_sigma: float = Field(2.0, gt=0, description="The k of that k-sigma move: the "
+                                "adverse-move forecast the size cap and the stop are built on.")
+    stop_liquidation_buffer: float = Field(
+        0.8, gt=0, lt=1, description="The protective stop sits at most this share of the way "
+        "from entry to liquidation, so it fires before the exchange liquidates.")
     # costs and no-trade band
     taker_fee: float = Field(0.0005, ge=0, lt=0.1)
     maker_fee: float = Field(0.0002, ge=0, lt=0.1)

@@ -89,6 +89,9 @@ class PolicyInputs(_Model):
     position: Position
     equity: float = Field(gt=0, description="Account equity in quote currency.")
     freshness: Freshness = Freshness()
+    trailing_vol_annual: float | None = Field(
+        None, description="The symbol's own trailing realised vol, annualised: the vol "
+        "reference when policy.vol_reference is 'trailing' (the fixed reference when absent).")
 
 
 class Decision(_Model):
@@ -111,3 +114,13 @@ class Decision(_Model):
     risk_score: float | None
     fail_safe: bool
     reasons: list[str]
+    max_loss: float | None = Field(
+        None, description="Most the position may lose at its protective stop (quote): "
+        "max_risk_fraction x equity, fixed before entering.")
+    stop_price: float | None = Field(
+        None, description="Protective stop, measured from the entry price: close the position "
+        "(both legs) there. None when even a move to zero stays within max_loss.")
+    stop_distance: float | None = Field(None, description="Stop distance from entry (fraction).")
+    binding: dict[str, str] = Field(
+        default_factory=dict, description="The limit that bound each answer: 'leverage', "
+        "'size', 'stop' and 'action' -> the name of the binding limit or reason.")

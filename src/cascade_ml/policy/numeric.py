@@ -99,6 +99,20 @@ def clip(x: Num, lo: float, hi: float) -> Num:
     return hi if x > hi else x
 
 
+def isfinite(x: Num) -> bool | np.ndarray:
+    """``np.isfinite`` (False for nan and +-inf)."""
+    if isinstance(x, np.ndarray):
+        return np.isfinite(x)
+    return math.isfinite(x)
+
+
+def logical_not(x: object) -> bool | np.ndarray:
+    """``not x`` on a Python bool, ``~x`` on a boolean array (``~True`` would be -2)."""
+    if isinstance(x, np.ndarray):
+        return ~x
+    return not x
+
+
 def where(cond: object, a: Num, b: Num) -> Num:
     """``a`` where ``cond`` holds, else ``b`` (both already computed)."""
     if isinstance(cond, np.ndarray) or isinstance(a, np.ndarray) or isinstance(b, np.ndarray):

@@ -20,11 +20,13 @@ from cascade_ml.policy.numeric import (
     clip,
     div,
     fmax,
+    isfinite,
     maximum,
     minimum,
     out,
     out_bool,
     sqrt,
+    where,
 )
 
 HOURS_PER_YEAR = 24 * 365
@@ -36,9 +38,24 @@ def annualised_vol(sigma_h: ArrayLike, horizon_hours: ArrayLike) -> ArrayLike:
     return out(asnum(sigma_h) * sqrt(div(HOURS_PER_YEAR, asnum(horizon_hours))))
 
 
-def vol_component(sigma_h: ArrayLike, horizon_hours: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
-    """0..1: where forecast vol sits between the calm and the stressed multiple of the reference."""
-    ratio = annualised_vol(sigma_h, horizon_hours) / cfg.vol_reference_annual
+def vol_reference(trailing_vol_annual: ArrayLike | None, cfg: PolicyConfig) -> ArrayLike:
+    """The 'normal' annualised vol forecasts are judged against.
+
+    ``fixed`` mode: ``vol_reference_annual`` for every perp. ``trailing`` mode: the perp's own
+    trailing realised vol where it is known (finite, > 0), the fixed reference elsewhere.
+    """
+    if cfg.vol_reference == "fixed" or trailing_vol_annual is None:
+        return cfg.vol_reference_annual
+    t = asnum(trailing_vol_annual)
+    return out(where(isfinite(t) & (t > 0), t, cfg.vol_reference_annual))
+
+
+def vol_component(sigma_h: ArrayLike, horizon_hours: ArrayLike, cfg: PolicyConfig,
+                  reference: ArrayLike | None = None) -> ArrayLike:
+    """0..1: where forecast vol sits between the calm and the stressed multiple of the reference
+    (``reference`` from :func:`vol_reference`; the fixed one when None)."""
+    ref = cfg.vol_reference_annual if reference is None else asnum(reference)
+    ratio = annualised_vol(sigma_h, horizon_hours) / ref
     return out(clip((ratio - cfg.vol_ratio_low) / (cfg.vol_ratio_high - cfg.vol_ratio_low),
                     0.0, 1.0))
 
@@ -51,9 +68,9 @@ def cascade_component(prob: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
 
 
 def risk_score(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
-               cfg: PolicyConfig) -> ArrayLike:
+               cfg: PolicyConfig, reference: ArrayLike | None = None) -> ArrayLike:
     """Weighted mix of the vol and cascade components, in [0, 1]."""
-    return out(cfg.vol_weight * vol_component(sigma_h, horizon_hours, cfg)
+    return out(cfg.vol_weight * vol_component(sigma_h, horizon_hours, cfg, reference)
                + (1 - cfg.vol_weight) * cascade_component(prob, cfg))
 
 
@@ -63,9 +80,9 @@ def trigger_bump(n_fired: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
 
 
 def hedge_ratio(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike, n_fired: ArrayLike,
-                cfg: PolicyConfig) -> ArrayLike:
+                cfg: PolicyConfig, reference: ArrayLike | None = None) -> ArrayLike:
     """Band bottom + band width x risk score + trigger bump, clipped to the band."""
-    score = risk_score(sigma_h, horizon_hours, prob, cfg)
+    score = risk_score(sigma_h, horizon_hours, prob, cfg, reference)
     raw = cfg.hedge_min + (cfg.hedge_max - cfg.hedge_min) * score + trigger_bump(n_fired, cfg)
     return out(clip(raw, cfg.hedge_min, cfg.hedge_max))
 
@@ -105,6 +122,37 @@ def leverage_caps(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
     return {**parts, "cap": out(cap), "required_distance": distance}
 
 
+INSTRUMENTS = ("same_perp", "BTC", "ETH")
+"""Hedge instruments by code: 0 the same perp, 1 the BTC perp, 2 the ETH perp."""
+
+
+def hedge_instrument(beta_btc: ArrayLike, r2_btc: ArrayLike, beta_eth: ArrayLike,
+                     r2_eth: ArrayLike, cfg: PolicyConfig
+                     ) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """(code, beta, R^2) of the hedge: the same perp, unless the BTC or ETH perp has a positive
+    beta, R^2 >= ``min_cross_hedge_r2`` and a higher R^2 than the best so far (NaN: unknown)."""
+    code, beta, r2 = 0.0, 1.0, cfg.same_perp_effectiveness
+    for k, (b, r) in enumerate(((beta_btc, r2_btc), (beta_eth, r2_eth)), start=1):
+        b, r = asnum(b), asnum(r)
+        ok = isfinite(b) & isfinite(r) & (b > 0) & (r >= cfg.min_cross_hedge_r2) & (r > r2)
+        code, beta, r2 = where(ok, float(k), code), where(ok, b, beta), where(ok, r, r2)
+    return out(code), out(beta), out(r2)
+
+
+def net_exposure(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:
+    """Share of a move of the position's own price that the hedged position loses: 1 - h R^2.
+
+    Same perp (R^2 = 1): 1 - h exactly. Proxy hedge with beta = Cov/Var: the proxy moves
+    beta R^2-weighted with the perp on average, so the hedge offsets h R^2 of the move.
+    """
+    return out(1.0 - asnum(hedge) * asnum(r2))
+
+
+def adverse_move(sigma_h: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """The adverse-move forecast: ``size_k_sigma`` sigmas over the horizon (fraction of price)."""
+    return out(cfg.size_k_sigma * asnum(sigma_h))
+
+
 def residual_fraction(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:
     """Share of the position's return vol left after hedging ``hedge`` with effectiveness R^2.
 
@@ -118,9 +166,34 @@ def residual_fraction(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:
 
 def size_cap(equity: ArrayLike, sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
              cfg: PolicyConfig) -> ArrayLike:
-    """Notional whose unhedged part loses at most ``max_risk_fraction`` of equity in k sigmas."""
-    loss_per_notional = residual_fraction(hedge, r2) * cfg.size_k_sigma * asnum(sigma_h)
+    """Risk-budget size cap: the notional whose hedged position loses at most
+    ``max_risk_fraction`` of equity on the adverse move (the stop's least distance)."""
+    loss_per_notional = net_exposure(hedge, r2) * adverse_move(sigma_h, cfg)
     return out(div(cfg.max_risk_fraction * asnum(equity), loss_per_notional))
+
+
+def size_caps(equity: ArrayLike, sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
+              leverage_cap: ArrayLike, cfg: PolicyConfig) -> dict[str, ArrayLike]:
+    """Each size limit and their minimum under ``cap``: the risk budget, and what the leverage
+    cap allows with the whole equity as margin (so the two caps never disagree)."""
+    parts = {"risk_budget": size_cap(equity, sigma_h, hedge, r2, cfg),
+             "leverage_cap": out(asnum(leverage_cap) * asnum(equity))}
+    return {**parts, "cap": out(minimum(asnum(parts["risk_budget"]),
+                                        asnum(parts["leverage_cap"])))}
+
+
+def stop_distance(max_loss: ArrayLike, notional: ArrayLike, exposure: ArrayLike,
+                  liquidation_distance: ArrayLike, cfg: PolicyConfig) -> dict[str, ArrayLike]:
+    """Distance (fraction of entry) of the protective stop: where the hedged position has lost
+    ``max_loss``, but no farther than ``stop_liquidation_buffer`` of the way to liquidation.
+
+    Returns the two candidates and their minimum under ``distance``.
+    """
+    parts = {"max_loss": out(div(asnum(max_loss), asnum(notional) * asnum(exposure))),
+             "liquidation_buffer": out(cfg.stop_liquidation_buffer
+                                       * asnum(liquidation_distance))}
+    return {**parts, "distance": out(minimum(asnum(parts["max_loss"]),
+                                             asnum(parts["liquidation_buffer"])))}
 
 
 def rebalance_test(target: ArrayLike, current: ArrayLike, sigma_h: ArrayLike, prob: ArrayLike,

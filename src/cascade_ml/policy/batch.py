@@ -1,0 +1,68 @@
+"""``decide`` on whole columns: the backtest's view of the policy, bar by bar at once.
+
+The same rules (:mod:`cascade_ml.policy.rules`) and the same fail-safe
+(:mod:`cascade_ml.policy.failsafe`) as ``decide``; a test checks the two agree row by row.
+Freshness does not apply here (every out-of-sample row is fresh by construction); a row whose
+forecast values fail the checks gets the fail-safe answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from cascade_ml.policy import failsafe, rules
+from cascade_ml.policy.config import MarginTier, PolicyConfig
+from cascade_ml.policy.liquidation import Side
+
+
+def _col(x: np.ndarray | float | None, n: int) -> np.ndarray:
+    """A float column of length n (NaN where None)."""
+    if x is None:
+        return np.full(n, np.nan)
+    return np.broadcast_to(np.asarray(x, dtype=float), (n,)).astype(float)
+
+
+def decide_columns(sigma_h: np.ndarray, cascade_prob: np.ndarray, n_fired: np.ndarray,
+                   horizon_hours: float, side: Side, notional: float,
+                   tiers: Sequence[MarginTier], cfg: PolicyConfig, *,
+                   vol_q99: np.ndarray | None = None,
+                   trailing_vol_annual: np.ndarray | None = None,
+                   beta_btc: np.ndarray | None = None, r2_btc: np.ndarray | None = None,
+                   beta_eth: np.ndarray | None = None, r2_eth: np.ndarray | None = None
+                   ) -> dict[str, np.ndarray]:
+    """Per bar: ``hedge`` target, leverage ``cap``, ``fail_safe`` flag, hedge ``instrument`` code
+    (:data:`rules.INSTRUMENTS`), ``beta``, ``r2``, ``exposure`` (1 - h R^2), ``adverse`` move
+    and ``loss_per_notional`` (exposure x adverse move: the risk-budget size cap is
+    ``max_risk_fraction x equity / loss_per_notional``). ``notional`` picks the margin tier."""
+    s = np.asarray(sigma_h, dtype=float)
+    n = len(s)
+    p = _col(cascade_prob, n)
+    q99 = None if vol_q99 is None else _col(vol_q99, n)
+    ok = np.asarray(failsafe.forecast_ok(s, p, q99, cfg), dtype=bool)
+    s_ok, p_ok = np.where(ok, s, 0.01), np.where(ok, p, 0.0)
+    q_ok = None if q99 is None else np.where(ok, q99, np.nan)
+    ref = rules.vol_reference(None if trailing_vol_annual is None
+                              else _col(trailing_vol_annual, n), cfg)
+    hedge = rules.hedge_ratio(s_ok, horizon_hours, p_ok, _col(n_fired, n), cfg, ref)
+    cap = np.broadcast_to(rules.leverage_caps(s_ok, horizon_hours, p_ok, side, notional, tiers,
+                                              cfg, q_ok)["cap"], (n,))
+    code, beta, r2 = rules.hedge_instrument(_col(beta_btc, n), _col(r2_btc, n),
+                                            _col(beta_eth, n), _col(r2_eth, n), cfg)
+    code, beta, r2 = (np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in (code, beta, r2))
+    adverse = np.asarray(rules.adverse_move(s_ok, cfg))
+    safe_r2 = cfg.same_perp_effectiveness
+    out = {
+        "hedge": np.where(ok, hedge, failsafe.hedge_ratio(cfg)),
+        "cap": np.where(ok, cap, float(failsafe.leverage_cap(horizon_hours, side, notional,
+                                                             tiers, cfg))),
+        "fail_safe": ~ok,
+        "instrument": np.where(ok, code, 0.0).astype(int),
+        "beta": np.where(ok, beta, 1.0),
+        "r2": np.where(ok, r2, safe_r2),
+        "adverse": np.where(ok, adverse, float(rules.adverse_move(cfg.max_sigma_h, cfg))),
+    }
+    out["exposure"] = np.asarray(rules.net_exposure(out["hedge"], out["r2"]))
+    out["loss_per_notional"] = out["exposure"] * out["adverse"]
+    return out

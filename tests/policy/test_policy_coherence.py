@@ -1,0 +1,124 @@
+"""Coherent decisions (issue 11, item 5): caps agree, hold when matched, the stop's loss and
+place, and reasons that name the limit that bound."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
+from cascade_ml.policy.liquidation import liquidation_price
+
+CFG = PolicyConfig()
+
+
+def inputs(sigma, prob=0.05, *, hedge=0.3, lev=3.0, notional=5_000.0, equity=100_000.0,
+           side="long", entry=5.0, mark=5.0, mode="isolated") -> PolicyInputs:
+    return PolicyInputs.model_validate({
+        "forecast": {"sigma_h": sigma, "horizon_hours": 24, "cascade_prob": prob},
+        "position": {"side": side, "notional": notional, "entry_price": entry,
+                     "mark_price": mark, "leverage": lev, "hedge_ratio": hedge,
+                     "margin_mode": mode},
+        "equity": equity, "freshness": {"forecast_age_s": 0, "features_age_s": 0}})
+
+
+sigmas = st.one_of(st.floats(0.002, 0.6), st.sampled_from([math.nan, -0.1, 5.0]))
+probs = st.floats(0.0, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sigmas, probs, st.sampled_from(["long", "short"]), st.floats(100, 2e6),
+       st.floats(1_000, 1e7), st.floats(0.5, 20), st.floats(0, 1))
+def test_caps_agree_and_the_stop_bounds_the_loss(sigma, prob, side, notional, equity, lev,
+                                                  hedge) -> None:
+    d = decide(inputs(sigma, prob, side=side, notional=notional, equity=equity, lev=lev,
+                      hedge=hedge), CFG)
+    # the size cap never exceeds what the leverage cap allows on the equity
+    assert d.size_cap_notional <= d.leverage_cap * equity * (1 + 1e-9)
+    if d.fail_safe:
+        assert d.size_cap_notional <= notional  # no new exposure
+        assert d.leverage_cap <= CFG.fail_safe_leverage
+    assert d.max_loss == pytest.approx(CFG.max_risk_fraction * equity)
+    n_after = min(notional, d.size_cap_notional)
+    lev_after = min(lev, d.leverage_cap)
+    assume(n_after > 0)
+    exposure = 1 - d.hedge_ratio * d.hedge_effectiveness
+    # the loss at the stop on the position after this decision is at most the max loss
+    assert n_after * exposure * d.stop_distance <= d.max_loss * (1 + 1e-9)
+    if d.stop_price is not None:
+        lp = liquidation_price(side, n_after / 5.0, 5.0, n_after / lev_after,
+                               CFG.tiers_for("NEAR"))
+        if side == "long":
+            assert d.stop_price > lp - 1e-9  # the stop fires before liquidation
+        else:
+            assert d.stop_price < lp + 1e-9
+    # reasons name the limits that bound
+    assert d.binding["size"] in " ".join(d.reasons)
+    assert d.binding["stop"] in ("max_loss", "liquidation_buffer")
+    if not d.fail_safe:
+        assert f"set by {d.binding['leverage']}" in d.reasons[2]
+        assert f"set by {d.binding['size']}" in d.reasons[3]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.005, 0.3), probs, st.floats(-0.99, 0.99), st.floats(0.05, 1.0))
+def test_hold_when_the_position_already_matches(sigma, prob, frac, lev_frac) -> None:
+    first = decide(inputs(sigma, prob), CFG)
+    hedge = min(max(first.hedge_ratio + frac * CFG.no_trade_band, 0.0), 1.0)
+    assume(abs(hedge - first.hedge_ratio) < CFG.no_trade_band)
+    lev = max(first.leverage_cap * lev_frac, 1e-3)
+    d = decide(inputs(sigma, prob, hedge=hedge, lev=lev), CFG)
+    assert d.leverage_cap == pytest.approx(first.leverage_cap)  # same tier, same cap
+    assert d.action == "hold", d.reasons[-1]
+    assert d.binding["action"] == "within_band"
+
+
+def test_fail_safe_holds_when_already_conservative() -> None:
+    """The issue's churn: top of the band, at the fail-safe cap, inside the size cap."""
+    first = decide(inputs(None), CFG)
+    assert first.fail_safe and first.action == "rebalance"
+    settled = decide(inputs(None, hedge=CFG.hedge_max, lev=first.leverage_cap * 0.99,
+                            notional=first.size_cap_notional * 0.99), CFG)
+    assert settled.action == "hold" and settled.binding["action"] == "within_band"
+    # a hedge below the top by less than the band also holds; by more, rebalances
+    near = decide(inputs(None, hedge=CFG.hedge_max - 0.04, lev=first.leverage_cap * 0.99,
+                         notional=first.size_cap_notional * 0.99), CFG)
+    assert near.action == "hold"
+    far = decide(inputs(None, hedge=CFG.hedge_max - 0.06, lev=first.leverage_cap * 0.99,
+                        notional=first.size_cap_notional * 0.99), CFG)
+    assert far.action == "rebalance" and far.binding["action"] == "hedge_change"
+
+
+def test_fail_safe_size_cap_agrees_with_its_leverage_cap() -> None:
+    """The issue's contradiction: a 0.16x leverage cap beside a size cap of the whole position."""
+    d = decide(inputs(None, notional=50_000.0, equity=20_000.0, lev=5.0), CFG)
+    assert d.leverage_cap < 0.2
+    assert d.size_cap_notional <= d.leverage_cap * 20_000.0 + 1e-9 < 50_000.0
+
+
+def test_stop_from_the_max_loss_by_hand() -> None:
+    # 5,000 notional, hedge target h, same perp: the stop sits where 5,000 x (1 - h) x d = 2,000
+    d = decide(inputs(0.04, 0.05, notional=5_000.0, equity=100_000.0, lev=2.0), CFG)
+    assert d.binding["stop"] == "liquidation_buffer"  # 2 % of 100k is more than 2x can lose
+    small = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0), CFG)
+    n = min(50_000.0, small.size_cap_notional)
+    expected = 400.0 / (n * (1 - small.hedge_ratio))
+    assert small.binding["stop"] == "max_loss"
+    assert small.stop_distance == pytest.approx(expected)
+    assert small.stop_price == pytest.approx(5.0 * (1 - expected))
+    # at the size cap the stop sits exactly at the adverse-move forecast (2 sigma)
+    assert small.binding["size"] == "risk_budget"
+    assert small.stop_distance == pytest.approx(CFG.size_k_sigma * 0.04)
+
+
+def test_mark_past_the_stop_closes_the_position() -> None:
+    d = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=4.0), CFG)
+    assert d.stop_price is not None and d.stop_price > 4.0
+    assert d.action == "rebalance" and d.size_cap_notional == 0.0
+    assert d.binding == {**d.binding, "size": "stop_reached", "action": "stop_reached"}
+    short = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0,
+                          side="short", mark=6.0), CFG)
+    assert short.stop_price < 6.0 and short.action == "rebalance"
