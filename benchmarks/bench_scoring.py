@@ -11,6 +11,7 @@ configured number of rows. Prints rows/s and ratios; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,11 +38,11 @@ def main() -> None:
     ap.add_argument("--score-rows", type=int, default=2_000, help="rows for the full score step")
     args = ap.parse_args()
 
-    from cascade_ml.config import load_pipeline
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from demo_data import make_demo_bundle, run_score, store_features, synthetic_features
+
     from cascade_ml.data.store import MarketStore
     from cascade_ml.models.bundle import load_bundle
-    from cascade_ml.serving.demo import make_demo_bundle, synthetic_features, write_demo_features
-    from cascade_ml.serving.scoring import score
 
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmpname:
         tmp = Path(tmpname)
@@ -67,17 +68,18 @@ def main() -> None:
 
         pipeline = tmp / "pipeline.yaml"
         pipeline.write_text(yaml.safe_dump({
-            "store": {"root": str(tmp / "store")}, "symbols": {"targets": ["NEAR"]},
-            "serving": {"bundle_dir": str(tmp / "models"), "score_rows": args.score_rows}}))
+            "store": {"root": str(tmp / "store")},
+            "task": {"symbols": ["NEAR"], "references": ["BTC", "ETH"]},
+            "models": {"models_dir": str(tmp / "models")},
+            "scoring": {"score_rows": args.score_rows}}))
         store = MarketStore(tmp / "store")
-        write_demo_features(store, "NEAR", features.iloc[-max(args.score_rows, 1):])
-        config = load_pipeline(pipeline)
+        store_features(store, "NEAR", features.iloc[-max(args.score_rows, 1):])
         t0 = time.perf_counter()
-        [result] = score(store, config, update=False)
+        [result] = run_score(pipeline)
         step = time.perf_counter() - t0
         assert result.ok, result.error
         t0 = time.perf_counter()
-        score(store, config, update=False)  # second run: merge with the stored table
+        run_score(pipeline)  # second run: merge with the stored table
         step2 = time.perf_counter() - t0
         stored = len(store.read_table("scores/symbol=NEAR/scores.parquet"))
 

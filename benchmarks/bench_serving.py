@@ -1,7 +1,7 @@
 """Serving benchmark: our service vs its own no-op route vs MLflow's scoring server.
 
 Starts, on loopback only:
-  * ``cascade-ml serve --noop-route`` with a demo bundle and fresh scores (see serving/demo.py);
+  * ``cascade-ml serve --noop-route`` with a demo bundle and fresh scores (tests/demo_data.py);
   * ``mlflow models serve --env-manager local`` serving the bundle's volatility booster, saved with
     ``mlflow.lightgbm.save_model``;
 and drives each with the load generator below, run as a separate process (16 keep-alive connections,
@@ -32,6 +32,7 @@ import yaml
 
 BIN = Path(sys.executable).parent
 TOKEN = "bench-token-not-secret"
+TESTS = Path(__file__).resolve().parents[1] / "tests"  # the demo bundle/features builders
 
 
 def free_port() -> int:
@@ -52,27 +53,32 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     raise SystemExit(f"server not up in {timeout} s: {url}")
 
 
-def setup(tmp: Path) -> tuple[Path, list[str], Path]:
-    """Demo bundle + fresh features + scores; returns (pipeline file, feature names, bundle dir)."""
-    from cascade_ml.config import load_pipeline
+def setup(tmp: Path) -> tuple[Path, list[str], list[float], Path]:
+    """Demo bundle + fresh features + scores; returns (pipeline file, feature names, the newest
+    complete feature row, bundle dir)."""
+    sys.path.insert(0, str(TESTS))
+    from demo_data import make_demo_bundle, run_score, store_features, synthetic_features
+
     from cascade_ml.data.store import MarketStore
     from cascade_ml.models.bundle import load_bundle
-    from cascade_ml.serving.demo import make_demo_bundle, synthetic_features, write_demo_features
-    from cascade_ml.serving.scoring import score
 
     pipeline = tmp / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump({
         "store": {"root": str(tmp / "store")},
-        "symbols": {"targets": ["NEAR"], "references": []},
-        "serving": {"bundle_dir": str(tmp / "models"), "reload_interval_s": 5.0},
+        "task": {"symbols": ["NEAR"], "references": ["BTC", "ETH"]},
+        "models": {"models_dir": str(tmp / "models")},
+        "serving": {"reload_interval_s": 5.0},
         "steps": ["score"]}))
     bundle_dir = tmp / "models" / "NEAR"
     make_demo_bundle(bundle_dir, seed=7, n_estimators=100)
-    write_demo_features(MarketStore(tmp / "store"), "NEAR", synthetic_features(400))
-    [result] = score(MarketStore(tmp / "store"), load_pipeline(pipeline))
+    features = synthetic_features(400)
+    store_features(MarketStore(tmp / "store"), "NEAR", features)
+    [result] = run_score(pipeline)
     if not result.ok:
         raise SystemExit(result.error)
-    return pipeline, load_bundle(bundle_dir).feature_names, bundle_dir
+    names = load_bundle(bundle_dir).feature_names
+    complete = features[names].dropna()  # MLflow's JSON input has no NaN for a float column
+    return pipeline, names, [float(v) for v in complete.iloc[-1]], bundle_dir
 
 
 def save_mlflow_model(bundle_dir: Path, out: Path) -> Path:
@@ -210,7 +216,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmpname:
         tmp = Path(tmpname)
         try:
-            pipeline, features, bundle_dir = setup(tmp)
+            pipeline, features, row, bundle_dir = setup(tmp)
             env = {**os.environ, "CASCADE_ML_TOKEN": TOKEN}
             ours = f"http://127.0.0.1:{free_port()}"
             procs.append(subprocess.Popen(
@@ -219,9 +225,11 @@ def main() -> None:
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_up(f"{ours}/health", procs[-1])
 
-            row = [0.01, 1e-4, 2.4e-3, 1.7e-2, 0.1, 0.01][: len(features)]
             decision = json.dumps({"symbol": "NEAR", "notional": 5000, "mark_price": 5.0,
                                    "leverage": 3, "portfolio_value": 50000})
+            sample = httpx.post(f"{ours}/v1/decisions", content=decision, timeout=10, headers={
+                "Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}).json()
+            measured = "the fail-safe" if sample["fail_safe"] else "a normal (model) decision"
             targets = {
                 "noop (framework ceiling)": dict(url=ours, path="/v1/noop"),
                 "GET /v1/forecasts/NEAR": dict(url=ours, path="/v1/forecasts/NEAR"),
@@ -256,7 +264,8 @@ def main() -> None:
                     proc.wait(15)
 
     summary = {}
-    print(f"\n{args.concurrency} connections, {args.rounds} interleaved rounds, loopback, "
+    print(f"\nPOST /v1/decisions answers {measured} with {len(sample['reasons'])} reasons")
+    print(f"{args.concurrency} connections, {args.rounds} interleaved rounds, loopback, "
           f"{os.cpu_count()} CPUs (shared); load average (1 min) {load_before:.2f} at the start, "
           f"{os.getloadavg()[0]:.2f} at the end")
     print(f"{'target':28s} {'requests':>9s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}  statuses")

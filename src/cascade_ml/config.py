@@ -12,14 +12,18 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from cascade_ml.backtest.config import BacktestConfig
+from cascade_ml.compute import ComputeConfig
 from cascade_ml.config_base import StrictModel
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.config import SourceConfig, StoreConfig
 from cascade_ml.errors import ConfigError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.labels.config import LabelConfig
+from cascade_ml.live.config import LiveConfig
 from cascade_ml.models.config import ModelConfig
+from cascade_ml.panel.config import PanelConfig
 from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.scoring.config import ScoringConfig
 from cascade_ml.serving.config import ServingConfig
 from cascade_ml.tracking import TrackingConfig
 
@@ -31,7 +35,10 @@ MOVED = {"symbols": "task (symbols -> task.symbols, targets -> task.symbols)",
          "models.horizon": "task.horizon", "backtest.horizon": "task.horizon",
          "backtest.side": "task.side", "serving.max_forecast_age_s": "policy.max_data_age_s",
          "models.mlflow_tracking_uri": "tracking.uri",
-         "models.mlflow_artifact_root": "tracking.artifact_root"}
+         "models.mlflow_artifact_root": "tracking.artifact_root",
+         "serving.bundle_dir": "models.models_dir",
+         "serving.score_rows": "scoring.score_rows",
+         "serving.default_position_notional": "scoring.default_position_notional"}
 
 
 class PipelineConfig(StrictModel):
@@ -52,7 +59,11 @@ class PipelineConfig(StrictModel):
     models: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
     backtest: BacktestConfig = BacktestConfig()
+    scoring: ScoringConfig = ScoringConfig()
     serving: ServingConfig = ServingConfig()
+    panel: PanelConfig = PanelConfig()
+    compute: ComputeConfig = ComputeConfig()
+    live: LiveConfig = LiveConfig()
 
     @model_validator(mode="after")
     def _sections_agree(self) -> PipelineConfig:

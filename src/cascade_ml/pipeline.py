@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 
 from cascade_ml.config import STEPS, PipelineConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError, ConfigError
+
+if TYPE_CHECKING:
+    from cascade_ml.scoring.score import ScoreResult
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +47,24 @@ def summary_step(config: PipelineConfig) -> None:
     typer.echo(format_summary(summarize(store)))
 
 
+def _engine(config: PipelineConfig):
+    from cascade_ml.compute import engine
+
+    return engine(config.compute)
+
+
 def features_step(config: PipelineConfig) -> None:
     """Features for every symbol of the task, one report line each."""
     from cascade_ml.features.build import build_and_store
 
     store = MarketStore(config.store.root)
+    if config.panel.enabled:  # the universe: one engine task per symbol
+        from cascade_ml.panel.run import build_features_all
+
+        with _engine(config) as eng:
+            for line in build_features_all(eng, store, config.task, config.features):
+                typer.echo(line)
+        return
     for symbol in config.task.symbols:
         typer.echo(build_and_store(store, symbol, config.task, config.features).line())
 
@@ -57,6 +74,18 @@ def labels_step(config: PipelineConfig) -> None:
     from cascade_ml.labels.build import build_and_store_labels
 
     store = MarketStore(config.store.root)
+    if config.panel.enabled:  # per-symbol labels on the engine, then the stacked panel
+        from cascade_ml.panel.run import build_labels_all, write_panel
+
+        with _engine(config) as eng:
+            for line in build_labels_all(eng, store, config.task, config.labels,
+                                         config.features.oi_venues):
+                typer.echo(line)
+            panel = write_panel(eng, store, config.task, config.features, config.labels,
+                                config.panel, config.features.oi_venues)
+        typer.echo(f"panel: {len(panel.frame)} rows x {len(panel.inputs)} inputs, "
+                   f"{len(panel.symbols)} symbols")
+        return
     for symbol in config.task.symbols:
         typer.echo(build_and_store_labels(store, symbol, config.task, config.labels,
                                           oi_venues=config.features.oi_venues).line())
@@ -67,6 +96,18 @@ def train_step(config: PipelineConfig) -> None:
     from cascade_ml.models.train import print_report, train_symbol
 
     store = MarketStore(config.store.root)
+    if config.panel.enabled:
+        from cascade_ml.panel.report import table
+        from cascade_ml.panel.run import train_panel
+
+        with _engine(config) as eng:
+            doc = train_panel(eng, store, config.task, config.panel,
+                              alert_threshold=config.models.alert_threshold)
+        for period in ("walk_forward", "final"):
+            typer.echo(table(doc, period))
+        typer.echo(f"panel bundle {doc['bundle']['version']} -> {doc['bundle']['path']}; "
+                   f"evaluation -> {config.panel.report_dir / 'evaluation.json'}")
+        return
     for symbol in config.task.symbols:
         report = train_symbol(store, symbol, config.task.horizon, config.models, config.tracking,
                               tune_trials=config.models.tune_trials)
@@ -74,21 +115,62 @@ def train_step(config: PipelineConfig) -> None:
 
 
 def backtest_step(config: PipelineConfig) -> None:
-    """Backtest every symbol of the task; JSON and plots into the backtest report folder."""
-    from cascade_ml.backtest.run import run_backtest
+    """Backtest every symbol of the task, then the book when ``backtest.book.symbols`` is set;
+    JSON, plots and the HTML report into the backtest report folder."""
+    from cascade_ml.backtest.run import run_backtest, run_book_backtest
 
     store = MarketStore(config.store.root)
     out = config.backtest.report_dir
     for symbol in config.task.symbols:
         run_backtest(store, symbol, config.task, config.backtest, config.policy, config.tracking,
                      json_path=out / f"{symbol}_backtest.json", report_dir=out)
+    if config.backtest.book.symbols:
+        run_book_backtest(store, config.backtest.book.symbols, config.task, config.backtest,
+                          config.policy, config.tracking, json_path=out / "BOOK_backtest.json",
+                          report_dir=out)
+
+
+def refresh_for_scoring(config: PipelineConfig, symbols: list[str], *, ingest: bool,
+                        features: bool) -> None:
+    """Bring data and features up to date before scoring, for what this run does not do itself
+    (a scheduled `cascade-ml score`, or a pipeline whose steps leave them out)."""
+    from cascade_ml.features.build import build_and_store
+
+    if ingest and config.sources:
+        ingest_step(config)
+    if features:
+        store = MarketStore(config.store.root)
+        for symbol in symbols:
+            if store.partitions("ohlcv", symbol):  # without bars the stored table is scored
+                typer.echo(build_and_store(store, symbol, config.task, config.features).line())
+
+
+def score_symbols(config: PipelineConfig, symbols: list[str] | None = None, *,
+                  ingest: bool = False, features: bool = False) -> list[ScoreResult]:
+    """Score ``symbols`` (default: every task symbol) after the refreshes asked for."""
+    from cascade_ml.scoring.score import score
+
+    wanted = symbols or list(config.task.symbols)
+    refresh_for_scoring(config, wanted, ingest=ingest, features=features)
+    return score(MarketStore(config.store.root), config.task, config.scoring, config.policy,
+                 config.models.models_dir, wanted)
 
 
 def score_step(config: PipelineConfig) -> None:
-    """Score the newest bars of every symbol; raise if any symbol failed."""
-    from cascade_ml.serving.scoring import score
+    """Score the newest bars of every task symbol; raise if any symbol failed.
 
-    results = score(MarketStore(config.store.root), config, update="ingest" not in config.steps)
+    Data and features are refreshed first only when this pipeline has no ingest / features step
+    of its own (they already ran before this step otherwise).
+    """
+    if config.panel.enabled:  # the universe bundle scores every symbol
+        from cascade_ml.panel.run import score_panel_latest
+
+        for line in score_panel_latest(MarketStore(config.store.root), config.task,
+                                       config.panel, config.scoring.score_rows):
+            typer.echo(line)
+        return
+    results = score_symbols(config, ingest="ingest" not in config.steps,
+                            features="features" not in config.steps)
     for result in results:
         typer.echo(result.summary())
     failed = [r.symbol for r in results if not r.ok]

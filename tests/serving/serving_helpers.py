@@ -1,4 +1,5 @@
-"""Helpers for serving tests: a real bundle, a real store, and the real service under uvicorn.
+"""Helpers for serving tests: the real service under uvicorn, and a raw HTTP/1.1 connection
+(the data, bundles and pipeline files come from ``tests/demo_data.py``).
 
 The service runs as ``cascade-ml serve`` in a subprocess on a free loopback port and is called over
 a real socket with httpx; nothing in the request path is mocked.
@@ -17,15 +18,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pandas as pd
-import yaml
-
-from cascade_ml.data.store import MarketStore
-from cascade_ml.serving import demo
-from cascade_ml.serving.demo import last_closed_bar
 
 TOKEN = "test-token-0123456789"
-SYMBOL = "NEAR"
 
 
 def free_port() -> int:
@@ -36,41 +30,6 @@ def free_port() -> int:
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
-
-
-# --------------------------------------------------------------------------- data
-def fresh_end() -> pd.Timestamp:
-    """The open time of the last closed 1h bar: its forecast is under an hour old, not stale."""
-    return last_closed_bar("1h")
-
-
-def synthetic_features(n: int, end: pd.Timestamp, seed: int = 0) -> pd.DataFrame:
-    return demo.synthetic_features(n, end, seed)
-
-
-def write_features(tmp: Path, frame: pd.DataFrame) -> None:
-    demo.write_demo_features(MarketStore(tmp / "store"), SYMBOL, frame)
-
-
-def make_bundle(directory: Path, seed: int = 0, features: list[str] | None = None) -> str:
-    """A real bundle: LightGBM trained on synthetic rows, exported by models.bundle."""
-    return demo.make_demo_bundle(directory, seed=seed, features=features, n_rows=600,
-                                 n_estimators=15)
-
-
-def write_pipeline(tmp: Path, *, max_age_s: float = 7200, reload_s: float = 0.2,
-                   references: tuple[str, ...] = ()) -> Path:
-    """A pipeline file pointing the store and bundle dir into ``tmp``."""
-    cfg = {
-        "store": {"root": str(tmp / "store")},
-        "symbols": {"targets": [SYMBOL], "references": list(references)},
-        "serving": {"bundle_dir": str(tmp / "models"), "max_forecast_age_s": max_age_s,
-                    "reload_interval_s": reload_s, "score_rows": 12},
-        "steps": ["score"],
-    }
-    path = tmp / "pipeline.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 # --------------------------------------------------------------------------- server

@@ -13,22 +13,18 @@ from typing import NamedTuple
 import httpx
 import pandas as pd
 import pytest
-from serving_helpers import (
+from demo_data import (
     SYMBOL,
-    TOKEN,
-    Server,
-    auth,
     fresh_end,
     make_bundle,
+    run_score,
     synthetic_features,
     write_features,
     write_pipeline,
 )
+from serving_helpers import TOKEN, Server, auth
 
 from cascade_ml.client import CascadeClient, RequestRejectedError
-from cascade_ml.config import load_pipeline
-from cascade_ml.data.store import MarketStore
-from cascade_ml.serving.scoring import score
 
 
 class Live(NamedTuple):
@@ -45,7 +41,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     version = make_bundle(tmp / "models" / SYMBOL, seed=1)
     end = fresh_end()
     write_features(tmp, synthetic_features(400, end))
-    [result] = score(MarketStore(tmp / "store"), load_pipeline(pipeline))
+    [result] = run_score(pipeline)
     assert result.ok, result.error
     server = Server(pipeline).start()
     yield Live(server, version, end)
@@ -120,13 +116,34 @@ def test_malformed_json_and_nan_are_422(live: Live) -> None:
         assert response.json()["detail"]
 
 
-def test_decision_uses_the_forecast(live: Live) -> None:
-    server, version, _ = live
+def test_decision_carries_the_forecast_version(live: Live) -> None:
+    """The values themselves are checked against ``decide`` in test_serving_decisions.py."""
+    server, version, end = live
     body = httpx.post(f"{server.url}/v1/decisions", json=DECISION, headers=auth()).json()
     assert body["fail_safe"] is False and body["stale"] is False
     assert body["model_version"] == version
-    assert 0 <= body["hedge_ratio"] <= 1 and body["leverage_cap"] > 0
-    assert body["action"] and isinstance(body["reasons"], list)
+    assert pd.Timestamp(body["forecast_timestamp"]) == end
+    assert body["action"] and body["reasons"]
+
+
+def test_unknown_symbol_is_404_on_forecasts_and_decisions(live: Live) -> None:
+    """A bot's typo must fail loudly, not get a fail-safe answer for a market nobody forecasts."""
+    server, _, _ = live
+    with httpx.Client(base_url=server.url, headers=auth()) as http:
+        for typo in ("NEARR", "DOGE"):
+            forecast = http.get(f"/v1/forecasts/{typo}")
+            decision = http.post("/v1/decisions", json={**DECISION, "symbol": typo})
+            for response in (forecast, decision):
+                assert response.status_code == 404, response.text
+                assert typo in response.json()["detail"] and SYMBOL in response.json()["detail"]
+        assert http.post("/v1/decisions", json={**DECISION, "symbol": "near"}).status_code == 200
+        metrics = http.get("/metrics").text
+    assert 'route="/v1/decisions",status="404"' in metrics
+    assert "DOGE" not in metrics  # no fail-safe counted, no label for the typo
+    with CascadeClient(server.url, TOKEN, retries=3) as client, \
+            pytest.raises(RequestRejectedError, match="404") as err:
+        client.decision("DOGE", notional=5000, mark_price=5.0, leverage=3)
+    assert err.value.status == 404
 
 
 def test_models_lists_version_span_metrics(live: Live) -> None:
@@ -193,7 +210,7 @@ def test_openapi_documents_the_decision_body_and_answers(live: Live) -> None:
         return op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
 
     assert answer("200") == "#/components/schemas/DecisionOut"
-    assert answer("401") == "#/components/schemas/ErrorOut"
+    assert answer("401") == answer("404") == "#/components/schemas/ErrorOut"
     assert answer("422") == "#/components/schemas/ValidationErrorOut"
     assert {"hedge_ratio", "leverage_cap", "fail_safe"} <= set(schemas["DecisionOut"]["properties"])
     assert set(schemas["ValidationErrorOut"]["properties"]) == {"detail", "errors"}

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from serving_helpers import TOKEN, free_port, write_pipeline
+from demo_data import write_pipeline
+from serving_helpers import TOKEN, free_port
 
 from cascade_ml.errors import ConfigError
 from cascade_ml.serving.auth import load_token

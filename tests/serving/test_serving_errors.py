@@ -10,14 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from serving_helpers import SYMBOL, TOKEN, auth, free_port, write_pipeline
+from demo_data import SYMBOL, write_pipeline
+from serving_helpers import TOKEN, auth, free_port
 
+from cascade_ml.cli.serve_cmds import build_app
 from cascade_ml.config import load_pipeline
-from cascade_ml.serving.app import create_app
 
 
 def test_unexpected_error_is_a_logged_500(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(load_pipeline(write_pipeline(tmp_path)), token=TOKEN, poll=False)
+    app = build_app(load_pipeline(write_pipeline(tmp_path)), token=TOKEN, poll=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -26,13 +27,13 @@ def test_unexpected_error_is_a_logged_500(tmp_path: Path, caplog: pytest.LogCapt
         deadline = time.monotonic() + 10
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.02)
-        app.state.serving.forecasts = {SYMBOL: "not a forecast"}  # simulate a bug in the state
-        with caplog.at_level(logging.ERROR, logger="cascade_ml.serving.app"):
+        app.state.service.state.forecasts = {SYMBOL: "not a forecast"}  # a bug in the state
+        with caplog.at_level(logging.ERROR, logger="cascade_ml.serving.http"):
             response = httpx.get(f"http://127.0.0.1:{port}/v1/forecasts/{SYMBOL}", headers=auth())
         assert response.status_code == 500
         assert response.json() == {"detail": "internal error"}
         assert "unhandled error on GET /v1/forecasts/NEAR" in caplog.text
-        app.state.serving.forecasts = {}
+        app.state.service.state.forecasts = {}
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert 'route="/v1/forecasts/{symbol}",status="500"' in metrics
     finally:

@@ -6,19 +6,16 @@ import time
 
 import httpx
 import pandas as pd
-from serving_helpers import (
+from demo_data import (
     SYMBOL,
-    auth,
     fresh_end,
     make_bundle,
+    run_score,
     synthetic_features,
     write_features,
     write_pipeline,
 )
-
-from cascade_ml.config import load_pipeline
-from cascade_ml.data.store import MarketStore
-from cascade_ml.serving.scoring import score
+from serving_helpers import auth
 
 DECISION = {"symbol": SYMBOL, "notional": 2000.0, "mark_price": 4.0, "leverage": 2.0}
 
@@ -59,7 +56,7 @@ def test_stale_forecast_is_flagged_and_decision_fails_safe(tmp_path, server_fact
     make_bundle(tmp_path / "models" / SYMBOL, seed=4)
     old_end = fresh_end() - pd.Timedelta("6h")  # bar closed 6-7 h ago > 3 h allowed
     write_features(tmp_path, synthetic_features(300, old_end))
-    [result] = score(MarketStore(tmp_path / "store"), load_pipeline(pipeline))
+    [result] = run_score(pipeline)
     assert result.ok, result.error
     server = server_factory(pipeline).start()
     with httpx.Client(base_url=server.url, headers=auth()) as http:
@@ -75,7 +72,7 @@ def test_stale_forecast_is_flagged_and_decision_fails_safe(tmp_path, server_fact
 
         # fresh rows arrive (features step + scoring): the service picks them up, no restart
         write_features(tmp_path, synthetic_features(300, fresh_end()))
-        score(MarketStore(tmp_path / "store"), load_pipeline(pipeline))
+        run_score(pipeline)
         assert _wait_for(lambda: http.get("/ready").status_code == 200)
         assert http.get(f"/v1/forecasts/{SYMBOL}").json()["stale"] is False
         assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False

@@ -9,21 +9,16 @@ import asyncio
 import json
 import time
 
-from serving_helpers import (
+from demo_data import (
     SYMBOL,
-    TOKEN,
-    RawConnection,
-    Server,
     fresh_end,
     make_bundle,
+    run_score,
     synthetic_features,
     write_features,
     write_pipeline,
 )
-
-from cascade_ml.config import load_pipeline
-from cascade_ml.data.store import MarketStore
-from cascade_ml.serving.scoring import score
+from serving_helpers import TOKEN, RawConnection, Server
 
 N_REQUESTS = 20_000
 CONCURRENCY = 16
@@ -81,7 +76,7 @@ def test_twenty_thousand_mixed_requests(tmp_path) -> None:
     pipeline = write_pipeline(tmp_path)
     make_bundle(tmp_path / "models" / SYMBOL, seed=5)
     write_features(tmp_path, synthetic_features(300, fresh_end()))
-    [result] = score(MarketStore(tmp_path / "store"), load_pipeline(pipeline))
+    [result] = run_score(pipeline)
     assert result.ok
     server = Server(pipeline).start()
     try:

@@ -8,19 +8,16 @@ import threading
 import time
 
 import httpx
-from serving_helpers import (
+from demo_data import (
     SYMBOL,
-    auth,
     fresh_end,
     make_bundle,
+    run_score,
     synthetic_features,
     write_features,
     write_pipeline,
 )
-
-from cascade_ml.config import load_pipeline
-from cascade_ml.data.store import MarketStore
-from cascade_ml.serving.scoring import score
+from serving_helpers import auth
 
 DECISION = {"symbol": SYMBOL, "notional": 1000.0, "mark_price": 5.0, "leverage": 2.0}
 
@@ -44,7 +41,7 @@ def test_hot_reload_swaps_and_keeps_old_on_bad_bundle(tmp_path, server_factory) 
     bundle_dir = tmp_path / "models" / SYMBOL
     v1 = make_bundle(bundle_dir, seed=11)
     write_features(tmp_path, synthetic_features(300, fresh_end()))
-    assert score(MarketStore(tmp_path / "store"), load_pipeline(pipeline))[0].ok
+    assert run_score(pipeline)[0].ok
     server = server_factory(pipeline).start()
 
     statuses: list[int] = []

@@ -3,29 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from cascade_ml.config import load_pipeline
+from cascade_ml.config import PipelineConfig, load_pipeline
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def score_cmd(
-    symbols: str | None = typer.Option(None, "--symbols", help="Comma-separated, e.g. NEAR,BTC."),
+    symbols: str | None = typer.Option(
+        None, "--symbols", help="Comma-separated, e.g. NEAR,BTC; default: task.symbols."),
     pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline YAML file."),
 ) -> None:
-    """Score the newest feature rows with each symbol's bundle; exit 1 if any symbol failed."""
-    from cascade_ml.data.store import MarketStore
-    from cascade_ml.serving.scoring import score
+    """Fetch new data (when sources are configured), update features, score the newest rows with
+    each symbol's bundle; exit 1 if any symbol failed."""
+    from cascade_ml.pipeline import score_symbols
 
     config = load_pipeline(pipeline)
     wanted = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
-    results = score(MarketStore(config.store.root), config, wanted)
+    results = score_symbols(config, wanted, ingest=True, features=True)
     for result in results:
         typer.echo(result.summary())
     if any(not r.ok for r in results):
         # SystemExit, not typer.Exit: click returns (does not raise) Exit codes when the CLI runs
         # with standalone_mode=False, which would turn a failure into exit 0 for a scheduler.
         raise SystemExit(1)
+
+
+def build_app(config: PipelineConfig, *, token: str | None = None, poll: bool = True,
+              noop_route: bool = False) -> FastAPI:
+    """The service for a pipeline file: its task, serving and policy sections, its store and the
+    bundle folder ``models.models_dir`` (the one the train step exports to)."""
+    from cascade_ml.data.store import MarketStore
+    from cascade_ml.serving.app import create_app
+
+    return create_app(config.task, config.serving, config.policy,
+                      store=MarketStore(config.store.root),
+                      models_dir=config.models.models_dir, token=token, poll=poll,
+                      noop_route=noop_route)
 
 
 def serve_cmd(
@@ -37,7 +55,8 @@ def serve_cmd(
     """Run the forecast/decision service under uvicorn (token from $CASCADE_ML_TOKEN)."""
     from cascade_ml.serving.server import serve
 
-    serve(load_pipeline(pipeline), host, port, noop_route=noop_route)
+    config = load_pipeline(pipeline)
+    serve(build_app(config, noop_route=noop_route), config.serving, host, port)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ Each table folder also holds a ``manifest.json`` beside the Parquet file.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 MANIFEST = "manifest.json"
 
@@ -34,3 +34,19 @@ def scores_path(symbol: str) -> str:
 def manifest_path(table_path: str) -> str:
     """The manifest beside a table."""
     return str(PurePosixPath(table_path).parent / MANIFEST)
+
+
+def bundle_dir(models_dir: str | Path, symbol: str) -> Path:
+    """The exported bundle that serves ``symbol`` (``<models_dir>/<SYMBOL>``): the one place that
+    maps a symbol to its model folder, so a panel bundle serving many symbols changes only this."""
+    return Path(models_dir) / symbol
+
+
+def panel_path(horizon: int) -> str:
+    """The stacked universe panel (scale-free features, market state, labels) at horizon H."""
+    return f"panel/h={horizon}/panel.parquet"
+
+
+def panel_predictions_path(horizon: int) -> str:
+    """Out-of-sample forecasts of every panel candidate and baseline, all symbols."""
+    return f"panel/h={horizon}/oos.parquet"

@@ -1,4 +1,8 @@
-"""Configuration of the `serving` pipeline section (batch scoring and the forecast service)."""
+"""Configuration of the `serving` pipeline section (the HTTP service only).
+
+The bundle folder is ``models.models_dir`` (one fact, written by `train`), the freshness limit is
+``policy.max_data_age_s`` and batch scoring has its own ``scoring`` section.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from cascade_ml.config_base import StrictModel
 
 
 class ServingConfig(StrictModel):
-    """Where the service listens, how it authenticates, and when a forecast is too old to trust.
+    """Where the service listens, how it authenticates, how often it re-reads its inputs.
 
     The token is never stored in the pipeline file: it is read from the environment variable
     ``token_env`` or, if that is unset, from ``token_file``.
@@ -20,10 +24,5 @@ class ServingConfig(StrictModel):
     port: int = Field(8000, ge=1, le=65535)
     token_env: str = "CASCADE_ML_TOKEN"
     token_file: Path | None = None
-    bundle_dir: Path = Path("models")
     reload_interval_s: float = Field(5.0, gt=0)
-    # Batch scoring scores the newest N feature rows each run (merged on the feature timestamp).
-    score_rows: int = Field(24, ge=1)
-    # Position the batch scorer's decision assumes (notional in quote currency, long).
-    default_position_notional: float = Field(10_000.0, gt=0)
     log_requests: bool = False

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.routing import Match, Router
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -45,11 +45,11 @@ class MetricsMiddleware:
     so unknown symbols or scanners cannot blow up the label set.
     """
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, router: Router | None = None,
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, routes: Sequence[BaseRoute] = (),
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.app = app
         self.metrics = metrics
-        self.router = router
+        self.routes = tuple(routes)  # the app's routes, to label requests refused before routing
         self.clock = clock
 
     def _label(self, scope: Scope) -> str:
@@ -57,11 +57,10 @@ class MetricsMiddleware:
         route = scope.get("route")
         if route is not None:
             return getattr(route, "path", "unmatched")
-        if self.router is not None:
-            for candidate in self.router.routes:
-                match, _ = candidate.matches(scope)
-                if match == Match.FULL:
-                    return getattr(candidate, "path", "unmatched")
+        for candidate in self.routes:
+            match, _ = candidate.matches(scope)
+            if match == Match.FULL:
+                return getattr(candidate, "path", "unmatched")
         return "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -9,7 +9,6 @@ mix, and in-flight requests keep the reference they already took.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -19,32 +18,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cascade_ml.config import PipelineConfig
+from cascade_ml.contracts.columns import FORECASTS, quantile_key
+from cascade_ml.contracts.layout import bundle_dir, features_path, scores_path
+from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.serving.decisions import CONTEXT_COLUMNS
+from cascade_ml.policy.models import CrossAsset, Triggers
+from cascade_ml.policy.models import Forecast as PolicyForecast
+from cascade_ml.scoring.bundles import load_serving_bundle
+from cascade_ml.scoring.inputs import (
+    ContextColumns,
+    context_columns,
+    finite,
+    policy_context,
+    policy_forecast,
+)
 from cascade_ml.serving.metrics import ServiceMetrics
-from cascade_ml.serving.paths import features_relpath, scores_relpath
 
 log = logging.getLogger(__name__)
 
-FORECAST_KEYS = ("var_forecast", "vol_forecast", "cascade_prob", "var_q50", "var_q90", "var_q99")
+FORECAST_KEYS = (*FORECASTS, *(quantile_key(q) for q in (0.5, 0.9, 0.99)))
 
 
 @dataclass(frozen=True)
 class ModelSlot:
     """A loaded bundle and where it came from."""
 
-    bundle: object
+    bundle: Any
     version: str
     path: Path
     signature: tuple
     loaded_at: float
 
 
-@dataclass(frozen=True, eq=False)  # identity hash: per-forecast work is cached on the object
+@dataclass(frozen=True, eq=False)  # identity hash: cheap, and unchanged forecasts keep theirs
 class Forecast:
-    """The latest forecast for one symbol, as served."""
+    """The latest forecast for one symbol, as served, with the policy blocks built from it once."""
 
     symbol: str
     timestamp: pd.Timestamp  # feature bar open time
@@ -52,7 +61,9 @@ class Forecast:
     model_version: str
     values: dict[str, float]
     source: str  # "scores" (batch scoring) or "live" (scored by the service on the latest row)
-    context: dict[str, float] = field(default_factory=dict)  # triggers, betas of that bar
+    policy: PolicyForecast  # the values as the policy reads them (sigma_h = vol, not variance)
+    triggers: Triggers = field(default_factory=Triggers)  # from the forecast bar's feature row
+    cross: CrossAsset = field(default_factory=CrossAsset)
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.available_at
@@ -88,43 +99,32 @@ def _mtime(path: Path) -> int | None:
         return None
 
 
-def _clean(value: object) -> float | None:
-    if value is None:
-        return None
-    out = float(value)  # type: ignore[arg-type]
-    return None if math.isnan(out) else out
-
-
 class Poller:
-    """Reload bundles, scores and the latest feature rows when their files change."""
+    """Reload bundles, scores and the latest feature rows of the task's symbols when their
+    files change."""
 
-    def __init__(self, config: PipelineConfig, state: ServingState,
-                 metrics: ServiceMetrics) -> None:
-        self.config = config
+    def __init__(self, store: MarketStore, task: TaskConfig, models_dir: Path, proxy_window: int,
+                 max_age_s: float, state: ServingState, metrics: ServiceMetrics) -> None:
+        self.store = store
+        self.task = task
+        self.models_dir = Path(models_dir)
+        self.max_age_s = max_age_s
         self.state = state
         self.metrics = metrics
-        self.store = MarketStore(config.store.root)
-        self.bar = pd.Timedelta(config.task.interval)
+        self.bar = task.bar
+        self.columns: dict[str, ContextColumns] = {
+            s: context_columns(task.references_for(s), proxy_window) for s in task.symbols}
         self._seen_bundles: dict[str, tuple] = {}
         # table path -> (file mtime, value read from it)
         self._scores: dict[str, tuple[int | None, Forecast | None]] = {}
         self._features: dict[str, tuple[int | None, pd.DataFrame | None]] = {}
         self._live: dict[str, tuple[tuple, Forecast]] = {}
 
-    # ------------------------------------------------------------------ discovery
-    def symbols(self) -> list[str]:
-        """Configured targets plus every symbol with a bundle folder."""
-        found = set(self.config.task.symbols)
-        root = self.config.serving.bundle_dir
-        if root.is_dir():
-            found |= {p.name for p in root.iterdir() if (p / "bundle.json").exists()}
-        return sorted(found)
-
     # ------------------------------------------------------------------ one poll
     def poll(self) -> None:
         """One refresh of every symbol; errors are recorded, never raised into the server."""
         errors = []
-        for symbol in self.symbols():
+        for symbol in self.task.symbols:
             try:
                 self._poll_symbol(symbol)
             except Exception as exc:  # keep serving what we have; expose the problem
@@ -138,26 +138,22 @@ class Poller:
 
     def update_gauges(self) -> None:
         now = time.time()
-        max_age = self.config.policy.max_data_age_s
         for symbol, fc in self.state.forecasts.items():
             age = fc.age(now)
             self.metrics.forecast_age.labels(symbol).set(age)
-            self.metrics.forecast_stale.labels(symbol).set(1.0 if age > max_age else 0.0)
-        for symbol in self.symbols():
+            self.metrics.forecast_stale.labels(symbol).set(1.0 if age > self.max_age_s else 0.0)
+        for symbol in self.task.symbols:
             loaded = 1.0 if symbol in self.state.models else 0.0
             self.metrics.model_loaded.labels(symbol).set(loaded)
 
     def _poll_symbol(self, symbol: str) -> None:
         features = self._read_features(symbol)
         self._reload_bundle(symbol, features)
-        scored = self._read_scores(symbol)
-        live = self._live_forecast(symbol, features)
-        chosen = _newest(scored, live)
+        chosen = _newest(self._read_scores(symbol), self._live_forecast(symbol, features))
         if chosen is not None and features is not None and chosen.timestamp in features.index:
-            row = features.loc[chosen.timestamp]
-            context = {c: v for c in CONTEXT_COLUMNS
-                       if c in row.index and (v := _clean(row[c])) is not None}
-            chosen = replace(chosen, context=context)
+            row = features.loc[chosen.timestamp].to_dict()
+            triggers, cross = policy_context(row, self.columns[symbol])
+            chosen = replace(chosen, triggers=triggers, cross=cross)
         current = self.state.forecasts.get(symbol)
         if chosen is not None and current is not None and _key(current) == _key(chosen):
             return  # unchanged: keep the same object (per-forecast work stays cached)
@@ -168,9 +164,7 @@ class Poller:
 
     # ------------------------------------------------------------------ bundles
     def _reload_bundle(self, symbol: str, features: pd.DataFrame | None) -> None:
-        from cascade_ml.models.bundle import load_bundle
-
-        directory = self.config.serving.bundle_dir / symbol
+        directory = bundle_dir(self.models_dir, symbol)
         signature = _file_signature(directory)
         if signature == self._seen_bundles.get(symbol):
             return
@@ -178,7 +172,7 @@ class Poller:
         if not signature:
             return  # folder removed: keep serving the loaded bundle, if any
         try:
-            bundle = load_bundle(directory)
+            bundle = load_serving_bundle(self.models_dir, symbol, self.task)
             if features is not None:
                 bundle.validate_features(list(features.columns))
         except CascadeError as exc:
@@ -203,15 +197,19 @@ class Poller:
     # ------------------------------------------------------------------ tables
     def _read_features(self, symbol: str) -> pd.DataFrame | None:
         """The last few feature rows, re-read only when the table file changes."""
-        return self._read_if_changed(self._features, features_relpath(symbol),
+        return self._read_if_changed(self._features, features_path(symbol),
                                      lambda frame: frame.tail(4))
 
     def _read_scores(self, symbol: str) -> Forecast | None:
         """The newest stored forecast, re-read only when the scores table changes."""
-        return self._read_if_changed(
-            self._scores, scores_relpath(symbol),
-            lambda frame: self._forecast_from_row(symbol, frame.index[-1], frame.iloc[-1])
-            if len(frame) else None)
+        def newest(frame: pd.DataFrame) -> Forecast | None:
+            if not len(frame):
+                return None
+            row = frame.iloc[-1]
+            return self._forecast(symbol, frame.index[-1], str(row.get("model_version", "")),
+                                  row.to_dict(), "scores")
+
+        return self._read_if_changed(self._scores, scores_path(symbol), newest)
 
     def _read_if_changed(self, cache: dict, rel: str,
                          convert: Callable[[pd.DataFrame], Any]) -> Any:
@@ -224,12 +222,12 @@ class Poller:
         cache[rel] = (mtime, value)
         return value
 
-    def _forecast_from_row(self, symbol: str, ts: pd.Timestamp, row: pd.Series) -> Forecast:
-        values = {k: v for k in FORECAST_KEYS
-                  if k in row.index and (v := _clean(row[k])) is not None}
+    def _forecast(self, symbol: str, ts: object, version: str, raw: dict,
+                  source: str) -> Forecast:
+        values = {k: v for k in FORECAST_KEYS if (v := finite(raw.get(k))) is not None}
         ts = pd.Timestamp(ts)
-        return Forecast(symbol, ts, (ts + self.bar).timestamp(), str(row.get("model_version", "")),
-                        values, "scores")
+        return Forecast(symbol, ts, (ts + self.bar).timestamp(), version, values, source,
+                        policy_forecast(values, self.task.horizon_hours))
 
     def _live_forecast(self, symbol: str, features: pd.DataFrame | None) -> Forecast | None:
         """Score the newest feature row with the serving bundle (once per row and version)."""
@@ -244,14 +242,14 @@ class Poller:
         bundle = slot.bundle
         x = features[list(bundle.feature_names)].to_numpy(dtype=np.float64)[-1:]
         out = bundle.predict(x)
-        values = {k: v for k in FORECAST_KEYS if k in out and (v := _clean(out[k][0])) is not None}
-        forecast = Forecast(symbol, ts, (ts + self.bar).timestamp(), slot.version, values, "live")
+        forecast = self._forecast(symbol, ts, slot.version, {k: v[0] for k, v in out.items()},
+                                  "live")
         self._live[symbol] = (key, forecast)
         return forecast
 
 
 def _key(fc: Forecast) -> tuple:
-    return (fc.timestamp, fc.model_version, fc.source, fc.values, fc.context)
+    return (fc.timestamp, fc.model_version, fc.source, fc.values, fc.triggers, fc.cross)
 
 
 def _newest(scored: Forecast | None, live: Forecast | None) -> Forecast | None:

@@ -1,0 +1,43 @@
+"""``POST /v1/decisions``: hedge ratio, instrument, leverage and size caps for a bot's position."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from cascade_ml.serving.decisions import make_decision
+from cascade_ml.serving.http import (
+    AUTH_ERRORS,
+    NOT_SERVED,
+    DirectRoute,
+    json_body,
+    json_response,
+    parse_body,
+)
+from cascade_ml.serving.schemas import DecisionOut, DecisionRequest, ValidationErrorOut
+from cascade_ml.serving.service import Service
+
+# The hot path: a DirectRoute (no dependency solving), so the service comes from the app state.
+router = APIRouter(prefix="/v1", tags=["decisions"], route_class=DirectRoute)
+
+
+@router.post("/decisions", response_model=DecisionOut, openapi_extra=json_body(DecisionRequest),
+             responses={**AUTH_ERRORS, **NOT_SERVED, 422: {"model": ValidationErrorOut}})
+async def post_decision(http: Request) -> Response:
+    """The policy's answer for the bot's position on a served symbol (404 for any other).
+
+    Falls back to the policy's fail-safe when the forecast is stale or no model is loaded.
+    """
+    service: Service = http.app.state.service
+    request = await parse_body(http, DecisionRequest)
+    symbol = service.require_symbol(request.symbol)
+    state = service.state
+    loaded = symbol in state.models
+    out = make_decision(request, symbol, state.forecasts.get(symbol), loaded, service.policy,
+                        service.horizon_hours, time.time())
+    if out.fail_safe:
+        reason = "no_model" if not loaded else "stale" if out.stale else "policy"
+        service.metrics.failsafe.labels(symbol, reason).inc()
+    return json_response(out)
