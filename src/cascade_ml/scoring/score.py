@@ -117,7 +117,8 @@ def score_symbol(store: MarketStore, task: TaskConfig, scoring: ScoringConfig,
         merged = pd.concat([stored[~stored.index.isin(out.index)], out]).sort_index(kind="stable")
     else:
         merged = out
-    store.write_table(rel, merged, {"symbol": symbol, "model_version": str(bundle.version),
+    store.write_table(rel, merged, {"symbol": symbol, "horizon": int(bundle.horizon),
+                                    "model_version": str(bundle.version),
                                     "bundle_dir": str(bundle_dir(models_dir, symbol))})
     return ScoreResult(symbol, len(out), len(merged), rows.index[-1], str(bundle.version),
                        time.perf_counter() - started)
