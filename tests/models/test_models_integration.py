@@ -29,7 +29,7 @@ def pipeline(sample_store, tmp_path_factory):
         "models": {"n_folds": 3, "lgbm": {"n_estimators": 60},
                    "cascade_lgbm": {"n_estimators": 60}, "garch_window": 1000,
                    "quantiles": [0.9], "shap_sample": 50, "num_threads": 1,
-                   "models_dir": str(root / "models"),
+                   "models_dir": str(root / "models"), "reports_dir": str(root / "reports"),
                    "optuna_storage": f"sqlite:///{root}/optuna.db"}})
     store = MarketStore(config.store.root)
     # ~9 months of features keep the test quick; labels cover the whole history
@@ -46,6 +46,7 @@ def test_train_step_on_the_layers_real_outputs(pipeline, capsys):
     train_step(config)
     out = capsys.readouterr().out
     assert "walk-forward" in out and "har" in out and "final period" in out
+    assert (config.models.reports_dir / "NEAR" / "evaluation.html").exists()
     oos = store.read_table(predictions_path("NEAR", horizon))
     for col in ("fold", "var_forecast", "vol_forecast", "var_q90", "cascade_prob", "var_ewma",
                 "var_har", "var_garch", "var_naive", "prob_logistic", "prob_rules"):

@@ -73,7 +73,7 @@ def template(tmp_path_factory) -> World:
     store.write_table("labels/symbol=NEAR/h=24/labels.parquet", labels)
     track = TrackingConfig(uri=f"sqlite:///{root}/mlflow/mlflow.db",
                            artifact_root=root / "mlflow" / "artifacts")
-    cfg = ModelConfig(**FAST, models_dir=root / "models",
+    cfg = ModelConfig(**FAST, models_dir=root / "models", reports_dir=root / "reports",
                       optuna_storage=f"sqlite:///{root}/optuna.db")
     first = train_symbol(store, "NEAR", 24, cfg, track, force=True)
     second = train_symbol(store, "NEAR", 24, cfg, track, plots=False)

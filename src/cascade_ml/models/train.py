@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import typer
+from mlflow import MlflowClient
 
 from cascade_ml.contracts.columns import FWD_RV
 from cascade_ml.contracts.layout import predictions_path
@@ -43,6 +44,7 @@ class TrainReport:
     reason: str = ""
     bundle_path: Path | None = None
     predictions_path: Path | None = None
+    report_path: Path | None = None
     params: dict = field(default_factory=dict)
 
 
@@ -89,32 +91,65 @@ def evaluate_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelCon
 
 def log_evaluation(ds: Dataset, cfg: ModelConfig, tracking_cfg: TrackingConfig,
                    result: EvalResult, report_dir: Path | None) -> str:
-    """Log an evaluation run (metrics, plots; nothing registered); plots also to report_dir."""
+    """Log an evaluation run (metrics, plots; nothing registered) and write its HTML report
+    with the plots to ``report_dir`` (default ``<reports_dir>/<SYMBOL>``); returns the run id."""
     client, exp_id = connect(tracking_cfg, cfg.experiment)
     with tempfile.TemporaryDirectory(prefix="cascade-eval-") as tmp:
-        plots_dir = Path(report_dir) if report_dir is not None else Path(tmp) / "plots"
-        write_plots(ds, cfg, result, plots_dir)
+        plots_dir = Path(tmp) / "plots"
+        figures = write_plots(ds, cfg, result, plots_dir)
         logged = tracking.log_run(
             client, exp_id, cfg=cfg, symbol=ds.symbol, horizon=ds.horizon,
             ds_info={"feature_names": ds.feature_names, "hashes": ds.hashes,
                      "spans": {"data_start": ds.span[0], "data_end": ds.span[1]}},
             metrics=result.metrics, plots_dir=plots_dir, params=None)
+        about = {**data_facts(ds, result),
+                 "MLflow run": f"{logged['run_id']} (evaluation: nothing registered)"}
+        folder = Path(report_dir) if report_dir is not None else cfg.reports_dir / ds.symbol
+        path = publish_report(client, logged["run_id"], ds, cfg, result, figures, folder, about)
+    log.info("evaluation report: %s", path)
     return logged["run_id"]
 
 
-def write_plots(ds: Dataset, cfg: ModelConfig, result: EvalResult, folder: Path) -> None:
+def write_plots(ds: Dataset, cfg: ModelConfig, result: EvalResult, folder: Path) -> list[Path]:
+    """Every evaluation figure as PNG into ``folder``; returns the files."""
     from cascade_ml.models.plots import write_all
 
     rows = result.dev_rows
     take = rows[np.linspace(0, len(rows) - 1, min(cfg.shap_sample, len(rows))).astype(int)]
-    write_all(result.oos, ds.labels, result.vol_model, result.cascade_model, ds.X(take),
-              ds.feature_names, folder)
+    best = result.metrics["walk_forward"]["volatility"].get("best_baseline")
+    final_fold = cfg.n_folds if len(result.final_rows) else None
+    return write_all(result.oos, ds.labels, result.vol_model, result.cascade_model, ds.X(take),
+                     ds.feature_names, folder, best=best, final_fold=final_fold)
+
+
+def data_facts(ds: Dataset, result: EvalResult) -> dict[str, str]:
+    """What the evaluation ran on, for the report's summary."""
+    final = result.final_rows
+    return {"data": f"{ds.span[0]} .. {ds.span[1]}",
+            "development rows": f"{len(result.dev_rows)} ({result.dev_rows[0]} .. "
+                                f"{result.dev_rows[-1]})",
+            "final-period rows": (f"{len(final)} ({final[0]} .. {final[-1]})" if len(final)
+                                  else "none"),
+            "features": str(len(ds.feature_names))}
+
+
+def publish_report(client: MlflowClient, run_id: str, ds: Dataset, cfg: ModelConfig,
+                   result: EvalResult, figures: list[Path], folder: Path,
+                   about: dict[str, str]) -> Path:
+    """Write the HTML report (and its PNGs) into ``folder`` and log it to the MLflow run."""
+    from cascade_ml.models.report import write_evaluation_report
+
+    path = write_evaluation_report(folder, ds.symbol, ds.horizon, result.metrics, result.oos,
+                                   ds.labels, cfg.n_folds, cfg.alert_threshold, figures, about)
+    client.log_artifact(run_id, str(path))
+    return path
 
 
 def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig,
                  tracking_cfg: TrackingConfig, *, tune_trials: int = 0, force: bool = False,
                  plots: bool = True) -> TrainReport:
-    """Evaluate, log, register, promote by rule, export the champion and write OOS predictions."""
+    """Evaluate, log, register, promote by rule, export the champion and write OOS predictions;
+    with ``plots``, also the figures and ``<reports_dir>/<SYMBOL>/evaluation.html``."""
     ds = load_dataset(store, symbol, horizon, cfg.features, cfg.exclude_features)
     params: dict = {}
     if tune_trials:
@@ -138,8 +173,7 @@ def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig
     with tempfile.TemporaryDirectory(prefix="cascade-train-") as tmp:
         tmp = Path(tmp)
         plots_dir = tmp / "plots"
-        if plots:
-            write_plots(ds, cfg, result, plots_dir)
+        figures = write_plots(ds, cfg, result, plots_dir) if plots else []
         spans = {"data_start": ds.span[0], "data_end": ds.span[1],
                  "train_start": str(result.dev_rows[0]), "train_end": str(result.dev_rows[-1]),
                  "final_start": str(final[0]) if len(final) else "",
@@ -160,11 +194,20 @@ def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig
             ds_info={"feature_names": ds.feature_names, "spans": spans, "hashes": ds.hashes},
             metrics=result.metrics, plots_dir=plots_dir if plots else None, params=params,
             make_bundle=make_bundle, example=ds.features.loc[result.dev_rows[-5:]])
-    report.run_id, report.version = logged["run_id"], logged["version"]
-    report.promoted, report.reason = tracking.decide_promotion(
-        tracking.headline(headline), champ_q, force)
-    if report.promoted:
-        tracking.set_champion(client, symbol, horizon, report.version)
+        report.run_id, report.version = logged["run_id"], logged["version"]
+        report.promoted, report.reason = tracking.decide_promotion(
+            tracking.headline(headline), champ_q, force)
+        if report.promoted:
+            tracking.set_champion(client, symbol, horizon, report.version)
+        if plots:
+            about = {**data_facts(ds, result), "MLflow run": str(report.run_id),
+                     "registered": f"{tracking.model_name(symbol, horizon)} v{report.version}",
+                     "promotion": f"{'PROMOTED' if report.promoted else 'not promoted'}: "
+                                  f"{report.reason}"}
+            if params:
+                about["tuned parameters"] = json.dumps(params, default=str)
+            report.report_path = publish_report(client, report.run_id, ds, cfg, result,
+                                                figures, cfg.reports_dir / symbol, about)
     if tracking.champion_version(client, tracking.model_name(symbol, horizon)):
         report.bundle_path = tracking.export_champion(client, symbol, horizon, cfg.models_dir)
     return report
@@ -215,4 +258,6 @@ def print_report(report: TrainReport) -> None:
                f"{'PROMOTED' if report.promoted else 'not promoted'}: {report.reason}")
     typer.echo(f"bundle: {report.bundle_path or 'none (no champion yet)'}; "
                f"OOS predictions: {report.predictions_path}")
+    if report.report_path is not None:
+        typer.echo(f"evaluation report: {report.report_path}")
 
