@@ -1,4 +1,4 @@
-"""The vocabulary names columns the feature layer really builds, and paths the store really holds."""
+"""The vocabulary names columns the feature layer really builds and paths the store holds."""
 
 from __future__ import annotations
 

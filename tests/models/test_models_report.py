@@ -177,8 +177,8 @@ def test_fold_table_has_each_fold_then_the_final_period(trained):
 def test_evaluate_writes_its_report_under_reports_dir_and_logs_it(trained, tmp_path):
     cfg = trained.cfg.model_copy(update={"reports_dir": tmp_path / "reports"})
     ds = load_dataset(trained.store, "NEAR", 24, cfg.features, cfg.exclude_features)
-    run_id = log_evaluation(ds, cfg, trained.tracking, trained.report.result, None)
-    path = tmp_path / "reports" / "NEAR" / REPORT_FILE
+    run_id, path = log_evaluation(ds, cfg, trained.tracking, trained.report.result, None)
+    assert path == tmp_path / "reports" / "NEAR" / REPORT_FILE
     page = path.read_text()
     assert run_id in page and "nothing registered" in page
     assert f"{trained.report.result.metrics['final']['volatility']['model']['qlike']:.4f}" in page

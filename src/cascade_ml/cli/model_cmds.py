@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -37,10 +36,13 @@ def train(
 def evaluate(
     symbol: str = typer.Option(..., "--symbol", help="Base asset, e.g. NEAR."),
     json_path: Path = typer.Option(..., "--json", help="Where to write the metrics JSON."),
-    report_dir: Path | None = typer.Option(None, "--report-dir", help="Folder for the plots."),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir",
+        help="Folder of the HTML report and its plots (default: models.reports_dir/<SYMBOL>)."),
     pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline YAML file."),
 ) -> None:
     """Out-of-sample metrics of the models and every baseline (walk-forward + final period)."""
+    from cascade_ml.atomic import write_json
     from cascade_ml.data.store import MarketStore
     from cascade_ml.models.train import (
         evaluate_symbol,
@@ -53,15 +55,12 @@ def evaluate(
     cfg = config.models
     ds, result = evaluate_symbol(MarketStore(config.store.root), symbol, config.task.horizon, cfg)
     out = summary(ds, cfg, result)
-    out["mlflow_run_id"] = log_evaluation(ds, cfg, config.tracking, result, report_dir)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_name(f".{json_path.name}.tmp")
-    tmp.write_text(json.dumps(out, indent=2))
-    tmp.replace(json_path)
+    out["mlflow_run_id"], report = log_evaluation(ds, cfg, config.tracking, result, report_dir)
+    write_json(json_path, out)
     typer.echo(table(result.metrics["walk_forward"], f"{symbol} walk-forward"))
     if result.metrics["final"]:
         typer.echo(table(result.metrics["final"], f"{symbol} final period"))
-    typer.echo(f"metrics: {json_path}" + (f"; plots: {report_dir}" if report_dir else ""))
+    typer.echo(f"metrics: {json_path}; report: {report}")
 
 
 def promote(

@@ -90,9 +90,11 @@ def evaluate_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelCon
 
 
 def log_evaluation(ds: Dataset, cfg: ModelConfig, tracking_cfg: TrackingConfig,
-                   result: EvalResult, report_dir: Path | None) -> str:
+                   result: EvalResult, report_dir: Path | None) -> tuple[str, Path]:
     """Log an evaluation run (metrics, plots; nothing registered) and write its HTML report
-    with the plots to ``report_dir`` (default ``<reports_dir>/<SYMBOL>``); returns the run id."""
+    with the plots to ``report_dir`` (default ``<reports_dir>/<SYMBOL>``).
+
+    Returns the MLflow run id and the report's path."""
     client, exp_id = connect(tracking_cfg, cfg.experiment)
     with tempfile.TemporaryDirectory(prefix="cascade-eval-") as tmp:
         plots_dir = Path(tmp) / "plots"
@@ -106,8 +108,7 @@ def log_evaluation(ds: Dataset, cfg: ModelConfig, tracking_cfg: TrackingConfig,
                  "MLflow run": f"{logged['run_id']} (evaluation: nothing registered)"}
         folder = Path(report_dir) if report_dir is not None else cfg.reports_dir / ds.symbol
         path = publish_report(client, logged["run_id"], ds, cfg, result, figures, folder, about)
-    log.info("evaluation report: %s", path)
-    return logged["run_id"]
+    return logged["run_id"], path
 
 
 def write_plots(ds: Dataset, cfg: ModelConfig, result: EvalResult, folder: Path) -> list[Path]:
