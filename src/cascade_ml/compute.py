@@ -78,6 +78,26 @@ class Engine:
                                   pure=False, **shared_kwargs)
         return self.client.gather(futures)
 
+    @property
+    def n_workers(self) -> int:
+        """Workers the engine runs tasks on (1 in-process)."""
+        if self.client is None:
+            return 1
+        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+
+    def each_worker(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Any]:
+        """``fn(i, *args, **kwargs)`` once on every worker, pinned to it (i = 0, 1, ...); once
+        in-process without a cluster. For work every worker shares, e.g. trials of one study."""
+        if self.client is None:
+            return [fn(0, *args, **kwargs)]
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        shared_args = [self._share(a) for a in args]
+        shared_kwargs = {k: self._share(v) for k, v in kwargs.items()}
+        futures = [self.client.submit(fn, i, *shared_args, workers=[w], allow_other_workers=False,
+                                      pure=False, **shared_kwargs)
+                   for i, w in enumerate(workers)]
+        return self.client.gather(futures)
+
     def _share(self, value: Any) -> Any:
         import pandas as pd
 
@@ -99,7 +119,7 @@ def _size(value: Any) -> int:
         return int(value.memory_usage(deep=False).sum())
     if isinstance(value, dict):
         return sum(_size(v) for v in value.values())
-    return 0
+    return int(getattr(value, "nbytes", 0))
 
 
 def _peak_rss() -> int:

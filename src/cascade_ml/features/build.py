@@ -53,10 +53,12 @@ def check_config(cfg: FeatureConfig, symbol: str, refs: list[str]) -> None:
         raise ConfigError(f"{symbol} is both the target and a reference symbol", "task")
 
 
-def _check_history(inputs: FeatureInputs, cfg: FeatureConfig) -> None:
+def _check_history(inputs: FeatureInputs, cfg: FeatureConfig, short_ok: bool = False) -> None:
+    """Refuse a history shorter than the longest window, unless ``short_ok`` (a new listing in
+    a panel: windows not yet filled are NaN, never 0, and fill in as bars arrive)."""
     rows = len(inputs.bars)
     longest = cfg.max_window()
-    if longest > rows:
+    if rows == 0 or (longest > rows and not short_ok):
         raise ConfigError(f"a window of {longest} bars is longer than the {rows} bars of "
                           f"{inputs.symbol} available", "features",
                           hint="shorten the windows or supply more history")
@@ -66,13 +68,14 @@ def _check_history(inputs: FeatureInputs, cfg: FeatureConfig) -> None:
 
 
 def _load(store: MarketStore, symbol: str, task: TaskConfig, cfg: FeatureConfig,
-          refs: list[str], end: pd.Timestamp | str | None) -> FeatureInputs:
+          refs: list[str], end: pd.Timestamp | str | None,
+          short_ok: bool = False) -> FeatureInputs:
     check_config(cfg, symbol, refs)
     inputs = load_inputs(store, symbol, refs, venue=task.venue,
                          interval=task.interval, funding_venues=cfg.funding_venues,
                          oi_venues=cfg.oi_venues, market_symbol=cfg.sentiment_market_symbol,
                          end=end)
-    _check_history(inputs, cfg)
+    _check_history(inputs, cfg, short_ok)
     return inputs
 
 
@@ -86,13 +89,15 @@ def _slice(frame: pd.DataFrame, start: object, end: object) -> pd.DataFrame:
 
 def build_features(store: MarketStore, symbol: str, task: TaskConfig, cfg: FeatureConfig,
                    start: pd.Timestamp | str | None = None, end: pd.Timestamp | str | None = None,
-                   refs: list[str] | None = None) -> pd.DataFrame:
+                   refs: list[str] | None = None,
+                   short_history: bool = False) -> pd.DataFrame:
     """The feature table of ``symbol`` on its own bar grid, rows in [start, end].
 
-    All history up to ``end`` is read so the windows are full at ``start``.
+    All history up to ``end`` is read so the windows are full at ``start``. With
+    ``short_history`` a symbol with fewer bars than the longest window still gets a table.
     """
     refs = task.references_for(symbol) if refs is None else list(refs)
-    inputs = _load(store, symbol, task, cfg, refs, end)
+    inputs = _load(store, symbol, task, cfg, refs, end, short_history)
     return _slice(compute_families(inputs, cfg), start, end)
 
 
@@ -111,10 +116,10 @@ def input_hashes(store: MarketStore, sources: tuple[Path, ...]) -> dict[str, str
 def build_and_store(store: MarketStore, symbol: str, task: TaskConfig, cfg: FeatureConfig,
                     start: pd.Timestamp | str | None = None,
                     end: pd.Timestamp | str | None = None, refs: list[str] | None = None,
-                    force: bool = False) -> BuildResult:
+                    force: bool = False, short_history: bool = False) -> BuildResult:
     """Build and write the table unless the manifest shows the same inputs and configuration."""
     refs = task.references_for(symbol) if refs is None else list(refs)
-    inputs = _load(store, symbol, task, cfg, refs, end)
+    inputs = _load(store, symbol, task, cfg, refs, end, short_history)
     relpath = features_path(symbol)
     manifest_file = store.root / manifest_path(relpath)
     manifest = {

@@ -6,7 +6,8 @@ multipliers, the logistic and stacking coefficients), two LightGBM text models a
 (sorted training adverse/sigma ratios). ``predict(x) -> dict`` needs only numpy and
 ``lightgbm.Booster``, like the per-symbol ``ForecastBundle``. ``bundle.predict`` is the panel
 alone (any perp, including a new listing); ``bundle.for_symbol(s).predict`` adds the symbol's
-own HAR with the weight chosen on training windows once the symbol has ``cold_start_days``.
+own HAR with its weight (per symbol, chosen before the final period; the pooled weight for a
+symbol without one) once the symbol has ``cold_start_days``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ class PanelBundle:
                                    f"v{self.version}", hint=f"served: {self.symbols}")
         return PanelBundle(self.meta, self.tree, self.classifier, self.z_sorted, symbol)
 
+    @property
+    def har_weight(self) -> float:
+        """Weight of this view's symbol's own HAR (the pooled one when it has none chosen)."""
+        return float(self.meta.get("har_weights", {}).get(self.symbol or "",
+                                                          self.meta["har_weight"]))
+
     def _col(self, x: np.ndarray, name: str) -> np.ndarray:
         return x[:, self.meta["feature_names"].index(name)]
 
@@ -121,7 +128,7 @@ class PanelBundle:
         own = self._symbol_har(x)
         if own is not None:
             warm = (self._col(x, "age_days") >= self.meta["cold_start_days"]) & np.isfinite(own)
-            a = self.meta["har_weight"]
+            a = self.har_weight
             std = np.where(warm, a * np.where(warm, own, 0.0) + (1 - a) * std, std)
         var = np.exp(std + self._col(x, "lvl")) * self.horizon
         sigma = np.sqrt(var)
@@ -177,7 +184,9 @@ def export_panel_bundle(path: str | Path, state: dict, choices: dict, *, version
             "horizon": int(horizon), "side": side, "inputs": list(inputs),
             "feature_names": feature_names(inputs), "cold_start_days": float(cold_start_days),
             "linear": state["linear"].to_dict(), "shrink": float(choices["shrink"]),
-            "har_weight": float(choices["har_weight"]), "symbol_har": symbol_har,
+            "har_weight": float(choices["har_weight"]),
+            "har_weights": {str(k): float(v) for k, v in state.get("har_weights", {}).items()},
+            "symbol_har": symbol_har,
             "multipliers": {str(q): float(m) for q, m in state["multipliers"].items()},
             "platt": [float(v) for v in state["platt"]],
             "logistic": {"columns": list(state["logistic"].columns),

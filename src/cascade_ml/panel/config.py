@@ -43,6 +43,12 @@ class PanelConfig(StrictModel):
                             "which model choice, shrinkage and combination weights are set.")
     cold_start_days: float = Field(30.0, gt=0, description="Symbols with less history are "
                                    "forecast by the panel alone.")
+    blend_per_symbol: bool = Field(True, description="Each symbol gets its own HAR weight "
+                                   "(shrunk toward the pooled one); False: one pooled weight.")
+    blend_prior_days: float = Field(90.0, ge=0, description="Weight of the pooled loss curve in a "
+                                    "symbol's HAR-weight choice, in days of its own rows.")
+    blend_history: bool = Field(True, description="Choose the HAR weights on the validation slice "
+                                "plus the earlier folds' out-of-sample rows (not the slice alone).")
     row_stride: int = Field(3, ge=1, description="LightGBM trains on every n-th hour of each "
                             "symbol (neighbouring H-bar labels overlap almost entirely).")
     baselines: list[str] = Field(default_factory=lambda: ["har", "ewma", "naive", "garch"],

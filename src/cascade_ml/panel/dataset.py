@@ -142,19 +142,20 @@ def build_symbol(symbol: str, store_root: str, task: TaskConfig, features: Featu
                  write: bool = True) -> pd.DataFrame:
     """Features, labels and panel columns of one symbol (one engine task).
 
-    With ``write`` the per-symbol tables are built and stored (skipped when current) first.
+    With ``write`` the per-symbol tables are built and stored (skipped when current) first. A new
+    listing with fewer bars than the longest feature window gets its table too (cold start).
     """
     from cascade_ml.features.build import build_and_store, build_features
     from cascade_ml.labels.build import build_and_store_labels, build_labels
 
     store = MarketStore(store_root)
     if write:
-        build_and_store(store, symbol, task, features)
+        build_and_store(store, symbol, task, features, short_history=True)
         build_and_store_labels(store, symbol, task, labels, oi_venues=oi_venues)
         feats = store.read_table(features_path(symbol))
         labs = store.read_table(labels_path(symbol, task.horizon))
     else:
-        feats = build_features(store, symbol, task, features)
+        feats = build_features(store, symbol, task, features, short_history=True)
         bars = store.read("ohlcv", symbol, venue=task.venue, interval=task.interval)
         labs = build_labels(bars, labels, horizon=task.horizon, side=task.side)
     frame = symbol_panel(feats, labs, cfg, task.horizon, task.side, labels)

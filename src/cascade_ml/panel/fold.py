@@ -1,13 +1,18 @@
 """One evaluation fold of the panel: choose on the training span, refit, forecast the test rows.
 
-Inside the training span (times <= the fold's last training time, held-out symbols excluded)
-the last ``val_frac`` of times is a validation slice; everything chosen -- which linear panel
-HAR, the shrinkage of the LightGBM correction, the weight of the per-symbol HAR in the
-combination, the cascade stacking, the adverse-move multipliers -- is chosen there, from fits on
-the earlier rows (purged by H bars). The models are then refitted on the whole training span
+Inside the training span (times <= the fold's last training time, label windows purged by H bars
+of the task's interval, held-out symbols excluded) the last ``val_frac`` of times is a
+validation slice: which linear panel HAR and the shrinkage of the LightGBM correction are chosen
+there, from fits on the earlier rows. The models are then refitted on the whole training span
 (except the calibrated classifier, which keeps its calibration slice) and forecast the test rows
-of every symbol, held-out ones included. The served forecast is therefore never knowingly worse
-than its base on data the fold may see.
+of every symbol, held-out ones included (``fit_fold``, the heavy part, one engine task).
+
+The weight of each symbol's own HAR in the served forecast is chosen afterwards
+(``finish_fold``) on a selection history that ends before the test window -- the validation
+slice plus the earlier folds' out-of-sample rows -- per symbol, shrunk toward the pooled weight
+(``cascade_ml.panel.blend``); the adverse multipliers and the cascade stacking, which read the
+served sigma, are then set on the validation slice. A symbol whose HAR beat the panel on its
+history is served (mostly) its HAR: the forecast is never knowingly worse than its base.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from sklearn.linear_model import LogisticRegression
 
 from cascade_ml.compute import worker_threads
 from cascade_ml.models.baselines import volatility_baselines
+from cascade_ml.panel.blend import BlendWeights, add_curves, blend, choose_weights, loss_curves
 from cascade_ml.panel.config import PRICE_FEATURES, PanelConfig
-from cascade_ml.panel.dataset import ADVERSE, LVL, RAW_KEEP, SYMBOL, TIMESTAMP
+from cascade_ml.panel.dataset import ADVERSE, LVL, RAW_KEEP, SYMBOL, THRESHOLD, TIMESTAMP
 from cascade_ml.panel.models import (
     LINEAR_KINDS,
     LinearPanel,
@@ -110,27 +116,32 @@ class SymbolBaselines:
         return out
 
 
-def _split_val(frame: pd.DataFrame, train: pd.Series, cfg: PanelConfig,
-               horizon: int) -> tuple[pd.Series, pd.Series]:
+def _split_val(frame: pd.DataFrame, train: pd.Series, cfg: PanelConfig, horizon: int,
+               bar: pd.Timedelta) -> tuple[pd.Series, pd.Series, pd.Timestamp]:
+    """Early rows (purged by H bars before the slice) and the validation slice of ``train``."""
     times = np.sort(frame.loc[train, TIMESTAMP].unique())
-    val_start = times[int(len(times) * (1 - cfg.val_frac))]
-    bar = pd.Timedelta("1h") if len(times) < 2 else pd.Timedelta(np.median(np.diff(times[:100])))
+    val_start = pd.Timestamp(times[int(len(times) * (1 - cfg.val_frac))])
     early = train & (frame[TIMESTAMP] + horizon * bar <= val_start)
     val = train & (frame[TIMESTAMP] >= val_start)
-    return early, val
+    return early, val, val_start
 
 
-def fold_masks(frame: pd.DataFrame, fold: Fold, cfg: PanelConfig,
-               horizon: int) -> tuple[pd.Series, pd.Series]:
-    """Panel training rows (held-out symbols excluded, label windows ending before the test
-    window: purged) and test rows (every symbol) of a fold."""
+def fold_masks(frame: pd.DataFrame, fold: Fold, cfg: PanelConfig, horizon: int,
+               bar: pd.Timedelta, *, all_symbols: bool = False) -> tuple[pd.Series, pd.Series]:
+    """Panel training rows (held-out symbols excluded unless ``all_symbols``; label windows of
+    H bars of ``bar`` ending before the test window: purged) and test rows (every symbol)."""
     ok = usable(frame)
-    bar = pd.Timedelta("1h")
-    core = ~frame[SYMBOL].isin(cfg.holdout_symbols)
-    train = ok & core & (frame[TIMESTAMP] + horizon * bar <= fold.test_start) \
+    symbols = pd.Series(True, index=frame.index) if all_symbols \
+        else ~frame[SYMBOL].isin(cfg.holdout_symbols)
+    train = ok & symbols & (frame[TIMESTAMP] + horizon * bar <= fold.test_start) \
         & (frame[TIMESTAMP] <= fold.train_end)
     test = ok & (frame[TIMESTAMP] >= fold.test_start) & (frame[TIMESTAMP] <= fold.test_end)
     return train, test
+
+
+def min_symbol_rows(cfg: PanelConfig, bar: pd.Timedelta) -> int:
+    """Fewest training rows for a symbol's own HAR: ``cold_start_days`` of bars."""
+    return int(round(cfg.cold_start_days * pd.Timedelta("1D") / bar))
 
 
 def adverse_threshold(threshold: np.ndarray, side: str) -> np.ndarray:
@@ -142,64 +153,79 @@ def adverse_threshold(threshold: np.ndarray, side: str) -> np.ndarray:
     return -np.log1p(-np.minimum(thr, 0.999)) if side == "long" else np.log1p(thr)
 
 
-def run_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfig,
-             horizon: int, side: str = "long",
-             lgbm_params: dict | None = None, keep: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Forecasts of the fold's test rows (every candidate and baseline) and the choices made.
+def _log_var(var: np.ndarray) -> np.ndarray:
+    var = np.asarray(var, float)
+    return np.where(np.isfinite(var), np.log(np.maximum(var, _TINY)), np.nan)
 
-    With ``keep`` the fitted objects a bundle needs are returned under ``choices["state"]``.
+
+@dataclass
+class FoldFit:
+    """A fitted fold before its HAR weights are chosen.
+
+    ``out``: the test rows' forecasts of every candidate and baseline; ``test``: what the
+    weight-dependent outputs of the test rows read; ``val``: the validation slice of every
+    symbol (held-out ones only for their own HAR weight), on which the weight, the adverse
+    multipliers and the cascade stacking are chosen.
     """
+
+    fold: Fold
+    out: pd.DataFrame
+    test: pd.DataFrame
+    val: pd.DataFrame
+    choices: dict
+    state: dict | None
+    val_start: pd.Timestamp
+
+
+def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfig,
+             horizon: int, bar: pd.Timedelta, lgbm_params: dict | None = None,
+             keep: bool = False) -> FoldFit:
+    """The heavy part of a fold (one engine task): choose the linear panel and the tree's
+    shrinkage on the validation slice, refit on the training span, forecast the test rows."""
     threads = worker_threads()
     params = {**cfg.lgbm.model_dump(), **(lgbm_params or {})}
-    ok = usable(frame)
-    bar = pd.Timedelta("1h")
     core = ~frame[SYMBOL].isin(cfg.holdout_symbols)
-    train, test = fold_masks(frame, fold, cfg, horizon)
-    early, val = _split_val(frame, train, cfg, horizon)
-    fe, fv, ftr, fte = frame[early], frame[val], frame[train], frame[test]
+    train, test = fold_masks(frame, fold, cfg, horizon, bar)
+    own, _ = fold_masks(frame, fold, cfg, horizon, bar, all_symbols=True)
+    early, _, val_start = _split_val(frame, train, cfg, horizon, bar)
+    early_all = own & (frame[TIMESTAMP] + horizon * bar <= val_start)
+    val_all = own & (frame[TIMESTAMP] >= val_start)
+    fe, fv, ftr, fte = frame[early], frame[val_all], frame[train], frame[test]
     choices: dict = {"fold": fold.k, "train_rows": int(train.sum()), "test_rows": int(test.sum()),
                      "train_end": str(fold.train_end), "test_start": str(fold.test_start),
-                     "test_end": str(fold.test_end)}
-    min_rows = 30 * 24
+                     "test_end": str(fold.test_end), "val_start": str(val_start)}
+    min_rows = min_symbol_rows(cfg, bar)
+    fv_core = fv[core.loc[fv.index].to_numpy()]
 
-    # --- choose on the validation slice ---------------------------------------------------
-    val_q = {}
-    lin_early = {}
+    # --- choose on the validation slice (fits on the earlier rows) ------------------------
+    val_q, lin_early = {}, {}
     for kind in LINEAR_KINDS:
         lin_early[kind] = LinearPanel(kind).fit(fe)
-        val_q[kind] = qlike(fv, to_variance(lin_early[kind].predict(fv), fv, horizon))
+        val_q[kind] = qlike(fv_core, to_variance(lin_early[kind].predict(fv_core), fv_core,
+                                                 horizon))
     best_lin = min(val_q, key=val_q.get)
     base_e, base_v = lin_early[best_lin].predict(fe), lin_early[best_lin].predict(fv)
     tree_e = TreeCorrection(inputs, params, cfg.seed, threads, cfg.row_stride).fit(fe, base_e)
     corr_v = tree_e.predict(fv)
-    shrink = best_weight(lambda s: qlike(fv, to_variance(base_v + s * corr_v, fv, horizon)))
+    is_core = core.loc[fv.index].to_numpy()
+    shrink = best_weight(lambda s: qlike(fv_core, to_variance(
+        base_v[is_core] + s * corr_v[is_core], fv_core, horizon)))
     panel_v = base_v + shrink * corr_v
-    sym_base = SymbolBaselines(["har"], horizon, min_rows)
-    har_v = sym_base.fit_predict(frame, early, val, ["har"])["var_har"].to_numpy()
-    has = np.isfinite(har_v)
-    log_har_v = np.log(np.maximum(np.where(has, har_v, 1.0), _TINY)) - fv[LVL].to_numpy() \
-        - np.log(horizon)
-    weight = best_weight(lambda a: qlike(fv[has], to_variance(
-        a * log_har_v[has] + (1 - a) * panel_v[has], fv[has], horizon)))
-    model_v = np.where(has, weight * log_har_v + (1 - weight) * panel_v, panel_v)
-    sigma_v = np.sqrt(to_variance(model_v, fv, horizon))
-    adv_v = fv[ADVERSE].to_numpy(float)
-    mult = multipliers(adv_v, sigma_v, cfg.quantiles)
-    z_sorted = np.sort((adv_v / sigma_v)[np.isfinite(adv_v / sigma_v)])
-    choices.update(val_qlike=val_q, linear=best_lin, shrink=shrink, har_weight=weight,
-                   multipliers=mult)
-
-    logistic_cols = [c for c in PRICE_FEATURES if c in frame.columns]
+    har_v = SymbolBaselines(["har"], horizon, min_rows).fit_predict(
+        frame, early_all, val_all, ["har"])["var_har"].to_numpy()
     clf = PanelClassifier(inputs, cfg.cascade_lgbm.model_dump(), cfg.seed, threads,
                           cfg.row_stride).fit(fe)
-    a, b = platt(clf.raw(fv), fv["cascade"].to_numpy(int))
+    a, b = platt(clf.raw(fv_core), fv_core["cascade"].to_numpy(int))
+    logistic_cols = [c for c in PRICE_FEATURES if c in frame.columns]
     logit_e = PooledLogistic(logistic_cols, seed=cfg.seed).fit(fe)
-    thr_v = fv["cascade_threshold_t"].to_numpy(float)
-    fhs_v = exceed_prob(z_sorted, adverse_threshold(thr_v, side) / sigma_v)
-    stack_v = np.column_stack([a * clf.raw(fv) + b, _logit(logit_e.predict(fv)), _logit(fhs_v)])
-    stacker = LogisticRegression(C=1.0, max_iter=1000).fit(stack_v, fv["cascade"].to_numpy(int))
-    choices["cascade_stack"] = [float(c) for c in stacker.coef_[0]] + [
-        float(stacker.intercept_[0])]
+    val_rows = pd.DataFrame({
+        SYMBOL: fv[SYMBOL].to_numpy(), TIMESTAMP: fv[TIMESTAMP].to_numpy(), "core": is_core,
+        "fwd_rv": fv["fwd_rv"].to_numpy(float),
+        "log_panel": _log_var(to_variance(panel_v, fv, horizon)), "log_har": _log_var(har_v),
+        ADVERSE: fv[ADVERSE].to_numpy(float), "thr": fv[THRESHOLD].to_numpy(float),
+        "cascade": fv["cascade"].to_numpy(float),
+        "logit_lgbm": a * clf.raw(fv) + b, "logit_logistic": _logit(logit_e.predict(fv))})
+    choices.update(val_qlike=val_q, linear=best_lin, shrink=shrink)
 
     # --- refit on the whole training span and forecast the test rows ----------------------
     out = pd.DataFrame(index=fte.index)
@@ -210,34 +236,43 @@ def run_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
         out[f"var_{kind}"] = to_variance(lin[kind].predict(fte), fte, horizon)
     base_tr, base_te = lin[best_lin].predict(ftr), lin[best_lin].predict(fte)
     tree = TreeCorrection(inputs, params, cfg.seed, threads, cfg.row_stride).fit(ftr, base_tr)
-    panel_te = base_te + shrink * tree.predict(fte)
-    out["var_panel_lgbm"] = to_variance(base_te + tree.predict(fte), fte, horizon)
-    out["var_panel"] = to_variance(panel_te, fte, horizon)
-    bases = SymbolBaselines(cfg.baselines, horizon, min_rows).fit_predict(frame, train | (
-        ok & ~core & (frame[TIMESTAMP] + horizon * bar <= fold.test_start)
-        & (frame[TIMESTAMP] <= fold.train_end)), test)
+    corr_te = tree.predict(fte)
+    out["var_panel_lgbm"] = to_variance(base_te + corr_te, fte, horizon)
+    out["var_panel"] = to_variance(base_te + shrink * corr_te, fte, horizon)
+    bases = SymbolBaselines(cfg.baselines, horizon, min_rows).fit_predict(frame, own, test)
     for c in bases.columns:
         out[c] = bases[c].to_numpy()
     har_te = out["var_har"].to_numpy() if "var_har" in out else np.full(len(out), np.nan)
     cold = fte["age_days"].to_numpy(float) < cfg.cold_start_days
-    has = np.isfinite(har_te) & ~cold
-    log_har = np.log(np.maximum(np.where(has, har_te, 1.0), _TINY)) - fte[LVL].to_numpy() \
-        - np.log(horizon)
-    model_te = np.where(has, weight * log_har + (1 - weight) * panel_te, panel_te)
-    out["var_forecast"] = to_variance(model_te, fte, horizon)
-    out["vol_forecast"] = np.sqrt(out["var_forecast"])
-    out["var_combo_har"] = to_variance(np.where(has, 0.5 * log_har + 0.5 * base_te, base_te),
-                                       fte, horizon)
+    log_har = np.where(cold, np.nan, _log_var(har_te))
+    out["var_combo_har"] = np.exp(blend(_log_var(to_variance(base_te, fte, horizon)),
+                                        log_har, 0.5))
+    _adverse_baseline(out, frame, fte, own, har_te, cfg, horizon, min_rows)
 
-    sigma = out["vol_forecast"].to_numpy()
-    for q, m in mult.items():
-        out[f"adv_q{round(q * 100)}"] = sigma * m
-    # the vol-scaled baseline: per-symbol HAR sigma x the symbol's training multiplier
+    logit_full = PooledLogistic(logistic_cols, seed=cfg.seed).fit(ftr)
+    out["prob_lgbm"] = sigmoid(a * clf.raw(fte) + b)
+    out["prob_logistic"] = logit_full.predict(fte)
+    out["prob_climatology"] = float(ftr["cascade"].mean())
+    out["fold"] = fold.k
+    test_rows = pd.DataFrame({"log_panel": _log_var(out["var_panel"]), "log_har": log_har,
+                              "thr": fte[THRESHOLD].to_numpy(float)}, index=fte.index)
+    choices["lgbm_top_features"] = _top_features(tree.booster_, inputs)
+    state = None
+    if keep:
+        state = {"linear": lin[best_lin], "tree": tree.booster_, "classifier": clf.booster_,
+                 "platt": (a, b), "logistic": logit_full,
+                 "climatology": float(ftr["cascade"].mean()),
+                 "train_span": (str(ftr[TIMESTAMP].min()), str(ftr[TIMESTAMP].max()))}
+    return FoldFit(fold, out, test_rows, val_rows, choices, state, val_start)
+
+
+def _adverse_baseline(out: pd.DataFrame, frame: pd.DataFrame, fte: pd.DataFrame,
+                      own: pd.Series, har_te: np.ndarray, cfg: PanelConfig, horizon: int,
+                      min_rows: int) -> None:
+    """The vol-scaled adverse baseline: per-symbol HAR sigma x the symbol's training multiplier."""
     base_sigma = np.sqrt(har_te)
     for sym, idx in fte.groupby(SYMBOL).groups.items():
-        tr_sym = (train | (ok & ~core & (frame[TIMESTAMP] <= fold.train_end)
-                           & (frame[TIMESTAMP] + horizon * bar <= fold.test_start)))
-        tr_sym &= (frame[SYMBOL] == sym) & frame["raw_rv_720h"].notna()
+        tr_sym = own & (frame[SYMBOL] == sym) & frame["raw_rv_720h"].notna()
         pos = fte.index.get_indexer(idx)
         if tr_sym.sum() < min_rows or not np.isfinite(base_sigma[pos]).any():
             continue
@@ -255,27 +290,85 @@ def run_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
                 out[col] = np.nan
             out.iloc[pos, out.columns.get_loc(col)] = base_sigma[pos] * m
 
-    thr = fte["cascade_threshold_t"].to_numpy(float)
-    logit_full = PooledLogistic(logistic_cols, seed=cfg.seed).fit(ftr)
-    p_lgbm = sigmoid(a * clf.raw(fte) + b)
-    p_log = logit_full.predict(fte)
-    p_fhs = exceed_prob(z_sorted, adverse_threshold(thr, side) / np.maximum(sigma, 1e-9))
-    stack_te = np.column_stack([_logit(p_lgbm), _logit(p_log), _logit(p_fhs)])
+
+def selection_curves(fit: FoldFit, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Loss curves of the HAR weight on the fold's validation slice plus ``history`` (earlier
+    out-of-sample rows; only those before the slice are used, so no time counts twice)."""
+    curves = loss_curves(fit.val)
+    if history is not None and len(history):
+        earlier = history[pd.to_datetime(history[TIMESTAMP]) < fit.val_start]
+        curves = add_curves(curves, loss_curves(earlier))
+    return curves
+
+
+def finish_fold(fit: FoldFit, weights: BlendWeights, cfg: PanelConfig,
+                side: str = "long") -> tuple[pd.DataFrame, dict]:
+    """The weight-dependent outputs: served variance, adverse quantiles, cascade stacking.
+
+    The multipliers and the stacker are set on the core symbols' validation slice with the
+    same weights, so nothing here reads the test outcomes.
+    """
+    val = fit.val[fit.val["core"]]
+    sigma_v = np.sqrt(np.exp(blend(val["log_panel"], val["log_har"],
+                                   weights.for_rows(val[SYMBOL]))))
+    adv_v = val[ADVERSE].to_numpy(float)
+    mult = multipliers(adv_v, sigma_v, cfg.quantiles)
+    z = adv_v / sigma_v
+    z_sorted = np.sort(z[np.isfinite(z)])
+    fhs_v = exceed_prob(z_sorted, adverse_threshold(val["thr"], side) / sigma_v)
+    stack_v = np.column_stack([val["logit_lgbm"], val["logit_logistic"], _logit(fhs_v)])
+    stacker = LogisticRegression(C=1.0, max_iter=1000).fit(stack_v, val["cascade"].to_numpy(int))
+
+    out = fit.out.copy()
+    log_model = blend(fit.test["log_panel"], fit.test["log_har"], weights.for_rows(out[SYMBOL]))
+    out["var_forecast"] = np.exp(log_model)
+    out["vol_forecast"] = sigma = np.sqrt(out["var_forecast"].to_numpy())
+    for q, m in mult.items():
+        out[f"adv_q{round(q * 100)}"] = sigma * m
+    p_fhs = exceed_prob(z_sorted, adverse_threshold(fit.test["thr"], side)
+                        / np.maximum(sigma, 1e-9))
+    stack_te = np.column_stack([_logit(out["prob_lgbm"]), _logit(out["prob_logistic"]),
+                                _logit(p_fhs)])
     out["cascade_prob"] = stacker.predict_proba(stack_te)[:, 1]
-    out["prob_lgbm"] = p_lgbm
     out["prob_fhs"] = p_fhs
-    out["prob_logistic"] = p_log
-    out["prob_climatology"] = float(ftr["cascade"].mean())
-    out["fold"] = fold.k
-    choices["lgbm_top_features"] = _top_features(tree.booster_, inputs)
-    if keep:
-        choices["state"] = {"linear": lin[best_lin], "tree": tree.booster_, "classifier":
-                            clf.booster_, "platt": (a, b), "logistic": logit_full,
-                            "stacker": stacker, "z_sorted": z_sorted, "multipliers": mult,
-                            "climatology": float(ftr["cascade"].mean()),
-                            "train_span": (str(ftr[TIMESTAMP].min()), str(ftr[TIMESTAMP].max()))}
+    choices = {**fit.choices, "har_weight": weights.pooled,
+               "har_weights": {s: weights.of(s) for s in dict.fromkeys(out[SYMBOL])},
+               "selection_rows": weights.rows, "multipliers": mult,
+               "cascade_stack": [float(c) for c in stacker.coef_[0]]
+               + [float(stacker.intercept_[0])]}
+    if fit.state is not None:
+        choices["state"] = {**fit.state, "stacker": stacker, "z_sorted": z_sorted,
+                            "multipliers": mult, "har_weights": dict(weights.per_symbol)}
     return out, choices
 
+
+def choose_fold_weights(fit: FoldFit, cfg: PanelConfig, bar: pd.Timedelta,
+                        history: pd.DataFrame | None = None) -> BlendWeights:
+    """The fold's HAR weights from its selection curves (see ``cascade_ml.panel.blend``)."""
+    prior_rows = cfg.blend_prior_days * (pd.Timedelta("1D") / bar)
+    core = [s for s in dict.fromkeys(fit.val[SYMBOL]) if s not in cfg.holdout_symbols]
+    return choose_weights(selection_curves(fit, history if cfg.blend_history else None), core,
+                          prior_rows, cfg.blend_per_symbol)
+
+
+def history_rows(fit: FoldFit, frame: pd.DataFrame) -> pd.DataFrame:
+    """A fitted fold's test rows as selection history for later folds (HAR missing where the
+    served forecast is the panel alone)."""
+    out = fit.out
+    return pd.DataFrame({SYMBOL: out[SYMBOL].to_numpy(), TIMESTAMP: out[TIMESTAMP].to_numpy(),
+                         "fwd_rv": frame.loc[out.index, "fwd_rv"].to_numpy(float),
+                         "log_panel": fit.test["log_panel"].to_numpy(),
+                         "log_har": fit.test["log_har"].to_numpy()}, index=out.index)
+
+
+def run_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfig,
+             horizon: int, side: str = "long", lgbm_params: dict | None = None,
+             keep: bool = False, *, bar: pd.Timedelta,
+             history: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+    """One fold end to end: fit, choose the HAR weights (validation slice + ``history``),
+    finish. With ``keep`` the fitted objects a bundle needs are under ``choices["state"]``."""
+    fit = fit_fold(fold, frame, inputs, cfg, horizon, bar, lgbm_params, keep)
+    return finish_fold(fit, choose_fold_weights(fit, cfg, bar, history), cfg, side)
 
 def _top_features(booster, inputs: list[str], k: int = 8) -> list[str]:
     gain = booster.feature_importance("gain")

@@ -39,6 +39,8 @@ def _vol_block(d: pd.DataFrame, baselines: list[str], horizon: int) -> dict:
         ratio = out["model"]["qlike"] / out["baselines"][best]["qlike"]
         dm = diebold_mariano(qlike_loss(rv, d["var_forecast"].to_numpy(float)),
                              qlike_loss(rv, d[f"var_{best}"].to_numpy(float)), horizon)
+        if "har" in out["baselines"]:
+            out["qlike_ratio_vs_har"] = out["model"]["qlike"] / out["baselines"]["har"]["qlike"]
         out.update(best_baseline=best, qlike_ratio_vs_best=ratio,
                    qlike_gain_vs_best=1 - ratio, dm_stat_vs_best=dm["dm_stat"],
                    dm_pvalue_vs_best=dm["dm_pvalue"])
@@ -120,8 +122,12 @@ def _pooled(blocks: dict[str, dict], symbols: list[str], pooled_rows: pd.DataFra
         adverse[key] = {"median_pinball_ratio": float(np.median(rs)) if rs else None,
                         "max_abs_coverage_error": float(np.max(np.abs(cov))),
                         "symbols_within_1pt": int(np.sum(np.abs(cov) <= 0.01))}
+    vs_har = {s: v["qlike_ratio_vs_har"] for s, v in vols.items() if "qlike_ratio_vs_har" in v}
     return {"symbols": len(vols),
             "median_qlike_ratio": float(np.median(list(ratios.values()))),
+            "median_qlike_ratio_vs_har": float(np.median(list(vs_har.values())))
+            if vs_har else None,
+            "symbols_above_1_vs_har": sorted(s for s, r in vs_har.items() if r > 1.0),
             "median_qlike_ratio_panel_only": float(np.median(list(panel_ratios.values()))),
             "symbols_above_1": sorted(s for s, r in ratios.items() if r > 1.0),
             "dm_better_p05": len(dm_better), "dm_better_share": len(dm_better) / len(vols),
@@ -143,13 +149,24 @@ def model_confidence_set(d: pd.DataFrame, cfg: PanelConfig, horizon: int) -> dic
                           index=rows.index)
     losses["timestamp"] = rows["timestamp"].to_numpy()
     per_t = losses.groupby("timestamp").mean()
-    mcs = MCS(per_t, size=cfg.mcs_size, reps=cfg.mcs_reps, block_size=horizon, method="R",
+    # identical forecasts (e.g. the served one = the panel when every HAR weight is 0) have a
+    # zero loss differential the MCS cannot studentise: keep the first, report the others
+    same = {}
+    for i, c in enumerate(per_t.columns):
+        twin = next((k for k in per_t.columns[:i] if k not in same
+                     and np.allclose(per_t[k], per_t[c], rtol=1e-12, atol=0)), None)
+        if twin is not None:
+            same[c] = twin
+    distinct = per_t.drop(columns=list(same))
+    mcs = MCS(distinct, size=cfg.mcs_size, reps=cfg.mcs_reps, block_size=horizon, method="R",
               seed=cfg.seed)
     mcs.compute()
-    return {"size": cfg.mcs_size, "included": sorted(mcs.included),
-            "excluded": sorted(mcs.excluded),
-            "pvalues": {k: float(v) for k, v in mcs.pvalues["Pvalue"].items()},
-            "mean_qlike": {k: float(v) for k, v in per_t.mean().items()}}
+    included = set(mcs.included) | {c for c, k in same.items() if k in mcs.included}
+    pvalues = {k: float(v) for k, v in mcs.pvalues["Pvalue"].items()}
+    pvalues.update({c: pvalues[k] for c, k in same.items()})
+    return {"size": cfg.mcs_size, "included": sorted(included),
+            "excluded": sorted(set(per_t.columns) - included), "pvalues": pvalues,
+            "same_as": same, "mean_qlike": {k: float(v) for k, v in per_t.mean().items()}}
 
 
 def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizon: int,
@@ -183,11 +200,19 @@ def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizo
     return {"per_symbol": per_symbol, "panel": summary, "holdout_symbols": holdout}
 
 
+def _vs_har(vol: dict) -> float:
+    """Model QLIKE over the symbol's own HAR (the base the served forecast falls back to)."""
+    har = vol["baselines"].get("har")
+    return vol["model"]["qlike"] / har["qlike"] if har else float("nan")
+
+
 def table(doc: dict, period: str) -> str:
     """The per-symbol text table of one period (what the train step prints)."""
-    lines = [f"{period}: QLIKE model / best per-symbol baseline, DM p, cascade PR-AUC / base, "
+    lines = [f"{period}: QLIKE model / best per-symbol baseline and / own HAR, DM p (vs best), "
+             "cascade PR-AUC / base, "
              "ROC, BSS (model | logistic), adverse q95/q99 pinball ratio and coverage",
-             f"  {'symbol':<8}{'ratio':>7}{'panel':>7}{'best':>7}{'DM p':>9}{'PR/base':>8}"
+             f"  {'symbol':<8}{'ratio':>7}{'vsHAR':>7}{'panel':>7}{'best':>7}{'DM p':>9}"
+             f"{'PR/base':>8}"
              f"{'ROC':>6}{'BSS':>7}{'BSSlog':>7}{'q95':>6}{'cov95':>6}{'q99':>6}{'cov99':>6}"]
     for sym, periods in doc["per_symbol"].items():
         b = periods.get(period, {})
@@ -199,7 +224,7 @@ def table(doc: dict, period: str) -> str:
         panel = v["candidates"]["panel"] / best
         q95, q99 = a["q95"], a["q99"]
         lines.append(
-            f" {mark}{sym:<8}{v['qlike_ratio_vs_best']:>7.3f}{panel:>7.3f}"
+            f" {mark}{sym:<8}{v['qlike_ratio_vs_best']:>7.3f}{_vs_har(v):>7.3f}{panel:>7.3f}"
             f"{v['best_baseline']:>7}{v['dm_pvalue_vs_best']:>9.2g}"
             f"{c['pr_auc_over_base']:>8.2f}{c['model']['roc_auc']:>6.2f}"
             f"{c['model']['bss']:>7.3f}{c['baselines']['logistic']['bss']:>7.3f}"
@@ -210,6 +235,11 @@ def table(doc: dict, period: str) -> str:
         if not s:
             continue
         cas = s["cascade"] or {}
+        har = {sym: _vs_har(doc["per_symbol"][sym][period]["volatility"])
+               for sym in s["qlike_ratio"]}
+        lines.append(
+            f"  {group:<9} vs HAR: median {np.median(list(har.values())):.3f}, above 1: "
+            f"{sorted(k for k, r in har.items() if r > 1.0) or '-'}")
         lines.append(
             f"  {group:<9} median ratio {s['median_qlike_ratio']:.3f} (panel alone "
             f"{s['median_qlike_ratio_panel_only']:.3f}), above 1: {s['symbols_above_1'] or '-'}, "

@@ -29,7 +29,7 @@ from cascade_ml.models.baselines import HAR
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP, Panel, build_panel, build_symbol
 from cascade_ml.panel.evaluate import PanelResult, evaluate_panel
-from cascade_ml.panel.fold import baseline_frame, usable
+from cascade_ml.panel.fold import baseline_frame, min_symbol_rows, usable
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 def _features_task(symbol: str, store_root: str, task: TaskConfig, cfg: FeatureConfig) -> str:
     from cascade_ml.features.build import build_and_store
 
-    return build_and_store(MarketStore(store_root), symbol, task, cfg).line()
+    return build_and_store(MarketStore(store_root), symbol, task, cfg,
+                           short_history=True).line()
 
 
 def _labels_task(symbol: str, store_root: str, task: TaskConfig, cfg: LabelConfig,
@@ -84,7 +85,8 @@ def read_panel(store: MarketStore, task: TaskConfig, cfg: PanelConfig) -> Panel:
 
 
 def symbol_har(panel: Panel, train_end: pd.Timestamp, min_rows: int = 720) -> dict:
-    """Per-symbol HAR coefficients on each symbol's rows up to ``train_end`` (for the bundle)."""
+    """Per-symbol HAR coefficients on each symbol's rows up to ``train_end`` (for the bundle);
+    ``min_rows``: fewest rows (``min_symbol_rows`` of the task's bar)."""
     out = {}
     ok = usable(panel.frame) & panel.frame["raw_rv_720h"].notna()
     for sym, part in panel.frame[ok & (panel.frame[TIMESTAMP] <= train_end)].groupby(SYMBOL):
@@ -112,37 +114,58 @@ def _write_predictions(store: MarketStore, result: PanelResult, panel: Panel,
                            "final_fold": cfg.n_folds, "model": "panel"})
 
 
-def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, *,
-                alert_threshold: float = 0.2, params: dict | None = None) -> dict:
-    """Evaluate the panel (walk-forward, final period, left-out symbols), export the bundle,
-    write predictions and the evaluation JSON; returns the evaluation document."""
-    from cascade_ml.panel.bundle import export_panel_bundle
+def evaluate_doc(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, *,
+                 alert_threshold: float = 0.2, params: dict | None = None,
+                 tune_trials: int | None = None) -> tuple[dict, PanelResult, Panel]:
+    """Tune (``tune_trials``, default ``panel.tune_trials``), then evaluate the panel
+    (walk-forward, final period, left-out symbols); returns the evaluation document."""
     from cascade_ml.panel.evaluate import time_folds
     from cascade_ml.panel.report import score_panel
 
     started = time.perf_counter()
     panel = read_panel(store, task, cfg)
     folds = time_folds(panel, cfg)
-    result = evaluate_panel(engine, panel, cfg, task.side, params, folds=folds)
+    trials = cfg.tune_trials if tune_trials is None else tune_trials
+    tuning = None
+    if trials > 0:
+        from cascade_ml.panel.tune import tune_panel
+
+        tuning = tune_panel(engine, panel, cfg, folds, task.bar, trials)
+        params = {**(params or {}), **tuning["params"]}
+    result = evaluate_panel(engine, panel, cfg, task.side, params, folds=folds, bar=task.bar)
+    doc = score_panel(result.oos, panel.frame, cfg, panel.horizon, alert_threshold)
+    doc.update(horizon=panel.horizon, side=task.side, interval=task.interval,
+               symbols=panel.symbols, lgbm_params={**cfg.lgbm.model_dump(), **(params or {})},
+               tuning=tuning,
+               folds=[{k: v for k, v in c.items() if k != "state"} for c in result.choices],
+               timings={"evaluate_s": result.timings["evaluate_s"],
+                        "fold_s": [c["seconds"] for c in result.choices],
+                        "total_s": time.perf_counter() - started})
+    return doc, result, panel
+
+
+def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, *,
+                alert_threshold: float = 0.2, params: dict | None = None) -> dict:
+    """Evaluate the panel (walk-forward, final period, left-out symbols), export the bundle,
+    write predictions and the evaluation JSON; returns the evaluation document."""
+    from cascade_ml.panel.bundle import export_panel_bundle
+
+    doc, result, panel = evaluate_doc(engine, store, task, cfg, alert_threshold=alert_threshold,
+                                      params=params)
     state = result.choices[-1].pop("state", None)
     if state is None:
         raise CascadeError("the panel has no final period to fit the served models on",
                            "panel.final_frac", hint="set panel.final_frac > 0")
-    doc = score_panel(result.oos, panel.frame, cfg, panel.horizon, alert_threshold)
-    doc.update(horizon=panel.horizon, side=task.side, symbols=panel.symbols,
-               folds=[{k: v for k, v in c.items()} for c in result.choices],
-               timings={"evaluate_s": result.timings["evaluate_s"],
-                        "fold_s": [c["seconds"] for c in result.choices],
-                        "total_s": time.perf_counter() - started})
     version = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    final_fold = folds[-1]
+    final_fold = result.folds[-1]
     metrics = {"final": doc["panel"].get("final", {}).get("universe", {}).get("median_qlike_ratio"),
                "walk_forward": doc["panel"]["walk_forward"]["universe"]["median_qlike_ratio"]}
     bundle = export_panel_bundle(
         cfg.bundle_dir, state, result.choices[-1], version=version, symbols=panel.symbols,
         horizon=panel.horizon, side=task.side, inputs=panel.inputs,
         cold_start_days=cfg.cold_start_days,
-        symbol_har=symbol_har(panel, final_fold.train_end), metrics=metrics)
+        symbol_har=symbol_har(panel, final_fold.train_end, min_symbol_rows(cfg, task.bar)),
+        metrics=metrics)
     doc["bundle"] = {"path": str(bundle), "version": version}
     _write_predictions(store, result, panel, cfg)
     write_json(Path(cfg.report_dir) / "evaluation.json", doc)
