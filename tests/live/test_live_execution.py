@@ -189,3 +189,28 @@ def test_other_exchanges_use_ccxt_sandbox_mode_for_testnet(book: PaperBook) -> N
     bybit = ccxt.bybit({"enableRateLimit": False})
     Executor(book, mode="testnet", exchange=bybit, env=KEYS)
     assert bybit.isSandboxModeEnabled and bybit.apiKey == "test-key"
+
+
+def test_main_leg_opens_and_grows_only_when_not_failing_safe_and_beyond_the_band(
+        book: PaperBook) -> None:
+    marks = {"NEAR": 5.0}
+    ex = Executor(book, prices=marks.get, fill_model=FillModel(slippage_bps=0.0, taker_fee=0.0))
+    safe = make_decision(fresh=False, notional=100.0)
+    assert plan_orders("NEAR", safe, book.state(marks), marks, target_notional=2_000.0) == []
+    opened = plan_orders("NEAR", make_decision(), book.state(marks), marks, target_notional=100.0)
+    ex.run_cycle("NEAR", BAR, make_decision(), opened, marks=marks, as_of=NOW)
+    main = lambda: sum(v.notional for v in book.state(marks).legs_of("NEAR", "main"))  # noqa: E731
+    assert main() == pytest.approx(100.0)
+    # failing safe: no new exposure, whatever the target
+    again = plan_orders("NEAR", safe, book.state(marks), marks, target_notional=2_000.0)
+    assert [i for i in again if i.leg == "main"] == []
+    # trustworthy again: back to the target within the caps
+    normal = make_decision(notional=100.0)
+    allowed = min(2_000.0, normal.size_cap_notional, normal.leverage_cap * book.state().equity)
+    grow = plan_orders("NEAR", normal, book.state(marks), marks, target_notional=2_000.0)
+    assert grow[0].leg == "main" and grow[0].side == "buy"
+    assert (100.0 + grow[0].qty * 5.0) == pytest.approx(allowed)
+    # within the band below what is allowed: nothing to trade for the main leg
+    near = plan_orders("NEAR", normal, book.state(marks), marks,
+                       target_notional=100.0 / 0.95)
+    assert [i for i in near if i.leg == "main"] == []

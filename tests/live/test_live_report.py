@@ -1,5 +1,6 @@
-"""The paper report, on a book filled by a small paper loop over the replayed sample (replay ->
-policy -> plan -> paper executor -> book), the way the scheduled loop will run it."""
+"""The paper report, on a book filled by a minimal paper loop over the replayed sample (replay ->
+naive forecast -> policy -> plan -> paper executor -> book): the report and the book checked by
+hand without training a model (the real loop's book is drawn in test_live_loop.py)."""
 
 from __future__ import annotations
 

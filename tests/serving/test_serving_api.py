@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -253,15 +250,3 @@ def test_client_typed_results_against_the_service(live: Live) -> None:
     with CascadeClient(server.url, "wrong", retries=3) as client, \
             pytest.raises(RequestRejectedError, match="401"):
         client.forecast(SYMBOL)
-
-
-def test_paper_bot_example_runs(live: Live) -> None:
-    server, version, _ = live
-    done = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "paper_bot.py"), "--url", server.url,
-         "--mark-price", "5.0", "--iterations", "2", "--interval", "0"],
-        env={**os.environ, "CASCADE_ML_TOKEN": TOKEN}, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 2 and all(f"model {version}" in line for line in lines)
-    assert "hedge" in lines[0] and "leverage cap" in lines[0]

@@ -31,13 +31,16 @@ def _register() -> None:
     from cascade_ml.cli import (
         data_cmds,
         features_cmds,
+        live_cmds,
         model_cmds,
+        panel_cmds,
         pipeline_cmds,
         policy_cmds,
         serve_cmds,
     )
 
-    for module in (pipeline_cmds, data_cmds, features_cmds, model_cmds, policy_cmds, serve_cmds):
+    for module in (pipeline_cmds, data_cmds, features_cmds, model_cmds, policy_cmds, serve_cmds,
+                   live_cmds, panel_cmds):
         module.register(app)
 
 

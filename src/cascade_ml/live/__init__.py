@@ -1,7 +1,13 @@
-"""Running for real: replayed or live market data, a paper-trading book, order execution.
+"""Running for real: the live loop (an exchange, or a replay of history), the book, execution.
 
-- ``clock.SimClock`` and ``replay.ReplayExchange``: the store's history served as a ccxt
-  exchange under a simulated clock (nothing shown before it was known).
+- ``loop.LiveLoop``: at each bar close collect (``collect``, ``sentiment``), extend the features
+  (``features``), forecast, let the monitor judge the inputs (``guard``), decide, execute and
+  book; retrain on a schedule. ``schedule`` fires its jobs (APScheduler live, a simulated clock
+  in a replay); ``run`` assembles it for ``cascade-ml live``; ``seed`` sets up a replay;
+  ``state`` is the loop's resume point; ``cache`` spares re-reading unchanged partitions;
+  ``metrics`` exports Prometheus gauges.
+- ``clock.SimClock`` / ``clock.WallClock`` and ``replay.ReplayExchange``: the store's history
+  served as a ccxt exchange under a simulated clock (nothing shown before it was known).
 - ``book.PaperBook`` (tables in ``models``, Alembic migrations in ``migrations/``, plumbing in
   ``db``): decisions, orders, fills, positions, hedges, funding and equity in a database.
 - ``fills.FillModel`` and ``execution.Executor``: paper fills, or testnet/live orders via ccxt,
@@ -9,5 +15,5 @@
 - ``report.write_paper_report``: the book as a PNG and summary figures.
 
 Modules are imported directly (``from cascade_ml.live.book import PaperBook``) so that using one
-piece does not load the others (matplotlib, ccxt).
+piece does not load the others (matplotlib, ccxt, MLflow).
 """

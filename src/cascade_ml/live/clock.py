@@ -7,6 +7,7 @@ moves forward: a component that read the time after a later one could see the fu
 from __future__ import annotations
 
 import numbers
+import time
 
 import pandas as pd
 
@@ -74,3 +75,22 @@ class SimClock:
 
     def __repr__(self) -> str:
         return f"SimClock({self.now.isoformat()})"
+
+
+class WallClock:
+    """The real UTC time, with the same reading interface as ``SimClock`` (the live loop runs on
+    one or the other and cannot tell which)."""
+
+    @property
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    @property
+    def now(self) -> pd.Timestamp:
+        return pd.Timestamp(self.now_ms, unit="ms", tz="UTC")
+
+    def __repr__(self) -> str:
+        return f"WallClock({self.now.isoformat()})"
+
+
+Clock = SimClock | WallClock

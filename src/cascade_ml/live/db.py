@@ -8,19 +8,23 @@ Any other SQLAlchemy URL (PostgreSQL, ...) works unchanged; its driver is the us
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+# The book migrates on every open: Alembic's INFO lines (at import and per run) are noise there.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
-from cascade_ml.errors import CascadeError
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import Engine, create_engine, event  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError  # noqa: E402
 
-DEFAULT_DB_URL = "sqlite:///data/paper/book.db"
+from cascade_ml.errors import CascadeError  # noqa: E402
+from cascade_ml.live.config import DEFAULT_DB_URL  # noqa: E402
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 

@@ -1,7 +1,8 @@
 """Execution: a decision and the book's legs -> orders -> fills, written to the book per cycle.
 
 - ``plan_orders`` (pure) turns a decision into order intents that respect it: the main leg is
-  opened at the bot's target or cut to the size / leverage caps; the hedge is moved to
+  opened at the bot's target, cut to the size / leverage caps, and grown back to the target once
+  the decision allows it (never while failing safe); the hedge is moved to
   ``hedge_ratio x beta x main`` in the decision's instrument when the decision says rebalance
   (or the main leg changed), and hedges left in another instrument are closed.
 - ``Executor.run_cycle`` checks every intent against the decision's caps before anything is
@@ -112,18 +113,29 @@ def cap_violation(symbol: str, intent: OrderIntent, decision: Decision, held: fl
 
 
 def plan_orders(symbol: str, decision: Decision, state: BookState, marks: Mapping[str, float],
-                *, target_notional: float, side: str = "long",
-                min_order_notional: float = 10.0) -> list[OrderIntent]:
-    """Order intents that bring the legs where the decision wants them, within its caps."""
+                *, target_notional: float, side: str = "long", min_order_notional: float = 10.0,
+                regrow_band: float = 0.1) -> list[OrderIntent]:
+    """Order intents that bring the legs where the decision wants them, within its caps.
+
+    The main leg is opened at the bot's target within the caps, and cut to the caps whenever it
+    exceeds them. While the decision fails safe nothing is opened or grown (no new exposure);
+    otherwise a leg that has fallen more than ``regrow_band`` below what the target and the caps
+    allow grows back to it (the band keeps price moves alone from trading every bar).
+    """
     price = _mark(marks, symbol)
     sign = 1.0 if side == "long" else -1.0
     held = state.qty(symbol, "main", symbol)
     limit = max(min(decision.size_cap_notional, decision.leverage_cap * state.equity), 0.0)
     current = abs(held) * price
+    allowed = min(target_notional, limit)
     if held == 0 or (held > 0) != (sign > 0):
-        want = min(target_notional, limit)
+        want = 0.0 if decision.fail_safe else allowed  # failing safe, a flat book stays flat
+    elif current > limit:
+        want = limit
+    elif not decision.fail_safe and current < allowed * (1 - regrow_band):
+        want = allowed
     else:
-        want = min(current, limit)
+        want = current
     main_after = sign * want / price
     intents = []
     main_changed = abs(main_after - held) * price >= max(min_order_notional, _TOL)

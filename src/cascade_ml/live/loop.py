@@ -1,0 +1,375 @@
+"""The live loop: at each bar close collect, build features, forecast, check, decide, execute;
+retrain on a schedule. The same object runs live (wall clock, a real exchange) and in a replay
+(simulated clock, the replay exchange); only the clock and the exchange differ.
+
+One cycle, for the bar that closed last (``floor(now) - bar``):
+
+1. ``collect``: candles, funding, open interest and Fear & Greed into the store, incrementally;
+2. ``LiveFeatures.update``: the new feature rows, from a trailing window of history;
+3. the bundle forecasts the newest row; the forecast and its age go to the policy;
+4. ``Guard.check`` (the monitor): drifted, missing or stale inputs make the decision the
+   policy's fail-safe with the reasons named (``decide_monitored``);
+5. ``plan_orders`` + ``Executor.run_cycle``: orders within the caps, one book transaction per
+   (symbol, bar) with the funding settled since the last cycle;
+6. the forecast merged into the scores table; the loop state saved.
+
+Restart safety: every write is atomic (store partitions and tables) or transactional (the
+book), and each is idempotent on the bar: a restarted loop repeats the bar it was in, finds its
+data already collected, its feature rows already built, and the book cycle already recorded (or
+not at all), so nothing is duplicated or lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cascade_ml.contracts.columns import FORECASTS, quantile_key
+from cascade_ml.contracts.layout import bundle_dir, scores_path
+from cascade_ml.contracts.task import TaskConfig
+from cascade_ml.data.store import to_utc
+from cascade_ml.errors import CascadeError
+from cascade_ml.features.config import FeatureConfig
+from cascade_ml.labels.config import LabelConfig
+from cascade_ml.live.book import BookState, FundingEvent, PaperBook, utc
+from cascade_ml.live.cache import CachedMarketStore
+from cascade_ml.live.clock import Clock
+from cascade_ml.live.collect import CollectPlan, CollectResult, collect
+from cascade_ml.live.config import LiveConfig
+from cascade_ml.live.execution import Executor, plan_orders
+from cascade_ml.live.features import LiveFeatures
+from cascade_ml.live.guard import Guard
+from cascade_ml.live.state import LoopState
+from cascade_ml.models.bundle import BUNDLE_FILE, ForecastBundle
+from cascade_ml.models.config import ModelConfig
+from cascade_ml.monitoring.config import MonitoringConfig
+from cascade_ml.monitoring.gate import decide_monitored
+from cascade_ml.monitoring.report import MonitorReport
+from cascade_ml.policy import PolicyConfig
+from cascade_ml.policy.models import Decision, Freshness, PolicyInputs, Position
+from cascade_ml.scoring.bundles import load_serving_bundle
+from cascade_ml.scoring.inputs import context_columns, policy_context, policy_forecast
+from cascade_ml.tracking import TrackingConfig
+
+log = logging.getLogger(__name__)
+
+FORECAST_COLUMNS = (*FORECASTS, *(quantile_key(q) for q in (0.5, 0.9, 0.99)))
+
+
+@dataclass(frozen=True)
+class LoopSections:
+    """The pipeline sections the loop reads (the CLI builds them; live never reads the file)."""
+
+    task: TaskConfig
+    features: FeatureConfig
+    labels: LabelConfig
+    models: ModelConfig
+    policy: PolicyConfig
+    monitoring: MonitoringConfig
+    tracking: TrackingConfig
+    live: LiveConfig
+
+
+@dataclass(frozen=True)
+class LoopPaths:
+    """Where this run keeps its store, models, MLflow registry, book and state."""
+
+    store: Path
+    models_dir: Path
+    tracking: TrackingConfig
+    db_url: str
+    state_file: Path
+
+
+@dataclass(frozen=True)
+class SymbolCycle:
+    """What one symbol's cycle did."""
+
+    symbol: str
+    bar: pd.Timestamp
+    decision: Decision
+    written: bool
+    fills: int
+    refused: int
+    equity: float
+    forecast_age_s: float
+    model_version: str
+    monitor: MonitorReport
+
+    def line(self) -> str:
+        flag = "FAIL-SAFE " if self.decision.fail_safe else ""
+        done = "" if self.written else " (already in the book)"
+        why = ""
+        if self.decision.fail_safe:
+            why = "; " + "; ".join(r for r in self.decision.reasons if r.startswith("FAIL-SAFE"))
+        return (f"{self.bar:%Y-%m-%d %H:%M} {self.symbol}: {flag}{self.decision.action} hedge "
+                f"{self.decision.hedge_ratio:.0%} via {self.decision.hedge_instrument}, leverage "
+                f"cap {self.decision.leverage_cap:.2f}x; fills {self.fills}, refused "
+                f"{self.refused}; equity {self.equity:,.2f}; model v{self.model_version}{done}"
+                f"{why}")
+
+
+@dataclass
+class CycleReport:
+    """One cycle: what was collected and each symbol's outcome."""
+
+    now: pd.Timestamp
+    bar: pd.Timestamp
+    collected: CollectResult
+    symbols: list[SymbolCycle] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RetrainReport:
+    """One retraining: per symbol the registered version, whether it was promoted, and why."""
+
+    at: pd.Timestamp
+    lines: list[str]
+
+
+class LiveLoop:
+    """The loop over one store, one book and one exchange (see the module docstring)."""
+
+    def __init__(self, sections: LoopSections, paths: LoopPaths, *, clock: Clock,
+                 plan: CollectPlan, executor: Executor,
+                 next_retrain: Callable[[pd.Timestamp], pd.Timestamp | None] | None = None,
+                 persist_features_every: int = 1) -> None:
+        self.s, self.paths, self.clock, self.plan, self.executor = (sections, paths, clock,
+                                                                    plan, executor)
+        self.book: PaperBook = executor.book
+        self.store = CachedMarketStore(paths.store)
+        self.task = sections.task
+        self.bar = sections.task.bar
+        self.next_retrain = next_retrain
+        self.state = LoopState.load(paths.state_file)
+        self.features = {s: LiveFeatures(self.store, s, self.task, sections.features,
+                                         sections.live.warmup_bars) for s in self.task.symbols}
+        self.columns = {s: context_columns(self.task.references_for(s),
+                                           sections.policy.proxy_window)
+                        for s in self.task.symbols}
+        self.bundles: dict[str, ForecastBundle] = {}
+        self.guards: dict[str, Guard] = {}
+        self.on_cycle: list[Callable[[CycleReport], None]] = []
+        self.persist_features_every = max(persist_features_every, 1)
+
+    # ------------------------------------------------------------------ models
+    def load_models(self) -> list[str]:
+        """Load every symbol's bundle (training first where there is none); returns the
+        symbols that had to be trained."""
+        missing = [s for s in self.task.symbols
+                   if not (bundle_dir(self.paths.models_dir, s) / BUNDLE_FILE).exists()]
+        if missing:
+            self.retrain(missing, scheduled=False)
+        for symbol in self.task.symbols:
+            if symbol not in self.bundles:
+                self._use_bundle(symbol)
+        return missing
+
+    def _use_bundle(self, symbol: str) -> None:
+        bundle = load_serving_bundle(self.paths.models_dir, symbol, self.task)
+        table = self.features[symbol].table
+        bundle.validate_features(list(table.columns))
+        self.bundles[symbol] = bundle
+        self.guards[symbol] = Guard(self.store, symbol, self.task, self.s.features,
+                                    self.s.monitoring, bundle, table)
+        for waiver in self.guards[symbol].waivers:
+            log.info("%s v%s: %s", symbol, bundle.version, waiver.reason())
+
+    def retrain(self, symbols: list[str] | None = None, *, scheduled: bool = True
+                ) -> RetrainReport:
+        """Full features and labels on the loop's store, then the models step with its
+        champion/challenger rule; a promoted champion is loaded for the next cycle. A failed
+        retraining is reported and the champion keeps serving."""
+        from cascade_ml.labels.build import build_and_store_labels
+        from cascade_ml.models.train import train_symbol
+
+        now = self.clock.now
+        lines = []
+        models = self.s.models.model_copy(update={"models_dir": self.paths.models_dir})
+        for symbol in symbols or list(self.task.symbols):
+            started = time.perf_counter()
+            try:
+                self.features[symbol].rebuild()
+                build_and_store_labels(self.store, symbol, self.task, self.s.labels,
+                                       oi_venues=self.s.features.oi_venues)
+                report = train_symbol(self.store, symbol, self.task.horizon, models,
+                                      self.paths.tracking, plots=False)
+            except CascadeError as exc:
+                if symbol not in self.bundles:
+                    raise  # nothing to serve without a first model
+                lines.append(f"{symbol}: retraining failed, the champion keeps serving: "
+                             f"{exc.message}")
+                continue
+            lines.append(f"{symbol}: v{report.version} "
+                         f"{'PROMOTED' if report.promoted else 'not promoted'} ({report.reason}); "
+                         f"{time.perf_counter() - started:.1f} s")
+            if report.promoted or symbol not in self.bundles:
+                self._use_bundle(symbol)
+        if scheduled:
+            self.state.last_retrain = now
+            self.state.retrains += 1
+            self.state.next_retrain = self.next_retrain(now) if self.next_retrain else None
+            self.state.save(self.paths.state_file)
+        for line in lines:
+            log.info("retrain at %s: %s", now, line)
+        return RetrainReport(now, lines)
+
+    def start(self) -> list[str]:
+        """Load (or first train) the models; run a retraining the schedule owed while the loop
+        was down; note when the next one is due. Returns the symbols first trained here."""
+        trained = self.load_models()
+        now = self.clock.now
+        due = self.state.next_retrain
+        if due is not None and due <= now:
+            log.info("retraining that was due at %s (the loop was not running)", due)
+            self.retrain()
+        elif due is None and self.next_retrain is not None:
+            self.state.next_retrain = self.next_retrain(now)
+            self.state.save(self.paths.state_file)
+        return trained
+
+    def flush(self) -> None:
+        """Write what is held in memory only (feature rows not yet persisted)."""
+        for features in self.features.values():
+            features.save()
+
+    # ------------------------------------------------------------------ the cycle
+    def closed_bar(self) -> pd.Timestamp:
+        """Open time of the newest bar that has closed by now."""
+        return self.clock.now.floor(self.bar) - self.bar
+
+    def cycle(self) -> CycleReport:
+        """One cycle for the bar that closed last (see the module docstring)."""
+        started = time.perf_counter()
+        now, bar = self.clock.now, self.closed_bar()
+        self.store.refresh()
+        report = CycleReport(now, bar, collect(self.store, self.plan, now))
+        for symbol in self.task.symbols:
+            report.symbols.append(self._symbol_cycle(symbol, bar, now))
+        self.state.last_bar = bar
+        self.state.cycles += 1
+        self.state.save(self.paths.state_file)
+        report.seconds = time.perf_counter() - started
+        for hook in self.on_cycle:
+            hook(report)
+        return report
+
+    def _symbol_cycle(self, symbol: str, bar: pd.Timestamp, now: pd.Timestamp) -> SymbolCycle:
+        persist = (self.state.cycles + 1) % self.persist_features_every == 0
+        table = self.features[symbol].update(persist=persist)
+        visible = table[table.index + self.bar <= now]
+        if visible.empty:
+            raise CascadeError(f"no feature row of {symbol} has closed by {now}", "live loop")
+        bundle, guard = self.bundles[symbol], self.guards[symbol]
+        row_ts, row = visible.index[-1], visible.iloc[-1]
+        x = row.reindex(bundle.feature_names).to_numpy(dtype=np.float64)[None, :]
+        values = {k: float(v[0]) for k, v in bundle.predict(x).items()}
+        forecast = policy_forecast(values, self.task.horizon_hours)
+        triggers, cross = policy_context(row.to_dict(), self.columns[symbol])
+        monitor = guard.check(table, now)
+
+        marks = self._marks(bar)
+        if symbol not in marks:
+            raise CascadeError(f"no {symbol} price in the store up to {bar}", "live loop")
+        state = self.book.state(marks)
+        age = max((now - (row_ts + self.bar)).total_seconds(), 0.0)
+        held = state.policy_position(symbol, self._held_beta(state, symbol, row))
+        position = held or self._intended_position(symbol, marks[symbol], state.equity)
+        inputs = PolicyInputs(symbol=symbol, forecast=forecast, triggers=triggers,
+                              cross_asset=cross, position=position, equity=max(state.equity, 1e-9),
+                              freshness=Freshness(forecast_age_s=age, features_age_s=age))
+        decision = decide_monitored(inputs, self.s.policy, monitor.degrade_reasons)
+        intents = plan_orders(symbol, decision, state, marks,
+                              target_notional=self.s.live.target_notional,
+                              side=self.s.live.side,
+                              min_order_notional=self.s.live.min_order_notional)
+        result = self.executor.run_cycle(
+            symbol, bar, decision, intents, marks=marks, as_of=now,
+            funding=self._funding(symbol, now), model_version=str(bundle.version),
+            forecast=forecast)
+        self._store_forecast(symbol, row_ts, values, str(bundle.version), now)
+        return SymbolCycle(symbol, bar, decision, result.written, result.fills, result.refused,
+                           result.equity, age, str(bundle.version), monitor)
+
+    # ------------------------------------------------------------------ inputs of a cycle
+    def _bars(self, symbol: str) -> pd.DataFrame | None:
+        keys = [k for k in self.store.partitions("ohlcv", symbol, self.task.venue)
+                if k.interval == self.task.interval]
+        return self.store.read_partition(keys[0]) if keys else None
+
+    def _marks(self, bar: pd.Timestamp) -> dict[str, float]:
+        """Close of every instrument's newest bar up to ``bar`` (what the book marks at)."""
+        marks = {}
+        for symbol in self.task.all_symbols:
+            bars = self._bars(symbol)
+            if bars is not None:
+                closed = bars["close"][bars.index <= bar].dropna()
+                if len(closed):
+                    marks[symbol] = float(closed.iloc[-1])
+        return marks
+
+    def _funding(self, symbol: str, now: pd.Timestamp) -> list[FundingEvent]:
+        """Settlements since the symbol's previous cycle, on every instrument, each priced at
+        the close of the bar ending at the settlement."""
+        prev = self.book.last_as_of(symbol)
+        if prev is None:
+            return []
+        since = to_utc(prev)
+        events = []
+        for instrument in self.task.all_symbols:
+            keys = self.store.partitions("funding", instrument, self.task.venue)
+            bars = self._bars(instrument)
+            if not keys or bars is None:
+                continue
+            rates = self.store.read_partition(keys[0])["funding_rate"]
+            rates = rates[(rates.index > since) & (rates.index <= now)].dropna()
+            closes = bars["close"]
+            for ts, rate in rates.items():
+                known = closes[closes.index + self.bar <= ts]
+                if len(known):
+                    events.append(FundingEvent(instrument, utc(ts), float(rate),
+                                               float(known.iloc[-1])))
+        return events
+
+    def _held_beta(self, state: BookState, symbol: str, row: pd.Series) -> float:
+        """Beta of the hedge instrument held now (1 for the same perp), to read the hedge ratio
+        the book holds in the policy's terms."""
+        legs = state.legs_of(symbol, "hedge")
+        if not legs or legs[0].instrument == symbol:
+            return 1.0
+        field_ = f"beta_{legs[0].instrument.lower()}"
+        column = self.columns[symbol].cross.get(field_)
+        value = row.get(column) if column else None
+        return float(value) if value is not None and np.isfinite(value) and value > 0 else 1.0
+
+    def _intended_position(self, symbol: str, price: float, equity: float) -> Position:
+        """The position the bot means to open, for a decision on a flat book."""
+        notional = self.s.live.target_notional
+        return Position(side=self.s.live.side, notional=notional, entry_price=price,
+                        mark_price=price, leverage=notional / max(equity, 1e-9),
+                        margin_mode="cross", hedge_ratio=0.0)
+
+    def _store_forecast(self, symbol: str, row_ts: pd.Timestamp, values: dict[str, float],
+                        version: str, now: pd.Timestamp) -> None:
+        """Merge the forecast into the scores table (the service serves it from there)."""
+        out = pd.DataFrame({c: [values[c]] for c in FORECAST_COLUMNS if c in values},
+                           index=pd.DatetimeIndex([row_ts], name="timestamp"))
+        out["model_version"] = version
+        out["feature_timestamp"] = row_ts
+        out["scored_at"] = now
+        rel = scores_path(symbol)
+        if (self.store.root / rel).exists():
+            stored = self.store.read_table(rel)
+            out = pd.concat([stored[~stored.index.isin(out.index)], out]).sort_index()
+        self.store.write_table(rel, out, {"symbol": symbol, "horizon": self.task.horizon,
+                                          "model_version": version,
+                                          "bundle_dir": str(bundle_dir(self.paths.models_dir,
+                                                                       symbol)),
+                                          "source": "live loop"})
