@@ -21,6 +21,7 @@ from cascade_ml.features.config import FeatureConfig
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.live.config import LiveConfig
 from cascade_ml.models.config import ModelConfig
+from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.scoring.config import ScoringConfig
@@ -63,6 +64,7 @@ class PipelineConfig(StrictModel):
     serving: ServingConfig = ServingConfig()
     panel: PanelConfig = PanelConfig()
     compute: ComputeConfig = ComputeConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     live: LiveConfig = LiveConfig()
 
     @model_validator(mode="after")

@@ -19,12 +19,9 @@ paper_app = typer.Typer(help="The paper-trading book.", no_args_is_help=True)
 def loop_sections(config: PipelineConfig) -> LoopSections:
     """The sections the loop reads, taken from the pipeline file."""
     from cascade_ml.live.loop import LoopSections
-    from cascade_ml.monitoring.config import MonitoringConfig
 
-    # the pipeline's monitoring section once it has one; the monitor's defaults until then
-    monitoring = getattr(config, "monitoring", None) or MonitoringConfig()
     return LoopSections(task=config.task, features=config.features, labels=config.labels,
-                        models=config.models, policy=config.policy, monitoring=monitoring,
+                        models=config.models, policy=config.policy, monitoring=config.monitoring,
                         tracking=config.tracking, live=config.live)
 
 
