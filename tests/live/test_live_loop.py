@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from loop_helpers import FROM, HOUR, UNTIL, ledger_is_consistent
 
-from cascade_ml.contracts.layout import features_path, scores_path
+from cascade_ml.contracts.layout import features_path, monitor_path, scores_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.features.build import build_features
 from cascade_ml.live.run import replay_db_url, run_replay
 from cascade_ml.live.state import LoopState
+from cascade_ml.monitoring.persist import read_report
 
 
 def test_every_bar_of_the_window_is_decided_once_on_a_fresh_forecast(
@@ -54,6 +55,12 @@ def test_forecasts_and_features_land_in_the_store(reference_replay: dict) -> Non
     scores = store.read_table(scores_path("NEAR"))
     assert len(scores) == 13 and scores.index.is_unique
     assert (scores["scored_at"] - scores.index == HOUR + pd.Timedelta("10s")).all()
+    # the monitor's report of the last cycle, for the service, on the bar of the last forecast
+    stored = read_report(store.root / monitor_path("NEAR"), "NEAR")
+    last = reference_replay["seen"][-1]
+    assert stored is not None and stored.bar == scores.index[-1] == last["bar"]
+    assert stored.report.now == last["now"]
+    assert stored.report.to_dict() == last["cycle"].monitor.to_dict()
     # the loop's incremental rows equal a full build over the same store
     table = store.read_table(features_path("NEAR"))
     sections = reference_replay["sections"]

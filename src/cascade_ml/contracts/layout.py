@@ -31,6 +31,12 @@ def scores_path(symbol: str) -> str:
     return f"scores/symbol={symbol}/scores.parquet"
 
 
+def monitor_path(symbol: str) -> str:
+    """The monitor's latest report on one symbol (JSON, with the feature bar it judged): written
+    by the live loop each cycle, read by the service's poller."""
+    return f"monitor/symbol={symbol}/report.json"
+
+
 def manifest_path(table_path: str) -> str:
     """The manifest beside a table."""
     return str(PurePosixPath(table_path).parent / MANIFEST)

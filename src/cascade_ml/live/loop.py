@@ -11,7 +11,9 @@ One cycle, for the bar that closed last (``floor(now) - bar``):
    policy's fail-safe with the reasons named (``decide_monitored``);
 5. ``plan_orders`` + ``Executor.run_cycle``: orders within the caps, one book transaction per
    (symbol, bar) with the funding settled since the last cycle;
-6. the forecast merged into the scores table; the loop state saved.
+6. the forecast merged into the scores table; the loop state saved. The monitor's report is
+   written to the store (``contracts.layout.monitor_path``) before the forecast, so the service
+   exports it and enforces its reasons on the same bar's forecast.
 
 Restart safety: every write is atomic (store partitions and tables) or transactional (the
 book), and each is idempotent on the bar: a restarted loop repeats the bar it was in, finds its
@@ -50,6 +52,7 @@ from cascade_ml.models.bundle import BUNDLE_FILE, ForecastBundle
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.gate import decide_monitored
+from cascade_ml.monitoring.persist import write_report
 from cascade_ml.monitoring.report import MonitorReport
 from cascade_ml.policy import PolicyConfig
 from cascade_ml.policy.models import Decision, Freshness, PolicyInputs, Position
@@ -274,6 +277,9 @@ class LiveLoop:
         forecast = policy_forecast(values, self.task.horizon_hours)
         triggers, cross = policy_context(row.to_dict(), self.columns[symbol])
         monitor = guard.check(table, now)
+        # stored before the forecast: the service never serves this bar's forecast without
+        # this bar's verdict
+        write_report(self.store.root, monitor, row_ts)
 
         marks = self._marks(bar)
         if symbol not in marks:

@@ -1,8 +1,9 @@
 """The I/O edge: read a symbol's features, sources, scores and labels from the store, judge them.
 
-The service calls :func:`monitor_symbol` on its poll (keeping the :class:`TrainingProfile` of
-each loaded bundle, which only changes with the bundle) and publishes the reports with
-:func:`cascade_ml.monitoring.exporter.export_reports`.
+:func:`monitor_symbol` runs the whole check once (tests, notebooks); the live loop keeps the
+:class:`TrainingProfile` of each loaded bundle (``live.guard.Guard``) and stores each report with
+:func:`cascade_ml.monitoring.persist.write_report`, which the service reads, exports with
+:func:`cascade_ml.monitoring.exporter.export_reports` and enforces.
 """
 
 from __future__ import annotations

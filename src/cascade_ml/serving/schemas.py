@@ -83,6 +83,12 @@ class ModelOut(BaseModel):
     path: str | None = None
     loaded_at: datetime | None = None
     load_error: str | None = Field(None, description="Last failed reload; the old model is kept.")
+    monitor: dict | None = Field(None, description="The monitor's latest stored report "
+                                 "(MonitorReport.to_dict()) plus `bar` (the feature bar it "
+                                 "judged) and `in_force` (it judged the served forecast's bar or "
+                                 "a newer one, so its degrade_reasons make decisions fail safe).")
+    monitor_error: str | None = Field(None, description="Why the latest report file could not "
+                                      "be read; the previous report is kept.")
 
 
 class ModelsOut(BaseModel):

@@ -1,9 +1,17 @@
 """What the service holds in memory, and the poller that refreshes it.
 
-Requests only read ``ServingState.models`` and ``ServingState.forecasts`` (plain dicts whose values
-are immutable records). The poller builds new records off the request path and swaps them in with a
-single dict assignment, so a request sees either the old bundle/forecast or the new one, never a
-mix, and in-flight requests keep the reference they already took.
+Requests only read ``ServingState.models``, ``ServingState.forecasts`` and
+``ServingState.monitors`` (plain dicts whose values are immutable records). The poller builds new
+records off the request path and swaps them in with a single dict assignment, so a request sees
+either the old bundle/forecast or the new one, never a mix, and in-flight requests keep the
+reference they already took.
+
+The monitor's verdict (the report the live loop stores at ``contracts.layout.monitor_path``) is
+attached to the forecast it judges: a report on the forecast's bar or a newer one puts its
+``degrade_reasons`` on the served ``Forecast`` (``monitor_reasons``), so a decision and the
+reasons it must fail safe for always come from one record. A report on an older bar than the
+forecast is ignored for decisions (it judged inputs the forecast no longer uses) but still shown
+and exported.
 """
 
 from __future__ import annotations
@@ -19,10 +27,13 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.contracts.columns import FORECASTS, quantile_key
-from cascade_ml.contracts.layout import bundle_dir, features_path, scores_path
+from cascade_ml.contracts.layout import bundle_dir, features_path, monitor_path, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
+from cascade_ml.monitoring.exporter import export_reports
+from cascade_ml.monitoring.persist import StoredReport, read_report
+from cascade_ml.monitoring.report import MonitorReport
 from cascade_ml.policy.models import CrossAsset, Triggers
 from cascade_ml.policy.models import Forecast as PolicyForecast
 from cascade_ml.scoring.bundles import load_serving_bundle
@@ -64,9 +75,34 @@ class Forecast:
     policy: PolicyForecast  # the values as the policy reads them (sigma_h = vol, not variance)
     triggers: Triggers = field(default_factory=Triggers)  # from the forecast bar's feature row
     cross: CrossAsset = field(default_factory=CrossAsset)
+    monitor_reasons: tuple[str, ...] = ()  # the monitor's degrade reasons on this bar's inputs
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.available_at
+
+
+@dataclass(frozen=True, eq=False)
+class MonitorSlot:
+    """The monitor's latest stored report on one symbol, summarised once for ``/v1/models``."""
+
+    bar: pd.Timestamp  # open time of the feature bar the report judged
+    report: MonitorReport
+    reasons: tuple[str, ...]
+    summary: dict
+
+    @classmethod
+    def of(cls, stored: StoredReport) -> MonitorSlot:
+        report = stored.report
+        return cls(stored.bar, report, tuple(report.degrade_reasons), report.to_dict())
+
+    def covers(self, forecast: Forecast | None) -> bool:
+        """True when the report judged the forecast's bar or a newer one: its reasons hold for
+        that forecast. An older report says nothing about the inputs the forecast used."""
+        return forecast is not None and self.bar >= forecast.timestamp
+
+    def block(self, forecast: Forecast | None) -> dict:
+        """``to_dict()`` plus the bar judged and whether it governs the served forecast."""
+        return {**self.summary, "bar": self.bar.isoformat(), "in_force": self.covers(forecast)}
 
 
 @dataclass
@@ -76,6 +112,8 @@ class ServingState:
     models: dict[str, ModelSlot] = field(default_factory=dict)
     forecasts: dict[str, Forecast] = field(default_factory=dict)
     load_errors: dict[str, str] = field(default_factory=dict)
+    monitors: dict[str, MonitorSlot] = field(default_factory=dict)
+    monitor_errors: dict[str, str] = field(default_factory=dict)
     last_poll: float = 0.0
     poll_error: str | None = None
 
@@ -118,6 +156,7 @@ class Poller:
         # table path -> (file mtime, value read from it)
         self._scores: dict[str, tuple[int | None, Forecast | None]] = {}
         self._features: dict[str, tuple[int | None, pd.DataFrame | None]] = {}
+        self._monitors: dict[str, tuple[int | None, MonitorSlot | None]] = {}
         self._live: dict[str, tuple[tuple, Forecast]] = {}
 
     # ------------------------------------------------------------------ one poll
@@ -147,6 +186,7 @@ class Poller:
             self.metrics.model_loaded.labels(symbol).set(loaded)
 
     def _poll_symbol(self, symbol: str) -> None:
+        monitor = self._refresh_monitor(symbol)
         features = self._read_features(symbol)
         self._reload_bundle(symbol, features)
         chosen = _newest(self._read_scores(symbol), self._live_forecast(symbol, features))
@@ -154,6 +194,8 @@ class Poller:
             row = features.loc[chosen.timestamp].to_dict()
             triggers, cross = policy_context(row, self.columns[symbol])
             chosen = replace(chosen, triggers=triggers, cross=cross)
+        if chosen is not None and monitor is not None and monitor.covers(chosen):
+            chosen = replace(chosen, monitor_reasons=monitor.reasons)
         current = self.state.forecasts.get(symbol)
         if chosen is not None and current is not None and _key(current) == _key(chosen):
             return  # unchanged: keep the same object (per-forecast work stays cached)
@@ -194,6 +236,33 @@ class Poller:
         self.state.load_errors = {**self.state.load_errors, symbol: message}
         self.metrics.reloads.labels(symbol, "error").inc()
 
+    # ------------------------------------------------------------------ monitor reports
+    def _refresh_monitor(self, symbol: str) -> MonitorSlot | None:
+        """The symbol's monitor slot, re-read when its report file changes; exported to
+        /metrics on change. An unreadable report keeps the previous one and is shown as
+        ``monitor_error`` in /v1/models (logged once)."""
+        try:
+            slot = self._read_if_changed(
+                self._monitors, monitor_path(symbol),
+                lambda stored: None if stored is None else MonitorSlot.of(stored),
+                read=lambda rel: read_report(self.store.root / rel, symbol))
+        except CascadeError as exc:
+            if self.state.monitor_errors.get(symbol) != exc.message:
+                log.error("monitor report of %s not read (previous one kept): %s", symbol,
+                          exc.message)
+                self.state.monitor_errors = {**self.state.monitor_errors, symbol: exc.message}
+            return self.state.monitors.get(symbol)
+        if symbol in self.state.monitor_errors:
+            self.state.monitor_errors = {k: v for k, v in self.state.monitor_errors.items()
+                                         if k != symbol}
+        if slot is not self.state.monitors.get(symbol):
+            monitors = {k: v for k, v in self.state.monitors.items() if k != symbol}
+            if slot is not None:
+                monitors[symbol] = slot
+            self.state.monitors = monitors
+            export_reports(self.metrics.registry, [m.report for m in monitors.values()])
+        return slot
+
     # ------------------------------------------------------------------ tables
     def _read_features(self, symbol: str) -> pd.DataFrame | None:
         """The last few feature rows, re-read only when the table file changes."""
@@ -211,14 +280,16 @@ class Poller:
 
         return self._read_if_changed(self._scores, scores_path(symbol), newest)
 
-    def _read_if_changed(self, cache: dict, rel: str,
-                         convert: Callable[[pd.DataFrame], Any]) -> Any:
-        """``convert(table)``, cached per file modification time (None when there is no file)."""
+    def _read_if_changed(self, cache: dict, rel: str, convert: Callable[[Any], Any],
+                         read: Callable[[str], Any] | None = None) -> Any:
+        """``convert(read(rel))`` (default: the store table at ``rel``), cached per file
+        modification time (None when there is no file)."""
         mtime = _mtime(self.store.root / rel)
         cached = cache.get(rel)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        value = convert(self.store.read_table(rel)) if mtime is not None else None
+        read = read or self.store.read_table
+        value = convert(read(rel)) if mtime is not None else None
         cache[rel] = (mtime, value)
         return value
 
@@ -249,7 +320,8 @@ class Poller:
 
 
 def _key(fc: Forecast) -> tuple:
-    return (fc.timestamp, fc.model_version, fc.source, fc.values, fc.triggers, fc.cross)
+    return (fc.timestamp, fc.model_version, fc.source, fc.values, fc.triggers, fc.cross,
+            fc.monitor_reasons)
 
 
 def _newest(scored: Forecast | None, live: Forecast | None) -> Forecast | None:

@@ -1,4 +1,5 @@
-"""``GET /v1/models``: the serving bundle per symbol and any reload error."""
+"""``GET /v1/models``: the serving bundle per symbol, any reload error, and the monitor's latest
+report on the symbol."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ router = APIRouter(prefix="/v1", tags=["models"])
 
 @router.get("/models", response_model=ModelsOut, responses=AUTH_ERRORS)
 async def get_models(service: ServiceDep) -> ModelsOut:
-    """Serving bundle per task symbol (version, training span, metrics) and any reload error."""
-    models, errors = service.state.models, service.state.load_errors
+    """Serving bundle per task symbol (version, training span, metrics), any reload error and the
+    monitor's latest report (drift, missing inputs, source ages, QLIKE vs HAR, calibration)."""
+    state = service.state
+    models, errors, monitors = state.models, state.load_errors, state.monitors
     out = []
     for symbol in service.task.symbols:
         slot = models.get(symbol)
         b = slot.bundle if slot else None
+        monitor = monitors.get(symbol)
         out.append(ModelOut(
             symbol=symbol, version=slot.version if slot else None,
             horizon=getattr(b, "horizon", None), metrics=getattr(b, "metrics", None),
@@ -28,5 +32,7 @@ async def get_models(service: ServiceDep) -> ModelsOut:
             n_features=len(b.feature_names) if b is not None else None,
             path=str(slot.path) if slot else None,
             loaded_at=datetime.fromtimestamp(slot.loaded_at, tz=UTC) if slot else None,
-            load_error=errors.get(symbol)))
+            load_error=errors.get(symbol),
+            monitor=monitor.block(state.forecasts.get(symbol)) if monitor else None,
+            monitor_error=state.monitor_errors.get(symbol)))
     return ModelsOut(models=out)

@@ -1,0 +1,143 @@
+"""The monitor's stored report in the service: /metrics exports it with the loop's metric names,
+/v1/models carries it, and its degrade reasons make /v1/decisions fail safe for the forecast's
+bar (or a newer one) but not for a newer forecast."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+from demo_data import (
+    SYMBOL,
+    fresh_end,
+    make_bundle,
+    run_score,
+    synthetic_features,
+    write_features,
+    write_pipeline,
+)
+from prometheus_client.parser import text_string_to_metric_families
+from serving_helpers import auth
+
+from cascade_ml.contracts.layout import monitor_path
+from cascade_ml.monitoring.config import MonitoringConfig
+from cascade_ml.monitoring.drift import fit_profile
+from cascade_ml.monitoring.persist import write_report
+from cascade_ml.monitoring.report import MonitorReport, health
+from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
+
+DECISION = {"symbol": SYMBOL, "notional": 2000.0, "mark_price": 4.0, "leverage": 2.0}
+HOUR = pd.Timedelta("1h")
+CFG = MonitoringConfig(recent_rows=24)
+
+
+def _report(features: pd.DataFrame, bar: pd.Timestamp, *, degraded: bool) -> MonitorReport:
+    """The monitor's verdict on ``bar``, trained on every row up to it: with ``degraded``,
+    ``rv_24h`` shifted far beyond its training range over the recent window, ``funding_z`` blank
+    in the newest row and the funding source 10 h old (9 h allowed)."""
+    frame = features[features.index <= bar].copy()
+    families = {n: "funding" if n == "funding_z" else "volatility" for n in frame.columns}
+    profile = fit_profile(frame, (frame.index[0], frame.index[-1]), families, CFG)
+    age = 36_000.0 if degraded else 600.0
+    if degraded:
+        recent = frame.index[-CFG.recent_rows:]
+        frame.loc[recent, "rv_24h"] += 10 * frame["rv_24h"].std()
+        frame.loc[frame.index[-1], "funding_z"] = np.nan
+    sources = pd.DataFrame([["funding", "binance", SYMBOL, "8h", pd.NaT, pd.NaT, age]],
+                           columns=SOURCE_COLUMNS)
+    return health(SYMBOL, frame, profile, sources, CFG, bar + HOUR + pd.Timedelta("10s"))
+
+
+def _until(check, timeout: float = 15.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
+        tmp_path, server_factory) -> None:  # noqa: ANN001
+    pipeline = write_pipeline(tmp_path)
+    make_bundle(tmp_path / "models" / SYMBOL, seed=5)
+    end = fresh_end()
+    features = synthetic_features(300, end)
+    write_features(tmp_path, features)
+    assert run_score(pipeline)[0].ok
+    store = tmp_path / "store"
+    bad = _report(features, end, degraded=True)
+    assert len(bad.degrade_reasons) == 3, bad.degrade_reasons  # drift, missing, stale
+    server = server_factory(pipeline).start()
+
+    with httpx.Client(base_url=server.url, headers=auth()) as http:
+        def monitor(bar: pd.Timestamp) -> dict | None:
+            block = http.get("/v1/models").json()["models"][0]["monitor"]
+            return block if block and pd.Timestamp(block["bar"]) == bar else None
+
+        assert http.get(f"/v1/forecasts/{SYMBOL}").json()["timestamp"] == end.isoformat().replace(
+            "+00:00", "Z")
+        assert http.get("/v1/models").json()["models"][0]["monitor"] is None
+        assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False
+
+        # 1. a degraded report on the forecast's bar: fail-safe, every reason named
+        write_report(store, bad, end)
+        block = _until(lambda: monitor(end))
+        assert block["in_force"] is True and block["degraded"] is True
+        assert block["degrade_reasons"] == bad.degrade_reasons
+        assert block["missing_families"] == ["funding"] and "rv_24h" in block["drifted_features"]
+        decision = http.post("/v1/decisions", json=DECISION).json()
+        assert decision["fail_safe"] is True and decision["stale"] is False
+        named = [r for r in decision["reasons"] if r.startswith("FAIL-SAFE: monitor: ")]
+        assert named == [f"FAIL-SAFE: monitor: {r}" for r in bad.degrade_reasons]
+
+        got = _samples(http.get("/metrics").text)
+        near = frozenset({"symbol": SYMBOL}.items())
+        psi = ("cascade_feature_psi", frozenset({"symbol": SYMBOL, "feature": "rv_24h"}.items()))
+        assert got[psi] == bad.drift.at["rv_24h", "psi"] and got[psi] > 1.0
+        funding = frozenset({"symbol": SYMBOL, "family": "funding"}.items())
+        assert got[("cascade_missing_share", funding)] == 1.0
+        src = frozenset({"dataset": "funding", "venue": "binance", "symbol": SYMBOL,
+                         "interval": "8h"}.items())
+        assert got[("cascade_source_age_seconds", src)] == 36_000.0
+        assert got[("cascade_source_stale", src)] == 1.0
+        assert got[("cascade_monitor_degraded", near)] == 1.0
+        assert got[("cascade_failsafe_decisions_total",
+                    frozenset({"symbol": SYMBOL, "reason": "monitor"}.items()))] == 1.0
+
+        # 2. a degraded report on an older bar than the forecast: shown and exported, ignored
+        write_report(store, _report(features, end - HOUR, degraded=True), end - HOUR)
+        block = _until(lambda: monitor(end - HOUR))
+        assert block["in_force"] is False and block["degraded"] is True
+        assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False
+        got = _samples(http.get("/metrics").text)
+        assert got[("cascade_monitor_degraded", near)] == 1.0
+
+        # 3. a clean report on the forecast's bar: the model's decision, gauges follow
+        write_report(store, _report(features, end, degraded=False), end)
+        assert _until(lambda: monitor(end))["degraded"] is False
+        assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False
+        got = _samples(http.get("/metrics").text)
+        assert got[("cascade_monitor_degraded", near)] == 0.0
+        assert got[("cascade_source_age_seconds", src)] == 600.0
+
+        # 4. a degraded report on a newer bar than the forecast still holds for it
+        write_report(store, bad, end + HOUR)
+        _until(lambda: monitor(end + HOUR))
+        assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is True
+
+        # 5. an unreadable report: named in /v1/models, the last good one still applies
+        (store / monitor_path(SYMBOL)).write_text("{ not json")
+        model = _until(lambda: (m := http.get("/v1/models").json()["models"][0])
+                       ["monitor_error"] and m)
+        assert "unreadable monitor report" in model["monitor_error"]
+        assert model["monitor"]["degraded"] is True
+        assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is True
