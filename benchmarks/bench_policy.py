@@ -2,6 +2,9 @@
 
 Prints, from the same run:
   * µs per ``decide(inputs, config)`` (a normal decision and a fail-safe one);
+  * its two halves: ``plan`` (once per forecast bar) and ``decide_position`` on that plan (what
+    each served decision pays), with ``decision_fields`` (the same without building the
+    ``Decision``, as the service does) — all give the same answer (checked);
   * µs for the rule calls ``decide`` makes, on plain floats (the scalar path ``decide`` takes) and
     on 1-element numpy arrays (the numpy path, i.e. what every single decision paid when the rules
     ran numpy on scalars), and their ratio; both must give the same numbers (checked);
@@ -18,6 +21,8 @@ import timeit
 import numpy as np
 
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide, rules
+from cascade_ml.policy.decide import decide_position, decision_fields, plan_inputs
+from cascade_ml.policy.models import Decision
 
 CFG = PolicyConfig()
 
@@ -74,6 +79,18 @@ def main() -> None:
     t_bad = per_call_us(lambda: decide(bad, CFG), n, r)
     print(f"  decide (normal decision)          {t_ok:8.1f} us")
     print(f"  decide (fail-safe decision)       {t_bad:8.1f} us")
+    planned = plan_inputs(ok, CFG)
+    pos, equity, fresh = ok.position, ok.equity, ok.freshness
+    split = decide_position(planned, pos, equity, freshness=fresh)
+    fields = decision_fields(planned, pos, equity, freshness=fresh)
+    assert split == decide(ok, CFG) == Decision(**fields)
+    t_plan = per_call_us(lambda: plan_inputs(ok, CFG), n, r)
+    t_pos = per_call_us(lambda: decide_position(planned, pos, equity, freshness=fresh), n, r)
+    t_fields = per_call_us(lambda: decision_fields(planned, pos, equity, freshness=fresh), n, r)
+    print(f"  plan (once per forecast bar)      {t_plan:8.1f} us")
+    print(f"  decide_position on that plan      {t_pos:8.1f} us   (per served decision)")
+    print(f"  decision_fields on that plan      {t_fields:8.1f} us   (the same, no Decision "
+          "object)")
     t_s = per_call_us(lambda: rule_calls(*scalar), n, r)
     t_a = per_call_us(lambda: rule_calls(*arrays), n, r)
     print(f"  decide's rule calls, floats       {t_s:8.1f} us   (scalar path)")

@@ -9,17 +9,34 @@ Caps agree with each other: the size cap never exceeds what the leverage cap all
 equity; the protective stop loses at most ``max_risk_fraction`` of equity and sits before the
 liquidation price; ``hold`` whenever the position already meets every limit and the hedge is
 within the no-trade band of its target.
+
+A decision is made in two steps, and ``decide`` is just the two in a row. :func:`plan` does what
+depends only on the forecast bar (forecast values, the bar's triggers and cross-asset stats) and
+the symbol's config: the forecast checks, risk score, hedge target, instrument, the forecast's
+leverage limits and their sentences. :func:`decide_position` adds one position: the caps that
+depend on its notional, liquidation, stop, action. The service plans each served forecast once
+and reuses the plan for every bot's position, so a request pays only for the second step.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 from cascade_ml.policy import failsafe, rules
-from cascade_ml.policy.config import HARD_LEVERAGE_LIMIT, PolicyConfig
-from cascade_ml.policy.liquidation import liquidation_price
-from cascade_ml.policy.models import Decision, PolicyInputs
+from cascade_ml.policy.config import HARD_LEVERAGE_LIMIT, MarginTier, PolicyConfig
+from cascade_ml.policy.liquidation import Side, liquidation_price
+from cascade_ml.policy.models import (
+    CrossAsset,
+    Decision,
+    Forecast,
+    Freshness,
+    PolicyInputs,
+    Position,
+    Triggers,
+)
 
 CHECK_MESSAGES = {
     "sigma_missing": "forecast vol is missing or not a number ({sigma})",
@@ -30,17 +47,63 @@ CHECK_MESSAGES = {
     "vol_q99_insane": "forecast vol_q99 {q99} is outside sane bounds",
 }
 TOL = 1e-9
+LEVERAGE_LIMITS = ("ceiling", "vol_target", "liquidation", "exchange_tier")
+NO_FRESHNESS = Freshness()
+
+
+class PositionLike(Protocol):
+    """What a decision reads of the position: a ``Position``, or values already held to its
+    constraints elsewhere (the service's request schema) that need no second validation."""
+
+    @property
+    def side(self) -> Side: ...
+    @property
+    def notional(self) -> float: ...
+    @property
+    def entry_price(self) -> float: ...
+    @property
+    def mark_price(self) -> float: ...
+    @property
+    def leverage(self) -> float: ...
+    @property
+    def margin_mode(self) -> str: ...
+    @property
+    def hedge_ratio(self) -> float: ...
+
+
+class FreshnessLike(Protocol):
+    """What a decision reads of the inputs' ages (``Freshness`` or the same values)."""
+
+    @property
+    def forecast_age_s(self) -> float | None: ...
+    @property
+    def features_age_s(self) -> float | None: ...
+    @property
+    def max_age_s(self) -> float | None: ...
 
 
 def _num(x: float | None) -> float:
     return math.nan if x is None else float(x)
 
 
-def data_problems(inputs: PolicyInputs, cfg: PolicyConfig) -> list[str]:
-    """Why the inputs cannot be trusted (empty when they can)."""
-    f, fresh = inputs.forecast, inputs.freshness
+def forecast_problems(f: Forecast, cfg: PolicyConfig) -> list[str]:
+    """Why the forecast values cannot be trusted (empty when they can)."""
+    q99 = None if f.vol_q99 is None else float(f.vol_q99)
+    checks = failsafe.forecast_checks(_num(f.sigma_h), _num(f.cascade_prob), q99, cfg)
+    values = {"sigma": f.sigma_h, "prob": f.cascade_prob, "q99": f.vol_q99,
+              "horizon": f.horizon_hours, "limit": cfg.max_sigma_h}
+    problems = [CHECK_MESSAGES[name].format(**values) for name, bad in checks.items() if bad]
+    if f.vol_q90 is not None and (not math.isfinite(f.vol_q90) or f.vol_q90 < 0
+                                  or f.vol_q90 > cfg.max_sigma_h * 10):
+        problems.append(f"forecast vol_q90 {f.vol_q90} is outside sane bounds")
+    return problems
+
+
+def input_problems(model_available: bool, fresh: FreshnessLike, cfg: PolicyConfig
+                   ) -> list[str]:
+    """Why the inputs around the forecast cannot be trusted: no model, stale or unknown ages."""
     problems = []
-    if not inputs.model_available:
+    if not model_available:
         problems.append("no model is loaded")
     max_age = fresh.max_age_s or cfg.max_data_age_s
     for name, age in (("forecast", fresh.forecast_age_s), ("feature data", fresh.features_age_s)):
@@ -48,172 +111,131 @@ def data_problems(inputs: PolicyInputs, cfg: PolicyConfig) -> list[str]:
             problems.append(f"the age of the {name} is unknown")
         elif age > max_age:
             problems.append(f"the {name} is {age:.0f} s old, more than the {max_age:.0f} s allowed")
-    q99 = None if f.vol_q99 is None else float(f.vol_q99)
-    checks = failsafe.forecast_checks(_num(f.sigma_h), _num(f.cascade_prob), q99, cfg)
-    values = {"sigma": f.sigma_h, "prob": f.cascade_prob, "q99": f.vol_q99,
-              "horizon": f.horizon_hours, "limit": cfg.max_sigma_h}
-    problems += [CHECK_MESSAGES[name].format(**values) for name, bad in checks.items() if bad]
-    if f.vol_q90 is not None and (not math.isfinite(f.vol_q90) or f.vol_q90 < 0
-                                  or f.vol_q90 > cfg.max_sigma_h * 10):
-        problems.append(f"forecast vol_q90 {f.vol_q90} is outside sane bounds")
     return problems
 
 
-def _liquidation(inputs: PolicyInputs, cfg: PolicyConfig, notional: float, leverage: float,
-                 ref_price: float) -> tuple[float, float]:
-    """Liquidation price of ``notional`` entered at the position's entry price, and its distance
-    from ``ref_price``: isolated margin backs it with ``notional / leverage``, cross margin with
-    the whole equity (no other positions)."""
-    pos = inputs.position
-    qty = notional / pos.entry_price
-    wallet = notional / leverage if pos.margin_mode == "isolated" else inputs.equity
-    lp = liquidation_price(pos.side, qty, pos.entry_price, wallet, cfg.tiers_for(inputs.symbol))
-    dist = (ref_price - lp) / ref_price if pos.side == "long" else (lp - ref_price) / ref_price
-    return lp, dist
+def data_problems(inputs: PolicyInputs, cfg: PolicyConfig) -> list[str]:
+    """Why the inputs cannot be trusted (empty when they can)."""
+    return (input_problems(inputs.model_available, inputs.freshness, cfg)
+            + forecast_problems(inputs.forecast, cfg))
 
 
-@dataclass
-class _Stop:
-    max_loss: float
-    price: float | None
-    distance: float
-    bound: str
-    reached: bool
-    reason: str
+# ---------------------------------------------------------------------------- the plan
+class Texts(NamedTuple):
+    """Numbers of the stop and action sentences known before the position, formatted once."""
+
+    risk_fraction: str  # max_risk_fraction, as a percentage
+    buffer: str  # stop_liquidation_buffer
+    band: str  # no_trade_band
+    multiple: str  # benefit_cost_multiple
+    exposure: str  # share of a move left unhedged
+    adverse: str  # the adverse-move forecast
+    target: str  # the hedge ratio's target
 
 
-def _stop(inputs: PolicyInputs, cfg: PolicyConfig, notional: float, leverage: float,
-          exposure: float, adverse: float) -> _Stop:
-    """The protective stop of the position after this decision (``notional`` at ``leverage``,
-    hedged so that it loses ``exposure`` of a move), measured from the entry price."""
-    pos = inputs.position
-    max_loss = cfg.max_risk_fraction * inputs.equity
-    lp, liq_dist = _liquidation(inputs, cfg, notional, leverage, pos.entry_price)
-    if lp == 0.0 and pos.side == "long":  # margin covers a fall to zero: never liquidated
-        liq_dist = math.inf
-    parts = rules.stop_distance(max_loss, notional, exposure, liq_dist, cfg)
-    d = float(parts["distance"])
-    bound = "max_loss" if parts["max_loss"] <= parts["liquidation_buffer"] else \
-        "liquidation_buffer"
-    sign = 1.0 if pos.side == "long" else -1.0
-    price = pos.entry_price * (1 - sign * d) if (sign < 0 or d < 1) else None
-    reached = price is not None and (pos.mark_price - price) * sign <= 0
-    where = "below" if sign > 0 else "above"
-    if price is None:
-        reason = (f"no protective stop needed: even a fall to zero loses less than the max "
-                  f"tolerable loss {max_loss:,.0f} ({cfg.max_risk_fraction:.0%} of equity)")
-    else:
-        why = (f"where {notional:,.0f} notional, {exposure:.0%} net of the hedge, has lost the "
-               f"max tolerable {max_loss:,.0f} ({cfg.max_risk_fraction:.0%} of equity)"
-               if bound == "max_loss" else
-               f"{cfg.stop_liquidation_buffer:.0%} of the way to liquidation "
-               f"({liq_dist:.1%} from entry), before the max loss {max_loss:,.0f} is reached")
-        noise = ("beyond" if d >= adverse - TOL else "INSIDE (expect it to fire on ordinary "
-                 "noise)")
-        reason = (f"protective stop {price:.6g}, {d:.1%} {where} entry {pos.entry_price:.6g}: "
-                  f"{why}; {noise} the adverse-move forecast {adverse:.1%}")
-    return _Stop(max_loss, price, d, bound, reached, reason)
+def _texts(cfg: PolicyConfig, exposure: float, adverse: float, target: float) -> Texts:
+    return Texts(f"{cfg.max_risk_fraction:.0%}", f"{cfg.stop_liquidation_buffer:.0%}",
+                 f"{cfg.no_trade_band:.0%}", f"{cfg.benefit_cost_multiple:g}",
+                 f"{exposure:.0%}", f"{adverse:.1%}", f"{target:.0%}")
 
 
-def _fail_safe(inputs: PolicyInputs, cfg: PolicyConfig, problems: list[str]) -> Decision:
-    pos = inputs.position
-    hedge = failsafe.hedge_ratio(cfg)
-    r2 = cfg.same_perp_effectiveness
-    lev = float(failsafe.leverage_cap(inputs.forecast.horizon_hours, pos.side, pos.notional,
-                                      cfg.tiers_for(inputs.symbol), cfg))
-    size, size_bound = failsafe.size_cap(inputs.equity, pos.notional, lev, cfg)
-    lp, dist = _liquidation(inputs, cfg, pos.notional, pos.leverage, pos.mark_price)
-    exposure = float(rules.net_exposure(hedge, r2))
-    stop = _stop(inputs, cfg, size, min(pos.leverage, lev), exposure,
-                 float(rules.adverse_move(cfg.max_sigma_h, cfg)))
-    if stop.reached:
-        size, size_bound = 0.0, "stop_reached"
-    reasons = [f"FAIL-SAFE: {p}" for p in problems] + [
-        f"hedge ratio {hedge:.0%}: top of the {cfg.hedge_min:.0%}-{cfg.hedge_max:.0%} band "
-        "because the forecast cannot be trusted",
-        f"leverage cap {lev:.2f}x: the lower of the fail-safe leverage "
-        f"{cfg.fail_safe_leverage:g}x and the cap at the worst sane forecast "
-        f"(vol {cfg.max_sigma_h:g} over {inputs.forecast.horizon_hours:g} h, cascade certain)",
-        f"size cap {size:,.0f} notional, set by {size_bound}: no new exposure until the data is "
-        f"trustworthy, at most leverage cap x equity {lev * inputs.equity:,.0f} and the risk "
-        "budget at the worst sane forecast",
-        stop.reason,
-    ]
-    action, key, why = _action(inputs, cfg, hedge, lev, size, stop, worth=None)
-    reasons.append(why)
-    return Decision(
-        symbol=inputs.symbol, action=action, hedge_ratio=hedge,
-        current_hedge_ratio=pos.hedge_ratio, hedge_instrument="same_perp", hedge_beta=1.0,
-        hedge_effectiveness=r2, hedge_notional=hedge * min(pos.notional, size),
-        leverage_cap=lev, leverage_caps={"fail_safe": lev}, size_cap_notional=size,
-        required_liquidation_distance=None, liquidation_price=lp, liquidation_distance=dist,
-        risk_score=None, fail_safe=True, reasons=reasons, max_loss=stop.max_loss,
-        stop_price=stop.price, stop_distance=stop.distance,
-        binding={"leverage": "fail_safe", "size": size_bound, "stop": stop.bound,
-                 "action": key})
+class HedgeView(NamedTuple):
+    """The hedge target for one set of fired triggers, and what follows from it alone."""
+
+    hedge: float
+    exposure: float  # share of a move the hedged position loses (1 - h R^2)
+    loss_per_notional: float  # what a unit of notional loses on the adverse move
+    residual: float  # share of the position's return vol left at this hedge
+    reason: str  # the hedge-ratio sentence
+    size_note: str  # the middle of the size-cap sentence
+    texts: Texts
 
 
-def _action(inputs: PolicyInputs, cfg: PolicyConfig, target: float, lev_cap: float,
-            size_cap: float, stop: _Stop, worth: tuple[bool, float, float] | None
-            ) -> tuple[str, str, str]:
-    """(action, what decided it, reason). Rebalance when the stop is reached, a limit is broken,
-    or the hedge is off its target by at least the no-trade band (and, outside the fail-safe,
-    the change pays for itself); hold otherwise."""
-    pos = inputs.position
-    if stop.reached:
-        return "rebalance", "stop_reached", ("rebalance: the mark is past the protective stop; "
-                             "close the position (size cap 0)")
-    broken = [w for w, flag in (("leverage above its cap", pos.leverage > lev_cap + TOL),
-                                ("notional above the size cap", pos.notional > size_cap + TOL))
-              if flag]
-    if broken:
-        return "rebalance", "limits", (f"rebalance: {' and '.join(broken)} (risk limits override "
-                             "the no-trade band)")
-    change = abs(target - pos.hedge_ratio)
-    if change < cfg.no_trade_band - 1e-12:
-        return "hold", "within_band", (f"hold: the hedge {pos.hedge_ratio:.0%} is within the "
-                        f"{cfg.no_trade_band:.0%} no-trade band of its target {target:.0%} and "
-                        "every limit is met")
-    if worth is None:
-        return "rebalance", "hedge_change", (f"rebalance hedge {pos.hedge_ratio:.0%} -> "
-                             f"{target:.0%} (failing safe: the benefit test does not apply)")
-    ok, benefit, cost = worth
-    if ok:
-        return "rebalance", "hedge_change", (f"rebalance hedge {pos.hedge_ratio:.0%} -> "
-                             f"{target:.0%}: expected tail-risk change {benefit:,.2f} beats "
-                             f"{cfg.benefit_cost_multiple:g}x the fees and spread {cost:,.2f}")
-    return "hold", "not_worth_it", (f"hold: moving the hedge {pos.hedge_ratio:.0%} -> {target:.0%} "
-                    f"(outside the no-trade band) has a benefit {benefit:,.2f} that does not beat "
-                    f"{cfg.benefit_cost_multiple:g}x the cost {cost:,.2f}")
+class Outlook(NamedTuple):
+    """What a trusted forecast sets whatever the position (the normal path's half of ``plan``)."""
+
+    sigma: float
+    prob: float
+    reference: float  # the annualised vol the forecast is judged against
+    score: float
+    hedge_note: str  # the hedge-ratio sentence after "hedge ratio x%: ", before the triggers
+    instrument: str
+    beta: float
+    r2: float
+    instrument_why: str
+    limits: dict[str, float]  # rules.forecast_leverage_limits
+    leverage_note: str  # the leverage sentence from the ceiling up to "allows"
+    adverse: float  # the adverse-move forecast (fraction of price)
+    tail_weight: float  # weight of the tail loss in a rebalance's benefit
 
 
-def decide(inputs: PolicyInputs, config: PolicyConfig) -> Decision:
-    """The hedge/leverage decision for one position; see docs/policy.md for the formulas."""
-    cfg = config
-    problems = data_problems(inputs, cfg)
-    if problems:
-        return _fail_safe(inputs, cfg, problems)
-    f, pos = inputs.forecast, inputs.position
+@dataclass(frozen=True)
+class ForecastPlan:
+    """Everything ``decide`` needs that depends only on the forecast bar and the symbol's config.
+
+    ``problems`` are the failed forecast checks (the decision fails safe when there are any);
+    ``outlook`` is None then. Hedge views are made once per set of fired triggers (a bot may
+    report fresher trigger flags than the bar's).
+    """
+
+    symbol: str
+    cfg: PolicyConfig
+    horizon: float
+    tiers: Sequence[MarginTier]
+    triggers: Mapping[str, bool | None]  # the bar's trigger flags, by name
+    fired: tuple[str, ...]  # the names of the bar's fired triggers
+    problems: tuple[str, ...]
+    outlook: Outlook | None
+    _hedges: dict[tuple[str, ...], HedgeView] = field(default_factory=dict, repr=False,
+                                                      compare=False)
+
+    def fired_with(self, flags: Mapping[str, bool]) -> tuple[str, ...]:
+        """The fired triggers once ``flags`` (fresher values of some triggers) replace the bar's."""
+        if not flags:
+            return self.fired
+        return tuple(name for name, value in {**self.triggers, **flags}.items() if value)
+
+    def hedge_view(self, fired: tuple[str, ...]) -> HedgeView:
+        view = self._hedges.get(fired)
+        if view is None:
+            view = self._hedges[fired] = _hedge_view(self, fired)
+        return view
+
+
+def plan(symbol: str, forecast: Forecast, cfg: PolicyConfig, *,
+         triggers: Triggers | None = None, cross_asset: CrossAsset | None = None,
+         trailing_vol_annual: float | None = None) -> ForecastPlan:
+    """The forecast bar's half of every decision on ``symbol`` (see the module docstring)."""
+    flags = (triggers or Triggers()).model_dump()
+    problems = tuple(forecast_problems(forecast, cfg))
+    outlook = None if problems else _outlook(forecast, cfg, cross_asset or CrossAsset(),
+                                             trailing_vol_annual)
+    return ForecastPlan(symbol, cfg, forecast.horizon_hours, cfg.tiers_for(symbol), flags,
+                        tuple(name for name, value in flags.items() if value), problems,
+                        outlook)
+
+
+def plan_inputs(inputs: PolicyInputs, cfg: PolicyConfig) -> ForecastPlan:
+    """``plan`` for the forecast bar of ``inputs``."""
+    return plan(inputs.symbol, inputs.forecast, cfg, triggers=inputs.triggers,
+                cross_asset=inputs.cross_asset, trailing_vol_annual=inputs.trailing_vol_annual)
+
+
+def _outlook(f: Forecast, cfg: PolicyConfig, ca: CrossAsset,
+             trailing_vol_annual: float | None) -> Outlook:
     sigma, horizon, prob = float(f.sigma_h), f.horizon_hours, float(f.cascade_prob)
-    tiers = cfg.tiers_for(inputs.symbol)
-    fired = inputs.triggers.fired()
-    reasons: list[str] = []
-
-    ref = rules.vol_reference(inputs.trailing_vol_annual, cfg)
+    ref = rules.vol_reference(trailing_vol_annual, cfg)
     vol_ann = rules.annualised_vol(sigma, horizon)
     score = rules.risk_score(sigma, horizon, prob, cfg, ref)
-    hedge = rules.hedge_ratio(sigma, horizon, prob, len(fired), cfg, ref)
-    bump = rules.trigger_bump(len(fired), cfg)
     ref_name = ("its own trailing" if cfg.vol_reference == "trailing"
-                and inputs.trailing_vol_annual is not None and ref != cfg.vol_reference_annual
+                and trailing_vol_annual is not None and ref != cfg.vol_reference_annual
                 else "the fixed")
-    reasons.append(
-        f"hedge ratio {hedge:.0%}: risk score {score:.2f} from forecast vol {sigma:.2%} over "
+    hedge_note = (
+        f"risk score {score:.2f} from forecast vol {sigma:.2%} over "
         f"{horizon:g} h ({vol_ann:.0%} a year vs {ref:.0%}, {ref_name} reference) and "
         f"cascade probability {prob:.1%}, mapped into the {cfg.hedge_min:.0%}-{cfg.hedge_max:.0%} "
-        "band" + (f", +{bump:.0%} for trigger(s) {', '.join(fired)}" if fired else ""))
+        "band")
 
-    ca = inputs.cross_asset
     pb, pe = ca.proxy("btc"), ca.proxy("eth")
     code, beta, r2 = rules.hedge_instrument(_num(pb[0]), _num(pb[1]), _num(pe[0]), _num(pe[1]),
                                             cfg)
@@ -226,58 +248,245 @@ def decide(inputs: PolicyInputs, config: PolicyConfig) -> Decision:
                f"{r2:.2f} >= {cfg.min_cross_hedge_r2:.2f} and above the same perp's "
                f"{cfg.same_perp_effectiveness:.2f})")
 
-    caps = rules.leverage_caps(sigma, horizon, prob, pos.side, pos.notional, tiers, cfg,
-                               f.vol_q99)
-    cap = float(caps["cap"])
+    limits = rules.forecast_leverage_limits(sigma, horizon, prob, cfg, f.vol_q99)
     k = rules.k_sigma(prob, cfg)
-    lev_bound = min(("ceiling", "vol_target", "liquidation", "exchange_tier"),
-                    key=lambda n: caps[n])
-    sizes = rules.size_caps(inputs.equity, sigma, hedge, r2, cap, cfg)
-    sc = float(sizes["cap"])
-    size_bound = "risk_budget" if sizes["risk_budget"] <= sizes["leverage_cap"] else \
-        "leverage_cap"
-    exposure = float(rules.net_exposure(hedge, r2))
-    adverse = float(rules.adverse_move(sigma, cfg))
-    stop = _stop(inputs, cfg, min(pos.notional, sc), min(pos.leverage, cap), exposure, adverse)
-    if stop.reached:
-        sc, size_bound = 0.0, "stop_reached"
-    reasons.append(f"{why}; hedge notional {hedge * min(pos.notional, sc) * beta:,.0f}")
-
     ceiling_note = (f" (configured {cfg.max_leverage:g}x held to the {HARD_LEVERAGE_LIMIT:g}x "
                     "hard limit)" if cfg.leverage_ceiling < cfg.max_leverage else "")
-    reasons.append(
-        f"leverage cap {cap:.2f}x, set by {lev_bound}: ceiling {caps['ceiling']:g}x{ceiling_note}; "
-        f"vol target {cfg.target_vol_annual:.0%}/{vol_ann:.0%} = {caps['vol_target']:.2f}x; "
-        f"liquidation at least {caps['required_distance']:.1%} away ({k:.1f} sigma) allows "
-        f"{caps['liquidation']:.2f}x with the {inputs.symbol} margin tier of "
-        f"{pos.notional:,.0f} notional; exchange tier max {caps['exchange_tier']:g}x")
-    reasons.append(
-        f"size cap {sc:,.0f} notional, set by {size_bound}: a {cfg.size_k_sigma:g}-sigma adverse "
-        f"move ({adverse:.1%}) on the {exposure:.0%} left unhedged loses at most "
-        f"{cfg.max_risk_fraction:.0%} of equity {inputs.equity:,.0f} at "
-        f"{float(sizes['risk_budget']):,.0f}; the leverage cap allows "
-        f"{float(sizes['leverage_cap']):,.0f} on that equity")
+    leverage_note = (
+        f"ceiling {limits['ceiling']:g}x{ceiling_note}; "
+        f"vol target {cfg.target_vol_annual:.0%}/{vol_ann:.0%} = {limits['vol_target']:.2f}x; "
+        f"liquidation at least {limits['required_distance']:.1%} away ({k:.1f} sigma) allows ")
+    return Outlook(sigma, prob, ref, score, hedge_note, instrument, beta, r2, why,
+                   {n: float(v) for n, v in limits.items()}, leverage_note,
+                   float(rules.adverse_move(sigma, cfg)), float(rules.tail_weight(prob, cfg)))
 
-    lp, dist = _liquidation(inputs, cfg, pos.notional, pos.leverage, pos.mark_price)
+
+def _hedge_view(p: ForecastPlan, fired: tuple[str, ...]) -> HedgeView:
+    o, cfg = p.outlook, p.cfg
+    assert o is not None, "hedge views exist for trusted forecasts only"
+    hedge = rules.hedge_ratio(o.sigma, p.horizon, o.prob, len(fired), cfg, o.reference)
+    bump = rules.trigger_bump(len(fired), cfg)
+    reason = (f"hedge ratio {hedge:.0%}: {o.hedge_note}"
+              + (f", +{bump:.0%} for trigger(s) {', '.join(fired)}" if fired else ""))
+    exposure = float(rules.net_exposure(hedge, o.r2))
+    loss = float(rules.loss_per_notional(o.sigma, hedge, o.r2, cfg))
+    residual = float(rules.residual_fraction(hedge, o.r2))
+    size_note = (f"a {cfg.size_k_sigma:g}-sigma adverse move ({o.adverse:.1%}) on the "
+                 f"{exposure:.0%} left unhedged loses at most {cfg.max_risk_fraction:.0%} of "
+                 "equity")
+    return HedgeView(hedge, exposure, loss, residual, reason, size_note,
+                     _texts(cfg, exposure, o.adverse, hedge))
+
+
+# ---------------------------------------------------------------------------- one position
+def _liquidation(pos: PositionLike, equity: float, tiers: Sequence[MarginTier], notional: float,
+                 leverage: float, ref_price: float) -> tuple[float, float]:
+    """Liquidation price of ``notional`` entered at the position's entry price, and its distance
+    from ``ref_price``: isolated margin backs it with ``notional / leverage``, cross margin with
+    the whole equity (no other positions)."""
+    qty = notional / pos.entry_price
+    wallet = notional / leverage if pos.margin_mode == "isolated" else equity
+    lp = liquidation_price(pos.side, qty, pos.entry_price, wallet, tiers)
+    dist = (ref_price - lp) / ref_price if pos.side == "long" else (lp - ref_price) / ref_price
+    return lp, dist
+
+
+class _Stop(NamedTuple):
+    max_loss: float
+    price: float | None
+    distance: float
+    bound: str
+    reached: bool
+    reason: str
+
+
+def _stop(pos: PositionLike, equity: float, tiers: Sequence[MarginTier], cfg: PolicyConfig,
+          notional: float, leverage: float, exposure: float, adverse: float,
+          texts: Texts) -> _Stop:
+    """The protective stop of the position after this decision (``notional`` at ``leverage``,
+    hedged so that it loses ``exposure`` of a move), measured from the entry price."""
+    max_loss = cfg.max_risk_fraction * equity
+    lp, liq_dist = _liquidation(pos, equity, tiers, notional, leverage, pos.entry_price)
+    if lp == 0.0 and pos.side == "long":  # margin covers a fall to zero: never liquidated
+        liq_dist = math.inf
+    parts = rules.stop_distance(max_loss, notional, exposure, liq_dist, cfg)
+    d = parts["distance"]  # rules return Python floats for single numbers
+    bound = "max_loss" if parts["max_loss"] <= parts["liquidation_buffer"] else \
+        "liquidation_buffer"
+    sign = 1.0 if pos.side == "long" else -1.0
+    price = pos.entry_price * (1 - sign * d) if (sign < 0 or d < 1) else None
+    reached = price is not None and (pos.mark_price - price) * sign <= 0
+    where = "below" if sign > 0 else "above"
+    if price is None:
+        reason = (f"no protective stop needed: even a fall to zero loses less than the max "
+                  f"tolerable loss {max_loss:,.0f} ({texts.risk_fraction} of equity)")
+    else:
+        why = (f"where {notional:,.0f} notional, {texts.exposure} net of the hedge, has lost "
+               f"the max tolerable {max_loss:,.0f} ({texts.risk_fraction} of equity)"
+               if bound == "max_loss" else
+               f"{texts.buffer} of the way to liquidation "
+               f"({liq_dist:.1%} from entry), before the max loss {max_loss:,.0f} is reached")
+        noise = ("beyond" if d >= adverse - TOL else "INSIDE (expect it to fire on ordinary "
+                 "noise)")
+        reason = (f"protective stop {price:.6g}, {d:.1%} {where} entry {pos.entry_price:.6g}: "
+                  f"{why}; {noise} the adverse-move forecast {texts.adverse}")
+    return _Stop(max_loss, price, d, bound, reached, reason)
+
+
+def _fail_safe_fields(symbol: str, horizon: float, cfg: PolicyConfig, pos: PositionLike,
+                      equity: float, problems: Sequence[str]) -> dict[str, Any]:
+    tiers = cfg.tiers_for(symbol)
+    hedge = failsafe.hedge_ratio(cfg)
+    r2 = cfg.same_perp_effectiveness
+    lev = float(failsafe.leverage_cap(horizon, pos.side, pos.notional, tiers, cfg))
+    size, size_bound = failsafe.size_cap(equity, pos.notional, lev, cfg)
+    lp, dist = _liquidation(pos, equity, tiers, pos.notional, pos.leverage, pos.mark_price)
+    exposure = float(rules.net_exposure(hedge, r2))
+    adverse = float(rules.adverse_move(cfg.max_sigma_h, cfg))
+    texts = _texts(cfg, exposure, adverse, hedge)
+    stop = _stop(pos, equity, tiers, cfg, size, min(pos.leverage, lev), exposure, adverse, texts)
+    if stop.reached:
+        size, size_bound = 0.0, "stop_reached"
+    reasons = [f"FAIL-SAFE: {p}" for p in problems] + [
+        f"hedge ratio {hedge:.0%}: top of the {cfg.hedge_min:.0%}-{cfg.hedge_max:.0%} band "
+        "because the forecast cannot be trusted",
+        f"leverage cap {lev:.2f}x: the lower of the fail-safe leverage "
+        f"{cfg.fail_safe_leverage:g}x and the cap at the worst sane forecast "
+        f"(vol {cfg.max_sigma_h:g} over {horizon:g} h, cascade certain)",
+        f"size cap {size:,.0f} notional, set by {size_bound}: no new exposure until the data is "
+        f"trustworthy, at most leverage cap x equity {lev * equity:,.0f} and the risk "
+        "budget at the worst sane forecast",
+        stop.reason,
+    ]
+    action, key, why = _action(pos, cfg, hedge, lev, size, stop, None, texts)
+    reasons.append(why)
+    return dict(
+        symbol=symbol, action=action, hedge_ratio=hedge,
+        current_hedge_ratio=pos.hedge_ratio, hedge_instrument="same_perp", hedge_beta=1.0,
+        hedge_effectiveness=r2, hedge_notional=hedge * min(pos.notional, size),
+        leverage_cap=lev, leverage_caps={"fail_safe": lev}, size_cap_notional=size,
+        required_liquidation_distance=None, liquidation_price=lp, liquidation_distance=dist,
+        risk_score=None, fail_safe=True, reasons=reasons, max_loss=stop.max_loss,
+        stop_price=stop.price, stop_distance=stop.distance,
+        binding={"leverage": "fail_safe", "size": size_bound, "stop": stop.bound,
+                 "action": key})
+
+
+def fail_safe(inputs: PolicyInputs, cfg: PolicyConfig, problems: Sequence[str]) -> Decision:
+    """The fail-safe decision for ``inputs``, each of ``problems`` named first in its reasons
+    (for callers that found reasons of their own to distrust the inputs, e.g. the monitor)."""
+    return Decision(**_fail_safe_fields(inputs.symbol, inputs.forecast.horizon_hours, cfg,
+                                        inputs.position, inputs.equity, problems))
+
+
+_fail_safe = fail_safe  # the name monitoring.gate imports
+
+
+def _action(pos: PositionLike, cfg: PolicyConfig, target: float, lev_cap: float,
+            size_cap: float, stop: _Stop, worth: tuple[bool, float, float] | None,
+            texts: Texts) -> tuple[str, str, str]:
+    """(action, what decided it, reason). Rebalance when the stop is reached, a limit is broken,
+    or the hedge is off its target by at least the no-trade band (and, outside the fail-safe,
+    the change pays for itself); hold otherwise."""
+    if stop.reached:
+        return "rebalance", "stop_reached", ("rebalance: the mark is past the protective stop; "
+                             "close the position (size cap 0)")
+    lev_over, size_over = pos.leverage > lev_cap + TOL, pos.notional > size_cap + TOL
+    if lev_over or size_over:
+        broken = [w for w, flag in (("leverage above its cap", lev_over),
+                                    ("notional above the size cap", size_over)) if flag]
+        return "rebalance", "limits", (f"rebalance: {' and '.join(broken)} (risk limits "
+                                       "override the no-trade band)")
+    change = abs(target - pos.hedge_ratio)
+    if change < cfg.no_trade_band - 1e-12:
+        return "hold", "within_band", (f"hold: the hedge {pos.hedge_ratio:.0%} is within the "
+                        f"{texts.band} no-trade band of its target {texts.target} and "
+                        "every limit is met")
+    if worth is None:
+        return "rebalance", "hedge_change", (f"rebalance hedge {pos.hedge_ratio:.0%} -> "
+                             f"{texts.target} (failing safe: the benefit test does not apply)")
+    ok, benefit, cost = worth
+    if ok:
+        return "rebalance", "hedge_change", (f"rebalance hedge {pos.hedge_ratio:.0%} -> "
+                             f"{texts.target}: expected tail-risk change {benefit:,.2f} beats "
+                             f"{texts.multiple}x the fees and spread {cost:,.2f}")
+    return "hold", "not_worth_it", (f"hold: moving the hedge {pos.hedge_ratio:.0%} -> "
+                    f"{texts.target} (outside the no-trade band) has a benefit {benefit:,.2f} "
+                    f"that does not beat {texts.multiple}x the cost {cost:,.2f}")
+
+
+def decide_position(p: ForecastPlan, pos: Position, equity: float, *,
+                    fired: tuple[str, ...] | None = None, model_available: bool = True,
+                    freshness: Freshness = NO_FRESHNESS) -> Decision:
+    """The decision for one position on a planned forecast bar: ``decide`` without the
+    per-bar work. ``fired`` replaces the bar's fired triggers (see ``ForecastPlan.fired_with``)."""
+    return Decision(**decision_fields(p, pos, equity, fired=fired,
+                                      model_available=model_available, freshness=freshness))
+
+
+def decision_fields(p: ForecastPlan, pos: PositionLike, equity: float, *,
+                    fired: tuple[str, ...] | None = None, model_available: bool = True,
+                    freshness: FreshnessLike = NO_FRESHNESS) -> dict[str, Any]:
+    """``decide_position``'s answer as the fields of its ``Decision``, before pydantic checks
+    them (they are already of the declared types): for a caller that only serializes them, with
+    a position and ages it has already validated (``equity`` must be > 0)."""
+    cfg = p.cfg
+    problems = input_problems(model_available, freshness, cfg)
+    if problems or p.problems:
+        return _fail_safe_fields(p.symbol, p.horizon, cfg, pos, equity, [*problems, *p.problems])
+    o = p.outlook
+    assert o is not None  # no forecast problems
+    hv = p.hedge_view(p.fired if fired is None else fired)
+    hedge, r2, beta, exposure = hv.hedge, o.r2, o.beta, hv.exposure
+
+    caps = rules.position_leverage_caps(o.limits, pos.side, pos.notional, p.tiers)
+    cap = caps["cap"]  # the rules return Python floats for single numbers
+    lev_bound = min(LEVERAGE_LIMITS, key=caps.__getitem__)
+    sizes = rules.size_limits(equity, hv.loss_per_notional, cap, cfg)
+    sc = sizes["cap"]
+    size_bound = "risk_budget" if sizes["risk_budget"] <= sizes["leverage_cap"] else \
+        "leverage_cap"
+    stop = _stop(pos, equity, p.tiers, cfg, min(pos.notional, sc), min(pos.leverage, cap),
+                 exposure, o.adverse, hv.texts)
+    if stop.reached:
+        sc, size_bound = 0.0, "stop_reached"
+    lp, dist = _liquidation(pos, equity, p.tiers, pos.notional, pos.leverage, pos.mark_price)
     backing = ("isolated margin" if pos.margin_mode == "isolated"
                else "cross margin backed by the whole equity")
-    reasons.append(f"liquidation price {lp:.6g} at the current {pos.leverage:g}x "
-                   f"({dist:.1%} from mark, {backing})")
-    reasons.append(stop.reason)
+    worth = rules.rebalance_check(hedge, pos.hedge_ratio, pos.notional, r2, beta, o.adverse,
+                                  o.tail_weight, hv.residual, cfg)
+    action, key, why_action = _action(pos, cfg, hedge, cap, sc, stop, worth, hv.texts)
+    reasons = [
+        hv.reason,
+        f"{o.instrument_why}; hedge notional {hedge * min(pos.notional, sc) * beta:,.0f}",
+        f"leverage cap {cap:.2f}x, set by {lev_bound}: {o.leverage_note}"
+        f"{caps['liquidation']:.2f}x with the {p.symbol} margin tier of "
+        f"{pos.notional:,.0f} notional; exchange tier max {caps['exchange_tier']:g}x",
+        f"size cap {sc:,.0f} notional, set by {size_bound}: {hv.size_note} {equity:,.0f} at "
+        f"{sizes['risk_budget']:,.0f}; the leverage cap allows "
+        f"{sizes['leverage_cap']:,.0f} on that equity",
+        f"liquidation price {lp:.6g} at the current {pos.leverage:g}x "
+        f"({dist:.1%} from mark, {backing})",
+        stop.reason,
+        why_action,
+    ]
+    return {
+        "symbol": p.symbol, "action": action, "hedge_ratio": hedge,
+        "current_hedge_ratio": pos.hedge_ratio, "hedge_instrument": o.instrument,
+        "hedge_beta": beta, "hedge_effectiveness": r2,
+        "hedge_notional": hedge * min(pos.notional, sc) * beta, "leverage_cap": cap,
+        "leverage_caps": {"ceiling": caps["ceiling"], "vol_target": caps["vol_target"],
+                          "liquidation": caps["liquidation"],
+                          "exchange_tier": caps["exchange_tier"]},
+        "size_cap_notional": sc, "required_liquidation_distance": caps["required_distance"],
+        "liquidation_price": lp, "liquidation_distance": dist, "risk_score": o.score,
+        "fail_safe": False, "reasons": reasons, "max_loss": stop.max_loss,
+        "stop_price": stop.price, "stop_distance": stop.distance,
+        "binding": {"leverage": lev_bound, "size": size_bound, "stop": stop.bound,
+                    "action": key}}
 
-    worth = rules.rebalance_test(hedge, pos.hedge_ratio, sigma, prob, pos.notional, r2, beta, cfg)
-    action, key, why_action = _action(inputs, cfg, hedge, cap, sc, stop, worth)
-    reasons.append(why_action)
 
-    return Decision(
-        symbol=inputs.symbol, action=action, hedge_ratio=hedge, current_hedge_ratio=pos.hedge_ratio,
-        hedge_instrument=instrument, hedge_beta=beta, hedge_effectiveness=r2,
-        hedge_notional=hedge * min(pos.notional, sc) * beta, leverage_cap=cap,
-        leverage_caps={n: float(caps[n]) for n in ("ceiling", "vol_target", "liquidation",
-                                                    "exchange_tier")},
-        size_cap_notional=sc, required_liquidation_distance=float(caps["required_distance"]),
-        liquidation_price=lp, liquidation_distance=dist, risk_score=score, fail_safe=False,
-        reasons=reasons, max_loss=stop.max_loss, stop_price=stop.price,
-        stop_distance=stop.distance,
-        binding={"leverage": lev_bound, "size": size_bound, "stop": stop.bound,
-                 "action": key})
+def decide(inputs: PolicyInputs, config: PolicyConfig) -> Decision:
+    """The hedge/leverage decision for one position; see docs/policy.md for the formulas."""
+    return decide_position(plan_inputs(inputs, config), inputs.position, inputs.equity,
+                           model_available=inputs.model_available, freshness=inputs.freshness)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from cascade_ml.policy import rules
 from cascade_ml.policy.config import MarginTier, PolicyConfig
 from cascade_ml.policy.liquidation import Side
-from cascade_ml.policy.numeric import Num, asnum, isfinite, logical_not, minimum, out_bool
+from cascade_ml.policy.numeric import Num, asnum, div, isfinite, logical_not, minimum, out_bool
 
 WORST_PROB = 1.0
 
@@ -67,8 +67,8 @@ def hedge_ratio(cfg: PolicyConfig) -> float:
 def loss_per_notional(cfg: PolicyConfig) -> float:
     """Loss per unit notional on the adverse move at the worst sane forecast, top hedge in the
     same perp (what the fail-safe risk-budget size cap divides by)."""
-    exposure = rules.net_exposure(cfg.hedge_max, cfg.same_perp_effectiveness)
-    return float(exposure * rules.adverse_move(cfg.max_sigma_h, cfg))
+    return float(rules.loss_per_notional(cfg.max_sigma_h, cfg.hedge_max,
+                                         cfg.same_perp_effectiveness, cfg))
 
 
 def size_cap(equity: float, notional: float, lev_cap: float, cfg: PolicyConfig
@@ -76,6 +76,6 @@ def size_cap(equity: float, notional: float, lev_cap: float, cfg: PolicyConfig
     """(cap, the limit that bound): the lowest of the current notional (no new exposure), what
     the fail-safe leverage cap allows on the equity, and the risk budget at the worst forecast."""
     parts = {"current_notional": notional, "leverage_cap": lev_cap * equity,
-             "risk_budget": cfg.max_risk_fraction * equity / loss_per_notional(cfg)}
+             "risk_budget": float(div(cfg.max_risk_fraction * equity, loss_per_notional(cfg)))}
     bound = min(parts, key=parts.__getitem__)
     return parts[bound], bound

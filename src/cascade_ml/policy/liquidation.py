@@ -19,7 +19,6 @@ numbers they run without numpy (:mod:`cascade_ml.policy.numeric`).
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Literal
 
@@ -53,7 +52,7 @@ def tier_params(notional: ArrayLike, tiers: Sequence[MarginTier]) -> tuple[Array
     """(mmr, max_leverage, cum) of the bracket holding ``notional`` (beyond the last: the last).
 
     The bracket is the first whose ``max_notional`` exceeds ``|notional|``
-    (``searchsorted(side="right")`` on columns, ``bisect_right`` on one number).
+    (``searchsorted(side="right")`` on columns, the same scan on one number; NaN: the last).
     """
     n = asnum(notional)
     if isinstance(n, np.ndarray):
@@ -63,12 +62,11 @@ def tier_params(notional: ArrayLike, tiers: Sequence[MarginTier]) -> tuple[Array
             return mmr[idx], max_lev[idx], cum[idx]
         t = tiers[int(idx)]
     else:
-        t = tiers[min(bisect_right(tiers, abs(n), key=_bound), len(tiers) - 1)]
+        x = abs(n)
+        for t in tiers:  # a handful of brackets: a scan beats bisect's key calls
+            if t.max_notional > x:
+                break
     return float(t.mmr), float(t.max_leverage), float(t.cum)
-
-
-def _bound(tier: MarginTier) -> float:
-    return tier.max_notional
 
 
 def maintenance_margin(notional: ArrayLike, tiers: Sequence[MarginTier]) -> ArrayLike:
@@ -128,8 +126,14 @@ def liquidation_distance(side: Side, leverage: ArrayLike, notional: ArrayLike,
 def max_leverage_for_distance(side: Side, distance: ArrayLike, notional: ArrayLike,
                               tiers: Sequence[MarginTier]) -> ArrayLike:
     """Largest leverage whose liquidation is at least ``distance`` away (inf when any is)."""
-    s = _sign(side)
     mmr, _, cum = tier_params(notional, tiers)
+    return max_leverage_in_bracket(side, distance, notional, mmr, cum)
+
+
+def max_leverage_in_bracket(side: Side, distance: ArrayLike, notional: ArrayLike,
+                            mmr: ArrayLike, cum: ArrayLike) -> ArrayLike:
+    """:func:`max_leverage_for_distance` once the bracket's ``mmr`` and ``cum`` are known."""
+    s = _sign(side)
     d = asnum(distance)
     c = div(cum, asnum(notional))
     denom = 1.0 - c - (1.0 - d) * (1.0 - mmr) if s == 1 else (1.0 + d) * (1.0 + mmr) - 1.0 - c

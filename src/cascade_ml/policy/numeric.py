@@ -3,8 +3,9 @@
 The rules in :mod:`cascade_ml.policy.rules` and :mod:`cascade_ml.policy.liquidation` are written
 once with ordinary operators (``+ - * abs``, comparisons) and these helpers. Each helper uses numpy
 when an operand is an ``ndarray`` (the backtest's columns) and plain Python otherwise (``decide``'s
-single numbers), so one decision never pays numpy's per-call overhead. The scalar versions give the
-same IEEE results as numpy's ufuncs, including NaN and division by zero, which return nan/+-inf
+single numbers), so one decision never pays numpy's per-call overhead (Python floats are checked
+first: a served decision is a few dozen of these calls). The scalar versions give the same IEEE
+results as numpy's ufuncs, including NaN and division by zero, which return nan/+-inf
 instead of raising.
 """
 
@@ -30,6 +31,8 @@ def asnum(x: object) -> Num:
 
 def out(x: Num) -> Num:
     """A result as a Python float, or the array when there is more than one value."""
+    if type(x) is float:
+        return x
     if isinstance(x, np.ndarray) and x.ndim:
         return x
     return float(x)
@@ -37,12 +40,16 @@ def out(x: Num) -> Num:
 
 def out_bool(x: object) -> bool | np.ndarray:
     """A condition as a Python bool, or the boolean array when there is more than one value."""
+    if type(x) is bool:
+        return x
     if isinstance(x, np.ndarray) and x.ndim:
         return x
     return bool(x)
 
 
 def sqrt(x: Num) -> Num:
+    if type(x) is float:
+        return math.sqrt(x) if x >= 0 else nan
     if isinstance(x, np.ndarray):
         return np.sqrt(x)
     return math.sqrt(x) if x >= 0 else nan  # numpy: nan for negative or nan input
@@ -50,7 +57,8 @@ def sqrt(x: Num) -> Num:
 
 def div(a: Num, b: Num) -> Num:
     """``a / b`` with numpy's answers for a zero divisor (+-inf, nan for 0/0), no warning."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+    if not (type(a) is float and type(b) is float) and (
+            isinstance(a, np.ndarray) or isinstance(b, np.ndarray)):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.true_divide(a, b)
     try:
@@ -63,7 +71,8 @@ def div(a: Num, b: Num) -> Num:
 
 def minimum(a: Num, b: Num) -> Num:
     """Element-wise minimum; nan when either is nan (``np.minimum``)."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+    if not (type(a) is float and type(b) is float) and (
+            isinstance(a, np.ndarray) or isinstance(b, np.ndarray)):
         return np.minimum(a, b)
     if a != a or b != b:
         return nan
@@ -72,7 +81,8 @@ def minimum(a: Num, b: Num) -> Num:
 
 def maximum(a: Num, b: Num) -> Num:
     """Element-wise maximum; nan when either is nan (``np.maximum``)."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+    if not (type(a) is float and type(b) is float) and (
+            isinstance(a, np.ndarray) or isinstance(b, np.ndarray)):
         return np.maximum(a, b)
     if a != a or b != b:
         return nan
@@ -115,6 +125,8 @@ def logical_not(x: object) -> bool | np.ndarray:
 
 def where(cond: object, a: Num, b: Num) -> Num:
     """``a`` where ``cond`` holds, else ``b`` (both already computed)."""
+    if type(cond) is bool and type(a) is float and type(b) is float:
+        return a if cond else b
     if isinstance(cond, np.ndarray) or isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return np.where(cond, a, b)
     return a if cond else b

@@ -9,11 +9,10 @@ or cascade probability never lowers the hedge ratio and never raises the leverag
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 from cascade_ml.policy.config import MarginTier, PolicyConfig
-from cascade_ml.policy.liquidation import Side, max_leverage_for_distance, tier_params
+from cascade_ml.policy.liquidation import Side, max_leverage_in_bracket, tier_params
 from cascade_ml.policy.numeric import (
     Num,
     asnum,
@@ -107,19 +106,40 @@ def vol_target_cap(sigma_h: ArrayLike, horizon_hours: ArrayLike, cfg: PolicyConf
     return out(div(cfg.target_vol_annual, annualised_vol(sigma_h, horizon_hours)))
 
 
+def forecast_leverage_limits(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
+                             cfg: PolicyConfig, vol_q99: ArrayLike | None = None
+                             ) -> dict[str, ArrayLike]:
+    """The leverage limits the forecast sets whatever the position: the ceiling, the vol-target
+    cap and the liquidation distance to keep (``required_distance``)."""
+    return {"ceiling": cfg.leverage_ceiling,
+            "vol_target": vol_target_cap(sigma_h, horizon_hours, cfg),
+            "required_distance": required_distance(sigma_h, prob, cfg, vol_q99)}
+
+
+def position_leverage_caps(limits: dict[str, ArrayLike], side: Side, notional: ArrayLike,
+                           tiers: Sequence[MarginTier]) -> dict[str, ArrayLike]:
+    """Each leverage limit for a position of ``notional`` under the forecast's ``limits``
+    (:func:`forecast_leverage_limits`), and their minimum under ``cap``."""
+    distance = limits["required_distance"]
+    mmr, exchange_max, cum = tier_params(notional, tiers)
+    parts = {
+        "ceiling": limits["ceiling"],
+        "vol_target": limits["vol_target"],
+        "liquidation": max_leverage_in_bracket(side, distance, notional, mmr, cum),
+        "exchange_tier": exchange_max,
+    }
+    # each part is already a float or an array (the rules' results, a config float)
+    cap = minimum(minimum(minimum(parts["ceiling"], parts["vol_target"]), parts["liquidation"]),
+                  parts["exchange_tier"])
+    return {**parts, "cap": out(cap), "required_distance": distance}
+
+
 def leverage_caps(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike, side: Side,
                   notional: ArrayLike, tiers: Sequence[MarginTier], cfg: PolicyConfig,
                   vol_q99: ArrayLike | None = None) -> dict[str, ArrayLike]:
     """Each leverage limit and their minimum under ``cap``."""
-    distance = required_distance(sigma_h, prob, cfg, vol_q99)
-    parts = {
-        "ceiling": cfg.leverage_ceiling,
-        "vol_target": vol_target_cap(sigma_h, horizon_hours, cfg),
-        "liquidation": max_leverage_for_distance(side, distance, notional, tiers),
-        "exchange_tier": tier_params(notional, tiers)[1],
-    }
-    cap = functools.reduce(minimum, [asnum(v) for v in parts.values()])
-    return {**parts, "cap": out(cap), "required_distance": distance}
+    limits = forecast_leverage_limits(sigma_h, horizon_hours, prob, cfg, vol_q99)
+    return position_leverage_caps(limits, side, notional, tiers)
 
 
 INSTRUMENTS = ("same_perp", "BTC", "ETH")
@@ -164,22 +184,39 @@ def residual_fraction(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:
     return out(sqrt(maximum(1 - 2 * h * r + h * h * r, 0.0)))
 
 
+def loss_per_notional(sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
+                      cfg: PolicyConfig) -> ArrayLike:
+    """What one unit of notional, hedged ``hedge`` with effectiveness R^2, loses on the adverse
+    move (the stop's least distance)."""
+    return out(net_exposure(hedge, r2) * adverse_move(sigma_h, cfg))
+
+
 def size_cap(equity: ArrayLike, sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
              cfg: PolicyConfig) -> ArrayLike:
     """Risk-budget size cap: the notional whose hedged position loses at most
-    ``max_risk_fraction`` of equity on the adverse move (the stop's least distance)."""
-    loss_per_notional = net_exposure(hedge, r2) * adverse_move(sigma_h, cfg)
-    return out(div(cfg.max_risk_fraction * asnum(equity), loss_per_notional))
+    ``max_risk_fraction`` of equity on the adverse move."""
+    return risk_budget_cap(equity, loss_per_notional(sigma_h, hedge, r2, cfg), cfg)
+
+
+def risk_budget_cap(equity: ArrayLike, loss_per_notional: ArrayLike,
+                    cfg: PolicyConfig) -> ArrayLike:
+    """:func:`size_cap` from the loss per unit notional (:func:`loss_per_notional`)."""
+    return out(div(cfg.max_risk_fraction * asnum(equity), asnum(loss_per_notional)))
 
 
 def size_caps(equity: ArrayLike, sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
               leverage_cap: ArrayLike, cfg: PolicyConfig) -> dict[str, ArrayLike]:
     """Each size limit and their minimum under ``cap``: the risk budget, and what the leverage
     cap allows with the whole equity as margin (so the two caps never disagree)."""
-    parts = {"risk_budget": size_cap(equity, sigma_h, hedge, r2, cfg),
+    return size_limits(equity, loss_per_notional(sigma_h, hedge, r2, cfg), leverage_cap, cfg)
+
+
+def size_limits(equity: ArrayLike, loss_per_notional: ArrayLike, leverage_cap: ArrayLike,
+                cfg: PolicyConfig) -> dict[str, ArrayLike]:
+    """:func:`size_caps` from the loss per unit notional (:func:`loss_per_notional`)."""
+    parts = {"risk_budget": risk_budget_cap(equity, loss_per_notional, cfg),
              "leverage_cap": out(asnum(leverage_cap) * asnum(equity))}
-    return {**parts, "cap": out(minimum(asnum(parts["risk_budget"]),
-                                        asnum(parts["leverage_cap"])))}
+    return {**parts, "cap": out(minimum(parts["risk_budget"], parts["leverage_cap"]))}
 
 
 def stop_distance(max_loss: ArrayLike, notional: ArrayLike, exposure: ArrayLike,
@@ -192,8 +229,13 @@ def stop_distance(max_loss: ArrayLike, notional: ArrayLike, exposure: ArrayLike,
     parts = {"max_loss": out(div(asnum(max_loss), asnum(notional) * asnum(exposure))),
              "liquidation_buffer": out(cfg.stop_liquidation_buffer
                                        * asnum(liquidation_distance))}
-    return {**parts, "distance": out(minimum(asnum(parts["max_loss"]),
-                                             asnum(parts["liquidation_buffer"])))}
+    return {**parts, "distance": out(minimum(parts["max_loss"], parts["liquidation_buffer"]))}
+
+
+def tail_weight(prob: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """Weight of the tail loss in a rebalance's benefit: the chance of that tail (the cascade
+    probability), at least ``tail_weight_floor``."""
+    return out(fmax(asnum(prob), cfg.tail_weight_floor))
 
 
 def rebalance_test(target: ArrayLike, current: ArrayLike, sigma_h: ArrayLike, prob: ArrayLike,
@@ -201,15 +243,25 @@ def rebalance_test(target: ArrayLike, current: ArrayLike, sigma_h: ArrayLike, pr
                    cfg: PolicyConfig) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
     """(worth_it, benefit, cost) of moving the hedge ratio from ``current`` to ``target``.
 
-    Benefit: change of the k-sigma tail loss, weighted by the chance of that tail (the cascade
-    probability, at least ``tail_weight_floor``). Cost: hedge notional traded (x ``trade_scale``,
-    the beta for a proxy hedge) times fee plus half spread. Worth it when the change is at least
-    the no-trade band and the benefit beats the cost ``benefit_cost_multiple`` times.
+    Benefit: change of the k-sigma tail loss (the adverse move), weighted by
+    :func:`tail_weight`. Cost: hedge notional traded (x ``trade_scale``, the beta for a proxy
+    hedge) times fee plus half spread. Worth it when the change is at least the no-trade band and
+    the benefit beats the cost ``benefit_cost_multiple`` times.
     """
+    return rebalance_check(target, current, notional, r2, trade_scale,
+                           adverse_move(sigma_h, cfg), tail_weight(prob, cfg),
+                           residual_fraction(target, r2), cfg)
+
+
+def rebalance_check(target: ArrayLike, current: ArrayLike, notional: ArrayLike, r2: ArrayLike,
+                    trade_scale: ArrayLike, adverse: ArrayLike, weight: ArrayLike,
+                    target_residual: ArrayLike, cfg: PolicyConfig
+                    ) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """:func:`rebalance_test` from what does not depend on the position, computed once: the
+    :func:`adverse_move`, the :func:`tail_weight` and the target's :func:`residual_fraction`."""
     n = asnum(notional)
-    tail = cfg.size_k_sigma * asnum(sigma_h) * n
-    benefit = fmax(asnum(prob), cfg.tail_weight_floor) * tail * abs(
-        residual_fraction(current, r2) - residual_fraction(target, r2))
+    benefit = asnum(weight) * (asnum(adverse) * n) * abs(
+        residual_fraction(current, r2) - asnum(target_residual))
     change = abs(asnum(target) - asnum(current))
     cost = change * n * asnum(trade_scale) * cfg.trade_cost
     worth = (change >= cfg.no_trade_band - 1e-12) & (benefit >= cfg.benefit_cost_multiple * cost)

@@ -1,71 +1,150 @@
 """One served decision: the bot's position + the symbol's served forecast -> the pure ``decide``.
 
 The forecast's policy blocks (forecast, triggers, cross-asset stats) were built by the poller with
-``cascade_ml.scoring.inputs``, the same code batch scoring uses; per request only the position,
-the freshness and the bot's fresher trigger flags are added.
+``cascade_ml.scoring.inputs``, the same code batch scoring uses. The policy's half of the decision
+that depends only on that forecast (``policy.decide.plan``) is made once per served forecast
+(``DecisionPlans``); per request only the position, the freshness and the bot's fresher trigger
+flags are added (``decide_position``), so the answer is ``decide`` on the same inputs, reasons
+included, without redoing the forecast's half for every position.
 """
 
 from __future__ import annotations
 
-import pandas as pd
-from fastapi import HTTPException
-from pydantic import ValidationError
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
 
-from cascade_ml.policy import PolicyConfig, decide
-from cascade_ml.policy.models import (
-    CrossAsset,
-    Decision,
-    Freshness,
-    PolicyInputs,
-    Position,
-    Triggers,
-)
+import orjson
+from fastapi import HTTPException
+from pydantic import TypeAdapter
+
+from cascade_ml.monitoring.gate import decide_monitored
+from cascade_ml.policy import PolicyConfig
+from cascade_ml.policy.decide import ForecastPlan, decision_fields, plan
+from cascade_ml.policy.models import Freshness, PolicyInputs, Position
 from cascade_ml.scoring.inputs import no_forecast
-from cascade_ml.serving.schemas import DecisionOut, DecisionRequest
+from cascade_ml.serving.schemas import DecisionRequest
 from cascade_ml.serving.state import Forecast
 
 _BOT_TRIGGERS = ("funding_divergence", "volume_breakdown")  # the request's MarketUpdate flags
+_DATETIME = TypeAdapter(datetime)
 
 
-def to_out(decision: Decision, *, model_version: str | None, forecast_ts: pd.Timestamp | None,
-           age: float | None, stale: bool) -> DecisionOut:
-    return DecisionOut(
-        symbol=decision.symbol, hedge_ratio=decision.hedge_ratio,
-        current_hedge_ratio=decision.current_hedge_ratio, instrument=decision.hedge_instrument,
-        hedge_notional=decision.hedge_notional, leverage_cap=decision.leverage_cap,
-        size_cap=decision.size_cap_notional, liquidation_price=decision.liquidation_price,
-        risk_score=decision.risk_score, action=decision.action, reasons=decision.reasons,
-        fail_safe=decision.fail_safe, model_version=model_version,
-        forecast_timestamp=forecast_ts.to_pydatetime() if forecast_ts is not None else None,
-        forecast_age_seconds=None if age is None else round(age, 3), stale=stale)
+@dataclass(frozen=True)
+class Planned:
+    """A served forecast (None: none yet) with its policy plan and the answer fields it fixes."""
+
+    forecast: Forecast | None
+    plan: ForecastPlan
+    model_version: str | None
+    timestamp: str | None  # the forecast bar's open time as DecisionOut writes it in JSON
+
+
+class DecisionPlans:
+    """The policy plan of each symbol's served forecast: made by the first decision after the
+    poller swaps a forecast in (a new object), reused by every decision until the next swap."""
+
+    def __init__(self, policy: PolicyConfig, horizon_hours: float) -> None:
+        self.policy = policy
+        self.horizon_hours = horizon_hours
+        self._planned: dict[str, Planned] = {}
+
+    def get(self, symbol: str, forecast: Forecast | None) -> Planned:
+        planned = self._planned.get(symbol)
+        if planned is None or planned.forecast is not forecast:
+            planned = self._planned[symbol] = self._plan(symbol, forecast)
+        return planned
+
+    def _plan(self, symbol: str, forecast: Forecast | None) -> Planned:
+        if forecast is None:
+            return Planned(None, plan(symbol, no_forecast(self.horizon_hours), self.policy),
+                           None, None)
+        return Planned(forecast, plan(symbol, forecast.policy, self.policy,
+                                      triggers=forecast.triggers, cross_asset=forecast.cross),
+                       forecast.model_version,
+                       _DATETIME.dump_python(forecast.timestamp.to_pydatetime(), mode="json"))
+
+
+class Served(NamedTuple):
+    """The answer's JSON, and what the route counts in its metrics."""
+
+    body: bytes
+    fail_safe: bool
+    stale: bool
+
+
+class Held(NamedTuple):
+    """The bot's position as the policy reads it (``PositionLike``), from request values the
+    schema has validated."""
+
+    side: Literal["long", "short"]
+    notional: float
+    entry_price: float
+    mark_price: float
+    leverage: float
+    hedge_ratio: float
+    margin_mode: Literal["isolated", "cross"] = "isolated"
+
+
+class Ages(NamedTuple):
+    """Ages of the served forecast and its features (``FreshnessLike``)."""
+
+    forecast_age_s: float | None
+    features_age_s: float | None
+    max_age_s: float
+
+
+def decision_body(d: Mapping[str, Any], *, model_version: str | None,
+                  forecast_timestamp: str | None, age: float | None, stale: bool) -> dict:
+    """``DecisionOut`` of a decision's fields (``Decision.model_dump()`` or
+    ``decision_fields``), as a JSON-ready dict in its field order (a test checks the two agree)."""
+    return {
+        "symbol": d["symbol"], "hedge_ratio": d["hedge_ratio"],
+        "current_hedge_ratio": d["current_hedge_ratio"], "instrument": d["hedge_instrument"],
+        "hedge_notional": d["hedge_notional"], "leverage_cap": d["leverage_cap"],
+        "size_cap": d["size_cap_notional"], "liquidation_price": d["liquidation_price"],
+        "risk_score": d["risk_score"], "action": d["action"], "reasons": d["reasons"],
+        "fail_safe": d["fail_safe"], "model_version": model_version,
+        "forecast_timestamp": forecast_timestamp,
+        "forecast_age_seconds": None if age is None else round(age, 3), "stale": stale}
 
 
 def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | None,
-                  model_loaded: bool, policy: PolicyConfig, horizon_hours: float,
-                  now: float) -> DecisionOut:
-    """One decision for a bot's position. No forecast or no model -> the policy's fail-safe."""
+                  model_loaded: bool, plans: DecisionPlans, now: float) -> Served:
+    """One decision for a bot's position. No forecast, no model, or inputs the monitor
+    distrusts (``forecast.monitor_reasons``) -> the policy's fail-safe."""
+    policy = plans.policy
     max_age = policy.max_data_age_s
-    mark = request.market.price if request.market and request.market.price else request.mark_price
-    if forecast is None:
-        age, version, ts = None, None, None
-        block, triggers, cross = no_forecast(horizon_hours), Triggers(), CrossAsset()
-    else:
-        age, version, ts = max(forecast.age(now), 0.0), forecast.model_version, forecast.timestamp
-        block, triggers, cross = forecast.policy, forecast.triggers, forecast.cross
-    if request.market is not None:  # the bot's fresher view of the triggers wins
-        seen = {k: v for k in _BOT_TRIGGERS if (v := getattr(request.market, k)) is not None}
-        triggers = triggers.model_copy(update=seen) if seen else triggers
-    try:
-        inputs = PolicyInputs(
-            symbol=symbol, forecast=block, model_available=model_loaded, triggers=triggers,
-            cross_asset=cross,
-            position=Position(side=request.side, notional=request.notional,
-                              entry_price=request.entry_price or mark, mark_price=mark,
-                              leverage=request.leverage, hedge_ratio=request.hedge_ratio),
-            equity=request.portfolio_value or request.notional / request.leverage,
-            freshness=Freshness(forecast_age_s=age, features_age_s=age, max_age_s=max_age))
-    except ValidationError as exc:  # a combination the request schema cannot see alone
-        raise HTTPException(422, str(exc.errors()[0].get("msg", exc))) from exc
-    decision = decide(inputs, policy)
-    return to_out(decision, model_version=version, forecast_ts=ts, age=age,
-                  stale=age is None or age > max_age)
+    market = request.market
+    mark = market.price if market is not None and market.price else request.mark_price
+    age = None if forecast is None else max(forecast.age(now), 0.0)
+    seen = {} if market is None else {
+        k: v for k in _BOT_TRIGGERS if (v := getattr(market, k)) is not None}
+    # The request schema holds every value to Position's constraints already; only equity
+    # (notional / leverage can underflow) is a combination it cannot see alone.
+    position = Held(request.side, request.notional, request.entry_price or mark, mark,
+                    request.leverage, request.hedge_ratio)
+    equity = request.portfolio_value or request.notional / request.leverage
+    if not equity > 0:
+        raise HTTPException(422, "equity (portfolio_value, else notional / leverage) must be "
+                            "greater than 0")
+    freshness = Ages(age, age, max_age)
+    planned = plans.get(symbol, forecast)
+    if forecast is not None and forecast.monitor_reasons:  # the monitor's fail-safe
+        triggers = forecast.triggers.model_copy(update=seen) if seen else forecast.triggers
+        fields = decide_monitored(PolicyInputs(
+            symbol=symbol, forecast=forecast.policy, model_available=model_loaded,
+            triggers=triggers, cross_asset=forecast.cross,
+            position=Position(**position._asdict()), equity=equity,
+            freshness=Freshness(**freshness._asdict())), policy,
+            forecast.monitor_reasons).model_dump()
+    else:  # decide_position, without building the Decision only to write it out
+        p = planned.plan
+        fields = decision_fields(p, position, equity, fired=p.fired_with(seen),
+                                 model_available=model_loaded, freshness=freshness)
+    stale = age is None or age > max_age
+    body = decision_body(fields, model_version=planned.model_version,
+                         forecast_timestamp=planned.timestamp, age=age, stale=stale)
+    return Served(orjson.dumps(body), fields["fail_safe"], stale)
+

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.policy import PolicyConfig
 from cascade_ml.serving.config import ServingConfig
+from cascade_ml.serving.decisions import DecisionPlans
 from cascade_ml.serving.metrics import ServiceMetrics
 from cascade_ml.serving.state import Poller, ServingState
 
@@ -27,10 +28,12 @@ class Service:
     metrics: ServiceMetrics
     symbols: frozenset[str] = field(init=False)
     horizon_hours: float = field(init=False)  # computed once: the task's property parses a span
+    plans: DecisionPlans = field(init=False)  # the policy's plan of each served forecast
 
     def __post_init__(self) -> None:
         self.symbols = frozenset(self.task.symbols)
         self.horizon_hours = self.task.horizon_hours
+        self.plans = DecisionPlans(self.policy, self.horizon_hours)
 
     def require_symbol(self, raw: str) -> str:
         """The canonical symbol, or 404 when it is not one the service serves: a bot's typo

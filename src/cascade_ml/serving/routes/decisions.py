@@ -13,7 +13,7 @@ from cascade_ml.serving.http import (
     NOT_SERVED,
     DirectRoute,
     json_body,
-    json_response,
+    json_bytes,
     parse_body,
 )
 from cascade_ml.serving.schemas import DecisionOut, DecisionRequest, ValidationErrorOut
@@ -28,16 +28,18 @@ router = APIRouter(prefix="/v1", tags=["decisions"], route_class=DirectRoute)
 async def post_decision(http: Request) -> Response:
     """The policy's answer for the bot's position on a served symbol (404 for any other).
 
-    Falls back to the policy's fail-safe when the forecast is stale or no model is loaded.
+    Falls back to the policy's fail-safe when the forecast is stale, no model is loaded or the
+    monitor's report on the forecast's bar names a degraded input.
     """
     service: Service = http.app.state.service
     request = await parse_body(http, DecisionRequest)
     symbol = service.require_symbol(request.symbol)
     state = service.state
     loaded = symbol in state.models
-    out = make_decision(request, symbol, state.forecasts.get(symbol), loaded, service.policy,
-                        service.horizon_hours, time.time())
+    forecast = state.forecasts.get(symbol)
+    out = make_decision(request, symbol, forecast, loaded, service.plans, time.time())
     if out.fail_safe:
-        reason = "no_model" if not loaded else "stale" if out.stale else "policy"
+        reason = ("no_model" if not loaded else "stale" if out.stale else
+                  "monitor" if forecast is not None and forecast.monitor_reasons else "policy")
         service.metrics.failsafe.labels(symbol, reason).inc()
-    return json_response(out)
+    return json_bytes(out.body)
