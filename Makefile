@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tests run in a shuffled order (pytest-randomly), the same order every run unless TEST_SEED is
+# given: `make test TEST_SEED=$$RANDOM` tries another order.
+TEST_SEED ?= 20261127
 
 .PHONY: venv run test lint bench clean
 
@@ -20,7 +23,7 @@ run: venv
 test: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 -p randomly --randomly-seed=$(TEST_SEED)
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
