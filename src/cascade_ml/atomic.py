@@ -1,7 +1,7 @@
 """Write-then-rename helpers: a killed process leaves the old file (or folder) or the new one.
 
 Every file the project writes (store partitions, derived tables, manifests, reports) goes through
-``atomic_file`` (model bundle folders through ``replace_dir``) so the rule lives in one place.
+``atomic_file`` (model bundle folders through ``staged_dir``) so the rule lives in one place.
 """
 
 from __future__ import annotations
@@ -45,6 +45,21 @@ def read_json(path: str | Path) -> Any | None:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+@contextmanager
+def staged_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``path``; on success swap it into ``path``
+    (``replace_dir``), on failure remove it, so a reader sees the old folder or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def replace_dir(tmp: Path, path: Path) -> None:

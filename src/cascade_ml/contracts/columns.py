@@ -82,6 +82,11 @@ def quantile_key(q: float) -> str:
     return f"var_q{round(q * 100):d}"
 
 
+SERVED_QUANTILES = (0.5, 0.9, 0.99)
+"""Variance quantiles a bundle may carry and scoring, the loop and the service pass on."""
+SERVED_FORECASTS = (*FORECASTS, *(quantile_key(q) for q in SERVED_QUANTILES))
+
+
 def baseline_var(name: str) -> str:
     """Column of a volatility baseline's variance forecast, e.g. ``har`` -> ``var_har``."""
     return f"var_{name}"

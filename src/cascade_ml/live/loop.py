@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cascade_ml.contracts.columns import FORECASTS, quantile_key
+from cascade_ml.contracts.columns import SERVED_FORECASTS
 from cascade_ml.contracts.layout import bundle_dir, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import to_utc
@@ -62,7 +62,6 @@ from cascade_ml.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
 
-FORECAST_COLUMNS = (*FORECASTS, *(quantile_key(q) for q in (0.5, 0.9, 0.99)))
 
 
 @dataclass(frozen=True)
@@ -365,7 +364,7 @@ class LiveLoop:
     def _store_forecast(self, symbol: str, row_ts: pd.Timestamp, values: dict[str, float],
                         version: str, now: pd.Timestamp) -> None:
         """Merge the forecast into the scores table (the service serves it from there)."""
-        out = pd.DataFrame({c: [values[c]] for c in FORECAST_COLUMNS if c in values},
+        out = pd.DataFrame({c: [values[c]] for c in SERVED_FORECASTS if c in values},
                            index=pd.DatetimeIndex([row_ts], name="timestamp"))
         out["model_version"] = version
         out["feature_timestamp"] = row_ts

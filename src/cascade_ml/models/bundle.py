@@ -11,15 +11,13 @@ sibling folder and renamed into place, so a reader never sees half.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cascade_ml.atomic import replace_dir
+from cascade_ml.atomic import staged_dir
 from cascade_ml.errors import ModelBundleError
 from cascade_ml.models.forecast import CascadeModel, VolatilityModel
 
@@ -76,9 +74,7 @@ def export_bundle(path: str | Path, vol: VolatilityForecaster, clf: CascadeClass
     """Write the fitted estimators' forecast objects as a bundle folder, atomically (temp
     sibling, then rename over the old one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
+    with staged_dir(path) as tmp:
         meta = {
             "format": FORMAT, "version": str(version), "model_name": model_name,
             "symbol": symbol, "horizon": int(horizon), "feature_names": list(feature_names),
@@ -86,10 +82,6 @@ def export_bundle(path: str | Path, vol: VolatilityForecaster, clf: CascadeClass
             "volatility": vol.forecast_.save(tmp), "cascade": clf.forecast_.save(tmp),
         }
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, default=float))
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

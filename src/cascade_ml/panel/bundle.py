@@ -13,15 +13,13 @@ symbol without one) once the symbol has ``cold_start_days``.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 
-from cascade_ml.atomic import replace_dir
+from cascade_ml.atomic import staged_dir
 from cascade_ml.contracts.columns import CASCADE_PROB, VAR_FORECAST, VOL_FORECAST
 from cascade_ml.errors import ModelBundleError
 from cascade_ml.panel.models import LINEAR_KINDS, exceed_prob, sigmoid
@@ -170,9 +168,7 @@ def export_panel_bundle(path: str | Path, state: dict, choices: dict, *, version
                         cold_start_days: float, symbol_har: dict, metrics: dict) -> Path:
     """Write the bundle folder atomically (temp sibling, then rename over the old one)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
+    with staged_dir(path) as tmp:
         state["tree"].save_model(str(tmp / "volatility.txt"))
         state["classifier"].save_model(str(tmp / "cascade.txt"))
         np.save(tmp / "z.npy", np.asarray(state["z_sorted"], float))
@@ -200,10 +196,6 @@ def export_panel_bundle(path: str | Path, state: dict, choices: dict, *, version
                                           "cascade": "cascade.txt", "z": "z.npy"},
         }
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=1, default=float))
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cascade_ml.contracts.columns import FORECASTS, quantile_key
+from cascade_ml.contracts.columns import SERVED_FORECASTS
 from cascade_ml.contracts.layout import bundle_dir, features_path, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
@@ -26,7 +26,6 @@ from cascade_ml.scoring.bundles import load_serving_bundle
 from cascade_ml.scoring.config import ScoringConfig
 from cascade_ml.scoring.inputs import context_columns, policy_context, policy_forecast
 
-FORECAST_COLUMNS = (*FORECASTS, *(quantile_key(q) for q in (0.5, 0.9, 0.99)))
 DECISION_COLUMNS = ("hedge_ratio", "hedge_instrument", "leverage_cap", "size_cap", "action",
                     "fail_safe", "reasons")
 
@@ -103,7 +102,7 @@ def score_symbol(store: MarketStore, task: TaskConfig, scoring: ScoringConfig,
 
     out = pd.DataFrame(index=rows.index.copy())
     out.index.name = "timestamp"
-    for col in FORECAST_COLUMNS:
+    for col in SERVED_FORECASTS:
         if col in preds:
             out[col] = np.asarray(preds[col], dtype=np.float64)
     out = out.join(decision_columns(symbol, out, rows, task, scoring, policy))

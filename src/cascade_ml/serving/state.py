@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cascade_ml.contracts.columns import FORECASTS, quantile_key
+from cascade_ml.contracts.columns import SERVED_FORECASTS
 from cascade_ml.contracts.layout import bundle_dir, features_path, monitor_path, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
@@ -48,7 +48,6 @@ from cascade_ml.serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
-FORECAST_KEYS = (*FORECASTS, *(quantile_key(q) for q in (0.5, 0.9, 0.99)))
 
 
 @dataclass(frozen=True)
@@ -295,7 +294,7 @@ class Poller:
 
     def _forecast(self, symbol: str, ts: object, version: str, raw: dict,
                   source: str) -> Forecast:
-        values = {k: v for k in FORECAST_KEYS if (v := finite(raw.get(k))) is not None}
+        values = {k: v for k in SERVED_FORECASTS if (v := finite(raw.get(k))) is not None}
         ts = pd.Timestamp(ts)
         return Forecast(symbol, ts, (ts + self.bar).timestamp(), version, values, source,
                         policy_forecast(values, self.task.horizon_hours))
