@@ -28,6 +28,16 @@ BUNDLE_FILE = "bundle.json"
 FORMAT = 1
 
 
+def feature_rows(x: np.ndarray, n_features: int, owner: str) -> np.ndarray:
+    """``x`` as a float (rows, features) array; a row of the wrong width is refused by name."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    if x.shape[1] != n_features:
+        raise ModelBundleError(f"got {x.shape[1]} feature columns, {owner} expects {n_features}")
+    return x
+
+
 @dataclass(eq=False)
 class ForecastBundle:
     """A loaded bundle; ``predict`` maps a (rows, features) array to the forecasts."""
@@ -58,12 +68,7 @@ class ForecastBundle:
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Forecasts for each row: var_forecast, vol_forecast (+ var_qNN), cascade_prob."""
-        x = np.asarray(x, dtype=float)
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
-        if x.shape[1] != len(self.feature_names):
-            raise ModelBundleError(f"got {x.shape[1]} feature columns, the model expects "
-                                   f"{len(self.feature_names)}")
+        x = feature_rows(x, len(self.feature_names), "the model")
         return {**self.volatility.predict(x), **self.cascade.predict(x)}
 
 

@@ -20,8 +20,9 @@ import lightgbm as lgb
 import numpy as np
 
 from cascade_ml.atomic import staged_dir
-from cascade_ml.contracts.columns import CASCADE_PROB, VAR_FORECAST, VOL_FORECAST
+from cascade_ml.contracts.columns import CASCADE_PROB, HAR_WINDOWS, VAR_FORECAST, VOL_FORECAST
 from cascade_ml.errors import ModelBundleError
+from cascade_ml.models.bundle import feature_rows
 from cascade_ml.panel.models import LINEAR_KINDS, exceed_prob, sigmoid
 
 BUNDLE_FILE = "bundle.json"
@@ -107,19 +108,14 @@ class PanelBundle:
         if coef is None:
             return None
         cols = [np.log(np.maximum(self._col(x, f"raw_rv_{h}h") / h, _TINY))
-                for h in (24, 168, 720)]
+                for h in HAR_WINDOWS]
         design = np.column_stack([np.ones(len(x)), *cols])
         var = np.exp(design @ np.asarray(coef["coef"])) * coef["smearing"]
         return np.log(np.maximum(var, _TINY)) - self._col(x, "lvl") - np.log(self.horizon)
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """var/vol forecast, adverse-move quantiles and the cascade probability of each row."""
-        x = np.asarray(x, dtype=float)
-        if x.ndim == 1:
-            x = x.reshape(1, -1)
-        if x.shape[1] != len(self.feature_names):
-            raise ModelBundleError(f"got {x.shape[1]} feature columns, the panel bundle "
-                                   f"expects {len(self.feature_names)}")
+        x = feature_rows(x, len(self.feature_names), "the panel bundle")
         inputs = x[:, [self.feature_names.index(c) for c in self.meta["inputs"]]]
         inputs32 = inputs.astype(np.float32)
         std = self._linear(x) + self.meta["shrink"] * self.tree.predict(inputs32)
