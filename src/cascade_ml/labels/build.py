@@ -72,6 +72,17 @@ def _liq_confirm(ohlcv: pd.DataFrame, liquidations: pd.DataFrame, horizon: int,
     return forward(hot, horizon, "max")
 
 
+def cascade_threshold(ret: pd.Series, config: LabelConfig, horizon: int) -> pd.Series:
+    """The cascade label's move threshold at each bar, from returns up to that bar only:
+    max(cascade_k x trailing sigma x sqrt(H), cascade_floor); NaN while sigma is unknown.
+
+    One definition for the label and for the panel's known-at-t copy of it."""
+    sigma = ret.rolling(config.sigma_window,
+                        min_periods=min_periods(config.sigma_window, 0.5)).std()
+    return np.maximum(config.cascade_k * sigma * np.sqrt(horizon),
+                      config.cascade_floor).where(sigma.notna())
+
+
 def build_labels(ohlcv: pd.DataFrame, config: LabelConfig, *, horizon: int, side: Side = "long",
                  oi: pd.DataFrame | None = None,
                  liquidations: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -90,10 +101,7 @@ def build_labels(ohlcv: pd.DataFrame, config: LabelConfig, *, horizon: int, side
     fwd_rv = forward(ret**2, h, "sum")
     fwd_min = np.log(forward(ohlcv["low"], h, "min") / close)
     fwd_max = np.log(forward(ohlcv["high"], h, "max") / close)
-    sigma = ret.rolling(config.sigma_window,
-                        min_periods=min_periods(config.sigma_window, 0.5)).std()
-    threshold = np.maximum(config.cascade_k * sigma * np.sqrt(h), config.cascade_floor)
-    threshold = threshold.where(sigma.notna())
+    threshold = cascade_threshold(ret, config, h)
     move = 1.0 - np.exp(fwd_min) if side == "long" else np.exp(fwd_max) - 1.0
     price = (move > threshold).astype(float).where(move.notna() & threshold.notna())
     cascade = price.copy()

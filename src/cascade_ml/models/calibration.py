@@ -2,6 +2,7 @@
 
 Isotonic: the fitted step function's knots, applied with ``np.interp`` (clipped at the ends).
 Platt: ``p = 1 / (1 + exp(-(a * logit(raw) + b)))``. scikit-learn is imported only to fit.
+The per-symbol classifier and the panel's LightGBM classifier are both calibrated here.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import numpy as np
 _EPS = 1e-6
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) with p clipped to [1e-6, 1 - 1e-6] (finite for 0 and 1)."""
     p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
     return np.log(p / (1 - p))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), overflow-safe."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=float), -50, 50)))
 
 
 @dataclass
@@ -33,7 +40,7 @@ class Calibration:
         if self.method == "isotonic":
             return np.interp(raw, np.asarray(self.x), np.asarray(self.y))
         if self.method == "platt":
-            return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
+            return sigmoid(self.a * logit(raw) + self.b)
         return raw
 
     def to_dict(self) -> dict:
@@ -60,6 +67,6 @@ def fit_calibration(raw: np.ndarray, y: np.ndarray, method: str) -> Calibration:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, y)
         return Calibration("isotonic", x=iso.X_thresholds_.tolist(), y=iso.y_thresholds_.tolist())
     if method == "platt":
-        lr = LogisticRegression(C=1e6).fit(_logit(raw).reshape(-1, 1), y)
+        lr = LogisticRegression(C=1e6).fit(logit(raw).reshape(-1, 1), y)
         return Calibration("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
     raise ValueError(f"unknown calibration method {method!r}")

@@ -44,22 +44,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from cascade_ml.contracts.columns import quantile_key
 from cascade_ml.models.calibration import Calibration, fit_calibration
 from cascade_ml.models.forecast import CascadeModel, LevelTransform, VolatilityModel
+from cascade_ml.models.lgbm import lgbm_params
 
-LGBM_DEFAULTS = {"n_estimators": 300, "learning_rate": 0.03, "num_leaves": 15,
-                 "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1,
-                 "colsample_bytree": 0.8, "reg_lambda": 1.0}
-"""LightGBM settings of an estimator built without ``lgbm`` (the pipeline passes its own)."""
 _COMMON_CONSTRAINTS = {
     "lgbm": [dict, None], "min_coverage": [Interval(Real, 0, 1, closed="both")],
     "random_state": ["random_state"], "n_jobs": [Integral, None]}
 
 
 def _lgbm_kwargs(est, **extra) -> dict:
-    """LightGBM params from an estimator's ``lgbm`` dict over the defaults, seeded and
-    deterministic."""
-    return {**LGBM_DEFAULTS, **(est.lgbm or {}), "random_state": est.random_state,
-            "n_jobs": est.n_jobs, "deterministic": True, "force_row_wise": True, "verbose": -1,
-            **extra}
+    """The estimator's LightGBM parameters (its ``lgbm`` dict, seed and threads)."""
+    return lgbm_params(est.lgbm, seed=est.random_state, threads=est.n_jobs, **extra)
 
 
 def mask_sparse(X: np.ndarray, min_coverage: float) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,8 @@ from cascade_ml.atomic import staged_dir
 from cascade_ml.contracts.columns import CASCADE_PROB, HAR_WINDOWS, VAR_FORECAST, VOL_FORECAST
 from cascade_ml.errors import ModelBundleError
 from cascade_ml.models.bundle import feature_rows
-from cascade_ml.panel.models import LINEAR_KINDS, exceed_prob, sigmoid
+from cascade_ml.models.calibration import Calibration, logit, sigmoid
+from cascade_ml.panel.models import LINEAR_KINDS, exceed_prob
 
 BUNDLE_FILE = "bundle.json"
 FORMAT = 1
@@ -75,6 +76,15 @@ class PanelBundle:
             raise ModelBundleError(f"symbol {symbol} is not served by panel bundle "
                                    f"v{self.version}", hint=f"served: {self.symbols}")
         return PanelBundle(self.meta, self.tree, self.classifier, self.z_sorted, symbol)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The map from the LightGBM classifier's probability to a calibrated one (a bundle
+        written before it was stored carries Platt's ``(a, b)`` on the raw score instead)."""
+        if "calibration" in self.meta:
+            return Calibration.from_dict(self.meta["calibration"])
+        a, b = self.meta["platt"]
+        return Calibration("platt", a=float(a), b=float(b))
 
     @property
     def har_weight(self) -> float:
@@ -129,13 +139,12 @@ class PanelBundle:
         out = {VAR_FORECAST: var, VOL_FORECAST: sigma}
         for q, m in self.meta["multipliers"].items():
             out[adverse_key(float(q))] = sigma * m
-        a, b = self.meta["platt"]
-        p_lgbm = sigmoid(a * self.classifier.predict(inputs32, raw_score=True) + b)
+        p_lgbm = self.calibration.apply(self.classifier.predict(inputs32))
         p_log = self._logistic(x)
         thr = self._col(x, "cascade_threshold_t")
         adv = -np.log1p(-np.minimum(thr, 0.999)) if self.meta["side"] == "long" else np.log1p(thr)
         p_fhs = exceed_prob(self.z_sorted, adv / np.maximum(sigma, 1e-9))
-        z = np.column_stack([_logit(p_lgbm), _logit(p_log), _logit(p_fhs)])
+        z = np.column_stack([logit(p_lgbm), logit(p_log), logit(p_fhs)])
         st = self.meta["stacker"]
         out[CASCADE_PROB] = sigmoid(z @ np.asarray(st["coef"]) + st["intercept"])
         return out
@@ -147,11 +156,6 @@ class PanelBundle:
         v = np.where(np.isfinite(v), v, np.asarray(lg["medians"]))
         v = (v - np.asarray(lg["mean"])) / np.asarray(lg["scale"])
         return sigmoid(v @ np.asarray(lg["coef"]) + lg["intercept"])
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def feature_names(inputs: list[str]) -> list[str]:
@@ -180,7 +184,7 @@ def export_panel_bundle(path: str | Path, state: dict, choices: dict, *, version
             "har_weights": {str(k): float(v) for k, v in state.get("har_weights", {}).items()},
             "symbol_har": symbol_har,
             "multipliers": {str(q): float(m) for q, m in state["multipliers"].items()},
-            "platt": [float(v) for v in state["platt"]],
+            "calibration": state["calibration"].to_dict(),
             "logistic": {"columns": list(state["logistic"].columns),
                          "medians": imp.statistics_.tolist(), "mean": scl.mean_.tolist(),
                          "scale": scl.scale_.tolist(), "coef": lr.coef_[0].tolist(),

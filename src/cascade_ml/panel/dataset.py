@@ -29,7 +29,7 @@ from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 from cascade_ml.features.config import FeatureConfig
-from cascade_ml.features.stats import min_periods
+from cascade_ml.labels.build import cascade_threshold
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.panel.config import PanelConfig
 
@@ -113,10 +113,7 @@ def symbol_panel(features: pd.DataFrame, labels: pd.DataFrame | None, cfg: Panel
     out["zret_168h"] = ret.rolling(168, min_periods=168).sum() / (scale * np.sqrt(168))
     logp = ret.fillna(0.0).cumsum()
     out["drawdown_720h"] = np.expm1(logp - logp.rolling(cfg.drawdown_window, min_periods=24).max())
-    lc = label_cfg or LabelConfig()
-    sigma = ret.rolling(lc.sigma_window, min_periods=min_periods(lc.sigma_window, 0.5)).std()
-    out[THRESHOLD] = np.maximum(lc.cascade_k * sigma * np.sqrt(horizon),
-                                lc.cascade_floor).where(sigma.notna())
+    out[THRESHOLD] = cascade_threshold(ret, label_cfg or LabelConfig(), horizon)
     first = f.index[0]
     out["age_days"] = (f.index - first) / pd.Timedelta("1D")
     frame = pd.DataFrame(out, index=f.index)

@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 from cascade_ml.compute import worker_threads
 from cascade_ml.models.baselines import volatility_baselines
+from cascade_ml.models.calibration import fit_calibration, logit
 from cascade_ml.panel.blend import BlendWeights, add_curves, blend, choose_weights, loss_curves
 from cascade_ml.panel.config import PRICE_FEATURES, PanelConfig
 from cascade_ml.panel.dataset import ADVERSE, LVL, RAW_KEEP, SYMBOL, THRESHOLD, TIMESTAMP
@@ -38,9 +39,7 @@ from cascade_ml.panel.models import (
     best_weight,
     exceed_prob,
     multipliers,
-    platt,
     qlike,
-    sigmoid,
     to_variance,
 )
 
@@ -71,10 +70,9 @@ def baseline_frame(part: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
+CALIBRATION = "platt"
+"""How the panel's LightGBM probabilities are calibrated on the validation slice: two parameters
+are steadier than an isotonic step function on the few cascades a slice holds."""
 
 class SymbolBaselines:
     """Per-symbol volatility baselines (and HAR for the combination), each on its own rows."""
@@ -215,7 +213,8 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
         frame, early_all, val_all, ["har"])["var_har"].to_numpy()
     clf = PanelClassifier(inputs, cfg.cascade_lgbm.model_dump(), cfg.seed, threads,
                           cfg.row_stride).fit(fe)
-    a, b = platt(clf.raw(fv_core), fv_core["cascade"].to_numpy(int))
+    calibration = fit_calibration(clf.proba(fv_core), fv_core["cascade"].to_numpy(int),
+                                  CALIBRATION)
     logistic_cols = [c for c in PRICE_FEATURES if c in frame.columns]
     logit_e = PooledLogistic(logistic_cols, seed=cfg.seed).fit(fe)
     val_rows = pd.DataFrame({
@@ -224,7 +223,8 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
         "log_panel": _log_var(to_variance(panel_v, fv, horizon)), "log_har": _log_var(har_v),
         ADVERSE: fv[ADVERSE].to_numpy(float), "thr": fv[THRESHOLD].to_numpy(float),
         "cascade": fv["cascade"].to_numpy(float),
-        "logit_lgbm": a * clf.raw(fv) + b, "logit_logistic": _logit(logit_e.predict(fv))})
+        "logit_lgbm": logit(calibration.apply(clf.proba(fv))),
+        "logit_logistic": logit(logit_e.predict(fv))})
     choices.update(val_qlike=val_q, linear=best_lin, shrink=shrink)
 
     # --- refit on the whole training span and forecast the test rows ----------------------
@@ -250,7 +250,7 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
     _adverse_baseline(out, frame, fte, own, har_te, cfg, horizon, min_rows)
 
     logit_full = PooledLogistic(logistic_cols, seed=cfg.seed).fit(ftr)
-    out["prob_lgbm"] = sigmoid(a * clf.raw(fte) + b)
+    out["prob_lgbm"] = calibration.apply(clf.proba(fte))
     out["prob_logistic"] = logit_full.predict(fte)
     out["prob_climatology"] = float(ftr["cascade"].mean())
     out["fold"] = fold.k
@@ -260,7 +260,7 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
     state = None
     if keep:
         state = {"linear": lin[best_lin], "tree": tree.booster_, "classifier": clf.booster_,
-                 "platt": (a, b), "logistic": logit_full,
+                 "calibration": calibration, "logistic": logit_full,
                  "climatology": float(ftr["cascade"].mean()),
                  "train_span": (str(ftr[TIMESTAMP].min()), str(ftr[TIMESTAMP].max()))}
     return FoldFit(fold, out, test_rows, val_rows, choices, state, val_start)
@@ -316,7 +316,7 @@ def finish_fold(fit: FoldFit, weights: BlendWeights, cfg: PanelConfig,
     z = adv_v / sigma_v
     z_sorted = np.sort(z[np.isfinite(z)])
     fhs_v = exceed_prob(z_sorted, adverse_threshold(val["thr"], side) / sigma_v)
-    stack_v = np.column_stack([val["logit_lgbm"], val["logit_logistic"], _logit(fhs_v)])
+    stack_v = np.column_stack([val["logit_lgbm"], val["logit_logistic"], logit(fhs_v)])
     stacker = LogisticRegression(C=1.0, max_iter=1000).fit(stack_v, val["cascade"].to_numpy(int))
 
     out = fit.out.copy()
@@ -327,8 +327,8 @@ def finish_fold(fit: FoldFit, weights: BlendWeights, cfg: PanelConfig,
         out[f"adv_q{round(q * 100)}"] = sigma * m
     p_fhs = exceed_prob(z_sorted, adverse_threshold(fit.test["thr"], side)
                         / np.maximum(sigma, 1e-9))
-    stack_te = np.column_stack([_logit(out["prob_lgbm"]), _logit(out["prob_logistic"]),
-                                _logit(p_fhs)])
+    stack_te = np.column_stack([logit(out["prob_lgbm"]), logit(out["prob_logistic"]),
+                                logit(p_fhs)])
     out["cascade_prob"] = stacker.predict_proba(stack_te)[:, 1]
     out["prob_fhs"] = p_fhs
     choices = {**fit.choices, "har_weight": weights.pooled,

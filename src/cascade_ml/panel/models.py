@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cascade_ml.models.lgbm import lgbm_params
 from cascade_ml.models.metrics import qlike_loss
 from cascade_ml.panel.dataset import LVL
 
@@ -77,18 +78,6 @@ class LinearPanel:
                 "smearing": self.smearing_, "q_mean": self.q_mean_, "means": self.means_}
 
 
-def lgbm_params(params: dict, seed: int, threads: int, objective: str = "regression",
-                **extra: object) -> dict:
-    """LightGBM settings from a LgbmParams dump, with the worker's thread count."""
-    p = dict(params)
-    return {"objective": objective, "learning_rate": p["learning_rate"],
-            "num_leaves": p["num_leaves"], "min_data_in_leaf": p["min_child_samples"],
-            "bagging_fraction": p["subsample"], "bagging_freq": p["subsample_freq"],
-            "feature_fraction": p["colsample_bytree"], "lambda_l2": p["reg_lambda"],
-            "num_threads": threads, "seed": seed, "deterministic": True,
-            "force_row_wise": True, "verbose": -1, **extra}
-
-
 def strided(frame: pd.DataFrame, stride: int) -> pd.DataFrame:
     """Every ``stride``-th hour of each symbol (labels of neighbouring hours overlap)."""
     if stride <= 1:
@@ -110,8 +99,8 @@ class TreeCorrection:
         data = lgb.Dataset(sub[self.inputs].to_numpy(np.float32),
                            sub["y"].to_numpy(float) - sub["_base"].to_numpy(float),
                            free_raw_data=True)
-        self.booster_ = lgb.train(lgbm_params(self.params, self.seed, self.threads), data,
-                                  num_boost_round=int(self.params["n_estimators"]))
+        self.booster_ = lgb.train(lgbm_params(self.params, seed=self.seed, threads=self.threads,
+                                              objective="regression"), data)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -158,7 +147,8 @@ class PooledLogistic:
 
 
 class PanelClassifier:
-    """LightGBM cascade classifier on the panel inputs; raw scores are Platt-calibrated later."""
+    """LightGBM cascade classifier on the panel inputs; its probabilities are calibrated later
+    (``models.calibration``, as the per-symbol classifier's)."""
 
     def __init__(self, inputs: list[str], params: dict, seed: int, threads: int,
                  stride: int) -> None:
@@ -169,23 +159,13 @@ class PanelClassifier:
         sub = strided(frame, self.stride)
         data = lgb.Dataset(sub[self.inputs].to_numpy(np.float32),
                            sub["cascade"].to_numpy(float), free_raw_data=True)
-        self.booster_ = lgb.train(lgbm_params(self.params, self.seed, self.threads, "binary"),
-                                  data, num_boost_round=int(self.params["n_estimators"]))
+        self.booster_ = lgb.train(lgbm_params(self.params, seed=self.seed, threads=self.threads,
+                                              objective="binary"), data)
         return self
 
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster_.predict(frame[self.inputs].to_numpy(np.float32), raw_score=True)
-
-
-def platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Platt scaling coefficients (a, b): p = 1 / (1 + exp(-(a raw + b)))."""
-    lr = LogisticRegression(C=1e4, max_iter=1000)
-    lr.fit(np.asarray(raw, float).reshape(-1, 1), np.asarray(y, int))
-    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+    def proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated cascade probability of each row."""
+        return self.booster_.predict(frame[self.inputs].to_numpy(np.float32))
 
 
 # ------------------------------------------------------------------------------ adverse move

@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.compute import worker_threads
+from cascade_ml.models.lgbm import lgbm_params
 from cascade_ml.models.metrics import qlike_loss
 from cascade_ml.models.tuning import _storage
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.panel.dataset import LVL, TIMESTAMP, Panel
 from cascade_ml.panel.fold import Fold, _split_val, fold_masks
-from cascade_ml.panel.models import LinearPanel, lgbm_params, strided
+from cascade_ml.panel.models import LinearPanel, strided
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,8 @@ def tuning_data(panel: Panel, cfg: PanelConfig, folds: list[Fold], bar: pd.Timed
 def fold_loss(params: dict, data: dict[str, np.ndarray], horizon: int, seed: int,
               threads: int) -> float:
     """Validation QLIKE of the pooled HAR plus a correction trained with ``params``."""
-    booster = lgb.train(lgbm_params(params, seed, threads),
-                        lgb.Dataset(data["x_early"], data["resid_early"]),
-                        num_boost_round=int(params["n_estimators"]))
+    booster = lgb.train(lgbm_params(params, seed=seed, threads=threads, objective="regression"),
+                        lgb.Dataset(data["x_early"], data["resid_early"]))
     std = data["base_val"] + booster.predict(data["x_val"])
     var = np.exp(std + data["lvl_val"]) * horizon
     return float(np.mean(qlike_loss(data["rv_val"], var)))
