@@ -103,7 +103,7 @@ def test_paper_report_draws_the_replays_book(reference_replay: dict, tmp_path: P
 def test_loop_metrics_export_the_book_and_the_monitor(reference_replay: dict) -> None:
     from prometheus_client import generate_latest
 
-    from cascade_ml.live.collect import CollectResult
+    from cascade_ml.data.collect import CollectResult
     from cascade_ml.live.loop import CycleReport
     from cascade_ml.live.metrics import LoopMetrics
 

@@ -53,11 +53,11 @@ def test_a_failed_retraining_keeps_the_champion_serving(replay_base: Path,
                                                         tmp_path: Path) -> None:
     from dataclasses import replace
 
+    from cascade_ml.data.sources.fear_greed import StoredFearGreed
     from cascade_ml.data.store import MarketStore
     from cascade_ml.live.clock import SimClock
     from cascade_ml.live.replay import ReplayExchange
     from cascade_ml.live.run import build_loop
-    from cascade_ml.live.sentiment import StoredFearGreed
 
     _, sections = copy_replay(replay_base, tmp_path)
     # a models section no store can satisfy: the walk-forward refuses with a CascadeError

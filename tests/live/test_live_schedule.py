@@ -59,7 +59,7 @@ def test_live_settings_refuse_what_would_silently_mean_something_else() -> None:
 def test_warmup_shorter_than_the_longest_window_is_refused(sample_store) -> None:  # noqa: ANN001
     from cascade_ml.contracts.task import TaskConfig
     from cascade_ml.features.config import FeatureConfig
-    from cascade_ml.live.features import LiveFeatures
+    from cascade_ml.features.incremental import LiveFeatures
 
     cfg = FeatureConfig()
     with pytest.raises(CascadeError, match="longest feature window"):

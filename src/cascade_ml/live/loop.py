@@ -35,17 +35,17 @@ import pandas as pd
 from cascade_ml.contracts.columns import SERVED_FORECASTS
 from cascade_ml.contracts.layout import bundle_dir, scores_path
 from cascade_ml.contracts.task import TaskConfig
+from cascade_ml.data.cache import CachedMarketStore
+from cascade_ml.data.collect import CollectPlan, CollectResult, collect
 from cascade_ml.data.store import to_utc
 from cascade_ml.errors import CascadeError
 from cascade_ml.features.config import FeatureConfig
+from cascade_ml.features.incremental import LiveFeatures
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.live.book import BookState, FundingEvent, PaperBook, utc
-from cascade_ml.live.cache import CachedMarketStore
 from cascade_ml.live.clock import Clock
-from cascade_ml.live.collect import CollectPlan, CollectResult, collect
 from cascade_ml.live.config import LiveConfig
 from cascade_ml.live.execution import Executor, plan_orders
-from cascade_ml.live.features import LiveFeatures
 from cascade_ml.live.guard import Guard
 from cascade_ml.live.state import LoopState
 from cascade_ml.models.bundle import BUNDLE_FILE, ForecastBundle

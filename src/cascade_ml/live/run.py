@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from cascade_ml.data.collect import CollectPlan
+from cascade_ml.data.sources.fear_greed import AlternativeMe, FearGreedSource, StoredFearGreed
 from cascade_ml.data.store import MarketStore, to_utc
 from cascade_ml.errors import CascadeError
 from cascade_ml.live.book import PaperBook
 from cascade_ml.live.clock import Clock, SimClock, WallClock
-from cascade_ml.live.collect import CollectPlan
 from cascade_ml.live.execution import Executor
 from cascade_ml.live.loop import CycleReport, LiveLoop, LoopPaths, LoopSections
 from cascade_ml.live.schedule import Job, cron_trigger, cycle_trigger, next_fire
-from cascade_ml.live.sentiment import AlternativeMe, FearGreedSource, StoredFearGreed
 from cascade_ml.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
