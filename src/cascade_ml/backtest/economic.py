@@ -192,10 +192,9 @@ def economic_value(frames: dict[str, pd.DataFrame], *, gammas: tuple[float, ...]
     day = np.column_stack([both_r.sum(1), g1.sum(1), (g1 ** 2).sum(1), g0.sum(1),
                            (g0 ** 2).sum(1), both_u.sum(1),
                            np.where(both_u, um - uh, 0.0).sum(1)])
-    mean_m, mean_h = np.nanmean(np.where(both_r, rm, np.nan), 1), \
-        np.nanmean(np.where(both_r, rh, np.nan), 1)
-    ok = np.isfinite(mean_m) & np.isfinite(mean_h)
-    block = int(round(block_days)) if block_days else block_length(mean_m[ok], mean_h[ok])
+    ok = day[:, 0] > 0  # the block length reads the cross-sectional mean return per day
+    block = (int(round(block_days)) if block_days else
+             block_length(day[ok, 1] / day[ok, 0], day[ok, 3] / day[ok, 0]))
 
     def stats(s: np.ndarray) -> dict[str, np.ndarray]:
         n = s[..., 0]

@@ -114,8 +114,11 @@ def echo_economic(ev: dict[str, dict], label: str = "") -> None:
         for measure, feeds in cap.items():
             if not isinstance(feeds, dict) or measure == "basis":
                 continue
-            cells = ", ".join(f"{n} {c['share']:+.2f}" if c["share"] is not None
-                              else f"{n} n/a ({c['status']})" for n, c in feeds.items())
+            reasons = {c["status"] for c in feeds.values() if c["share"] is None}
+            cells = (next(iter(reasons)) if len(reasons) == 1 and all(
+                c["share"] is None for c in feeds.values()) else ", ".join(
+                f"{n} {c['share']:+.2f}" if c["share"] is not None else f"{n} n/a"
+                for n, c in feeds.items()))
             typer.echo(f"  share of the oracle's gain over {cap['static']} on {measure}: "
                        f"{cells}")
 
