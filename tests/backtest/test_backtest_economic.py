@@ -236,3 +236,20 @@ def test_records_carry_the_economic_value_beside_todays_keys(near_runs, tmp_path
     assert doc["universe"]["all"]["performance_fee_bp_per_year"]["gamma_10"]["value"] == \
         pytest.approx(doc["core"]["all"]["performance_fee_bp_per_year"]["gamma_10"]["value"])
     assert (tmp_path / "ev.json").stat().st_size > 500
+
+
+def test_html_report_shows_the_economic_value(near_runs, tmp_path) -> None:
+    from cascade_ml.backtest.economic import economic_frame
+    from cascade_ml.backtest.regimes import period_tables
+    from cascade_ml.backtest.report import write_report
+    from cascade_ml.backtest.run import economic_values, forecast_values, records
+    from cascade_ml.policy import PolicyConfig
+
+    data, bt, runs = near_runs
+    periods = period_tables(runs, data, bt.periods)
+    fv = forecast_values(runs, data, bt)
+    ev = economic_values({"NEAR": economic_frame(runs, data, horizon=24)}, bt)
+    rows = records(runs, data, "NEAR", 24, periods, fv, ev)
+    page = write_report(tmp_path / "r.html", "NEAR", rows, periods, fv, [], data, bt,
+                        PolicyConfig()).read_text()
+    assert "Economic value (final)" in page and "fee HAR -&gt; model, bp/yr, gamma 10" in page
