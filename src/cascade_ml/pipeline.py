@@ -115,15 +115,20 @@ def train_step(config: PipelineConfig) -> None:
 
 
 def backtest_step(config: PipelineConfig) -> None:
-    """Backtest every symbol of the task, then the book when ``backtest.book.symbols`` is set;
-    JSON, plots and the HTML report into the backtest report folder."""
-    from cascade_ml.backtest.run import run_backtest, run_book_backtest
+    """Backtest every symbol of the task (with several, their economic value pooled into
+    ``economic_value.json``), then the book when ``backtest.book.symbols`` is set; JSON, plots
+    and the HTML report into the backtest report folder."""
+    from cascade_ml.backtest.run import run_backtest, run_book_backtest, universe_economic_value
 
     store = MarketStore(config.store.root)
     out = config.backtest.report_dir
+    frames: dict = {}
     for symbol in config.task.symbols:
         run_backtest(store, symbol, config.task, config.backtest, config.policy, config.tracking,
-                     json_path=out / f"{symbol}_backtest.json", report_dir=out)
+                     json_path=out / f"{symbol}_backtest.json", report_dir=out, economic=frames)
+    if len(frames) > 1:
+        holdout = config.panel.holdout_symbols if config.panel.enabled else []
+        universe_economic_value(frames, config.backtest, holdout, out / "economic_value.json")
     if config.backtest.book.symbols:
         run_book_backtest(store, config.backtest.book.symbols, config.task, config.backtest,
                           config.policy, config.tracking, json_path=out / "BOOK_backtest.json",

@@ -1,8 +1,10 @@
 """The backtest step: simulate the strategies on OOS forecasts, report, plot, log to MLflow.
 
 ``run_backtest`` simulates one symbol of the task, prints the comparison tables (whole OOS span
-and final period), the forecast value (model-fed vs HAR-fed policy) and the targets, writes
-JSON, plots and the HTML report, and logs to MLflow; the pipeline step calls it per symbol.
+and final period), the forecast value (model-fed vs HAR-fed policy), its economic value
+(realised utility, performance fee, oracle capture) and the targets, writes JSON, plots and the
+HTML report, and logs to MLflow; the pipeline step calls it per symbol, then
+``universe_economic_value`` pools the symbols.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import typer
 
 from cascade_ml.atomic import write_json
 from cascade_ml.backtest.ablation import forecast_value
 from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.backtest.data import BacktestData, load
+from cascade_ml.backtest.economic import economic_frame, economic_spans
 from cascade_ml.backtest.plots import save_plots
 from cascade_ml.backtest.regimes import period_tables
 from cascade_ml.backtest.simulate_all import StrategyRun, model_policy_paths, run_strategies
@@ -63,11 +67,18 @@ def forecast_values(runs: dict[str, StrategyRun], data: BacktestData, bt: Backte
             for name, sl in spans.items()}
 
 
+def economic_values(frames: dict[str, pd.DataFrame], bt: BacktestConfig) -> dict[str, dict]:
+    """The economic value block (``all`` and ``final`` spans) of one symbol or of many pooled,
+    with the backtest's bootstrap settings."""
+    return economic_spans(frames, reps=bt.bootstrap_reps, block_days=bt.bootstrap_block_days,
+                          seed=bt.seed)
+
+
 def records(runs: dict[str, StrategyRun], data: BacktestData, symbol: str, horizon: int,
-            periods: dict[str, dict] | None = None, fv: dict[str, dict] | None = None
-            ) -> list[dict]:
+            periods: dict[str, dict] | None = None, fv: dict[str, dict] | None = None,
+            ev: dict[str, dict] | None = None) -> list[dict]:
     """One JSON-ready object per strategy; each carries its per-period metrics, and the
-    ``model_policy`` record the forecast value and the targets."""
+    ``model_policy`` record the forecast value, the economic value and the targets."""
     span = {"start": str(data.index[0]), "end": str(data.index[-1]), "bars": len(data.index),
             "funding_coverage": data.funding_coverage,
             "funding_proxy_share": data.funding_proxy_share,
@@ -86,11 +97,48 @@ def records(runs: dict[str, StrategyRun], data: BacktestData, symbol: str, horiz
     if "model_policy" in by:
         if fv:
             by["model_policy"]["forecast_value"] = _clean(fv)
+        if ev:
+            by["model_policy"]["economic_value"] = _clean(ev)
         by["model_policy"]["targets"] = {
             "all": target_report(rows, (fv or {}).get("all")),
             **({"final": target_report(period_rows(rows, "final period"), fv.get("final"))}
                if fv and periods and "strategies" in periods.get("final period", {}) else {})}
     return rows
+
+
+def echo_economic(ev: dict[str, dict], label: str = "") -> None:
+    """Print the economic value: the verdict and each feed's oracle-gain capture per span."""
+    for span, block in ev.items():
+        typer.echo(f"economic value{label} ({span}): {block['verdict']}")
+        cap = block.get("oracle_gain_capture", {})
+        for measure, feeds in cap.items():
+            if not isinstance(feeds, dict) or measure == "basis":
+                continue
+            reasons = {c["status"] for c in feeds.values() if c["share"] is None}
+            cells = (next(iter(reasons)) if len(reasons) == 1 and all(
+                c["share"] is None for c in feeds.values()) else ", ".join(
+                f"{n} {c['share']:+.2f}" if c["share"] is not None else f"{n} n/a"
+                for n, c in feeds.items()))
+            typer.echo(f"  share of the oracle's gain over {cap['static']} on {measure}: "
+                       f"{cells}")
+
+
+def universe_economic_value(frames: dict[str, pd.DataFrame], bt: BacktestConfig,
+                            holdout: list[str] | tuple[str, ...] = (),
+                            json_path: Path | None = None) -> dict:
+    """The economic value pooled over every backtested symbol (and over the left-out ones and
+    the others apart): printed, and written to ``json_path`` when given."""
+    groups = {"universe": list(frames)}
+    left = [s for s in frames if s in set(holdout)]
+    if left:
+        groups.update(core=[s for s in frames if s not in set(left)], left_out=left)
+    doc = {g: economic_values({s: frames[s] for s in syms}, bt) for g, syms in groups.items()
+           if syms}
+    for g, ev in doc.items():
+        echo_economic(ev, f" pooled over {g} ({len(groups[g])} symbols)")
+    if json_path is not None:
+        write_json(Path(json_path), _clean(doc))
+    return doc
 
 
 def period_rows(rows: list[dict], period: str) -> list[dict]:
@@ -194,6 +242,11 @@ def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyCo
             mlflow.log_metrics(flatten("forecast_value", {
                 span: {n: v.get("improvement") for n, v in block.items() if isinstance(v, dict)}
                 for span, block in fv.items()}))
+            ev = r.get("economic_value", {})
+            mlflow.log_metrics(flatten("economic_value", {
+                span: {k: block.get(k) for k in ("performance_fee_bp_per_year",
+                                                 "realised_utility")}
+                for span, block in ev.items()}))
         mlflow.log_dict(rows, "backtest.json")
         for p in artifacts:
             mlflow.log_artifact(str(p), "plots" if p.suffix == ".png" else None)
@@ -205,8 +258,11 @@ def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyCo
 def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: BacktestConfig,
                  policy: PolicyConfig, tracking: TrackingConfig, *,
                  json_path: Path | None = None, report_dir: Path | None = None,
-                 log_mlflow: bool | None = None) -> list[dict]:
-    """Backtest one symbol; prints the tables, writes JSON/plots/HTML, logs to MLflow."""
+                 log_mlflow: bool | None = None,
+                 economic: dict[str, pd.DataFrame] | None = None) -> list[dict]:
+    """Backtest one symbol; prints the tables, writes JSON/plots/HTML, logs to MLflow. When
+    ``economic`` is given, the symbol's economic-value windows are added to it under its name
+    (for :func:`universe_economic_value`)."""
     horizon = task.horizon
     proxy_tiers = ({name: policy.tiers_for(name) for name in ("BTC", "ETH")}
                    if bt.proxy_hedges else None)
@@ -217,7 +273,11 @@ def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: Backtest
     runs = run_strategies(data, bt, policy, symbol, task.side)
     periods = period_tables(runs, data, bt.periods)
     fv = forecast_values(runs, data, bt)
-    rows = records(runs, data, symbol, horizon, periods, fv)
+    frame = economic_frame(runs, data, horizon)
+    if economic is not None:
+        economic[symbol] = frame
+    ev = economic_values({symbol: frame}, bt)
+    rows = records(runs, data, symbol, horizon, periods, fv, ev)
     typer.echo(f"{symbol} h={horizon}: {len(data.index)} OOS bars {data.index[0]} .. "
                f"{data.index[-1]}; forecasts on {data.forecast_coverage:.0%} of bars, funding "
                f"data on {data.funding_coverage:.0%} (other venues' funding as proxy on "
@@ -233,6 +293,7 @@ def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: Backtest
     typer.echo(period_summary(periods))
     for span, block in fv.items():
         typer.echo(f"forecast value ({span}): {block['verdict']}")
+    echo_economic(ev)
     targets = next((r["targets"] for r in rows if r["strategy"] == "model_policy"), {})
     for span, lines in targets.items():
         for line in lines:

@@ -39,6 +39,7 @@ from cascade_ml.models.forecast import LevelTransform
 from cascade_ml.models.metrics import (
     cascade_metrics,
     diebold_mariano,
+    non_overlapping,
     qlike_loss,
     volatility_metrics,
 )
@@ -199,9 +200,14 @@ def score(pred: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, horizon: i
     """Volatility and cascade metrics of the model and every baseline on ``pred``'s rows."""
     lab = labels.loc[pred.index]
     rv = lab[FWD_RV].to_numpy(float)
-    vol = {"model": volatility_metrics(rv, pred[VAR_FORECAST].to_numpy())}
-    vol["baselines"] = {b: volatility_metrics(rv, pred[baseline_var(b)].to_numpy())
+    windows = non_overlapping(pred.index, horizon)  # realised utility: one row per H bars
+    vol = {"model": volatility_metrics(rv, pred[VAR_FORECAST].to_numpy(), windows)}
+    vol["baselines"] = {b: volatility_metrics(rv, pred[baseline_var(b)].to_numpy(), windows)
                         for b in VOL_BASELINES if baseline_var(b) in pred}
+    vol["utility_windows"] = len(windows)
+    if "har" in vol["baselines"]:
+        vol["utility_gain_vs_har"] = (vol["model"]["realised_utility"]
+                                      - vol["baselines"]["har"]["realised_utility"])
     if vol["baselines"]:
         best = min(vol["baselines"], key=lambda b: vol["baselines"][b]["qlike"])
         vol["best_baseline"] = best

@@ -3,12 +3,16 @@
 Volatility: QLIKE = RV/F - log(RV/F) - 1 (Patton 2011, robust to a noisy RV proxy), MSE of
 log RV, Mincer-Zarnowitz regression RV = a + b F, and the Diebold-Mariano test on the QLIKE loss
 differential with a Newey-West variance (lag >= H-1, since H-bar forecasts overlap).
+Realised utility (Bollerslev, Hood, Huss & Pedersen 2018): the utility a volatility-targeting
+investor with a constant Sharpe ratio gets from forecast F, as a share of the perfect forecast's,
+u = 2 sqrt(RV/F) - RV/F, on non-overlapping H-bar windows (a loss in the user's units).
 Cascade: PR-AUC (average precision), ROC-AUC, Brier, Brier skill score vs climatology, log loss.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from sklearn.metrics import (
     average_precision_score,
@@ -37,13 +41,56 @@ def mincer_zarnowitz(rv: np.ndarray, f: np.ndarray) -> dict[str, float]:
     return {"mz_intercept": float(coef[0]), "mz_slope": float(coef[1]), "mz_r2": r2}
 
 
-def volatility_metrics(rv: np.ndarray, f: np.ndarray) -> dict[str, float]:
-    """QLIKE, MSE of log RV and Mincer-Zarnowitz for one forecast series."""
+def utility_share(rv: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Per-window realised utility of a volatility-targeting investor as a share of the
+    perfect-forecast ceiling: u = 2 sqrt(RV/F) - RV/F (BHHP 2018 with constant Sharpe ratio SR
+    and risk aversion gamma: U(F) = SR^2/gamma (sqrt(RV/F) - RV/(2F)), ceiling SR^2/(2 gamma)).
+    1 for F = RV, lower for any other F; NaN where RV or F is missing or F <= 0."""
+    rv, f = np.asarray(rv, float), np.asarray(f, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((f > 0) & (rv >= 0), rv / f, np.nan)
+    return 2.0 * np.sqrt(ratio) - ratio
+
+
+def realised_utility(rv: np.ndarray, f: np.ndarray) -> float:
+    """Mean :func:`utility_share` over windows (pass non-overlapping ones, see
+    :func:`non_overlapping`); NaN when any window lacks RV or F, so forecasts compared on the
+    same windows never silently drop different ones."""
+    u = utility_share(rv, f)
+    return float(np.mean(u)) if len(u) else float("nan")
+
+
+def non_overlapping(times: object, horizon: int) -> np.ndarray:
+    """Positions of rows starting non-overlapping ``horizon``-bar windows: greedily from the
+    earliest row, each next start at least H bars after the last one. Rows sit on one bar grid;
+    the bar is the smallest gap between distinct times, so missing rows and fold gaps only
+    lengthen the spacing, never shorten it."""
+    t = pd.DatetimeIndex(times).asi8  # integers pass through as they are (bar numbers)
+    if not len(t):
+        return np.zeros(0, dtype=int)
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    gaps = np.diff(ts)
+    gaps = gaps[gaps > 0]
+    span = int(horizon) * (int(gaps.min()) if len(gaps) else 1)
+    picks, i = [], 0
+    while i < len(ts):
+        picks.append(i)
+        i = int(np.searchsorted(ts, ts[i] + span, side="left"))
+    return order[np.asarray(picks, dtype=int)]
+
+
+def volatility_metrics(rv: np.ndarray, f: np.ndarray,
+                       windows: np.ndarray | None = None) -> dict[str, float]:
+    """QLIKE, MSE of log RV and Mincer-Zarnowitz for one forecast series, plus the realised
+    utility on the rows ``windows`` (non-overlapping H-bar windows) when given."""
     rv, f = np.asarray(rv, float), np.asarray(f, float)
     out = {"qlike": float(np.mean(qlike_loss(rv, f))),
            "mse_log": float(np.mean((np.log(np.maximum(rv, _TINY))
                                      - np.log(np.maximum(f, _TINY))) ** 2))}
     out.update(mincer_zarnowitz(rv, f))
+    if windows is not None:
+        out["realised_utility"] = realised_utility(rv[windows], f[windows])
     return out
 
 

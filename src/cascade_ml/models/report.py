@@ -25,7 +25,7 @@ from cascade_ml.report import Figure, Section, Table, Text, write_html
 REPORT_FILE = "evaluation.html"
 F4, F3, PCT = ".4f", ".3f", "+.1%"
 VOL_FORMATS = {"QLIKE": F4, "model gain": PCT, "MSE log": F4, "MZ intercept": ".3g",
-               "MZ slope": F3, "MZ R2": F3, "DM stat": F3, "DM p": ".3g"}
+               "MZ slope": F3, "MZ R2": F3, "utility": F4, "DM stat": F3, "DM p": ".3g"}
 CAS_FORMATS = {"PR-AUC": F4, "ROC-AUC": F4, "Brier": ".5f", "BSS": F4, "log loss": F4,
                "precision@thr": F3, "recall@thr": F3, "alert rate": F3}
 FOLD_FORMATS = {"model QLIKE": F4, "HAR QLIKE": F4, "best baseline QLIKE": F4,
@@ -68,7 +68,8 @@ def volatility_table(block: dict, dm: dict[str, dict[str, float]], title: str) -
                      "model gain": None if name == "model" else 1 - model_q / m["qlike"],
                      "MSE log": m["mse_log"], "MZ intercept": m["mz_intercept"],
                      "MZ slope": m["mz_slope"], "MZ R2": m["mz_r2"],
-                     "DM stat": test.get("dm_stat"), "DM p": test.get("dm_pvalue")})
+                     "utility": m.get("realised_utility"), "DM stat": test.get("dm_stat"),
+                     "DM p": test.get("dm_pvalue")})
     return Table(recs, title=title, formats=VOL_FORMATS,
                  highlight=("model", vol.get("best_baseline", "")),
                  note=f"{block['rows']} rows, {block['start'][:16]} .. {block['end'][:16]}. "
@@ -76,7 +77,10 @@ def volatility_table(block: dict, dm: dict[str, dict[str, float]], title: str) -
                       "QLIKE / baseline QLIKE; MZ: RV = a + b F (ideal 0, 1). DM: Diebold-"
                       "Mariano test of the model's QLIKE against that baseline's (Newey-West, "
                       "HLN correction; negative stat = model lower loss). Highlighted: the model "
-                      "and the best baseline.")
+                      "and the best baseline. Utility: realised utility of a volatility-targeting "
+                      "investor as a share of the perfect forecast's, 2 sqrt(RV/F) - RV/F on "
+                      "non-overlapping H-bar windows (Bollerslev et al. 2018; higher is better, "
+                      "1 is the ceiling).")
 
 
 def cascade_table(block: dict, title: str, threshold: float) -> Table:

@@ -64,14 +64,19 @@ def table(metrics: dict, title: str) -> str:
     """A short model-vs-baselines text table of one evaluation block."""
     vol = metrics["volatility"]
     lines = [f"{title} ({metrics['rows']} rows, {metrics['start'][:10]}..{metrics['end'][:10]})",
-             f"  {'volatility':<12}{'QLIKE':>8}{'MSE log':>9}{'MZ R2':>8}"]
+             f"  {'volatility':<12}{'QLIKE':>8}{'MSE log':>9}{'MZ R2':>8}{'utility':>9}"]
     rows = {"model": vol["model"], **vol["baselines"]}
     for name, m in rows.items():
-        lines.append(f"  {name:<12}{m['qlike']:>8.4f}{m['mse_log']:>9.4f}{m['mz_r2']:>8.3f}")
+        lines.append(f"  {name:<12}{m['qlike']:>8.4f}{m['mse_log']:>9.4f}{m['mz_r2']:>8.3f}"
+                     f"{m.get('realised_utility', float('nan')):>9.4f}")
     if "dm_pvalue_vs_best" in vol:
         lines.append(f"  model vs {vol['best_baseline']}: QLIKE gain "
                      f"{100 * vol['qlike_gain_vs_best']:+.1f}%, "
                      f"DM p={vol['dm_pvalue_vs_best']:.3g}")
+    if "utility_gain_vs_har" in vol:
+        lines.append(f"  realised utility (share of the perfect forecast's, "
+                     f"{vol['utility_windows']} non-overlapping windows): model minus HAR "
+                     f"{vol['utility_gain_vs_har']:+.4f}")
     if metrics.get("cascade"):
         cas = metrics["cascade"]
         lines.append(f"  {'cascade':<12}{'PR-AUC':>8}{'ROC-AUC':>9}{'Brier':>8}{'BSS':>8}"
