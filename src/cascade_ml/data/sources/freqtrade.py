@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from cascade_ml.data.history import spot_venue
 from cascade_ml.data.sources.base import (
     FileSource,
     Loaded,
@@ -28,7 +29,6 @@ from cascade_ml.data.sources.base import (
     infer_interval,
     require_columns,
 )
-from cascade_ml.data.history import spot_venue
 from cascade_ml.data.sources.symbols import normalize_symbol
 from cascade_ml.data.store import PartitionKey
 from cascade_ml.data.validate import parse_timestamps, to_canonical
