@@ -134,24 +134,37 @@ class RollingHAR(HAR):
         self.label_end_ = (features.index + self.horizon * step).asi8
         self.finite_ = np.isfinite(self.X_).all(axis=1) & np.isfinite(self.ly_)
 
-    def _ols(self, rows: np.ndarray) -> tuple[np.ndarray, float]:
-        coef, *_ = np.linalg.lstsq(self.X_[rows], self.ly_[rows], rcond=None)
-        return coef, float(np.mean(np.exp(self.ly_[rows] - self.X_[rows] @ coef)))
+    def _ols(self, rows: np.ndarray, xtx: np.ndarray | None = None,
+             xty: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """OLS on ``rows`` (from their normal equations when given: a window of prefix sums),
+        with the smearing factor of its residuals."""
+        x, ly = self.X_[rows], self.ly_[rows]
+        try:
+            if xtx is None:
+                raise np.linalg.LinAlgError
+            coef = np.linalg.solve(xtx, xty)
+        except np.linalg.LinAlgError:
+            coef, *_ = np.linalg.lstsq(x, ly, rcond=None)
+        return coef, float(np.mean(np.exp(ly - x @ coef)))
 
     def _rolling(self, rows: np.ndarray, window: int, allowed: np.ndarray) -> np.ndarray:
         """Forecasts of feature rows ``rows`` (positions), refitted every ``refit_every`` rows on
         ``allowed`` rows whose labels closed by the block's first row."""
         usable = np.flatnonzero(self.finite_ & allowed)
         ends = self.label_end_[usable]
+        x = self.X_[usable]
+        zero = np.zeros((1, x.shape[1], x.shape[1]))
+        xtx = np.concatenate([zero, np.cumsum(x[:, :, None] * x[:, None, :], axis=0)])
+        xty = np.concatenate([zero[:, 0], np.cumsum(x * self.ly_[usable][:, None], axis=0)])
         times = self.index_.asi8
         out = np.full(len(rows), np.nan)
         for b in range(0, len(rows), self.refit_every):
             block = rows[b:b + self.refit_every]
             k = int(np.searchsorted(ends, times[block[0]], side="right"))
-            train = usable[(max(0, k - window) if window else 0):k]
-            if len(train) < self.min_rows:
+            lo = max(0, k - window) if window else 0
+            if k - lo < self.min_rows:
                 continue
-            coef, smear = self._ols(train)
+            coef, smear = self._ols(usable[lo:k], xtx[k] - xtx[lo], xty[k] - xty[lo])
             out[b:b + len(block)] = np.exp(self.X_[block] @ coef) * smear
         return out
 
