@@ -4,14 +4,19 @@ windows never mix the two markets, and appending the future changes no past valu
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from feature_factories import make_inputs
+from feature_factories import make_bars, make_events, make_inputs
 
 from cascade_ml.contracts.columns import IS_SPOT
+from cascade_ml.contracts.layout import features_path, manifest_path
+from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.history import splice_bars
+from cascade_ml.data.store import MarketStore, PartitionKey
+from cascade_ml.features.build import build_and_store
 from cascade_ml.features.config import PERP_ONLY_FAMILIES, FeatureConfig
 from cascade_ml.features.inputs import FeatureInputs
 from cascade_ml.features.pit import find_lookahead
@@ -82,3 +87,29 @@ def test_spliced_features_are_point_in_time(base: FeatureInputs, cfg: FeatureCon
     future = spliced(make_inputs(1400, seed=11))
     ts = inputs.bars.index[cutoff]
     assert find_lookahead(lambda x: compute_families(x, cfg), inputs, future, ts) == {}
+
+
+def test_the_feature_step_reads_the_spliced_history_from_the_store(tmp_path: Path) -> None:
+    """build_and_store with task.spot_venue: the table starts at the first spot bar, funding
+    (stored over the whole span) is NaN on spot rows, the manifest records the spot partition;
+    without it the table starts at the perp's first bar and has no is_spot column."""
+    bars = make_bars(2000, seed=5)
+    store = MarketStore(tmp_path / "store")
+    store.write(PartitionKey("ohlcv", "binance_spot", "ADA", "1h"), bars.iloc[:SWITCH])
+    store.write(PartitionKey("ohlcv", "binance", "ADA", "1h"), bars.iloc[SWITCH:])
+    f8 = bars.index[::8]
+    store.write(PartitionKey("funding", "binance", "ADA", "8h"),
+                make_events(f8, {"funding_rate": np.linspace(-1e-4, 3e-4, len(f8))}))
+    cfg = FeatureConfig(families=["volatility", "funding", "volume"], funding_venues=["binance"])
+    task = TaskConfig(symbols=["ADA"], references=[], spot_venue="binance_spot")
+    result = build_and_store(store, "ADA", task, cfg)
+    table = store.read_table(features_path("ADA"))
+    assert result.rows == 2000 and table.index[0] == bars.index[0]
+    assert table[IS_SPOT].sum() == SWITCH
+    assert table["funding_z_168h"].iloc[:SWITCH].isna().all()
+    assert table["funding_z_168h"].iloc[SWITCH + 200:].notna().all()
+    manifest = (store.root / manifest_path(features_path("ADA"))).read_text()
+    assert "ohlcv/venue=binance_spot/symbol=ADA" in manifest
+    plain = build_and_store(store, "ADA", TaskConfig(symbols=["ADA"], references=[]), cfg)
+    table = store.read_table(features_path("ADA"))
+    assert plain.rows == 2000 - SWITCH and IS_SPOT not in table

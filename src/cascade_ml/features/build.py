@@ -128,7 +128,8 @@ def build_and_store(store: MarketStore, symbol: str, task: TaskConfig, cfg: Feat
         "refs": refs,
         "start": None if start is None else str(to_utc(start)),
         "end": None if end is None else str(to_utc(end)),
-        "bars": {"venue": task.venue, "interval": task.interval, "spot_venue": task.spot_venue},
+        "bars": {"venue": task.venue, "interval": task.interval,
+                 **({"spot_venue": task.spot_venue} if task.spot_venue else {})},
         "config": cfg.model_dump(mode="json"),
         "inputs": input_hashes(store, inputs.sources),
     }
