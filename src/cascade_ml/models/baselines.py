@@ -20,7 +20,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from cascade_ml.contracts.columns import LEVEL_PATTERN, LOG_LEVEL_PATTERN, TRIGGER_COLUMNS
+from cascade_ml.contracts.columns import (
+    HAR_COLUMNS,
+    LEVEL_PATTERN,
+    LOG_LEVEL_PATTERN,
+    TRIGGER_COLUMNS,
+)
 from cascade_ml.models.config import HarRollConfig
 from cascade_ml.models.metrics import qlike_loss
 
@@ -127,18 +132,18 @@ class RollingHAR(HAR):
 
     def _prepare(self, features: pd.DataFrame, y: pd.Series) -> None:
         self.index_ = features.index
-        self.X_ = self.design(features, features.index)
+        self.X_ = self.design(features[list(HAR_COLUMNS)], features.index)
         label = y.reindex(features.index).to_numpy(float)
         self.ly_ = np.where(label > 0, _log(label), np.nan)
         step = pd.Timedelta(int(np.median(np.diff(features.index.asi8))), unit=features.index.unit)
         self.label_end_ = (features.index + self.horizon * step).asi8
         self.finite_ = np.isfinite(self.X_).all(axis=1) & np.isfinite(self.ly_)
 
-    def _ols(self, rows: np.ndarray, xtx: np.ndarray | None = None,
+    @staticmethod
+    def _ols(x: np.ndarray, ly: np.ndarray, xtx: np.ndarray | None = None,
              xty: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-        """OLS on ``rows`` (from their normal equations when given: a window of prefix sums),
-        with the smearing factor of its residuals."""
-        x, ly = self.X_[rows], self.ly_[rows]
+        """OLS of ``ly`` on ``x`` (from the normal equations when given: a window of prefix
+        sums), with the smearing factor of its residuals."""
         try:
             if xtx is None:
                 raise np.linalg.LinAlgError
@@ -152,10 +157,10 @@ class RollingHAR(HAR):
         ``allowed`` rows whose labels closed by the block's first row."""
         usable = np.flatnonzero(self.finite_ & allowed)
         ends = self.label_end_[usable]
-        x = self.X_[usable]
+        x, ly = self.X_[usable], self.ly_[usable]
         zero = np.zeros((1, x.shape[1], x.shape[1]))
         xtx = np.concatenate([zero, np.cumsum(x[:, :, None] * x[:, None, :], axis=0)])
-        xty = np.concatenate([zero[:, 0], np.cumsum(x * self.ly_[usable][:, None], axis=0)])
+        xty = np.concatenate([zero[:, 0], np.cumsum(x * ly[:, None], axis=0)])
         times = self.index_.asi8
         out = np.full(len(rows), np.nan)
         for b in range(0, len(rows), self.refit_every):
@@ -164,7 +169,7 @@ class RollingHAR(HAR):
             lo = max(0, k - window) if window else 0
             if k - lo < self.min_rows:
                 continue
-            coef, smear = self._ols(usable[lo:k], xtx[k] - xtx[lo], xty[k] - xty[lo])
+            coef, smear = self._ols(x[lo:k], ly[lo:k], xtx[k] - xtx[lo], xty[k] - xty[lo])
             out[b:b + len(block)] = np.exp(self.X_[block] @ coef) * smear
         return out
 
@@ -182,8 +187,8 @@ class RollingHAR(HAR):
                          if ok.any() else np.inf)
         self.losses_ = losses
         self.window_ = min(self.windows, key=lambda w: losses[w])  # ties: first listed
-        usable = np.flatnonzero(self.finite_ & allowed)
-        self.coef_, self.smearing_ = self._ols(usable[-self.window_:] if self.window_ else usable)
+        last = np.flatnonzero(self.finite_ & allowed)[-self.window_ if self.window_ else 0:]
+        self.coef_, self.smearing_ = self._ols(self.X_[last], self.ly_[last])
         return self
 
     def predict(self, features, index):
