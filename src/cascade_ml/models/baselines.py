@@ -2,7 +2,8 @@
 
 Every baseline is one subclass with the same two methods, so the walk-forward treats them alike:
 ``fit(features, y, train_index) -> self`` (``features`` is the whole feature table, which holds
-only data known at each row's close; ``y`` are labels of the training rows) and
+only data known at each row's close; ``y`` are labels of the training rows; the rolling HAR
+alone also reads earlier rows' labels once their window has closed, see ``RollingHAR``) and
 ``predict(features, index) -> np.ndarray``. Volatility baselines predict ``fwd_rv`` (variance
 over H bars); cascade baselines predict a probability.
 """
@@ -144,11 +145,13 @@ class RollingHAR(HAR):
              xty: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """OLS of ``ly`` on ``x`` (from the normal equations when given: a window of prefix
         sums), with the smearing factor of its residuals."""
-        try:
-            if xtx is None:
-                raise np.linalg.LinAlgError
-            coef = np.linalg.solve(xtx, xty)
-        except np.linalg.LinAlgError:
+        coef = None
+        if xtx is not None:
+            try:
+                coef = np.linalg.solve(xtx, xty)
+            except np.linalg.LinAlgError:  # singular window: the least-squares solution
+                coef = None
+        if coef is None:
             coef, *_ = np.linalg.lstsq(x, ly, rcond=None)
         return coef, float(np.mean(np.exp(ly - x @ coef)))
 
