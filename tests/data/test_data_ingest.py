@@ -53,7 +53,8 @@ def test_later_file_wins_on_overlap(sample_store: MarketStore, sample_dir: Path)
 def test_reingesting_changes_nothing(tmp_path: Path) -> None:
     store = MarketStore(tmp_path / "store")
     first = ingest_path(store, RAW)
-    assert len(first.failed) == 0 and len(first.skipped) == 4  # mark, spot, cvd, coinalyze funding
+    assert len(first.failed) == 0 and len(first.skipped) == 3  # mark, cvd, coinalyze funding
+    assert "ohlcv/binance_spot/NEAR/1h" in {str(k) for k in store.partitions()}
     before = snapshot(tmp_path / "store")
     second = ingest_path(store, RAW)
     assert all(w.added == 0 and w.replaced == 0 for w in second.writes)

@@ -51,9 +51,20 @@ def test_freqtrade_funding_binance_8h_and_hyperliquid_1h_with_jitter() -> None:
     assert hyper.notes and "floored" in hyper.notes[0]
 
 
+def test_freqtrade_spot_candles_are_their_own_market() -> None:
+    """Spot candles go to venue binance_spot, never into the perp's partition (even when the
+    caller names the perp venue)."""
+    path = FT / "binance/NEAR_USDT-1h.feather"
+    item = one(path)
+    raw = pd.read_feather(path)
+    assert str(item.key) == "ohlcv/binance_spot/NEAR/1h"
+    assert len(item.frame) == len(raw) == 24
+    assert item.frame["volume"].tolist() == raw["volume"].tolist()
+    assert str(load_file(path, venue="binance")[0].key) == "ohlcv/binance_spot/NEAR/1h"
+
+
 @pytest.mark.parametrize("relpath, reason", [
     ("binance/futures/NEAR_USDT_USDT-1h-mark.feather", "mark-price"),
-    ("binance/NEAR_USDT-1h.feather", "spot candles"),
     ("binance/cvd/NEARUSDT_cvd_1h.feather", "derived order-flow"),
 ])
 def test_freqtrade_files_skipped_with_reason(relpath: str, reason: str) -> None:

@@ -147,3 +147,27 @@ def test_shifting_labels_does_not_change_features(sample_store: MarketStore, tmp
     after = build_features(store, "NEAR", cfg.task, cfg.features, **span)
     pd.testing.assert_frame_equal(before, after)
     assert not set(shifted.columns) & set(after.columns)
+
+
+def test_labels_on_a_spliced_history_start_with_the_spot_bars(tmp_path: Path) -> None:
+    """task.spot_venue: labels exist from the first spot bar; the window of the last spot row
+    runs over perp bars (the hand-computed fwd_rv below); without it they start at the perp."""
+    from cascade_ml.contracts.task import TaskConfig
+    from cascade_ml.data.store import PartitionKey
+
+    idx = pd.date_range("2019-01-01", periods=40, freq="1h", tz="UTC", name="timestamp")
+    close = 100.0 * np.exp(0.01 * np.arange(40) * (-1) ** np.arange(40))
+    frame = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99,
+                          "close": close, "volume": 1.0}, index=idx)
+    store = MarketStore(tmp_path / "store")
+    store.write(PartitionKey("ohlcv", "binance_spot", "ADA", "1h"), frame.iloc[:15])
+    store.write(PartitionKey("ohlcv", "binance", "ADA", "1h"), frame.iloc[15:])
+    cfg = LabelConfig(sigma_window=10)
+    long = build_and_store_labels(store, "ADA", TaskConfig(horizon=3, spot_venue="binance_spot"),
+                                  cfg)
+    labels = store.read_table(labels_path("ADA", 3))
+    assert long.rows == 40 and labels.index[0] == idx[0]
+    r = np.diff(np.log(close))
+    assert labels.loc[idx[14], "fwd_rv"] == pytest.approx(float(np.sum(r[14:17] ** 2)))
+    short = build_and_store_labels(store, "ADA", TaskConfig(horizon=3), cfg, force=True)
+    assert short.rows == 25

@@ -7,9 +7,17 @@ import pandas as pd
 import pytest
 
 from cascade_ml.contracts.task import TaskConfig
+from cascade_ml.models.config import HarRollConfig
 from cascade_ml.panel.bundle import export_panel_bundle, is_panel_bundle, load_panel_bundle
 from cascade_ml.panel.evaluate import time_folds
-from cascade_ml.panel.fold import Fold, _split_val, fold_masks, min_symbol_rows, run_fold
+from cascade_ml.panel.fold import (
+    Fold,
+    _split_val,
+    fit_fold,
+    fold_masks,
+    min_symbol_rows,
+    run_fold,
+)
 from cascade_ml.panel.report import score_panel
 from cascade_ml.panel.run import symbol_har
 
@@ -118,3 +126,19 @@ def test_purge_is_h_bars_of_the_task_interval(small_panel, panel_cfg):
     leaked = frame.loc[hourly & ~train, "timestamp"] + 24 * bar
     assert len(leaked) == 18 * 4 and (leaked > fold.test_start).all()  # 18 bars x 4 core
     assert min_symbol_rows(panel_cfg, bar) == 180  # 30 days of 4h bars for a symbol's own HAR
+
+
+def test_har_reference_har_roll_is_the_hars_the_blend_reads(small_panel, panel_cfg, final_fold):
+    """panel.har_reference har_roll: the test rows' HAR in the blend is the rolling HAR
+    (reported as var_har_roll beside the configured baselines), and it differs from the HAR
+    refitted once per span."""
+    cfg = panel_cfg.model_copy(update={"har_reference": "har_roll",
+                                       "har_roll": HarRollConfig(windows=[720, 0])})
+    fit = fit_fold(final_fold, small_panel.frame, small_panel.inputs, cfg, 24, HOUR)
+    assert {"var_har", "var_har_roll"} <= set(fit.out.columns)
+    warm = np.isfinite(fit.test["log_har"].to_numpy())
+    assert warm.sum() > 1000
+    np.testing.assert_allclose(fit.test["log_har"].to_numpy()[warm],
+                               np.log(fit.out["var_har_roll"].to_numpy()[warm]), rtol=1e-12)
+    assert not np.allclose(fit.out["var_har_roll"].to_numpy()[warm],
+                           fit.out["var_har"].to_numpy()[warm])

@@ -49,6 +49,10 @@ def corr_column(ref: str, window: int) -> str:
     return f"corr_{ref.lower()}_{window}h"
 
 
+IS_SPOT = "is_spot"
+"""1.0 on a bar taken from the spot market (standing in before the perp's first bar), 0.0 on the
+perp's own bars; present only when the task splices spot history (``task.spot_venue``)."""
+
 TRIGGERS = {"funding_divergence": "trigger_funding_divergence",
             "sentiment_spike": "trigger_sentiment_spike",
             "volume_breakdown": "trigger_volume_breakdown"}

@@ -30,6 +30,10 @@ class TaskConfig(StrictModel):
     horizon: int = Field(24, ge=1, description="Forecast horizon H in bars.")
     side: Side = Field("long", description="Side of the bot's positions; a cascade is a move "
                        "against it.")
+    spot_venue: str | None = Field(
+        None, description="Store venue of spot candles (e.g. binance_spot) that stand in for a "
+        "perp's price strictly before its first bar (cascade_ml.data.history: one rule, marked "
+        "is_spot, perp-only families NaN there); None = the perp's own bars only.")
 
     @field_validator("interval")
     @classmethod

@@ -74,7 +74,7 @@ def _load(store: MarketStore, symbol: str, task: TaskConfig, cfg: FeatureConfig,
     inputs = load_inputs(store, symbol, refs, venue=task.venue,
                          interval=task.interval, funding_venues=cfg.funding_venues,
                          oi_venues=cfg.oi_venues, market_symbol=cfg.sentiment_market_symbol,
-                         end=end)
+                         end=end, spot_venue=task.spot_venue)
     _check_history(inputs, cfg, short_ok)
     return inputs
 
@@ -128,7 +128,8 @@ def build_and_store(store: MarketStore, symbol: str, task: TaskConfig, cfg: Feat
         "refs": refs,
         "start": None if start is None else str(to_utc(start)),
         "end": None if end is None else str(to_utc(end)),
-        "bars": {"venue": task.venue, "interval": task.interval},
+        "bars": {"venue": task.venue, "interval": task.interval,
+                 **({"spot_venue": task.spot_venue} if task.spot_venue else {})},
         "config": cfg.model_dump(mode="json"),
         "inputs": input_hashes(store, inputs.sources),
     }

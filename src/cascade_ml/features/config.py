@@ -13,6 +13,8 @@ from cascade_ml.config_base import StrictModel
 
 FAMILIES = ("volatility", "correlation", "funding", "open_interest", "sentiment", "volume",
             "liquidations", "depth")
+PERP_ONLY_FAMILIES = ("funding", "open_interest", "liquidations", "depth")
+"""Families a spot market has no data for: NaN on spot rows of a spliced history."""
 
 
 def _positive_windows(values: list[int], name: str) -> list[int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cascade_ml.data.history import read_bars
 from cascade_ml.data.store import MarketStore, PartitionKey, to_utc
 from cascade_ml.errors import CascadeError
 from cascade_ml.features.asof import interval_delta
@@ -92,26 +93,31 @@ def _series(store: MarketStore, key: PartitionKey, end: pd.Timestamp | None) -> 
 
 def load_inputs(store: MarketStore, symbol: str, refs: list[str], *, venue: str, interval: str,
                 funding_venues: list[str], oi_venues: list[str], market_symbol: str = "MARKET",
-                end: pd.Timestamp | str | None = None) -> FeatureInputs:
+                end: pd.Timestamp | str | None = None,
+                spot_venue: str | None = None) -> FeatureInputs:
     """Read one symbol's inputs: all history up to ``end`` (windows need the look-back); external
-    records up to the close of the ``end`` bar, which that row may legitimately see."""
+    records up to the close of the ``end`` bar, which that row may legitimately see.
+
+    With ``spot_venue`` the target's and the references' bars are the spliced long history
+    (``cascade_ml.data.history.read_bars``: spot only before the perp's first bar, ``is_spot``).
+    """
     end_ts = to_utc(end) if end is not None else None
     known = end_ts + interval_delta(interval) if end_ts is not None else None
-    bars_key = store.resolve("ohlcv", symbol, venue, interval)
-    ref_keys = []
+    store.resolve("ohlcv", symbol, venue, interval)  # the target exists before refs are checked
     for ref in refs:  # every reference checked before anything is read
-        keys = [k for k in store.partitions("ohlcv", ref, venue) if k.interval == interval]
-        if not keys:
+        if not [k for k in store.partitions("ohlcv", ref, venue) if k.interval == interval]:
             have = store.symbols("ohlcv")
             raise CascadeError(f"reference symbol {ref!r} has no {interval} ohlcv on {venue}",
                                str(store.root), hint=f"symbols with ohlcv: {have or 'none'}")
-        ref_keys.append(keys[0])
-    used: list[PartitionKey] = [bars_key, *ref_keys]
-    bars = _series(store, bars_key, end_ts).frame
+    used: list[PartitionKey] = []
+    bars, keys = read_bars(store, symbol, venue, interval, spot=spot_venue, end=end_ts)
+    used += keys
     if bars.empty:
-        raise CascadeError(f"no {symbol} bars up to {end}", str(bars_key))
-    ref_frames = {ref: _series(store, key, end_ts).frame
-                  for ref, key in zip(refs, ref_keys, strict=True)}
+        raise CascadeError(f"no {symbol} bars up to {end}", str(keys[0]))
+    ref_frames = {}
+    for ref in refs:
+        ref_frames[ref], keys = read_bars(store, ref, venue, interval, spot=spot_venue, end=end_ts)
+        used += keys
     syms = [symbol, *refs]
     funding: dict[str, dict[str, EventSeries]] = {}
     for v in funding_venues:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cascade_ml.contracts.columns import IS_SPOT
 from cascade_ml.features.asof import asof_join, coalesce_rows
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.inputs import EventSeries, FeatureInputs
@@ -77,6 +78,8 @@ def _venue_features(inputs: FeatureInputs, venue: str, cfg: FeatureConfig,
     for w in cfg.oi_change_windows:
         out[f"oi_chg_{w}h"] = log_oi - log_oi.shift(w)
     quote = bars["quote_volume"] if "quote_volume" in bars else bars["volume"] * bars["close"]
+    if IS_SPOT in bars:  # spot volume is another market's: no 24h sum reaches into it
+        quote = quote.where(bars[IS_SPOT] != 1.0)
     qv24 = quote.rolling(24, min_periods=24).sum()
     out["oi_to_volume_24h"] = value / qv24.where(qv24 > 0)
     for w in cfg.oi_z_windows:

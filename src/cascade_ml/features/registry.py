@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
+import numpy as np
 import pandas as pd
 
+from cascade_ml.contracts.columns import IS_SPOT
 from cascade_ml.features import (
     correlation,
     depth,
@@ -17,7 +19,7 @@ from cascade_ml.features import (
     volatility,
     volume,
 )
-from cascade_ml.features.config import FeatureConfig
+from cascade_ml.features.config import PERP_ONLY_FAMILIES, FeatureConfig
 from cascade_ml.features.inputs import FeatureInputs
 
 FAMILY_MODULES: dict[str, ModuleType] = {
@@ -43,10 +45,22 @@ def feature_specs(cfg: FeatureConfig, refs: list[str]) -> list[FeatureSpec]:
 
 
 def compute_families(inputs: FeatureInputs, cfg: FeatureConfig) -> pd.DataFrame:
-    """All enabled families side by side on the target's bar index (pure, no I/O)."""
+    """All enabled families side by side on the target's bar index (pure, no I/O).
+
+    On spliced bars (an ``is_spot`` column, ``cascade_ml.data.history``) the families a spot
+    market does not have (``PERP_ONLY_FAMILIES``) are NaN on spot rows, and ``is_spot`` is
+    appended as the last column so a model can tell the two markets apart.
+    """
     parts = [FAMILY_MODULES[f].compute(inputs, cfg) for f in cfg.families]
     frame = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=inputs.bars.index)
-    names = [s.name for s in feature_specs(cfg, list(inputs.refs))]
+    specs = feature_specs(cfg, list(inputs.refs))
+    names = [s.name for s in specs]
     assert list(frame.columns) == names, set(frame.columns) ^ set(names)
     frame.index.name = "timestamp"
-    return frame.astype(float)
+    frame = frame.astype(float)
+    if IS_SPOT in inputs.bars:
+        spot = inputs.bars[IS_SPOT].to_numpy(float) == 1.0
+        perp_only = [s.name for s in specs if s.family in PERP_ONLY_FAMILIES]
+        frame.loc[spot, perp_only] = np.nan
+        frame[IS_SPOT] = inputs.bars[IS_SPOT].to_numpy(float)
+    return frame

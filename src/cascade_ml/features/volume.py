@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cascade_ml.contracts.columns import IS_SPOT
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.inputs import FeatureInputs
 from cascade_ml.features.stats import flag, min_periods, rolling_z, safe_log
@@ -32,7 +33,18 @@ def describe(cfg: FeatureConfig, refs: list[str]) -> dict[str, str]:
 
 
 def compute(inputs: FeatureInputs, cfg: FeatureConfig) -> pd.DataFrame:
+    """The family on the target's bars; on spliced bars each market's run of bars separately,
+    so no window compares spot volume with perp volume (the perp's windows restart at its
+    first bar and are NaN until they fill)."""
     bars = inputs.bars
+    if IS_SPOT not in bars or bars.empty:
+        return _compute(bars, cfg)
+    market = bars[IS_SPOT].to_numpy(float)
+    run = np.concatenate([[0], np.cumsum(market[1:] != market[:-1])])
+    return pd.concat([_compute(bars.iloc[run == k], cfg) for k in np.unique(run)])
+
+
+def _compute(bars: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
     close, volume = bars["close"], bars["volume"]
     out: dict[str, pd.Series] = {}
     supports = {}

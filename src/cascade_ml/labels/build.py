@@ -17,6 +17,7 @@ import pandas as pd
 from cascade_ml.atomic import read_json, write_json
 from cascade_ml.contracts.layout import labels_path, manifest_path
 from cascade_ml.contracts.task import Side, TaskConfig
+from cascade_ml.data.history import read_bars
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import ConfigError
 from cascade_ml.features.asof import asof_join, interval_delta
@@ -156,8 +157,7 @@ def build_and_store_labels(store: MarketStore, symbol: str, task: TaskConfig, cf
     ``oi_venues`` rank the open-interest venues used when ``cfg.require_oi_drop`` is set.
     """
     h = task.horizon
-    bars_key = store.resolve("ohlcv", symbol, task.venue, task.interval)
-    used = [bars_key]
+    bars, used = read_bars(store, symbol, task.venue, task.interval, spot=task.spot_venue)
     oi = liq = None
     if cfg.require_oi_drop:
         oi, key = _optional(store, "open_interest", symbol, list(oi_venues or []))
@@ -176,8 +176,7 @@ def build_and_store_labels(store: MarketStore, symbol: str, task: TaskConfig, cf
                == json.loads(json.dumps(manifest)))
     if current:
         return LabelResult(symbol, h, store.root / relpath, old["rows"], old["base_rate"], True)
-    frame = build_labels(store.read_partition(bars_key), cfg, horizon=h, side=task.side, oi=oi,
-                         liquidations=liq)
+    frame = build_labels(bars, cfg, horizon=h, side=task.side, oi=oi, liquidations=liq)
     base_rate = float(frame["cascade"].mean())
     manifest.update(rows=len(frame), base_rate=base_rate)
     path = store.write_table(relpath, frame, {"symbol": symbol, "kind": "labels", "horizon": h})

@@ -2,7 +2,8 @@
 
 Every baseline is one subclass with the same two methods, so the walk-forward treats them alike:
 ``fit(features, y, train_index) -> self`` (``features`` is the whole feature table, which holds
-only data known at each row's close; ``y`` are labels of the training rows) and
+only data known at each row's close; ``y`` are labels of the training rows; the rolling HAR
+alone also reads earlier rows' labels once their window has closed, see ``RollingHAR``) and
 ``predict(features, index) -> np.ndarray``. Volatility baselines predict ``fwd_rv`` (variance
 over H bars); cascade baselines predict a probability.
 """
@@ -20,7 +21,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from cascade_ml.contracts.columns import LEVEL_PATTERN, LOG_LEVEL_PATTERN, TRIGGER_COLUMNS
+from cascade_ml.contracts.columns import (
+    HAR_COLUMNS,
+    LEVEL_PATTERN,
+    LOG_LEVEL_PATTERN,
+    TRIGGER_COLUMNS,
+)
+from cascade_ml.models.config import HarRollConfig
+from cascade_ml.models.metrics import qlike_loss
 
 log = logging.getLogger(__name__)
 _TINY = 1e-12
@@ -95,6 +103,102 @@ class HAR(Baseline):
 
     def predict(self, features, index):
         return np.exp(self.design(features, index) @ self.coef_) * self.smearing_
+
+
+class RollingHAR(HAR):
+    """HAR-RV fitted the strong way (Audrino & Chassot 2024, "HARd to Beat"): the same OLS as
+    ``HAR`` on a rolling window of the last ``window`` usable rows (0 = expanding), re-estimated
+    every ``refit_every`` forecast rows.
+
+    Purged by construction: the refit for the block of rows starting at ``tau`` uses only rows
+    ``s`` whose label window closed by the close of bar ``tau`` (``s + H bars <= tau``), so inside
+    a test span it learns a row's outcome only once it is public. ``fit`` chooses the window
+    from ``windows`` on the training rows alone (each candidate forecasts the last
+    ``select_frac`` of them the same rolling way from training labels only; the lowest mean
+    QLIKE wins, ties to the first listed) and sets ``coef_``/``smearing_`` to the fit on the last
+    window of training rows. ``predict`` never revisits the choice, so the rows it forecasts (a
+    final period) never decide it. ``y`` given to ``fit`` is kept: ``predict`` reads the labels
+    of earlier rows, time-gated as above.
+    """
+
+    name = "har_roll"
+
+    def __init__(self, horizon: int = 24, windows: tuple[int, ...] = (720, 2160, 4320, 8760, 0),
+                 refit_every: int = 24, select_frac: float = 0.3, min_rows: int = 100) -> None:
+        super().__init__(horizon)
+        self.windows = tuple(windows)
+        self.refit_every = refit_every
+        self.select_frac = select_frac
+        self.min_rows = min_rows
+
+    def _prepare(self, features: pd.DataFrame, y: pd.Series) -> None:
+        self.index_ = features.index
+        self.X_ = self.design(features[list(HAR_COLUMNS)], features.index)
+        label = y.reindex(features.index).to_numpy(float)
+        self.ly_ = np.where(label > 0, _log(label), np.nan)
+        step = pd.Timedelta(int(np.median(np.diff(features.index.asi8))), unit=features.index.unit)
+        self.label_end_ = (features.index + self.horizon * step).asi8
+        self.finite_ = np.isfinite(self.X_).all(axis=1) & np.isfinite(self.ly_)
+
+    @staticmethod
+    def _ols(x: np.ndarray, ly: np.ndarray, xtx: np.ndarray | None = None,
+             xty: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+        """OLS of ``ly`` on ``x`` (from the normal equations when given: a window of prefix
+        sums), with the smearing factor of its residuals."""
+        coef = None
+        if xtx is not None:
+            try:
+                coef = np.linalg.solve(xtx, xty)
+            except np.linalg.LinAlgError:  # singular window: the least-squares solution
+                coef = None
+        if coef is None:
+            coef, *_ = np.linalg.lstsq(x, ly, rcond=None)
+        return coef, float(np.mean(np.exp(ly - x @ coef)))
+
+    def _rolling(self, rows: np.ndarray, window: int, allowed: np.ndarray) -> np.ndarray:
+        """Forecasts of feature rows ``rows`` (positions), refitted every ``refit_every`` rows on
+        ``allowed`` rows whose labels closed by the block's first row."""
+        usable = np.flatnonzero(self.finite_ & allowed)
+        ends = self.label_end_[usable]
+        x, ly = self.X_[usable], self.ly_[usable]
+        zero = np.zeros((1, x.shape[1], x.shape[1]))
+        xtx = np.concatenate([zero, np.cumsum(x[:, :, None] * x[:, None, :], axis=0)])
+        xty = np.concatenate([zero[:, 0], np.cumsum(x * ly[:, None], axis=0)])
+        times = self.index_.asi8
+        out = np.full(len(rows), np.nan)
+        for b in range(0, len(rows), self.refit_every):
+            block = rows[b:b + self.refit_every]
+            k = int(np.searchsorted(ends, times[block[0]], side="right"))
+            lo = max(0, k - window) if window else 0
+            if k - lo < self.min_rows:
+                continue
+            coef, smear = self._ols(x[lo:k], ly[lo:k], xtx[k] - xtx[lo], xty[k] - xty[lo])
+            out[b:b + len(block)] = np.exp(self.X_[block] @ coef) * smear
+        return out
+
+    def fit(self, features, y, train_index):
+        self._prepare(features, y)
+        pos = self.index_.get_indexer(train_index)
+        allowed = np.zeros(len(self.index_), dtype=bool)
+        allowed[pos] = True
+        sel = pos[int(len(pos) * (1 - self.select_frac)):]
+        losses = {}
+        for w in self.windows:
+            pred = self._rolling(sel, w, allowed)
+            ok = np.isfinite(pred) & self.finite_[sel]
+            losses[w] = (float(np.mean(qlike_loss(np.exp(self.ly_[sel][ok]), pred[ok])))
+                         if ok.any() else np.inf)
+        self.losses_ = losses
+        self.window_ = min(self.windows, key=lambda w: losses[w])  # ties: first listed
+        last = np.flatnonzero(self.finite_ & allowed)[-self.window_ if self.window_ else 0:]
+        self.coef_, self.smearing_ = self._ols(self.X_[last], self.ly_[last])
+        return self
+
+    def predict(self, features, index):
+        if not features.index.equals(self.index_):
+            raise ValueError("RollingHAR.predict needs the feature table it was fitted with")
+        return self._rolling(self.index_.get_indexer(index), self.window_,
+                             np.ones(len(self.index_), dtype=bool))
 
 
 class GARCH(Baseline):
@@ -219,9 +323,12 @@ class Rules(Baseline):
         return np.array([self.rates_[int(k)] for k in self.score(features, index)])
 
 
-def volatility_baselines(horizon: int, ewma_lambda: float = 0.94,
-                         garch_window: int = 3000) -> dict[str, Baseline]:
+def volatility_baselines(horizon: int, ewma_lambda: float = 0.94, garch_window: int = 3000,
+                         har_roll: HarRollConfig | None = None) -> dict[str, Baseline]:
+    roll = har_roll or HarRollConfig()
     return {"ewma": EWMA(horizon, ewma_lambda), "har": HAR(horizon),
+            "har_roll": RollingHAR(horizon, tuple(roll.windows), roll.refit_every,
+                                   roll.select_frac, roll.min_rows),
             "garch": GARCH(horizon, garch_window, o=0), "gjr": GARCH(horizon, garch_window, o=1),
             "naive": NaiveRV(horizon)}
 

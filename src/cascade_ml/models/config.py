@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cascade_ml.config_base import StrictModel
 
@@ -27,6 +27,28 @@ class LgbmParams(StrictModel):
     subsample_freq: int = Field(1, ge=0)
     colsample_bytree: float = Field(0.5, gt=0, le=1)
     reg_lambda: float = Field(10.0, ge=0)
+
+
+class HarRollConfig(StrictModel):
+    """The strong HAR baseline ``har_roll`` (``cascade_ml.models.baselines.RollingHAR``)."""
+
+    windows: list[int] = Field(
+        default_factory=lambda: [720, 2160, 4320, 8760, 0],
+        description="Candidate rolling windows in rows (30, 90, 180, 365 days of 1h bars; 0 = "
+        "expanding); the one with the lowest QLIKE on the training rows' last select_frac, "
+        "forecast the same rolling way, is used.")
+    refit_every: int = Field(24, ge=1, description="Re-estimate every this many forecast rows, "
+                             "on rows whose labels are complete by then.")
+    select_frac: float = Field(0.3, gt=0, lt=1, description="Last share of the training rows "
+                               "the window is chosen on.")
+    min_rows: int = Field(100, ge=10, description="Fewest rows for a refit (else NaN).")
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, values: list[int]) -> list[int]:
+        if not values or any(v < 0 or 0 < v < 24 for v in values):
+            raise ValueError(f"windows must be 0 (expanding) or >= 24 rows, got {values}")
+        return values
 
 
 class ModelConfig(StrictModel):
@@ -69,6 +91,8 @@ class ModelConfig(StrictModel):
     calibration_frac: float = Field(0.2, gt=0, lt=1)
     alert_threshold: float = Field(0.2, gt=0, lt=1)
     garch_window: int = Field(3000, ge=200)
+    har_roll: HarRollConfig = Field(default_factory=HarRollConfig, description="The strong HAR "
+                                    "baseline (rolling window, frequent refits), var_har_roll.")
     ewma_lambda: float = Field(0.94, gt=0, lt=1)
     seed: int = 42
     num_threads: int = Field(2, ge=1)

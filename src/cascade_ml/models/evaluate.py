@@ -46,7 +46,7 @@ from cascade_ml.models.metrics import (
 from cascade_ml.models.splits import PurgedWalkForward, final_split
 
 log = logging.getLogger(__name__)
-VOL_BASELINES = ("ewma", "har", "garch", "gjr", "naive")
+VOL_BASELINES = ("ewma", "har", "har_roll", "garch", "gjr", "naive")
 CASCADE_BASELINES = ("logistic", "rules", "climatology")
 
 
@@ -150,8 +150,8 @@ def fit_predict(ds: Dataset, train: pd.Index, test: pd.Index, cfg: ModelConfig,
         clf.fit(ds.X(train), y_cas)
         out[CASCADE_PROB] = clf.predict_proba(Xt)[:, 1]
         y_rv = ds.labels[FWD_RV]
-        for name, base in volatility_baselines(ds.horizon, cfg.ewma_lambda,
-                                               cfg.garch_window).items():
+        for name, base in volatility_baselines(ds.horizon, cfg.ewma_lambda, cfg.garch_window,
+                                               cfg.har_roll).items():
             out[baseline_var(name)] = base.fit(ds.features, y_rv, train).predict(ds.features, test)
         y_c = ds.labels[CASCADE]
         cas_cols = [ds.feature_names[j] for j in

@@ -8,11 +8,12 @@ any result is seen, and never tuned on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
 from cascade_ml.config_base import StrictModel
-from cascade_ml.models.config import LgbmParams
+from cascade_ml.models.config import HarRollConfig, LgbmParams
 
 PRICE_FEATURES = ("d", "w", "m", "rv_ratio_24_168", "semivar_asym_24h", "semivar_asym_168h",
                   "jump_24h", "dist_support_72h", "dist_support_168h", "zret_24h", "zret_168h",
@@ -52,7 +53,15 @@ class PanelConfig(StrictModel):
     row_stride: int = Field(3, ge=1, description="LightGBM trains on every n-th hour of each "
                             "symbol (neighbouring H-bar labels overlap almost entirely).")
     baselines: list[str] = Field(default_factory=lambda: ["har", "ewma", "naive", "garch"],
-                                 description="Per-symbol volatility baselines.")
+                                 description="Per-symbol volatility baselines (any of har, "
+                                 "har_roll, ewma, naive, garch, gjr).")
+    har_reference: Literal["har", "har_roll"] = Field(
+        "har", description="The symbol's own HAR the served forecast is blended with and falls "
+        "back to (blend weights, adverse baseline, the bundle's symbol HAR): har = refitted once "
+        "per training span; har_roll = rolling window chosen on the training rows, re-estimated "
+        "every har_roll.refit_every bars (docs/models.md).")
+    har_roll: HarRollConfig = Field(default_factory=HarRollConfig,
+                                    description="Settings of the har_roll baseline.")
     lgbm: LgbmParams = LgbmParams(n_estimators=300, learning_rate=0.03, num_leaves=15,
                                   min_child_samples=2000, colsample_bytree=0.7)
     cascade_lgbm: LgbmParams = LgbmParams(n_estimators=300, learning_rate=0.03, num_leaves=7,

@@ -26,6 +26,7 @@ from cascade_ml.contracts.columns import (
 )
 from cascade_ml.contracts.layout import features_path, labels_path
 from cascade_ml.contracts.task import TaskConfig
+from cascade_ml.data.history import read_bars
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 from cascade_ml.features.config import FeatureConfig
@@ -153,7 +154,7 @@ def build_symbol(symbol: str, store_root: str, task: TaskConfig, features: Featu
         labs = store.read_table(labels_path(symbol, task.horizon))
     else:
         feats = build_features(store, symbol, task, features, short_history=True)
-        bars = store.read("ohlcv", symbol, venue=task.venue, interval=task.interval)
+        bars, _ = read_bars(store, symbol, task.venue, task.interval, spot=task.spot_venue)
         labs = build_labels(bars, labels, horizon=task.horizon, side=task.side)
     frame = symbol_panel(feats, labs, cfg, task.horizon, task.side, labels)
     frame.insert(0, SYMBOL, symbol)

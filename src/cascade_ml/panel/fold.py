@@ -25,8 +25,10 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from cascade_ml.compute import worker_threads
+from cascade_ml.contracts.columns import baseline_var
 from cascade_ml.models.baselines import volatility_baselines
 from cascade_ml.models.calibration import fit_calibration, logit
+from cascade_ml.models.config import HarRollConfig
 from cascade_ml.panel.blend import BlendWeights, add_curves, blend, choose_weights, loss_curves
 from cascade_ml.panel.config import PRICE_FEATURES, PanelConfig
 from cascade_ml.panel.dataset import ADVERSE, LVL, RAW_KEEP, SYMBOL, THRESHOLD, TIMESTAMP
@@ -77,8 +79,10 @@ are steadier than an isotonic step function on the few cascades a slice holds.""
 class SymbolBaselines:
     """Per-symbol volatility baselines (and HAR for the combination), each on its own rows."""
 
-    def __init__(self, names: list[str], horizon: int, min_rows: int) -> None:
+    def __init__(self, names: list[str], horizon: int, min_rows: int,
+                 har_roll: HarRollConfig | None = None) -> None:
         self.names, self.horizon, self.min_rows = names, horizon, min_rows
+        self.har_roll = har_roll
 
     def fit_predict(self, frame: pd.DataFrame, train: pd.Series, test: pd.Series,
                     names: list[str] | None = None) -> pd.DataFrame:
@@ -98,10 +102,10 @@ class SymbolBaselines:
             rows_tr = feats.index[tr.to_numpy()]
             rows_te = feats.index[te.to_numpy()]
             y = part.set_index(TIMESTAMP)["fwd_rv"]
-            for name, base in volatility_baselines(self.horizon).items():
+            for name, base in volatility_baselines(self.horizon, har_roll=self.har_roll).items():
                 if name not in names:
                     continue
-                needs_fit = name in ("har", "garch", "gjr")
+                needs_fit = name in ("har", "har_roll", "garch", "gjr")
                 if needs_fit and len(rows_tr) < self.min_rows:
                     continue
                 try:
@@ -209,8 +213,9 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
     shrink = best_weight(lambda s: qlike(fv_core, to_variance(
         base_v[is_core] + s * corr_v[is_core], fv_core, horizon)))
     panel_v = base_v + shrink * corr_v
-    har_v = SymbolBaselines(["har"], horizon, min_rows).fit_predict(
-        frame, early_all, val_all, ["har"])["var_har"].to_numpy()
+    ref = cfg.har_reference
+    har_v = SymbolBaselines([ref], horizon, min_rows, cfg.har_roll).fit_predict(
+        frame, early_all, val_all)[baseline_var(ref)].to_numpy()
     clf = PanelClassifier(inputs, cfg.cascade_lgbm.model_dump(), cfg.seed, threads,
                           cfg.row_stride).fit(fe)
     calibration = fit_calibration(clf.proba(fv_core), fv_core["cascade"].to_numpy(int),
@@ -239,10 +244,11 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
     corr_te = tree.predict(fte)
     out["var_panel_lgbm"] = to_variance(base_te + corr_te, fte, horizon)
     out["var_panel"] = to_variance(base_te + shrink * corr_te, fte, horizon)
-    bases = SymbolBaselines(cfg.baselines, horizon, min_rows).fit_predict(frame, own, test)
+    names = list(dict.fromkeys([*cfg.baselines, ref]))
+    bases = SymbolBaselines(names, horizon, min_rows, cfg.har_roll).fit_predict(frame, own, test)
     for c in bases.columns:
         out[c] = bases[c].to_numpy()
-    har_te = out["var_har"].to_numpy() if "var_har" in out else np.full(len(out), np.nan)
+    har_te = out[baseline_var(ref)].to_numpy()
     cold = fte["age_days"].to_numpy(float) < cfg.cold_start_days
     log_har = np.where(cold, np.nan, _log_var(har_te))
     out["var_combo_har"] = np.exp(blend(_log_var(to_variance(base_te, fte, horizon)),
@@ -277,7 +283,7 @@ def _adverse_baseline(out: pd.DataFrame, frame: pd.DataFrame, fte: pd.DataFrame,
         if tr_sym.sum() < min_rows or not np.isfinite(base_sigma[pos]).any():
             continue
         part = frame[frame[SYMBOL] == sym]
-        har = volatility_baselines(horizon)["har"]
+        har = volatility_baselines(horizon, har_roll=cfg.har_roll)[cfg.har_reference]
         feats = baseline_frame(part)
         rows_tr = feats.index[tr_sym.loc[part.index].to_numpy()]
         har.fit(feats, part.set_index(TIMESTAMP)["fwd_rv"], rows_tr)

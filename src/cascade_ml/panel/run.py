@@ -25,7 +25,7 @@ from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.labels.config import LabelConfig
-from cascade_ml.models.baselines import HAR
+from cascade_ml.models.baselines import volatility_baselines
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP, Panel, build_panel, build_symbol
 from cascade_ml.panel.evaluate import PanelResult, evaluate_panel
@@ -84,16 +84,20 @@ def read_panel(store: MarketStore, task: TaskConfig, cfg: PanelConfig) -> Panel:
     return stack(frames, cfg, task.horizon)
 
 
-def symbol_har(panel: Panel, train_end: pd.Timestamp, min_rows: int = 720) -> dict:
+def symbol_har(panel: Panel, train_end: pd.Timestamp, min_rows: int = 720,
+               cfg: PanelConfig | None = None) -> dict:
     """Per-symbol HAR coefficients on each symbol's rows up to ``train_end`` (for the bundle);
-    ``min_rows``: fewest rows (``min_symbol_rows`` of the task's bar)."""
+    ``min_rows``: fewest rows (``min_symbol_rows`` of the task's bar). With
+    ``cfg.har_reference`` ``har_roll`` the fit on the last chosen window of those rows."""
+    cfg = cfg or PanelConfig()
     out = {}
     ok = usable(panel.frame) & panel.frame["raw_rv_720h"].notna()
     for sym, part in panel.frame[ok & (panel.frame[TIMESTAMP] <= train_end)].groupby(SYMBOL):
         if len(part) < min_rows:
             continue
         feats = baseline_frame(part)
-        har = HAR(panel.horizon).fit(feats, part.set_index(TIMESTAMP)["fwd_rv"], feats.index)
+        har = volatility_baselines(panel.horizon, har_roll=cfg.har_roll)[cfg.har_reference]
+        har.fit(feats, part.set_index(TIMESTAMP)["fwd_rv"], feats.index)
         out[str(sym)] = {"coef": [float(c) for c in har.coef_], "smearing": har.smearing_}
     return out
 
@@ -164,7 +168,7 @@ def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, 
         cfg.bundle_dir, state, result.choices[-1], version=version, symbols=panel.symbols,
         horizon=panel.horizon, side=task.side, inputs=panel.inputs,
         cold_start_days=cfg.cold_start_days,
-        symbol_har=symbol_har(panel, final_fold.train_end, min_symbol_rows(cfg, task.bar)),
+        symbol_har=symbol_har(panel, final_fold.train_end, min_symbol_rows(cfg, task.bar), cfg),
         metrics=metrics)
     doc["bundle"] = {"path": str(bundle), "version": version}
     _write_predictions(store, result, panel, cfg)

@@ -4,7 +4,9 @@ Names: ``<BASE>_<QUOTE>_<SETTLE>-<tf>-futures.feather`` (perp candles),
 ``...-<tf>-mark.feather`` (mark price, volume always 0: skipped),
 ``...-<tf>-funding_rate.feather`` (rate in ``open``, one row per settlement whatever ``tf`` says;
 interval inferred from the spacing: 8h on Binance, 1h on Hyperliquid),
-``<BASE>_<QUOTE>-<tf>.feather`` (spot: skipped, see ``_SPOT_REASON``) and
+``<BASE>_<QUOTE>-<tf>.feather`` (spot candles: stored as their own market, venue
+``<exchange>_spot``, never in the perp's partition; see ``cascade_ml.data.history`` for the one
+rule that lets them stand in before a perp's first bar) and
 ``cvd/<SYM>_cvd_<tf>.feather`` (author-derived order-flow: skipped).
 The venue is the exchange folder (``.../binance/futures/x.feather`` -> ``binance``).
 freqtrade stores ``date`` as UTC candle open time.
@@ -19,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from cascade_ml.data.history import spot_venue
 from cascade_ml.data.sources.base import (
     FileSource,
     Loaded,
@@ -36,9 +39,6 @@ NAME = re.compile(
     r"-(?P<tf>\d+[smhdwM])(?:-(?P<kind>futures|mark|funding_rate|index|premiumIndex))?\.feather$"
 )
 CVD = re.compile(r"^[A-Za-z0-9]+_cvd_\d+[mhd]\.feather$")
-_SPOT_REASON = ("spot candles: the models use the perp's own prices (spot volume is ~4x the "
-                "perp's and closes differ), and a second price partition would make reads "
-                "ambiguous")
 _FOLDERS_NOT_VENUE = {"futures", "spot", "cvd", "data", "user_data"}
 
 
@@ -97,13 +97,13 @@ def load(path: Path, venue: str | None = None) -> list[Loaded]:
     if match is None:
         raise DataValidationError("not a freqtrade file name", where)
     kind, settle, tf = match["kind"], match["settle"], match["tf"]
-    if kind is None and settle is None:
-        raise SkipFile(_SPOT_REASON)
     if kind == "mark":
         raise SkipFile("mark-price candles (volume is always 0); the store keeps traded prices")
     if kind in ("index", "premiumIndex"):
         raise SkipFile(f"{kind} candles are not a stored dataset")
     venue = venue or venue_of(path)
+    if kind is None and settle is None:  # spot: another market, never the perp's partition
+        venue = spot_venue(venue)
     symbol = normalize_symbol(match["base"])
     frame = _read(path)
     if kind == "funding_rate":
