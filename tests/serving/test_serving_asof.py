@@ -6,6 +6,7 @@ naive, unparsable or future time: 422."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -15,8 +16,9 @@ import pytest
 from decision_oracle import expected_decision
 from demo_data import fresh_end, make_bundle, synthetic_features, write_features
 from demo_data import write_pipeline as pipeline_file
-from serving_helpers import auth
+from serving_helpers import TOKEN, Server, auth
 
+from cascade_ml.client import CascadeClient, RequestRejectedError
 from cascade_ml.config import load_pipeline
 from cascade_ml.contracts.columns import TRIGGERS, beta_column, corr_column
 from cascade_ml.contracts.layout import predictions_path, scores_path
@@ -83,8 +85,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
 
 @pytest.fixture(scope="module")
 def http(setup: tuple[Path, pd.DataFrame]):  # noqa: ANN201 - a client on a running server
-    from serving_helpers import Server
-
     server = Server(setup[0]).start()
     try:
         with httpx.Client(base_url=server.url, headers=auth()) as client:
@@ -203,3 +203,18 @@ def test_no_forecast_then_or_a_bad_time_is_refused(http: httpx.Client) -> None:
     ahead = http.post("/v1/decisions", json={**BODY, "as_of": future.isoformat()})
     assert ahead.status_code == 422
     assert "later than the server's clock" in ahead.json()["detail"]
+
+
+def test_the_client_asks_as_of(http: httpx.Client) -> None:
+    t = (BAR + H + pd.Timedelta("17min")).to_pydatetime()
+    with CascadeClient(str(http.base_url), TOKEN) as client:
+        forecast = client.forecast("NEAR", as_of=t)
+        assert (pd.Timestamp(forecast.timestamp), forecast.as_of) == (BAR, t)
+        assert forecast.age_seconds == 17 * 60 and forecast.source == "predictions"
+        decision = client.decision("NEAR", notional=20_000.0, mark_price=5.0, leverage=3.0,
+                                   as_of=t)
+        assert pd.Timestamp(decision.forecast_timestamp) == BAR and decision.as_of == t
+        with pytest.raises(RequestRejectedError) as naive:
+            client.decision("NEAR", notional=20_000.0, mark_price=5.0, leverage=3.0,
+                            as_of=datetime(2026, 3, 1, 10))
+        assert naive.value.status == 422 and "timezone" in naive.value.message
