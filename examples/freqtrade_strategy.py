@@ -2,25 +2,33 @@
 
 freqtrade asks ``leverage()`` and then ``custom_stake_amount()`` before every entry; both ask
 ``POST /v1/decisions`` of a running ``cascade-ml serve`` through ``cascade_ml.client`` for the
-position about to be opened and keep the bot inside the answer:
+position about to be opened, as of the entry's time, and keep the bot inside the answer:
 
-- leverage: the lower of what freqtrade proposes and the decision's leverage cap (never below
-  1x, freqtrade's floor);
-- stake (the margin): the proposed stake cut so that stake x leverage stays within the
-  decision's size cap; 0 (no entry) when the decision fails safe, or when there is no answer at
-  all: no forecast, no new exposure.
+- leverage: the decision's leverage cap, within freqtrade's ``max_leverage`` for the pair and
+  never below 1x (freqtrade's floor). freqtrade always proposes 1x, so the proposal is not a
+  limit; 1x when there is no answer;
+- stake (the margin): the decision's size cap at that leverage (``size_cap / leverage``: the
+  largest position the risk budget allows on the bot's equity), within the balance freqtrade
+  offers (``max_stake``); 0 (no entry) when the decision fails safe, when that is below the
+  exchange minimum, or when there is no answer at all: no forecast, no new exposure.
 
-freqtrade falls back to its own defaults when a callback raises, so these never raise.
+Every request carries ``as_of`` = the ``current_time`` freqtrade passes: the candle's open time
+in ``freqtrade backtesting`` (each entry is sized by the forecast available at its own time,
+from the walk-forward's stored out-of-sample forecasts), the clock when trading live (the
+service's current forecast). freqtrade falls back to its own defaults when a callback raises,
+so these never raise.
 
-Use it: copy this file into ``user_data/strategies/``, then
+Use it: copy this file into ``user_data/strategies/`` (or pass ``--strategy-path examples``),
+make ``cascade_ml.client`` importable in freqtrade's environment (it needs only httpx), then
 
     export CASCADE_ML_URL=http://127.0.0.1:8000 CASCADE_ML_TOKEN=...
     cascade-ml serve --pipeline pipelines/near.yaml &
-    freqtrade trade --strategy CascadeHedgedStrategy --config config.json  # futures, NEAR
+    freqtrade backtesting --strategy CascadeHedgedStrategy --config config.json  # futures, NEAR
 
 The entry rule below (close above its 24-candle mean) is only a placeholder for the bot's own.
 freqtrade itself is not needed to import this file: without it the class stands alone, which
-is how tests/examples call its callbacks against a real server.
+is how tests/examples call its callbacks against a real server (tests/examples also run it
+inside the real freqtrade, ``test_freqtrade_backtest.py``).
 """
 
 from __future__ import annotations
@@ -76,25 +84,25 @@ class CascadeHedgedStrategy(IStrategy):
     def leverage(self, pair: str, current_time: datetime, current_rate: float,
                  proposed_leverage: float, max_leverage: float, entry_tag: str | None,
                  side: str, **kwargs: Any) -> float:
-        """At most the decision's leverage cap; 1x without an answer."""
+        """The decision's leverage cap within [1, max_leverage]; 1x without an answer."""
         stake = self._stake_hint()
-        decision = self._decision(pair, side, current_rate, notional=stake * proposed_leverage,
-                                  leverage=proposed_leverage)
+        decision = self._decision(pair, side, current_rate, current_time,
+                                  notional=stake * proposed_leverage, leverage=proposed_leverage)
         if decision is None:
             return 1.0
-        return max(1.0, min(proposed_leverage, decision.leverage_cap, max_leverage))
+        return max(1.0, min(decision.leverage_cap, max_leverage))
 
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
                             proposed_stake: float, min_stake: float | None, max_stake: float,
                             leverage: float, entry_tag: str | None, side: str,
                             **kwargs: Any) -> float:
-        """The proposed stake within the decision's size cap; 0 (no entry) when failing safe
-        or unanswered."""
-        decision = self._decision(pair, side, current_rate, notional=proposed_stake * leverage,
-                                  leverage=leverage)
+        """The decision's size cap as margin at ``leverage``, within ``max_stake``; 0 (no
+        entry) when failing safe, unanswered or below the exchange minimum."""
+        decision = self._decision(pair, side, current_rate, current_time,
+                                  notional=proposed_stake * leverage, leverage=leverage)
         if decision is None or decision.fail_safe:
             return 0.0
-        stake = min(proposed_stake, max_stake, decision.size_cap / leverage)
+        stake = min(max_stake, decision.size_cap / leverage)
         if min_stake is not None and stake < min_stake:
             return 0.0
         return stake
@@ -109,8 +117,8 @@ class CascadeHedgedStrategy(IStrategy):
         return CascadeClient(url, token, timeout=self.cascade_timeout_s,
                              retries=self.cascade_retries)
 
-    def _decision(self, pair: str, side: str, price: float, *, notional: float,
-                  leverage: float) -> DecisionResult | None:
+    def _decision(self, pair: str, side: str, price: float, when: datetime, *,
+                  notional: float, leverage: float) -> DecisionResult | None:
         client = self._client()
         if client is None:
             return None
@@ -119,7 +127,7 @@ class CascadeHedgedStrategy(IStrategy):
             with client:
                 decision = client.decision(symbol, notional=notional, mark_price=price,
                                            leverage=leverage, side=side,
-                                           portfolio_value=self._equity())
+                                           portfolio_value=self._equity(), as_of=when)
         except ClientError as exc:
             log.warning("no cascade-ml decision for %s: %s", pair, exc.message)
             return None

@@ -60,12 +60,14 @@ class ForecastResult:
     var_q50: float | None = None
     var_q90: float | None = None
     var_q99: float | None = None
+    as_of: datetime | None = None  # the time asked for (ages are measured at it); None: now
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ForecastResult:
         kw = _pick(cls, data)
         kw["timestamp"] = _dt(data["timestamp"])
         kw["available_at"] = _dt(data["available_at"])
+        kw["as_of"] = _dt(data.get("as_of"))
         return cls(**kw)
 
     def age_now(self) -> float:
@@ -95,11 +97,13 @@ class DecisionResult:
     model_version: str | None = None
     forecast_timestamp: datetime | None = None
     forecast_age_seconds: float | None = None
+    as_of: datetime | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DecisionResult:
         kw = _pick(cls, data)
         kw["forecast_timestamp"] = _dt(data.get("forecast_timestamp"))
+        kw["as_of"] = _dt(data.get("as_of"))
         return cls(**kw)
 
 
@@ -143,18 +147,25 @@ class CascadeClient:
         self._http.close()
 
     # ------------------------------------------------------------------ calls
-    def forecast(self, symbol: str) -> ForecastResult:
-        return ForecastResult.from_json(self._request("GET", f"/v1/forecasts/{symbol}"))
+    def forecast(self, symbol: str, *, as_of: datetime | None = None) -> ForecastResult:
+        """The latest forecast; with ``as_of`` (timezone-aware; a naive time is refused by the
+        server) the newest one available then."""
+        params = None if as_of is None else {"as_of": as_of.isoformat()}
+        return ForecastResult.from_json(self._request("GET", f"/v1/forecasts/{symbol}",
+                                                      params=params))
 
     def decision(self, symbol: str, *, notional: float, mark_price: float, leverage: float,
                  side: str = "long", entry_price: float | None = None,
                  portfolio_value: float | None = None, hedge_ratio: float | None = None,
-                 market: dict[str, Any] | None = None) -> DecisionResult:
-        """The policy's answer for a position (see docs/serving.md for the fields)."""
+                 market: dict[str, Any] | None = None,
+                 as_of: datetime | None = None) -> DecisionResult:
+        """The policy's answer for a position (see docs/serving.md for the fields); with
+        ``as_of`` (timezone-aware) the answer at that time, for a point-in-time backtest."""
         body: dict[str, Any] = {"symbol": symbol, "side": side, "notional": notional,
                                 "mark_price": mark_price, "leverage": leverage}
         optional = {"entry_price": entry_price, "portfolio_value": portfolio_value,
-                    "hedge_ratio": hedge_ratio, "market": market}
+                    "hedge_ratio": hedge_ratio, "market": market,
+                    "as_of": None if as_of is None else as_of.isoformat()}
         body.update({k: v for k, v in optional.items() if v is not None})
         return DecisionResult.from_json(self._request("POST", "/v1/decisions", json=body))
 

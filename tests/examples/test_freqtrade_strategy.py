@@ -17,7 +17,6 @@ from example_helpers import TOKEN
 from cascade_ml.client import CascadeClient
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "freqtrade_strategy.py"
-NOW = datetime.now(UTC)
 
 
 def strategy_class():  # noqa: ANN201 - the example's class, loaded from its file
@@ -61,53 +60,65 @@ def ask(url: str, symbol: str, **body) -> object:  # noqa: ANN003 - the same req
 def test_callbacks_keep_the_bot_inside_the_served_decision(
         service_files: Path, serve, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     url = serve(service_files)
+    now = datetime.now(UTC)  # the callbacks send it as as_of: live trading's clock
     monkeypatch.setenv("CASCADE_ML_URL", url)
     monkeypatch.setenv("CASCADE_ML_TOKEN", TOKEN)
     bot = strategy_class()({"stake_amount": 1_000})
     price = 5.0
 
-    lev = bot.leverage("NEAR/USDT:USDT", NOW, price, proposed_leverage=20.0, max_leverage=50.0,
+    # freqtrade always proposes 1x: the answer is the decision's cap, not the proposal
+    lev = bot.leverage("NEAR/USDT:USDT", now, price, proposed_leverage=1.0, max_leverage=50.0,
                        entry_tag=None, side="long")
-    first = ask(url, "NEAR", notional=1_000 * 20.0, mark_price=price, leverage=20.0)
-    assert not first.fail_safe and first.leverage_cap < 20.0
-    assert lev == pytest.approx(max(1.0, first.leverage_cap))  # the cap, not the proposal
+    first = ask(url, "NEAR", notional=1_000.0, mark_price=price, leverage=1.0)
+    assert not first.fail_safe and 1.0 < first.leverage_cap < 50.0
+    assert lev == pytest.approx(first.leverage_cap)
+    # just below the cap, freqtrade's max_leverage for the pair binds
+    below = first.leverage_cap - 0.01
+    assert bot.leverage("NEAR/USDT:USDT", now, price, proposed_leverage=1.0,
+                        max_leverage=below, entry_tag=None, side="long") == below
 
-    stake = bot.custom_stake_amount("NEAR/USDT:USDT", NOW, price, proposed_stake=1_000.0,
+    stake = bot.custom_stake_amount("NEAR/USDT:USDT", now, price, proposed_stake=1_000.0,
                                     min_stake=5.0, max_stake=50_000.0, leverage=lev,
                                     entry_tag=None, side="long")
     second = ask(url, "NEAR", notional=1_000.0 * lev, mark_price=price, leverage=lev)
-    assert stake == pytest.approx(min(1_000.0, second.size_cap / lev))
+    assert stake == pytest.approx(second.size_cap / lev)  # sized by the decision
     assert stake * lev <= second.size_cap * (1 + 1e-9)  # the position fits the size cap
-    # with freqtrade's wallet known (equity 100k), a small stake fits every cap unchanged
+    # with freqtrade's wallet known (equity 100k) the risk budget is larger; the balance
+    # freqtrade offers (max_stake) still binds
     bot.wallets = Wallets(100_000.0)
-    small = bot.custom_stake_amount("NEAR/USDT:USDT", NOW, price, proposed_stake=50.0,
-                                    min_stake=5.0, max_stake=50_000.0, leverage=2.0,
-                                    entry_tag=None, side="long")
     rich = ask(url, "NEAR", notional=100.0, mark_price=price, leverage=2.0,
                portfolio_value=100_000.0)
-    assert rich.size_cap > 100.0 and small == pytest.approx(50.0)
+    assert rich.size_cap / 2.0 > second.size_cap / lev
+    assert bot.custom_stake_amount("NEAR/USDT:USDT", now, price, proposed_stake=50.0,
+                                   min_stake=5.0, max_stake=50_000.0, leverage=2.0,
+                                   entry_tag=None, side="long") == pytest.approx(
+        min(50_000.0, rich.size_cap / 2.0))
+    assert bot.custom_stake_amount("NEAR/USDT:USDT", now, price, proposed_stake=50.0,
+                                   min_stake=5.0, max_stake=40.0, leverage=2.0,
+                                   entry_tag=None, side="long") == 40.0
 
     # SOL's forecast is two days old: the service fails safe, so the bot does not enter
     stale = ask(url, "SOL", notional=1_000.0, mark_price=price, leverage=2.0)
     assert stale.fail_safe and stale.stale
-    assert bot.custom_stake_amount("SOL/USDT:USDT", NOW, price, proposed_stake=1_000.0,
+    assert bot.custom_stake_amount("SOL/USDT:USDT", now, price, proposed_stake=1_000.0,
                                    min_stake=5.0, max_stake=50_000.0, leverage=2.0,
                                    entry_tag=None, side="long") == 0.0
-    assert bot.leverage("SOL/USDT:USDT", NOW, price, proposed_leverage=20.0, max_leverage=50.0,
-                        entry_tag=None, side="long") <= max(1.0, stale.leverage_cap)
+    assert bot.leverage("SOL/USDT:USDT", now, price, proposed_leverage=1.0, max_leverage=50.0,
+                        entry_tag=None, side="long") == max(1.0, stale.leverage_cap)
 
 
 def test_no_service_means_no_entry_and_the_lowest_leverage(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    now = datetime.now(UTC)
     monkeypatch.setenv("CASCADE_ML_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("CASCADE_ML_TOKEN", TOKEN)
     bot = strategy_class()({"stake_amount": "unlimited"})
-    assert bot.leverage("NEAR/USDT:USDT", NOW, 5.0, proposed_leverage=10.0, max_leverage=20.0,
+    assert bot.leverage("NEAR/USDT:USDT", now, 5.0, proposed_leverage=10.0, max_leverage=20.0,
                         entry_tag=None, side="long") == 1.0
-    assert bot.custom_stake_amount("NEAR/USDT:USDT", NOW, 5.0, proposed_stake=100.0,
+    assert bot.custom_stake_amount("NEAR/USDT:USDT", now, 5.0, proposed_stake=100.0,
                                    min_stake=5.0, max_stake=1_000.0, leverage=1.0,
                                    entry_tag=None, side="long") == 0.0
     monkeypatch.delenv("CASCADE_ML_TOKEN")  # no token: no request, no entry either
-    assert bot.custom_stake_amount("NEAR/USDT:USDT", NOW, 5.0, proposed_stake=100.0,
+    assert bot.custom_stake_amount("NEAR/USDT:USDT", now, 5.0, proposed_stake=100.0,
                                    min_stake=5.0, max_stake=1_000.0, leverage=1.0,
                                    entry_tag=None, side="long") == 0.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 import orjson
@@ -53,10 +53,12 @@ class DecisionPlans:
     def get(self, symbol: str, forecast: Forecast | None) -> Planned:
         planned = self._planned.get(symbol)
         if planned is None or planned.forecast is not forecast:
-            planned = self._planned[symbol] = self._plan(symbol, forecast)
+            planned = self._planned[symbol] = self.make(symbol, forecast)
         return planned
 
-    def _plan(self, symbol: str, forecast: Forecast | None) -> Planned:
+    def make(self, symbol: str, forecast: Forecast | None) -> Planned:
+        """The plan of any forecast, not kept (an as-of answer's past forecast must not evict
+        the served one's)."""
         if forecast is None:
             return Planned(None, plan(symbol, no_forecast(self.horizon_hours), self.policy),
                            None, None)
@@ -96,7 +98,8 @@ class Ages(NamedTuple):
 
 
 def decision_body(d: Mapping[str, Any], *, model_version: str | None,
-                  forecast_timestamp: str | None, age: float | None, stale: bool) -> dict:
+                  forecast_timestamp: str | None, age: float | None, stale: bool,
+                  as_of: str | None = None) -> dict:
     """``DecisionOut`` of a decision's fields (``Decision.model_dump()`` or
     ``decision_fields``), as a JSON-ready dict in its field order (a test checks the two agree)."""
     return {
@@ -107,13 +110,17 @@ def decision_body(d: Mapping[str, Any], *, model_version: str | None,
         "risk_score": d["risk_score"], "action": d["action"], "reasons": d["reasons"],
         "fail_safe": d["fail_safe"], "model_version": model_version,
         "forecast_timestamp": forecast_timestamp,
-        "forecast_age_seconds": None if age is None else round(age, 3), "stale": stale}
+        "forecast_age_seconds": None if age is None else round(age, 3), "stale": stale,
+        "as_of": as_of}
 
 
 def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | None,
-                  model_loaded: bool, plans: DecisionPlans, now: float) -> Served:
-    """One decision for a bot's position. No forecast, no model, or inputs the monitor
-    distrusts (``forecast.monitor_reasons``) -> the policy's fail-safe."""
+                  model_loaded: bool, plans: DecisionPlans, now: float,
+                  planned: Planned | None = None) -> Served:
+    """One decision for a bot's position, the forecast aged at ``now`` (epoch seconds: the
+    clock, or the request's ``as_of``). No forecast, no model, or inputs the monitor distrusts
+    (``forecast.monitor_reasons``) -> the policy's fail-safe. ``planned``: the forecast's plan
+    when it is not the served one (``DecisionPlans.make``)."""
     policy = plans.policy
     max_age = policy.max_data_age_s
     market = request.market
@@ -130,7 +137,7 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
         raise HTTPException(422, "equity (portfolio_value, else notional / leverage) must be "
                             "greater than 0")
     freshness = Ages(age, age, max_age)
-    planned = plans.get(symbol, forecast)
+    planned = planned or plans.get(symbol, forecast)
     if forecast is not None and forecast.monitor_reasons:  # the monitor's fail-safe
         triggers = forecast.triggers.model_copy(update=seen) if seen else forecast.triggers
         fields = decide_monitored(PolicyInputs(
@@ -144,7 +151,9 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
         fields = decision_fields(p, position, equity, fired=p.fired_with(seen),
                                  model_available=model_loaded, freshness=freshness)
     stale = age is None or age > max_age
+    as_of = (None if request.as_of is None
+             else _DATETIME.dump_python(request.as_of.astimezone(UTC), mode="json"))
     body = decision_body(fields, model_version=planned.model_version,
-                         forecast_timestamp=planned.timestamp, age=age, stale=stale)
+                         forecast_timestamp=planned.timestamp, age=age, stale=stale, as_of=as_of)
     return Served(orjson.dumps(body), fields["fail_safe"], stale)
 

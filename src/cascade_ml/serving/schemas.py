@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class _Strict(BaseModel):
@@ -35,6 +35,9 @@ class DecisionRequest(_Strict):
         None, gt=0, description="Account equity, quote ccy; defaults to notional / leverage.")
     hedge_ratio: float = Field(0.0, ge=0, le=1, description="Hedge ratio now in place.")
     market: MarketUpdate | None = None
+    as_of: AwareDatetime | None = Field(
+        None, description="Answer as of this time (ISO-8601 with a timezone): from the newest "
+        "forecast available then, aged at this time (docs/serving.md). Absent: now.")
 
 
 class ForecastOut(BaseModel):
@@ -45,13 +48,17 @@ class ForecastOut(BaseModel):
     stale: bool
     max_age_seconds: float
     model_version: str
-    source: Literal["scores", "live"]
+    source: Literal["scores", "live", "predictions"] = Field(
+        description="scores (batch scoring), live (scored by the service on the newest feature "
+        "row) or predictions (the walk-forward's out-of-sample forecast; as_of only).")
     var_forecast: float | None = None
     vol_forecast: float | None = None
     cascade_prob: float | None = None
     var_q50: float | None = None
     var_q90: float | None = None
     var_q99: float | None = None
+    as_of: datetime | None = Field(None, description="The time asked for; ages are measured "
+                                   "at it. Null: now.")
 
 
 class DecisionOut(BaseModel):
@@ -71,6 +78,7 @@ class DecisionOut(BaseModel):
     forecast_timestamp: datetime | None
     forecast_age_seconds: float | None
     stale: bool
+    as_of: datetime | None = Field(None, description="The time asked for; null: now.")
 
 
 class ModelOut(BaseModel):

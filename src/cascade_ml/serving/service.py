@@ -3,17 +3,22 @@ them to the routers."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.policy import PolicyConfig
+from cascade_ml.serving.asof import AsOfLookup, FutureAsOf, NoForecastAsOf
 from cascade_ml.serving.config import ServingConfig
 from cascade_ml.serving.decisions import DecisionPlans
 from cascade_ml.serving.metrics import ServiceMetrics
-from cascade_ml.serving.state import Poller, ServingState
+from cascade_ml.serving.state import Forecast, Poller, ServingState
 
 
 @dataclass
@@ -29,11 +34,27 @@ class Service:
     symbols: frozenset[str] = field(init=False)
     horizon_hours: float = field(init=False)  # computed once: the task's property parses a span
     plans: DecisionPlans = field(init=False)  # the policy's plan of each served forecast
+    asof: AsOfLookup = field(init=False)  # forecasts available at a past time (as_of)
 
     def __post_init__(self) -> None:
         self.symbols = frozenset(self.task.symbols)
         self.horizon_hours = self.task.horizon_hours
         self.plans = DecisionPlans(self.policy, self.horizon_hours)
+        self.asof = AsOfLookup(self.poller.store, self.task, self.policy.proxy_window)
+
+    async def forecast_as_of(self, symbol: str, as_of: datetime, loc: tuple[str, ...]
+                             ) -> Forecast:
+        """The forecast of ``symbol`` available at ``as_of`` (``serving.asof``), looked up off
+        the event loop (a changed table is re-read there): 404 when there was none, 422 naming
+        ``loc`` for a time later than the server's clock."""
+        try:
+            return await asyncio.to_thread(self.asof.forecast, symbol, as_of,
+                                           self.state.forecasts.get(symbol), time.time())
+        except NoForecastAsOf as exc:
+            raise HTTPException(404, exc.message) from None
+        except FutureAsOf as exc:
+            raise RequestValidationError([{"loc": loc, "msg": exc.message,
+                                           "type": "value_error"}]) from None
 
     def require_symbol(self, raw: str) -> str:
         """The canonical symbol, or 404 when it is not one the service serves: a bot's typo

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from cascade_ml.scoring.inputs import (
     policy_forecast,
 )
 from cascade_ml.serving.metrics import ServiceMetrics
+from cascade_ml.serving.tables import read_if_changed
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class Forecast:
     available_at: float  # epoch seconds of that bar's close: when the forecast could exist
     model_version: str
     values: dict[str, float]
-    source: str  # "scores" (batch scoring) or "live" (scored by the service on the latest row)
+    source: str  # "scores" (batch scoring), "live" (scored by the service on the latest row) or
+    # "predictions" (the walk-forward's out-of-sample forecast, served for a past time: as_of)
     policy: PolicyForecast  # the values as the policy reads them (sigma_h = vol, not variance)
     triggers: Triggers = field(default_factory=Triggers)  # from the forecast bar's feature row
     cross: CrossAsset = field(default_factory=CrossAsset)
@@ -129,11 +131,14 @@ def _file_signature(directory: Path) -> tuple:
     return tuple(items)
 
 
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None
+def forecast_record(symbol: str, ts: object, version: str, raw: Mapping[str, object],
+                    source: str, bar: pd.Timedelta, horizon_hours: float) -> Forecast:
+    """A served ``Forecast`` of one stored or scored row (its served columns, finite ones only),
+    available at the close of its bar ``ts``."""
+    values = {k: v for k in SERVED_FORECASTS if (v := finite(raw.get(k))) is not None}
+    ts = pd.Timestamp(ts)
+    return Forecast(symbol, ts, (ts + bar).timestamp(), version, values, source,
+                    policy_forecast(values, horizon_hours))
 
 
 class Poller:
@@ -281,23 +286,13 @@ class Poller:
 
     def _read_if_changed(self, cache: dict, rel: str, convert: Callable[[Any], Any],
                          read: Callable[[str], Any] | None = None) -> Any:
-        """``convert(read(rel))`` (default: the store table at ``rel``), cached per file
-        modification time (None when there is no file)."""
-        mtime = _mtime(self.store.root / rel)
-        cached = cache.get(rel)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-        read = read or self.store.read_table
-        value = convert(read(rel)) if mtime is not None else None
-        cache[rel] = (mtime, value)
-        return value
+        """``serving.tables.read_if_changed`` on this poller's store."""
+        return read_if_changed(self.store, cache, rel, convert, read)
 
     def _forecast(self, symbol: str, ts: object, version: str, raw: dict,
                   source: str) -> Forecast:
-        values = {k: v for k in SERVED_FORECASTS if (v := finite(raw.get(k))) is not None}
-        ts = pd.Timestamp(ts)
-        return Forecast(symbol, ts, (ts + self.bar).timestamp(), version, values, source,
-                        policy_forecast(values, self.task.horizon_hours))
+        return forecast_record(symbol, ts, version, raw, source, self.bar,
+                               self.task.horizon_hours)
 
     def _live_forecast(self, symbol: str, features: pd.DataFrame | None) -> Forecast | None:
         """Score the newest feature row with the serving bundle (once per row and version)."""

@@ -29,15 +29,24 @@ async def post_decision(http: Request) -> Response:
     """The policy's answer for the bot's position on a served symbol (404 for any other).
 
     Falls back to the policy's fail-safe when the forecast is stale, no model is loaded or the
-    monitor's report on the forecast's bar names a degraded input.
+    monitor's report on the forecast's bar names a degraded input. With ``as_of``: the answer
+    then, from the newest forecast available at that time (404 when there was none).
     """
     service: Service = http.app.state.service
     request = await parse_body(http, DecisionRequest)
     symbol = service.require_symbol(request.symbol)
     state = service.state
-    loaded = symbol in state.models
     forecast = state.forecasts.get(symbol)
-    out = make_decision(request, symbol, forecast, loaded, service.plans, time.time())
+    loaded = symbol in state.models
+    if request.as_of is None:
+        out = make_decision(request, symbol, forecast, loaded, service.plans, time.time())
+    else:  # the forecast available then, aged then; a stored one stands for its model
+        then = await service.forecast_as_of(symbol, request.as_of, ("body", "as_of"))
+        served = then is forecast
+        out = make_decision(request, symbol, then, loaded if served else True, service.plans,
+                            request.as_of.timestamp(),
+                            None if served else service.plans.make(symbol, then))
+        forecast, loaded = then, loaded or not served
     if out.fail_safe:
         reason = ("no_model" if not loaded else "stale" if out.stale else
                   "monitor" if forecast is not None and forecast.monitor_reasons else "policy")
