@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-KILLABLE = Path(__file__).resolve().parent / "killable.py"
+HERE = Path(__file__).resolve().parent
+KILLABLE = HERE / "killable.py"
 T0 = pd.Timestamp("2026-03-10T00:00:00Z")
 
 
@@ -88,3 +89,34 @@ def cycle_record(symbol: str, hour: int, qty: float = 10.0, price: float = 5.0):
     return CycleRecord(symbol=symbol, bar_ts=bar, as_of=bar + pd.Timedelta(hours=1),
                        mode="paper", decision=decision, marks={symbol: price},
                        outcomes=[outcome], funding=[], model_version="v-test")
+
+
+def run_together(*commands: list[str], cwd: Path) -> list[str]:
+    """Start every command (a script of this folder and its arguments), wait until each says
+    ``ready``, then release them at once; returns each one's last output line."""
+    logs = [cwd / f"{cmd[0]}-{i}.log" for i, cmd in enumerate(commands)]
+    procs = []
+    for cmd, log in zip(commands, logs, strict=True):
+        with log.open("w") as err:
+            procs.append(subprocess.Popen(
+                [sys.executable, str(HERE / cmd[0]), *cmd[1:]], cwd=cwd, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=err, text=True,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"}))
+    try:
+        for proc, log in zip(procs, logs, strict=True):
+            line = proc.stdout.readline().strip()
+            assert line == "ready", (line, log.read_text()[-3000:])
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        out = []
+        for proc, log in zip(procs, logs, strict=True):
+            text, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0, log.read_text()[-3000:]
+            out.append(text.strip().splitlines()[-1])
+        return out
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
