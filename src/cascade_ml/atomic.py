@@ -11,6 +11,7 @@ own folder, and by stores on start) removes only those.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ LEGACY_TEMP_AGE_S = 3600.0  # no write of the project takes an hour: older legac
 _OLD = "-old"  # replace_dir's name for the folder it moves aside
 
 
+@functools.cache
 def host_tag() -> str:
     """Eight hex digits naming this machine (folders may be shared between machines)."""
     return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]

@@ -1,5 +1,6 @@
-"""Databases the project creates (MLflow's tracking store, Optuna's studies, the paper book):
-built whole or not at all, and locked while a schema is built, on SQLite and on a server.
+"""Databases the project creates (MLflow's tracking store, Optuna's studies): built whole or
+not at all, and locked while a schema is built, on SQLite and on a server. (The paper book
+needs neither on SQLite: its migrations run in one transaction, see ``live.db``.)
 
 SQLite, the embedded default: a new database is built in a temp file beside its path (named by
 ``atomic.temp_prefix``, so a killed build is swept like any other temp) and hard-linked into
@@ -9,7 +10,8 @@ whole database, never a half-migrated one.
 
 A server (PostgreSQL): DDL is transactional there, but two processes creating the same schema at
 once collide (``duplicate key value violates unique constraint "pg_type_typname_nsp_index"``);
-``schema_lock`` holds a PostgreSQL advisory lock, keyed by the store's name, around that work.
+``schema_lock`` holds a PostgreSQL advisory lock (scoped to the database), keyed by the store's
+name, around that work.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def advisory_key(name: str) -> int:
 
 @contextmanager
 def schema_lock(url: str, name: str) -> Iterator[None]:
-    """Hold the server-wide lock ``name`` while a store's schema is created or upgraded; a
+    """Hold the database's advisory lock ``name`` while a store's schema is built; a
     no-op for SQLite (``create_sqlite`` covers it) and databases other than PostgreSQL."""
     if not is_postgres(url):
         yield

@@ -7,9 +7,9 @@ That recipe also makes SQLite's DDL transactional: a migration killed half-way l
 as it was (the file may exist, empty), and the next open migrates again. Migrations start with
 ``BEGIN IMMEDIATE`` so two processes opening a new book migrate one after the other.
 
-PostgreSQL (``postgresql://user:password@host/db``; the psycopg2 driver is a dependency) gets
-the same one-writer-at-a-time rule SQLite has: every transaction of the book starts by taking a
-transaction-scoped advisory lock (``pg_advisory_xact_lock``, waited for at most
+PostgreSQL (``postgresql://user@host/db``; psycopg, SQLAlchemy's default driver for it, is a
+dependency) gets the same one-writer-at-a-time rule SQLite has: every transaction of the book
+starts by taking a transaction-scoped advisory lock (``pg_advisory_xact_lock``, waited for at most
 ``LOCK_TIMEOUT_S`` like SQLite's busy timeout), so two loops writing one book never interleave a
 cycle (the equity snapshot of a bar is computed over every symbol's fills) and two processes
 opening a new book migrate one after the other. Other SQLAlchemy URLs work without that lock.
@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError  # 
 
 from cascade_ml.errors import CascadeError  # noqa: E402
 from cascade_ml.live.config import DEFAULT_DB_URL  # noqa: E402
-from cascade_ml.sqlstore import advisory_key, safe_url, sqlite_path  # noqa: E402, F401
+from cascade_ml.sqlstore import advisory_key, safe_url, sqlite_path  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LOCK_TIMEOUT_S = 10  # SQLite's busy timeout below, and PostgreSQL's wait for the book's lock
