@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cascade_ml.atomic import atomic_file
+from cascade_ml.atomic import atomic_file, sweep_once
 from cascade_ml.data.schemas import DATASETS
 from cascade_ml.data.validate import validate_frame
 from cascade_ml.errors import CascadeError, DataValidationError
@@ -102,6 +102,7 @@ class MarketStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        sweep_once(self.root)  # temp files of writes killed in an earlier process
 
     # ------------------------------------------------------------------ listing
     def partitions(self, dataset: str | None = None, symbol: str | None = None,

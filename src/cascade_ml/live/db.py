@@ -3,7 +3,16 @@
 SQLite (the default, a file under ``data/paper``) gets three settings on every connection:
 foreign keys on, a busy timeout, and SQLAlchemy's documented "BEGIN on begin" recipe so that a
 transaction really starts with its first statement and a cycle's reads and writes are atomic.
-Any other SQLAlchemy URL (PostgreSQL, ...) works unchanged; its driver is the user's to install.
+That recipe also makes SQLite's DDL transactional: a migration killed half-way leaves the schema
+as it was (the file may exist, empty), and the next open migrates again. Migrations start with
+``BEGIN IMMEDIATE`` so two processes opening a new book migrate one after the other.
+
+PostgreSQL (``postgresql://user@host/db``; psycopg, SQLAlchemy's default driver for it, is a
+dependency) gets the same one-writer-at-a-time rule SQLite has: every transaction of the book
+starts by taking a transaction-scoped advisory lock (``pg_advisory_xact_lock``, waited for at most
+``LOCK_TIMEOUT_S`` like SQLite's busy timeout), so two loops writing one book never interleave a
+cycle (the equity snapshot of a bar is computed over every symbol's fills) and two processes
+opening a new book migrate one after the other. Other SQLAlchemy URLs work without that lock.
 """
 
 from __future__ import annotations
@@ -24,24 +33,11 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError  # 
 
 from cascade_ml.errors import CascadeError  # noqa: E402
 from cascade_ml.live.config import DEFAULT_DB_URL  # noqa: E402
+from cascade_ml.sqlstore import advisory_key, safe_url, sqlite_path  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-def safe_url(url: str) -> str:
-    """The URL with any password hidden, for messages and reports."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a file-backed SQLite URL, else None (memory or another database)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
+LOCK_TIMEOUT_S = 10  # SQLite's busy timeout below, and PostgreSQL's wait for the book's lock
+BOOK_LOCK = advisory_key("cascade_ml.paper_book")
 
 
 def make_engine(url: str, *, create_dirs: bool = True) -> Engine:
@@ -57,6 +53,8 @@ def make_engine(url: str, *, create_dirs: bool = True) -> Engine:
                            hint=f"use a SQLAlchemy URL such as {DEFAULT_DB_URL}") from exc
     if engine.dialect.name == "sqlite":
         _sqlite_settings(engine)
+    elif engine.dialect.name == "postgresql":
+        _postgres_settings(engine)
     return engine
 
 
@@ -66,12 +64,26 @@ def _sqlite_settings(engine: Engine) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={LOCK_TIMEOUT_S * 1000}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
-        conn.exec_driver_sql("BEGIN")
+        immediate = conn.get_execution_options().get("migrating", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _postgres_settings(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_S}s'")
+        cursor.close()
+        dbapi_connection.commit()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({BOOK_LOCK})")
 
 
 def alembic_config() -> Config:
@@ -98,7 +110,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (default: the newest) in one transaction."""
     cfg = alembic_config()
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn, conn.execution_options(migrating=True).begin():
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cascade_ml.atomic import sweep_temps
 from cascade_ml.data.collect import CollectPlan
 from cascade_ml.data.sources.fear_greed import AlternativeMe, FearGreedSource, StoredFearGreed
 from cascade_ml.data.store import MarketStore, to_utc
@@ -201,7 +202,7 @@ def run_replay(sections: LoopSections, start: pd.Timestamp | str, end: pd.Timest
     elif (state.window_from, state.window_until) != (start, end):
         raise CascadeError(f"{d} holds a replay of {state.window_from} .. {state.window_until}",
                            hint="replay that window to resume it, or pass --fresh to start over")
-    _sweep_temp_files(d)
+    sweep_temps(d, recursive=True)  # temps of writes a killed run left (atomic.sweep_temps)
 
     clock = SimClock(replay_start(state.last_bar, start, sections.task.bar, live.bar_delay_s))
     exchange = ReplayExchange(history, clock, venue=live.replay.venue)
@@ -264,11 +265,3 @@ def _summary(loop: LiveLoop, start: pd.Timestamp, end: pd.Timestamp, counts: dic
                          orders=len(orders), fills=len(frames["fills"]),
                          refused=int(status.get("refused", 0)),
                          equity=loop.book.state().equity, db_url=db_url)
-
-
-def _sweep_temp_files(folder: Path) -> None:
-    """Remove write-then-rename temp files a killed run left behind (the replay folder has one
-    writer: this process). The files they were meant to replace are whole."""
-    for tmp in folder.rglob(".tmp-*"):
-        if tmp.is_file() and "source" not in tmp.relative_to(folder).parts[:1]:
-            tmp.unlink(missing_ok=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from cascade_ml.atomic import replace_dir
+from cascade_ml.atomic import replace_dir, temp_dir
 from cascade_ml.contracts.columns import VAR_FORECAST
 from cascade_ml.errors import CascadeError
 from cascade_ml.models.bundle import BUNDLE_FILE, load_bundle
@@ -195,12 +194,9 @@ def export_champion(client: MlflowClient, symbol: str, horizon: int, models_dir:
                            hint="train first, or promote a version with --force")
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{symbol}-dl-", dir=models_dir))
-    try:
+    with temp_dir(models_dir, f"{symbol}-dl") as tmp:
         src = download_bundle(name, champ.version, tmp)
         load_bundle(src)  # refuse to install an unreadable bundle
         dest = models_dir / symbol
         replace_dir(src, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest

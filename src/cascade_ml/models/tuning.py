@@ -3,13 +3,13 @@
 TPE (seeded) proposes settings; each trial runs the purged walk-forward over development rows
 and reports the running mean QLIKE after every fold, so the MedianPruner stops hopeless trials
 early. The final period is cut off before the study sees any row. Studies persist in an RDB
-(SQLite by default), so a second call with the same name continues the search.
+(SQLite by default, or a server: ``postgresql://...``), so a second call with the same name
+continues the search, from this machine or another.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -19,6 +19,7 @@ from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.dataset import Dataset
 from cascade_ml.models.evaluate import fit_predict, split_rows, splitter
 from cascade_ml.models.metrics import qlike_loss
+from cascade_ml.sqlstore import rdb_storage
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,6 @@ def suggest(trial: optuna.Trial) -> dict:
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
     }
-
-
-def _storage(url: str) -> str:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return url
 
 
 def tune(ds: Dataset, cfg: ModelConfig, n_trials: int, study_name: str | None = None
@@ -63,7 +58,7 @@ def tune(ds: Dataset, cfg: ModelConfig, n_trials: int, study_name: str | None = 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name or f"{ds.symbol}-h{ds.horizon}-volatility",
-        storage=_storage(cfg.optuna_storage), load_if_exists=True, direction="minimize",
+        storage=rdb_storage(cfg.optuna_storage), load_if_exists=True, direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=cfg.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
     study.optimize(objective, n_trials=n_trials)

@@ -22,11 +22,11 @@ import pandas as pd
 from cascade_ml.compute import worker_threads
 from cascade_ml.models.lgbm import lgbm_params
 from cascade_ml.models.metrics import qlike_loss
-from cascade_ml.models.tuning import _storage
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.panel.dataset import LVL, TIMESTAMP, Panel
 from cascade_ml.panel.fold import Fold, _split_val, fold_masks
 from cascade_ml.panel.models import LinearPanel, strided
+from cascade_ml.sqlstore import rdb_storage
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,6 @@ def suggest(trial) -> dict:
         "min_child_samples": trial.suggest_int("min_child_samples", 200, 5000, log=True),
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
     }
-
-
-def rdb_storage(url: str):
-    """An Optuna RDB storage; SQLite waits for a lock instead of failing when workers collide."""
-    import optuna
-
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(_storage(url), engine_kwargs=kwargs)
 
 
 def tuning_data(panel: Panel, cfg: PanelConfig, folds: list[Fold], bar: pd.Timedelta,
