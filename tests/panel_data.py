@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from cascade_ml.compute import Engine
 from cascade_ml.contracts.layout import features_path, panel_path
@@ -111,3 +112,24 @@ def write_universe_store(root: Path, frame: pd.DataFrame, horizon: int = 24) -> 
         raw.index = pd.DatetimeIndex(raw.index, name="timestamp")
         store.write_table(features_path(str(sym)), raw, {"symbol": str(sym), "demo": True})
     return store
+
+
+def universe_pipeline(tmp: Path, *, max_age_s: float = 7200,
+                      steps: tuple[str, ...] = ("score",)) -> Path:
+    """A universe pipeline: the panel enabled, its bundle folder and store in ``tmp``."""
+    doc = {"name": "universe-test", "store": {"root": str(tmp / "store")},
+           "task": {"symbols": SYMBOLS, "references": ["BTC", "ETH"], "horizon": 24},
+           "panel": {"enabled": True, "holdout_symbols": ["ADA"],
+                     "bundle_dir": str(tmp / "models" / "panel")},
+           "models": {"models_dir": str(tmp / "per-symbol-models")},
+           "policy": {"max_data_age_s": max_age_s},
+           "scoring": {"score_rows": 12},
+           "serving": {"reload_interval_s": 0.2}, "steps": list(steps)}
+    path = tmp / "universe.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def recent(frame: pd.DataFrame, rows: int = 900) -> pd.DataFrame:
+    """Each symbol's newest ``rows`` panel rows (a small table, quick to write and read)."""
+    return frame.groupby(SYMBOL, sort=False).tail(rows).reset_index(drop=True)

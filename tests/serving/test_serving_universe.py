@@ -16,41 +16,19 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from demo_data import last_closed_bar
-from panel_data import SYMBOLS, fresh_panel, write_universe_store
+from panel_data import SYMBOLS, fresh_panel, recent, universe_pipeline, write_universe_store
 from serving_helpers import Server, auth
 
 from cascade_ml.atomic import replace_dir
 from cascade_ml.config import load_pipeline
 from cascade_ml.forecasting import load_forecaster
-from cascade_ml.panel.dataset import SYMBOL
 
 
 class Universe(NamedTuple):
     server: Server
     pipeline: Path
     end: pd.Timestamp
-
-
-def universe_pipeline(tmp: Path, *, max_age_s: float = 7200) -> Path:
-    """A universe pipeline: the panel enabled, its bundle folder and store in ``tmp``."""
-    doc = {"name": "universe-test", "store": {"root": str(tmp / "store")},
-           "task": {"symbols": SYMBOLS, "references": ["BTC", "ETH"], "horizon": 24},
-           "panel": {"enabled": True, "holdout_symbols": ["ADA"],
-                     "bundle_dir": str(tmp / "models" / "panel")},
-           "models": {"models_dir": str(tmp / "per-symbol-models")},
-           "policy": {"max_data_age_s": max_age_s},
-           "scoring": {"score_rows": 12},
-           "serving": {"reload_interval_s": 0.2}, "steps": ["score"]}
-    path = tmp / "universe.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def recent(frame: pd.DataFrame, rows: int = 900) -> pd.DataFrame:
-    """Each symbol's newest ``rows`` panel rows (a small table, quick to write and read)."""
-    return frame.groupby(SYMBOL, sort=False).tail(rows).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

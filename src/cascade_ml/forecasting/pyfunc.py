@@ -57,15 +57,15 @@ def forecast_frame(forecaster: Forecaster, rows: pd.DataFrame) -> pd.DataFrame:
         raise ModelBundleError(f"input lacks feature column(s) {missing}",
                                f"model {forecaster.model_name} v{forecaster.version}")
     default = forecaster.symbols[0] if len(forecaster.symbols) == 1 else None
-    symbols = (rows[SYMBOL].astype(object).where(rows[SYMBOL].notna(), default)
-               if SYMBOL in rows.columns else pd.Series(default, index=rows.index, dtype=object))
+    raw = rows[SYMBOL] if SYMBOL in rows.columns else pd.Series(None, index=rows.index)
+    keys = raw.map(lambda s: s if isinstance(s, str) and s else "").to_numpy(dtype=object)
     x = rows[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    parts = []
-    for symbol in pd.unique(symbols.to_numpy()):
-        mask = (symbols == symbol).to_numpy() if symbol is not None else symbols.isna().to_numpy()
-        out = forecaster.predict(x[mask], symbol)
-        parts.append(pd.DataFrame(out, index=rows.index[mask]))
-    return pd.concat(parts).reindex(rows.index) if parts else pd.DataFrame(index=rows.index)
+    out = pd.DataFrame(index=rows.index)
+    for key in pd.unique(keys):
+        mask = keys == key
+        for column, values in forecaster.predict(x[mask], key or default).items():
+            out.loc[mask, column] = values
+    return out
 
 
 def signature(forecaster: Forecaster) -> ModelSignature:
@@ -84,8 +84,11 @@ def log_forecast_model(bundle_dir: Path, example: pd.DataFrame | None,
     """Log the bundle folder as the pyfunc ``forecast`` of the active run, into the (already
     registered) logged model ``model_id``; ``example`` rows are its input example."""
     forecaster = read_forecaster(bundle_dir)
+    if example is not None:
+        rows = example[forecaster.feature_names].astype(float)
+        example = rows.assign(**{SYMBOL: example[SYMBOL].astype(str)}) if SYMBOL in example \
+            else rows
     return mlflow.pyfunc.log_model(
         name=NAME, python_model=str(CODE), artifacts={ARTIFACT: str(bundle_dir)},
         signature=signature(forecaster), pip_requirements=PIP, model_id=model_id,
-        input_example=None if example is None
-        else example[forecaster.feature_names].astype(float))
+        input_example=example)

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import mlflow
 
+from cascade_ml.contracts.layout import panel_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.models import tracking
 from cascade_ml.panel.config import PanelConfig
+from cascade_ml.panel.dataset import SYMBOL
 from cascade_ml.tracking import TrackingConfig, connect
 
 PANEL = "panel"
@@ -50,8 +52,9 @@ def train_and_register_panel(engine, store: MarketStore, task: TaskConfig, cfg: 
         mlflow.log_params({"kind": PANEL, "horizon": task.horizon, "interval": task.interval,
                            "symbols": ",".join(task.symbols),
                            "holdout_symbols": ",".join(cfg.holdout_symbols)})
+        example = store.read_table(panel_path(task.horizon)).groupby(SYMBOL).tail(1)
         version, _ = tracking.register_version(client, name, exp_id, run.info.run_id,
-                                               make_bundle, log_forecast_model)
+                                               make_bundle, log_forecast_model, example)
         doc = docs[0]
         mlflow.log_metrics(tracking.flatten("panel", {
             k: v for k, v in doc["panel"].items() if k in ("walk_forward", "final")}))
