@@ -31,14 +31,33 @@ SMALL = LgbmParams(n_estimators=15, learning_rate=0.1, num_leaves=7, min_child_s
 PANEL_VERSION = "p1"
 
 
-@pytest.fixture(scope="session")
-def panel_store(tmp_path_factory: pytest.TempPathFactory) -> MarketStore:
-    store = MarketStore(tmp_path_factory.mktemp("panel_store"))
+def ingest_small_universe(root: Path) -> MarketStore:
+    """A store holding data/sample plus ADA and SEI from data/universe."""
+    store = MarketStore(root)
     for path in (REPO / "data" / "sample", UNIVERSE / "ADAUSDT_1h.parquet",
                  UNIVERSE / "SEIUSDT_1h.parquet"):
         report = ingest_path(store, path)
         assert not report.failed, report.format()
     return store
+
+
+def small_panel_config() -> PanelConfig:
+    return PanelConfig(holdout_symbols=["ADA"], n_folds=2, lgbm=SMALL, cascade_lgbm=SMALL,
+                       baselines=["har", "ewma", "naive"], row_stride=6, mcs_reps=50)
+
+
+def build_small_panel(store: MarketStore, cfg: PanelConfig) -> Panel:
+    """The last ~13 months of the five symbols (windows computed on their whole history)."""
+    panel = build_panel(Engine(), str(store.root), TaskConfig(symbols=SYMBOLS), FeatureConfig(),
+                        LabelConfig(), cfg, ["binance", "binance_coinm"], write=False)
+    keep = panel.frame["timestamp"] >= pd.Timestamp("2025-04-01", tz="UTC")
+    return Panel(panel.frame[keep].reset_index(drop=True), panel.inputs, panel.horizon,
+                 panel.symbols)
+
+
+@pytest.fixture(scope="session")
+def panel_store(tmp_path_factory: pytest.TempPathFactory) -> MarketStore:
+    return ingest_small_universe(tmp_path_factory.mktemp("panel_store"))
 
 
 @pytest.fixture(scope="session")
@@ -48,18 +67,13 @@ def panel_task() -> TaskConfig:
 
 @pytest.fixture(scope="session")
 def panel_cfg() -> PanelConfig:
-    return PanelConfig(holdout_symbols=["ADA"], n_folds=2, lgbm=SMALL, cascade_lgbm=SMALL,
-                       baselines=["har", "ewma", "naive"], row_stride=6, mcs_reps=50)
+    return small_panel_config()
 
 
 @pytest.fixture(scope="session")
-def small_panel(panel_store, panel_task, panel_cfg) -> Panel:
+def small_panel(panel_store, panel_cfg) -> Panel:
     """The last ~13 months of the five symbols (windows computed on their whole history)."""
-    panel = build_panel(Engine(), str(panel_store.root), panel_task, FeatureConfig(),
-                        LabelConfig(), panel_cfg, ["binance", "binance_coinm"], write=False)
-    keep = panel.frame["timestamp"] >= pd.Timestamp("2025-04-01", tz="UTC")
-    return Panel(panel.frame[keep].reset_index(drop=True), panel.inputs, panel.horizon,
-                 panel.symbols)
+    return build_small_panel(panel_store, panel_cfg)
 
 
 def export_small_panel_bundle(path: Path, small_panel: Panel, panel_cfg: PanelConfig, *,
