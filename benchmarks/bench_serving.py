@@ -8,13 +8,14 @@ and drives each with the load generator below, run as a separate process (16 kee
 bounded in requests and seconds). Targets are measured in interleaved rounds so machine noise hits
 all of them alike. Prints req/s, p50/p99 and the ratios; asserts nothing.
 
-With ``--universe`` the service runs a universe pipeline instead: a panel bundle fitted on the
-small real universe of the tests (NEAR, BTC, ETH, ADA, SEI; tests/panel_data.py, about a minute
-to build), its panel rows shifted to end at the last closed bar; every symbol's decision is
-checked to be on the model path (not the fail-safe) and NEAR's are measured (no MLflow target).
+With ``--universe small`` the service runs a universe pipeline instead: a panel bundle fitted on
+the final fold of the tests' small real universe (NEAR, BTC, ETH, ADA, SEI; tests/panel_data.py;
+``full``: the 21 perps of pipelines/universe.yaml), its panel rows shifted to end at the last
+closed bar; every symbol's decision is checked to be on the model path (not the fail-safe) and
+NEAR's are measured (no MLflow target).
 
     python benchmarks/bench_serving.py [--requests 4000] [--rounds 3] [--max-seconds 8]
-    python benchmarks/bench_serving.py --universe
+    python benchmarks/bench_serving.py --universe small|full
 """
 
 from __future__ import annotations
@@ -87,9 +88,9 @@ def setup(tmp: Path) -> tuple[Path, list[str], list[float], Path]:
     return pipeline, names, [float(v) for v in complete.iloc[-1]], bundle_dir
 
 
-def setup_universe(tmp: Path) -> tuple[Path, list[str]]:
-    """The small real universe, its panel bundle and fresh panel rows; returns (pipeline file,
-    symbols)."""
+def setup_universe(tmp: Path, full: bool = False) -> tuple[Path, list[str]]:
+    """The small real universe (``full``: all 21 perps of pipelines/universe.yaml), a panel
+    bundle fitted on its final fold and fresh panel rows; returns (pipeline file, symbols)."""
     sys.path.insert(0, str(TESTS))
     from demo_data import last_closed_bar
     from panel_data import (
@@ -105,14 +106,19 @@ def setup_universe(tmp: Path) -> tuple[Path, list[str]]:
     )
 
     cfg = small_panel_config()
-    panel = build_small_panel(ingest_small_universe(tmp / "raw"), cfg)
+    symbols = list(SYMBOLS)
+    if full:
+        doc = yaml.safe_load((TESTS.parent / "pipelines" / "universe.yaml").read_text())
+        symbols = list(doc["task"]["symbols"])
+    store = ingest_small_universe(tmp / "raw", None if full else ("ADA", "SEI"))
+    panel = build_small_panel(store, cfg, symbols)
     export_small_panel_bundle(tmp / "models" / "panel", panel, cfg)
     write_universe_store(tmp / "store", fresh_panel(recent(panel.frame), last_closed_bar()))
-    pipeline = universe_pipeline(tmp)
+    pipeline = universe_pipeline(tmp, symbols=symbols)
     doc = yaml.safe_load(pipeline.read_text())
     doc["serving"]["reload_interval_s"] = 5.0
     pipeline.write_text(yaml.safe_dump(doc))
-    return pipeline, list(SYMBOLS)
+    return pipeline, symbols
 
 
 def save_mlflow_model(bundle_dir: Path, out: Path) -> Path:
@@ -243,8 +249,9 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=8.0, help="per target and round")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--skip-mlflow", action="store_true")
-    ap.add_argument("--universe", action="store_true",
-                    help="serve a panel bundle for a small real universe (no MLflow target)")
+    ap.add_argument("--universe", choices=["small", "full"], default=None,
+                    help="serve a panel bundle for the tests' 5-perp universe or the 21 perps "
+                         "of pipelines/universe.yaml (no MLflow target)")
     args = ap.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -253,7 +260,7 @@ def main() -> None:
         tmp = Path(tmpname)
         try:
             if args.universe:
-                pipeline, symbols = setup_universe(tmp)
+                pipeline, symbols = setup_universe(tmp, full=args.universe == "full")
                 args.skip_mlflow = True
             else:
                 pipeline, features, row, bundle_dir = setup(tmp)

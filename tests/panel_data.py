@@ -31,11 +31,13 @@ SMALL = LgbmParams(n_estimators=15, learning_rate=0.1, num_leaves=7, min_child_s
 PANEL_VERSION = "p1"
 
 
-def ingest_small_universe(root: Path) -> MarketStore:
-    """A store holding data/sample plus ADA and SEI from data/universe."""
+def ingest_small_universe(root: Path, extra: tuple[str, ...] | None = ("ADA", "SEI")
+                          ) -> MarketStore:
+    """A store holding data/sample plus ``extra`` perps from data/universe (None: all 18)."""
     store = MarketStore(root)
-    for path in (REPO / "data" / "sample", UNIVERSE / "ADAUSDT_1h.parquet",
-                 UNIVERSE / "SEIUSDT_1h.parquet"):
+    files = ([UNIVERSE] if extra is None
+             else [UNIVERSE / f"{symbol}USDT_1h.parquet" for symbol in extra])
+    for path in (REPO / "data" / "sample", *files):
         report = ingest_path(store, path)
         assert not report.failed, report.format()
     return store
@@ -46,10 +48,13 @@ def small_panel_config() -> PanelConfig:
                        baselines=["har", "ewma", "naive"], row_stride=6, mcs_reps=50)
 
 
-def build_small_panel(store: MarketStore, cfg: PanelConfig) -> Panel:
-    """The last ~13 months of the five symbols (windows computed on their whole history)."""
-    panel = build_panel(Engine(), str(store.root), TaskConfig(symbols=SYMBOLS), FeatureConfig(),
-                        LabelConfig(), cfg, ["binance", "binance_coinm"], write=False)
+def build_small_panel(store: MarketStore, cfg: PanelConfig,
+                      symbols: list[str] | None = None) -> Panel:
+    """The last ~13 months of the five symbols (or ``symbols``; windows computed on their whole
+    history)."""
+    task = TaskConfig(symbols=symbols or SYMBOLS)
+    panel = build_panel(Engine(), str(store.root), task, FeatureConfig(), LabelConfig(), cfg,
+                        ["binance", "binance_coinm"], write=False)
     keep = panel.frame["timestamp"] >= pd.Timestamp("2025-04-01", tz="UTC")
     return Panel(panel.frame[keep].reset_index(drop=True), panel.inputs, panel.horizon,
                  panel.symbols)
@@ -129,10 +134,11 @@ def write_universe_store(root: Path, frame: pd.DataFrame, horizon: int = 24) -> 
 
 
 def universe_pipeline(tmp: Path, *, max_age_s: float = 7200,
-                      steps: tuple[str, ...] = ("score",)) -> Path:
+                      steps: tuple[str, ...] = ("score",),
+                      symbols: list[str] | None = None) -> Path:
     """A universe pipeline: the panel enabled, its bundle folder and store in ``tmp``."""
     doc = {"name": "universe-test", "store": {"root": str(tmp / "store")},
-           "task": {"symbols": SYMBOLS, "references": ["BTC", "ETH"], "horizon": 24},
+           "task": {"symbols": symbols or SYMBOLS, "references": ["BTC", "ETH"], "horizon": 24},
            "panel": {"enabled": True, "holdout_symbols": ["ADA"],
                      "bundle_dir": str(tmp / "models" / "panel")},
            "models": {"models_dir": str(tmp / "per-symbol-models")},
