@@ -178,8 +178,7 @@ class LiveLoop:
     def _use_bundle(self, symbol: str) -> None:
         bundle = load_forecaster(self.paths.models_dir, symbol, self.task)
         table = self.features[symbol].table
-        if set(bundle.feature_names) <= set(table.columns):  # else its rows come from the store
-            bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns by name
+        bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns by name
         self.bundles[symbol] = bundle
         self.guards[symbol] = Guard(self.store, symbol, self.task, self.s.features,
                                     self.s.monitoring, bundle, table)
