@@ -8,7 +8,14 @@ and drives each with the load generator below, run as a separate process (16 kee
 bounded in requests and seconds). Targets are measured in interleaved rounds so machine noise hits
 all of them alike. Prints req/s, p50/p99 and the ratios; asserts nothing.
 
+With ``--universe small`` the service runs a universe pipeline instead: a panel bundle fitted on
+the final fold of the tests' small real universe (NEAR, BTC, ETH, ADA, SEI; tests/panel_data.py;
+``full``: the 21 perps of pipelines/universe.yaml), its panel rows shifted to end at the last
+closed bar; every symbol's decision is checked to be on the model path (not the fail-safe) and
+NEAR's are measured (no MLflow target).
+
     python benchmarks/bench_serving.py [--requests 4000] [--rounds 3] [--max-seconds 8]
+    python benchmarks/bench_serving.py --universe small|full
 """
 
 from __future__ import annotations
@@ -79,6 +86,39 @@ def setup(tmp: Path) -> tuple[Path, list[str], list[float], Path]:
     names = load_bundle(bundle_dir).feature_names
     complete = features[names].dropna()  # MLflow's JSON input has no NaN for a float column
     return pipeline, names, [float(v) for v in complete.iloc[-1]], bundle_dir
+
+
+def setup_universe(tmp: Path, full: bool = False) -> tuple[Path, list[str]]:
+    """The small real universe (``full``: all 21 perps of pipelines/universe.yaml), a panel
+    bundle fitted on its final fold and fresh panel rows; returns (pipeline file, symbols)."""
+    sys.path.insert(0, str(TESTS))
+    from demo_data import last_closed_bar
+    from panel_data import (
+        SYMBOLS,
+        build_small_panel,
+        export_small_panel_bundle,
+        fresh_panel,
+        ingest_small_universe,
+        recent,
+        small_panel_config,
+        universe_pipeline,
+        write_universe_store,
+    )
+
+    cfg = small_panel_config()
+    symbols = list(SYMBOLS)
+    if full:
+        doc = yaml.safe_load((TESTS.parent / "pipelines" / "universe.yaml").read_text())
+        symbols = list(doc["task"]["symbols"])
+    store = ingest_small_universe(tmp / "raw", None if full else ("ADA", "SEI"))
+    panel = build_small_panel(store, cfg, symbols)
+    export_small_panel_bundle(tmp / "models" / "panel", panel, cfg)
+    write_universe_store(tmp / "store", fresh_panel(recent(panel.frame), last_closed_bar()))
+    pipeline = universe_pipeline(tmp, symbols=symbols)
+    doc = yaml.safe_load(pipeline.read_text())
+    doc["serving"]["reload_interval_s"] = 5.0
+    pipeline.write_text(yaml.safe_dump(doc))
+    return pipeline, symbols
 
 
 def save_mlflow_model(bundle_dir: Path, out: Path) -> Path:
@@ -209,6 +249,9 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=8.0, help="per target and round")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--skip-mlflow", action="store_true")
+    ap.add_argument("--universe", choices=["small", "full"], default=None,
+                    help="serve a panel bundle for the tests' 5-perp universe or the 21 perps "
+                         "of pipelines/universe.yaml (no MLflow target)")
     args = ap.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -216,7 +259,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmpname:
         tmp = Path(tmpname)
         try:
-            pipeline, features, row, bundle_dir = setup(tmp)
+            if args.universe:
+                pipeline, symbols = setup_universe(tmp, full=args.universe == "full")
+                args.skip_mlflow = True
+            else:
+                pipeline, features, row, bundle_dir = setup(tmp)
+                symbols = ["NEAR"]
             env = {**os.environ, "CASCADE_ML_TOKEN": TOKEN}
             ours = f"http://127.0.0.1:{free_port()}"
             procs.append(subprocess.Popen(
@@ -225,10 +273,15 @@ def main() -> None:
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_up(f"{ours}/health", procs[-1])
 
-            decision = json.dumps({"symbol": "NEAR", "notional": 5000, "mark_price": 5.0,
+            def decision_of(symbol: str) -> str:
+                return json.dumps({"symbol": symbol, "notional": 5000, "mark_price": 5.0,
                                    "leverage": 3, "portfolio_value": 50000})
-            sample = httpx.post(f"{ours}/v1/decisions", content=decision, timeout=10, headers={
-                "Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}).json()
+
+            samples = {s: httpx.post(f"{ours}/v1/decisions", content=decision_of(s), timeout=10,
+                                     headers={"Authorization": f"Bearer {TOKEN}",
+                                              "content-type": "application/json"}).json()
+                       for s in symbols}
+            decision, sample = decision_of("NEAR"), samples["NEAR"]
             measured = "the fail-safe" if sample["fail_safe"] else "a normal (model) decision"
             targets = {
                 "noop (framework ceiling)": dict(url=ours, path="/v1/noop"),
@@ -264,6 +317,10 @@ def main() -> None:
                     proc.wait(15)
 
     summary = {}
+    for symbol, answer in samples.items():
+        path = "FAIL-SAFE" if answer["fail_safe"] else "model path"
+        print(f"{symbol}: {path}, model {answer['model_version']}, leverage cap "
+              f"{answer['leverage_cap']:.2f}x, forecast age {answer['forecast_age_seconds']:.0f} s")
     print(f"\nPOST /v1/decisions answers {measured} with {len(sample['reasons'])} reasons")
     print(f"{args.concurrency} connections, {args.rounds} interleaved rounds, loopback, "
           f"{os.cpu_count()} CPUs (shared); load average (1 min) {load_before:.2f} at the start, "

@@ -18,6 +18,7 @@ from cascade_ml.contracts.columns import FWD_RV
 from cascade_ml.data.ingest import ingest_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.features.build import build_and_store
+from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.labels.build import build_and_store_labels
 from cascade_ml.models.baselines import HAR
 from cascade_ml.models.dataset import load_dataset
@@ -69,7 +70,8 @@ def main() -> None:
         t_wf = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        report = train_symbol(store, args.symbol, horizon, cfg, config.tracking, force=True)
+        report = train_symbol(store, args.symbol, horizon, cfg, config.tracking,
+                              log_model=log_forecast_model, force=True)
         t_train = time.perf_counter() - t0
 
         t_tune = None

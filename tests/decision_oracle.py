@@ -1,5 +1,5 @@
 """The policy's inputs for a forecast and its feature row, written out from the contracts
-(docs/architecture.md) independently of ``cascade_ml.scoring.inputs``: tests compare scored and
+(docs/architecture.md) independently of ``cascade_ml.forecasting.inputs``: tests compare scored and
 served decisions with ``decide`` on these, so a translation bug on the serving side cannot hide
 behind the same bug in the expectation."""
 

@@ -115,6 +115,7 @@ def make_demo_bundle(directory: str | Path, *, seed: int = 0, symbol: str = "NEA
     clf.fit(x, cascade)
     version = version or f"demo-{seed}"
     export_bundle(directory, vol, clf, version=version, symbol=symbol, horizon=horizon,
+                  interval="1h",
                   feature_names=names,
                   training_span={"start": str(frame.index[0]), "end": str(frame.index[n_rows - 1]),
                                  "rows": n_rows},
@@ -123,9 +124,11 @@ def make_demo_bundle(directory: str | Path, *, seed: int = 0, symbol: str = "NEA
     return version
 
 
-def make_bundle(directory: Path, seed: int = 0, features: list[str] | None = None) -> str:
-    """A test-sized real bundle (600 rows, 15 trees per booster)."""
-    return make_demo_bundle(directory, seed=seed, features=features, n_rows=600, n_estimators=15)
+def make_bundle(directory: Path, seed: int = 0, features: list[str] | None = None,
+                symbol: str = SYMBOL) -> str:
+    """A test-sized real bundle of ``symbol`` (600 rows, 15 trees per booster)."""
+    return make_demo_bundle(directory, seed=seed, features=features, n_rows=600, n_estimators=15,
+                            symbol=symbol)
 
 
 def write_pipeline(tmp: Path, *, max_age_s: float = 7200, reload_s: float = 0.2,

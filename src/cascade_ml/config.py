@@ -67,6 +67,13 @@ class PipelineConfig(StrictModel):
     monitoring: MonitoringConfig = MonitoringConfig()
     live: LiveConfig = LiveConfig()
 
+    @property
+    def forecasters_dir(self) -> Path:
+        """Where the task's forecasters are: the universe bundle ``panel.bundle_dir`` when the
+        panel is enabled, else ``models.models_dir`` (one bundle folder per symbol). Serving,
+        scoring and the live loop hand it to ``cascade_ml.forecasting.load_forecaster``."""
+        return self.panel.bundle_dir if self.panel.enabled else self.models.models_dir
+
     @model_validator(mode="after")
     def _sections_agree(self) -> PipelineConfig:
         """Facts one section reads from another must exist there."""

@@ -92,24 +92,30 @@ def labels_step(config: PipelineConfig) -> None:
 
 
 def train_step(config: PipelineConfig) -> None:
-    """Evaluate, track, register, promote and export every symbol's models."""
+    """Evaluate, track, register, promote and export every symbol's models (the universe: one
+    panel model, registered as ``cascade-ml-panel-h<H>`` and aliased champion)."""
+    from cascade_ml.forecasting.pyfunc import log_forecast_model
     from cascade_ml.models.train import print_report, train_symbol
 
     store = MarketStore(config.store.root)
     if config.panel.enabled:
+        from cascade_ml.forecasting.registry import train_and_register_panel
         from cascade_ml.panel.report import table
-        from cascade_ml.panel.run import train_panel
 
         with _engine(config) as eng:
-            doc = train_panel(eng, store, config.task, config.panel,
-                              alert_threshold=config.models.alert_threshold)
+            doc = train_and_register_panel(eng, store, config.task, config.panel,
+                                           config.tracking, config.models.experiment,
+                                           alert_threshold=config.models.alert_threshold)
         for period in ("walk_forward", "final"):
             typer.echo(table(doc, period))
+        reg = doc["registered"]
         typer.echo(f"panel bundle {doc['bundle']['version']} -> {doc['bundle']['path']}; "
+                   f"registered {reg['name']} v{reg['version']} @{reg['alias']}; "
                    f"evaluation -> {config.panel.report_dir / 'evaluation.json'}")
         return
     for symbol in config.task.symbols:
         report = train_symbol(store, symbol, config.task.horizon, config.models, config.tracking,
+                              log_model=log_forecast_model,
                               tune_trials=config.models.tune_trials)
         print_report(report)
 
@@ -143,7 +149,13 @@ def refresh_for_scoring(config: PipelineConfig, symbols: list[str], *, ingest: b
 
     if ingest and config.sources:
         ingest_step(config)
-    if features:
+    if features and config.panel.enabled:  # the panel table holds the universe's input rows
+        from cascade_ml.panel.run import write_panel
+
+        with _engine(config) as eng:
+            write_panel(eng, MarketStore(config.store.root), config.task, config.features,
+                        config.labels, config.panel, config.features.oi_venues)
+    elif features:
         store = MarketStore(config.store.root)
         for symbol in symbols:
             if store.partitions("ohlcv", symbol):  # without bars the stored table is scored
@@ -158,24 +170,19 @@ def score_symbols(config: PipelineConfig, symbols: list[str] | None = None, *,
     wanted = symbols or list(config.task.symbols)
     refresh_for_scoring(config, wanted, ingest=ingest, features=features)
     return score(MarketStore(config.store.root), config.task, config.scoring, config.policy,
-                 config.models.models_dir, wanted)
+                 config.forecasters_dir, wanted)
 
 
 def score_step(config: PipelineConfig) -> None:
     """Score the newest bars of every task symbol; raise if any symbol failed.
 
     Data and features are refreshed first only when this pipeline has no ingest / features step
-    of its own (they already ran before this step otherwise).
+    of its own (they already ran before this step otherwise). In universe mode the panel bundle
+    scores every symbol through the same code (``config.forecasters_dir``).
     """
-    if config.panel.enabled:  # the universe bundle scores every symbol
-        from cascade_ml.panel.run import score_panel_latest
-
-        for line in score_panel_latest(MarketStore(config.store.root), config.task,
-                                       config.panel, config.scoring.score_rows):
-            typer.echo(line)
-        return
     results = score_symbols(config, ingest="ingest" not in config.steps,
-                            features="features" not in config.steps)
+                            features=("labels" if config.panel.enabled else "features")
+                            not in config.steps)
     for result in results:
         typer.echo(result.summary())
     failed = [r.symbol for r in results if not r.ok]

@@ -32,7 +32,7 @@ def fitted(near_small):
 def _export(tmp_path, fitted, name="NEAR"):
     ds, vol, clf, cfg = fitted
     return export_bundle(tmp_path / name, vol, clf, version="7", model_name="cascade-ml-NEAR-h24",
-                         symbol="NEAR", horizon=24, feature_names=ds.feature_names,
+                         symbol="NEAR", horizon=24, interval="1h", feature_names=ds.feature_names,
                          training_span={"start": str(ds.rows[0]), "end": str(ds.rows[1999])},
                          metrics={"final": {"qlike": 0.3}}, config=cfg.model_dump(mode="json"))
 

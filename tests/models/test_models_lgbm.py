@@ -62,12 +62,14 @@ def test_panel_and_symbol_classifiers_share_the_calibration(rows: pd.DataFrame) 
     assert isinstance(sym.calibration_, Calibration) and sym.calibration_.method == "platt"
 
 
-def test_legacy_panel_platt_equals_the_shared_map() -> None:
-    """A panel bundle written with Platt's (a, b) on the raw score reads as the same map."""
+def test_panel_bundle_applies_the_stored_calibration() -> None:
+    """The panel bundle applies the shared map it stored: Platt on a probability is Platt on
+    the classifier's raw score, sigmoid(a raw + b), worked by hand."""
     a, b = 0.8, -1.2
     raw = np.array([-6.0, -2.0, 0.0, 1.5, 4.0])
     expected = 1 / (1 + np.exp(-(a * raw + b)))  # by hand, on the raw score
-    legacy = PanelBundle({"platt": [a, b]}, tree=None, classifier=None, z_sorted=np.zeros(1))
-    got = legacy.calibration.apply(sigmoid(raw))
+    stored = {"calibration": Calibration("platt", a=a, b=b).to_dict()}
+    bundle = PanelBundle(stored, tree=None, classifier=None, z_sorted=np.zeros(1))
+    got = bundle.calibration.apply(sigmoid(raw))
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     np.testing.assert_allclose(logit(np.array([0.5, 0.8])), [0.0, np.log(4.0)], rtol=1e-12)

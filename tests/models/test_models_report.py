@@ -19,6 +19,7 @@ import pytest
 from conftest import RAW, build_frames
 
 from cascade_ml.data.store import MarketStore
+from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.dataset import load_dataset
 from cascade_ml.models.plots import reliability, reliability_bins
@@ -97,7 +98,8 @@ def trained(tmp_path_factory) -> Trained:
     store.write_table("labels/symbol=NEAR/h=24/labels.parquet", labels)
     track = TrackingConfig(uri=f"sqlite:///{root}/mlflow.db", artifact_root=root / "artifacts")
     cfg = ModelConfig(**TINY, models_dir=root / "models", reports_dir=root / "reports")
-    report = train_symbol(store, "NEAR", 24, cfg, track, force=True)
+    report = train_symbol(store, "NEAR", 24, cfg, track, log_model=log_forecast_model,
+                          force=True)
     return Trained(report, cfg, track, store, report.report_path.read_text())
 
 

@@ -31,6 +31,7 @@ from numpy.testing import assert_allclose
 
 from cascade_ml.contracts.columns import CASCADE_PROB, VAR_FORECAST, VOL_FORECAST, quantile_key
 from cascade_ml.data.store import MarketStore
+from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.models import tracking
 from cascade_ml.models.bundle import load_bundle
 from cascade_ml.models.config import ModelConfig
@@ -75,8 +76,9 @@ def template(tmp_path_factory) -> World:
                            artifact_root=root / "mlflow" / "artifacts")
     cfg = ModelConfig(**FAST, models_dir=root / "models", reports_dir=root / "reports",
                       optuna_storage=f"sqlite:///{root}/optuna.db")
-    first = train_symbol(store, "NEAR", 24, cfg, track, force=True)
-    second = train_symbol(store, "NEAR", 24, cfg, track, plots=False)
+    first = train_symbol(store, "NEAR", 24, cfg, track, log_model=log_forecast_model, force=True)
+    second = train_symbol(store, "NEAR", 24, cfg, track, log_model=log_forecast_model,
+                          plots=False)
     return World(root, store, cfg, track, first, second)
 
 
@@ -120,12 +122,14 @@ def test_one_registered_pyfunc_per_run_with_signature_and_example(world):
     assert float(v.tags["best_baseline_qlike"]) > 0
     info = mlflow.models.get_model_info(f"models:/{NAME}/{first.version}")
     assert "python_function" in info.flavors
-    assert info.signature.inputs.input_names() == load_bundle(
-        world.cfg.models_dir / "NEAR").feature_names
+    # the features by name, then the optional symbol column the pyfunc of every kind accepts
+    assert info.signature.inputs.input_names() == [*load_bundle(
+        world.cfg.models_dir / "NEAR").feature_names, "symbol"]
     assert info.signature.outputs.input_names() == COLUMNS
     assert info.saved_input_example_info is not None
     example = mlflow.models.Model.load(f"models:/{NAME}/{first.version}").load_input_example()
-    assert list(example.columns) == info.signature.inputs.input_names() and len(example) == 5
+    assert list(example.columns) == info.signature.inputs.input_names()[:-1]
+    assert len(example) == 5
 
 
 def test_promotion_rule_keeps_the_champion_against_an_equal_candidate(world):

@@ -70,7 +70,8 @@ def test_bundle_reproduces_the_fold(tmp_path, small_panel, panel_cfg, final_fold
     out, choices = fold_run
     state = choices.pop("state")
     path = export_panel_bundle(tmp_path / "panel", state, choices, version="t1",
-                               symbols=small_panel.symbols, horizon=24, side="long",
+                               symbols=small_panel.symbols, horizon=24, interval="1h",
+                               side="long",
                                inputs=small_panel.inputs, cold_start_days=30,
                                symbol_har=symbol_har(small_panel, final_fold.train_end),
                                metrics={})
@@ -83,7 +84,7 @@ def test_bundle_reproduces_the_fold(tmp_path, small_panel, panel_cfg, final_fold
     pred = bundle.predict(x)
     np.testing.assert_allclose(pred["var_forecast"], out["var_panel"], rtol=1e-5)
     near = (rows["symbol"] == "NEAR").to_numpy()
-    own = bundle.for_symbol("NEAR").predict(x[near])
+    own = bundle.for_symbol("NEAR").forecast(x[near])  # all keys, adverse quantiles included
     np.testing.assert_allclose(own["var_forecast"], out.loc[near, "var_forecast"], rtol=1e-5)
     np.testing.assert_allclose(own["cascade_prob"], out.loc[near, "cascade_prob"], rtol=1e-4)
     np.testing.assert_allclose(own["adverse_q99"], out.loc[near, "adv_q99"], rtol=1e-5)

@@ -84,14 +84,17 @@ def test_forecast_of_a_bar_does_not_depend_on_later_rows(setup, tmp_path: Path) 
 
 
 def test_every_task_symbol_is_scored_with_one_bundle(tmp_path: Path) -> None:
-    """One exported bundle, placed for each symbol, scores the whole universe by default."""
+    """One bundle per symbol (the same model exported for each) scores the whole universe by
+    default; a bundle copied under another symbol's folder is refused (it names its symbol)."""
     symbols = ("NEAR", "SOL", "AVAX")
     pipeline = write_pipeline(tmp_path, symbols=symbols)
-    version = make_bundle(tmp_path / "models" / symbols[0], seed=22)
     for i, symbol in enumerate(symbols):
-        if i:
-            shutil.copytree(tmp_path / "models" / symbols[0], tmp_path / "models" / symbol)
+        version = make_bundle(tmp_path / "models" / symbol, seed=22, symbol=symbol)
         write_features(tmp_path, synthetic_features(100, fresh_end(), seed=30 + i), symbol)
+    shutil.copytree(tmp_path / "models" / "NEAR", tmp_path / "models" / "DOGE")
+    write_features(tmp_path, synthetic_features(100, fresh_end(), seed=40), "DOGE")
+    [copied] = run_score(pipeline, ["DOGE"])
+    assert not copied.ok and "serves ['NEAR'], not DOGE" in copied.error
     results = run_score(pipeline)
     assert [r.symbol for r in results] == list(symbols)
     assert all(r.ok and r.rows_scored == 12 and r.model_version == version for r in results)

@@ -4,7 +4,6 @@ several symbols; not merely a value in range."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from decision_oracle import expected_decision
@@ -25,8 +24,8 @@ POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_a
 def test_stored_decisions_equal_decide_on_the_stored_forecasts(tmp_path: Path) -> None:
     pipeline = pipeline_file(tmp_path, symbols=SYMBOLS, references=("BTC", "ETH"),
                              policy=POLICY, score_rows=80)
-    make_bundle(tmp_path / "models" / SYMBOLS[0], seed=40)
-    shutil.copytree(tmp_path / "models" / SYMBOLS[0], tmp_path / "models" / SYMBOLS[1])
+    for symbol in SYMBOLS:
+        make_bundle(tmp_path / "models" / symbol, seed=40, symbol=symbol)
     for i, symbol in enumerate(SYMBOLS):
         write_features(tmp_path, synthetic_features(200, fresh_end(), seed=41 + i), symbol)
     assert all(r.ok for r in run_score(pipeline))

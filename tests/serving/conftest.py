@@ -6,6 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from panel_data import (  # noqa: F401 - the small universe's fixtures (tests/panel_data.py)
+    panel_bundle_dir,
+    panel_cfg,
+    panel_store,
+    panel_task,
+    small_panel,
+)
 from serving_helpers import Server
 
 

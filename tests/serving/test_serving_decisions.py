@@ -5,7 +5,6 @@ independently (tests/decision_oracle.py), reasons included."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
@@ -76,11 +75,9 @@ def test_served_decisions_equal_decide_on_the_served_forecast(tmp_path: Path,
                                                               server_factory) -> None:
     symbols = tuple(NEWEST)
     pipeline = pipeline_file(tmp_path, symbols=symbols, references=("BTC", "ETH"), policy=POLICY)
-    make_bundle(tmp_path / "models" / symbols[0], seed=50)
     newest_rows = {}
     for i, (symbol, (trig, cross)) in enumerate(NEWEST.items()):
-        if i:
-            shutil.copytree(tmp_path / "models" / symbols[0], tmp_path / "models" / symbol)
+        make_bundle(tmp_path / "models" / symbol, seed=50, symbol=symbol)  # one model, per symbol
         features = synthetic_features(100, fresh_end(), seed=51 + i)
         for name, value in trig.items():
             features.loc[features.index[-1], TRIGGERS[name]] = value

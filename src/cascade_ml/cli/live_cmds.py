@@ -58,7 +58,7 @@ def live_cmd(
                            "cascade-ml live")
     from cascade_ml.live.run import live_paths, run_live_loop
 
-    paths = live_paths(sections, config.store.root, config.models.models_dir, config.tracking)
+    paths = live_paths(sections, config.store.root, config.forecasters_dir, config.tracking)
     run_live_loop(sections, paths, echo=typer.echo)
 
 

@@ -24,12 +24,14 @@ def train(
     """Walk-forward evaluate, fit on the development span, log to MLflow, register, promote by
     rule, export the champion bundle to models/<SYMBOL>/ and write OOS predictions."""
     from cascade_ml.data.store import MarketStore
+    from cascade_ml.forecasting.pyfunc import log_forecast_model
     from cascade_ml.models.train import print_report, train_symbol
 
     config = _config(pipeline)
     cfg = config.models
     report = train_symbol(MarketStore(config.store.root), symbol, config.task.horizon, cfg,
-                          config.tracking, tune_trials=tune or cfg.tune_trials, force=force)
+                          config.tracking, log_model=log_forecast_model,
+                          tune_trials=tune or cfg.tune_trials, force=force)
     print_report(report)
 
 

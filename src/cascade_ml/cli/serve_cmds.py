@@ -18,8 +18,8 @@ def score_cmd(
         None, "--symbols", help="Comma-separated, e.g. NEAR,BTC; default: task.symbols."),
     pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline YAML file."),
 ) -> None:
-    """Fetch new data (when sources are configured), update features, score the newest rows with
-    each symbol's bundle; exit 1 if any symbol failed."""
+    """Fetch new data (when sources are configured), update features (the panel table in universe
+    mode), score the newest rows with the bundle serving each symbol; exit 1 if any failed."""
     from cascade_ml.pipeline import score_symbols
 
     config = load_pipeline(pipeline)
@@ -36,13 +36,14 @@ def score_cmd(
 def build_app(config: PipelineConfig, *, token: str | None = None, poll: bool = True,
               noop_route: bool = False) -> FastAPI:
     """The service for a pipeline file: its task, serving and policy sections, its store and the
-    bundle folder ``models.models_dir`` (the one the train step exports to)."""
+    bundle folder the train step exports to (``models.models_dir``, or ``panel.bundle_dir`` when
+    the panel is enabled)."""
     from cascade_ml.data.store import MarketStore
     from cascade_ml.serving.app import create_app
 
     return create_app(config.task, config.serving, config.policy,
                       store=MarketStore(config.store.root),
-                      models_dir=config.models.models_dir, token=token, poll=poll,
+                      models_dir=config.forecasters_dir, token=token, poll=poll,
                       noop_route=noop_route)
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore, PartitionKey, to_utc
 from cascade_ml.features.config import FeatureConfig
-from cascade_ml.models.bundle import ForecastBundle
+from cascade_ml.forecasting import Forecaster
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import TrainingProfile, fit_profile
 from cascade_ml.monitoring.report import MonitorReport, health
@@ -45,7 +45,7 @@ class Waiver:
                 "so their absence is not a reason to fail safe")
 
 
-def evaluation_span(bundle: ForecastBundle) -> Span:
+def evaluation_span(bundle: Forecaster) -> Span:
     """The rows the bundle was judged on: its final period when it records one, else its
     training span."""
     final = (bundle.metrics or {}).get("final") or {}
@@ -91,7 +91,7 @@ class Guard:
     computed once, ``check`` runs every cycle."""
 
     def __init__(self, store: MarketStore, symbol: str, task: TaskConfig,
-                 features_cfg: FeatureConfig, cfg: MonitoringConfig, bundle: ForecastBundle,
+                 features_cfg: FeatureConfig, cfg: MonitoringConfig, bundle: Forecaster,
                  features: pd.DataFrame) -> None:
         self.store, self.symbol, self.task = store, symbol, task
         self.names = list(bundle.feature_names)

@@ -33,7 +33,6 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.contracts.columns import SERVED_FORECASTS
-from cascade_ml.contracts.layout import bundle_dir, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.cache import CachedMarketStore
 from cascade_ml.data.collect import CollectPlan, CollectResult, collect
@@ -41,6 +40,10 @@ from cascade_ml.data.store import to_utc
 from cascade_ml.errors import CascadeError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.incremental import LiveFeatures
+from cascade_ml.forecasting import Forecaster, forecaster_dir, load_forecaster
+from cascade_ml.forecasting.inputs import context_columns, policy_context, policy_forecast
+from cascade_ml.forecasting.pyfunc import log_forecast_model
+from cascade_ml.forecasting.scores import merge_scores
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.live.book import BookState, FundingEvent, PaperBook, utc
 from cascade_ml.live.clock import Clock
@@ -48,7 +51,7 @@ from cascade_ml.live.config import LiveConfig
 from cascade_ml.live.execution import Executor, plan_orders
 from cascade_ml.live.guard import Guard
 from cascade_ml.live.state import LoopState
-from cascade_ml.models.bundle import BUNDLE_FILE, ForecastBundle
+from cascade_ml.models.bundle import BUNDLE_FILE
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.gate import decide_monitored
@@ -56,8 +59,6 @@ from cascade_ml.monitoring.persist import write_report
 from cascade_ml.monitoring.report import MonitorReport
 from cascade_ml.policy import PolicyConfig
 from cascade_ml.policy.models import Decision, Freshness, PolicyInputs, Position
-from cascade_ml.scoring.bundles import load_serving_bundle
-from cascade_ml.scoring.inputs import context_columns, policy_context, policy_forecast
 from cascade_ml.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class LiveLoop:
         self.columns = {s: context_columns(self.task.references_for(s),
                                            sections.policy.proxy_window)
                         for s in self.task.symbols}
-        self.bundles: dict[str, ForecastBundle] = {}
+        self.bundles: dict[str, Forecaster] = {}
         self.guards: dict[str, Guard] = {}
         self.on_cycle: list[Callable[[CycleReport], None]] = []
         self.persist_features_every = max(persist_features_every, 1)
@@ -166,7 +167,7 @@ class LiveLoop:
         """Load every symbol's bundle (training first where there is none); returns the
         symbols that had to be trained."""
         missing = [s for s in self.task.symbols
-                   if not (bundle_dir(self.paths.models_dir, s) / BUNDLE_FILE).exists()]
+                   if not (forecaster_dir(self.paths.models_dir, s) / BUNDLE_FILE).exists()]
         if missing:
             self.retrain(missing, scheduled=False)
         for symbol in self.task.symbols:
@@ -175,9 +176,9 @@ class LiveLoop:
         return missing
 
     def _use_bundle(self, symbol: str) -> None:
-        bundle = load_serving_bundle(self.paths.models_dir, symbol, self.task)
+        bundle = load_forecaster(self.paths.models_dir, symbol, self.task)
         table = self.features[symbol].table
-        bundle.validate_features(list(table.columns))
+        bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns by name
         self.bundles[symbol] = bundle
         self.guards[symbol] = Guard(self.store, symbol, self.task, self.s.features,
                                     self.s.monitoring, bundle, table)
@@ -202,7 +203,8 @@ class LiveLoop:
                 build_and_store_labels(self.store, symbol, self.task, self.s.labels,
                                        oi_venues=self.s.features.oi_venues)
                 report = train_symbol(self.store, symbol, self.task.horizon, models,
-                                      self.paths.tracking, plots=False)
+                                      self.paths.tracking, log_model=log_forecast_model,
+                                      plots=False)
             except CascadeError as exc:
                 if symbol not in self.bundles:
                     raise  # nothing to serve without a first model
@@ -271,8 +273,8 @@ class LiveLoop:
             raise CascadeError(f"no feature row of {symbol} has closed by {now}", "live loop")
         bundle, guard = self.bundles[symbol], self.guards[symbol]
         row_ts, row = visible.index[-1], visible.iloc[-1]
-        x = row.reindex(bundle.feature_names).to_numpy(dtype=np.float64)[None, :]
-        values = {k: float(v[0]) for k, v in bundle.predict(x).items()}
+        x = self._input_row(bundle, symbol, row)
+        values = {k: float(v[0]) for k, v in bundle.predict(x, symbol).items()}
         forecast = policy_forecast(values, self.task.horizon_hours)
         triggers, cross = policy_context(row.to_dict(), self.columns[symbol])
         monitor = guard.check(table, now)
@@ -304,6 +306,15 @@ class LiveLoop:
                            result.equity, age, str(bundle.version), monitor)
 
     # ------------------------------------------------------------------ inputs of a cycle
+    def _input_row(self, forecaster: Forecaster, symbol: str, row: pd.Series) -> np.ndarray:
+        """The forecaster's input row: the loop's own newest feature row when it holds every
+        input, else the newest of the forecaster's stored input rows (e.g. the panel table)."""
+        names = list(forecaster.feature_names)
+        if set(names) <= set(row.index):
+            return row.reindex(names).to_numpy(dtype=np.float64)[None, :]
+        rows = forecaster.input_rows(self.store, symbol, last=1)
+        return rows.to_numpy(dtype=np.float64)[-1:]
+
     def _bars(self, symbol: str) -> pd.DataFrame | None:
         keys = [k for k in self.store.partitions("ohlcv", symbol, self.task.venue)
                 if k.interval == self.task.interval]
@@ -369,12 +380,6 @@ class LiveLoop:
         out["model_version"] = version
         out["feature_timestamp"] = row_ts
         out["scored_at"] = now
-        rel = scores_path(symbol)
-        if (self.store.root / rel).exists():
-            stored = self.store.read_table(rel)
-            out = pd.concat([stored[~stored.index.isin(out.index)], out]).sort_index()
-        self.store.write_table(rel, out, {"symbol": symbol, "horizon": self.task.horizon,
-                                          "model_version": version,
-                                          "bundle_dir": str(bundle_dir(self.paths.models_dir,
-                                                                       symbol)),
-                                          "source": "live loop"})
+        merge_scores(self.store, symbol, out, horizon=self.task.horizon, model_version=version,
+                     meta={"bundle_dir": str(forecaster_dir(self.paths.models_dir, symbol)),
+                           "source": "live loop"})

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.contracts.columns import CASCADE, CORE_FEATURES, FWD_LOG_RV, FWD_RV, LABELS
-from cascade_ml.contracts.layout import features_path, labels_path
+from cascade_ml.contracts.layout import features_path, labels_path, manifest_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 
@@ -26,6 +26,8 @@ class Dataset:
     rows: pd.DatetimeIndex
     feature_names: list[str]
     hashes: dict[str, str] = field(default_factory=dict)
+    interval: str = ""
+    """Bar interval of the features table (its manifest's ``bars.interval``)."""
 
     def X(self, index: pd.Index | None = None) -> np.ndarray:
         frame = self.features.loc[self.rows if index is None else index, self.feature_names]
@@ -88,6 +90,22 @@ def _file_hash(store: MarketStore, relpath: str) -> str:
     return digest.hexdigest()
 
 
+def bars_interval(store: MarketStore, symbol: str, features: pd.DataFrame) -> str:
+    """The bar interval the features table was built on: its manifest's ``bars.interval``, else
+    (a table written without the features step) the most common spacing of its rows."""
+    manifest = store.root / manifest_path(features_path(symbol))
+    if manifest.exists():
+        interval = (json.loads(manifest.read_text()).get("bars") or {}).get("interval")
+        if interval:
+            return str(interval)
+    steps = pd.Series(features.index).diff().dropna()
+    if steps.empty:
+        raise CascadeError("cannot tell the bar interval of a one-row features table",
+                           features_path(symbol))
+    seconds = int(steps.mode().iloc[0].total_seconds())
+    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m"
+
+
 def load_dataset(store: MarketStore, symbol: str, horizon: int, include: list[str] | None = None,
                  exclude: list[str] | None = None) -> Dataset:
     """Read the features and labels the other layers wrote for ``symbol`` at horizon H."""
@@ -96,4 +114,6 @@ def load_dataset(store: MarketStore, symbol: str, horizon: int, include: list[st
     labels = store.read_table(lpath)
     hashes = {"features_sha256": _file_hash(store, fpath),
               "labels_sha256": _file_hash(store, lpath)}
-    return make_dataset(symbol, horizon, features, labels, include, exclude, hashes)
+    ds = make_dataset(symbol, horizon, features, labels, include, exclude, hashes)
+    ds.interval = bars_interval(store, symbol, features)
+    return ds

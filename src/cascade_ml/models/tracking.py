@@ -1,8 +1,10 @@
 """MLflow: one run per train, one registered forecast model per symbol and horizon, the alias.
 
 Each train run registers one version of ``cascade-ml-<S>-h<H>``: a pyfunc whose artifact is the
-bundle folder and whose ``predict`` returns every served forecast column (see ``pyfunc.py``).
-The version number is reserved first, so the bundle's ``bundle.json`` carries it.
+bundle folder and whose ``predict`` returns every served forecast column. The pyfunc is
+``cascade_ml.forecasting.pyfunc`` (it serves every bundle kind, so it lives above this layer);
+the train step passes its ``log_forecast_model`` in as ``log_model``. The version number is
+reserved first, so the bundle's ``bundle.json`` carries it.
 
 Promotion rule (visible, in one pure function): a candidate becomes ``champion`` only when, on
 the untouched final period, its volatility QLIKE is below the best baseline's QLIKE *and* below
@@ -33,10 +35,15 @@ from cascade_ml.errors import CascadeError
 from cascade_ml.models.bundle import BUNDLE_FILE, load_bundle
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.metrics import qlike_loss
-from cascade_ml.models.pyfunc import ARTIFACT, NAME, log_forecast_model
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
+ARTIFACT = "bundle"
+"""Artifact of the logged pyfunc that holds the bundle folder."""
+NAME = "forecast"
+"""Name of the logged model inside its run."""
+LogModel = Callable[[Path, pd.DataFrame | None, str], object]
+"""``log_model(bundle_dir, example, model_id)``: logs the bundle folder as the pyfunc."""
 
 
 def model_name(symbol: str, horizon: int) -> str:
@@ -86,11 +93,12 @@ def decide_promotion(candidate: dict[str, float], champion_qlike: float | None,
 def log_run(client: MlflowClient, exp_id: str, *, cfg: ModelConfig, symbol: str, horizon: int,
             ds_info: dict, metrics: dict, plots_dir: Path | None, params: dict | None,
             make_bundle: Callable[[str, str], Path] | None = None,
+            log_model: LogModel | None = None,
             example: pd.DataFrame | None = None) -> dict:
-    """Log one run; with ``make_bundle``, register the forecast model too.
+    """Log one run; with ``make_bundle`` and ``log_model``, register the forecast model too.
 
     ``make_bundle(version, model_name)`` writes the bundle once the registry has numbered the
-    version, so ``bundle.json`` carries it; the folder becomes the pyfunc's artifact, with
+    version, so ``bundle.json`` carries it; ``log_model`` logs the folder as the pyfunc, with
     ``example`` (feature rows) as its input example. Returns run id, version and bundle folder.
     """
     kind = "train" if make_bundle is not None else "evaluate"
@@ -111,17 +119,11 @@ def log_run(client: MlflowClient, exp_id: str, *, cfg: ModelConfig, symbol: str,
         mlflow.log_dict(json.loads(json.dumps(metrics, default=str)), "metrics.json")
         if plots_dir is not None and plots_dir.exists():
             mlflow.log_artifacts(str(plots_dir), "plots")
-        if make_bundle is None:  # an evaluation: metrics and plots only, nothing registered
+        if make_bundle is None or log_model is None:  # an evaluation: nothing registered
             return {"run_id": run.info.run_id, "version": None, "bundle_dir": None}
         name = model_name(symbol, horizon)
-        version, model_id = reserve_version(client, name, exp_id, run.info.run_id)
-        try:
-            bundle_dir = make_bundle(version.version, name)
-            log_forecast_model(bundle_dir, example, model_id)
-        except BaseException:  # no version may point at a model that was never written
-            client.delete_model_version(name, version.version)
-            client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
-            raise
+        version, bundle_dir = register_version(client, name, exp_id, run.info.run_id,
+                                               make_bundle, log_model, example)
         for key, value in headline(metrics["final"] or metrics["walk_forward"]).items():
             client.set_model_version_tag(name, version.version, key, f"{value:.10g}")
         return {"run_id": run.info.run_id, "version": str(version.version),
@@ -142,6 +144,22 @@ def reserve_version(client: MlflowClient, name: str, exp_id: str,
     version = client.create_model_version(name, f"models:/{logged.model_id}", run_id,
                                           model_id=logged.model_id)
     return version, logged.model_id
+
+
+def register_version(client: MlflowClient, name: str, exp_id: str, run_id: str,
+                     make_bundle: Callable[[str, str], Path], log_model: LogModel,
+                     example: pd.DataFrame | None = None) -> tuple[ModelVersion, Path]:
+    """Reserve a version of ``name``, write its bundle (``make_bundle(version, name)``) and log it
+    as the pyfunc; a failure deletes the version, so none points at a model never written."""
+    version, model_id = reserve_version(client, name, exp_id, run_id)
+    try:
+        bundle_dir = make_bundle(version.version, name)
+        log_model(bundle_dir, example, model_id)
+    except BaseException:
+        client.delete_model_version(name, version.version)
+        client.finalize_logged_model(model_id, LoggedModelStatus.FAILED)
+        raise
+    return version, bundle_dir
 
 
 def champion_version(client: MlflowClient, name: str):
@@ -181,7 +199,8 @@ def champion_qlike(client: MlflowClient, symbol: str, horizon: int,
 
 
 def set_champion(client: MlflowClient, symbol: str, horizon: int, version: str) -> None:
-    """Point the champion alias at ``version`` of the symbol's registered model."""
+    """Point the champion alias at ``version`` of the symbol's registered model (``symbol``
+    ``panel``: the universe's)."""
     client.set_registered_model_alias(model_name(symbol, horizon), CHAMPION, str(version))
 
 

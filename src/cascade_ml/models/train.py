@@ -152,10 +152,13 @@ def publish_report(client: MlflowClient, run_id: str, ds: Dataset, cfg: ModelCon
 
 
 def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig,
-                 tracking_cfg: TrackingConfig, *, tune_trials: int = 0, force: bool = False,
-                 plots: bool = True) -> TrainReport:
+                 tracking_cfg: TrackingConfig, *, log_model: tracking.LogModel,
+                 tune_trials: int = 0, force: bool = False, plots: bool = True) -> TrainReport:
     """Evaluate, log, register, promote by rule, export the champion and write OOS predictions;
-    with ``plots``, also the figures and ``<reports_dir>/<SYMBOL>/evaluation.html``."""
+    with ``plots``, also the figures and ``<reports_dir>/<SYMBOL>/evaluation.html``.
+
+    ``log_model``: logs the bundle as the registered pyfunc
+    (``cascade_ml.forecasting.pyfunc.log_forecast_model``, above this layer)."""
     ds = load_dataset(store, symbol, horizon, cfg.features, cfg.exclude_features)
     params: dict = {}
     if tune_trials:
@@ -189,7 +192,7 @@ def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig
         def make_bundle(version: str, model_name: str) -> Path:
             return export_bundle(
                 tmp / "bundle", result.vol_model, result.cascade_model, version=version,
-                model_name=model_name, symbol=symbol, horizon=horizon,
+                model_name=model_name, symbol=symbol, horizon=horizon, interval=ds.interval,
                 feature_names=ds.feature_names,
                 training_span={"start": spans["train_start"], "end": spans["train_end"]},
                 metrics={"final": headline, "walk_forward": result.metrics["walk_forward"]},
@@ -199,7 +202,8 @@ def train_symbol(store: MarketStore, symbol: str, horizon: int, cfg: ModelConfig
             client, exp_id, cfg=cfg, symbol=symbol, horizon=horizon,
             ds_info={"feature_names": ds.feature_names, "spans": spans, "hashes": ds.hashes},
             metrics=result.metrics, plots_dir=plots_dir if plots else None, params=params,
-            make_bundle=make_bundle, example=ds.features.loc[result.dev_rows[-5:]])
+            make_bundle=make_bundle, log_model=log_model,
+            example=ds.features.loc[result.dev_rows[-5:]])
         report.run_id, report.version = logged["run_id"], logged["version"]
         report.promoted, report.reason = tracking.decide_promotion(
             tracking.headline(headline), champ_q, force)

@@ -21,7 +21,7 @@ from cascade_ml.errors import CascadeError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.inputs import load_inputs
 from cascade_ml.features.registry import feature_specs
-from cascade_ml.models.bundle import ForecastBundle
+from cascade_ml.forecasting import Forecaster
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import TrainingProfile, fit_profile
 from cascade_ml.monitoring.quality import ForecastQuality, forecast_quality, har_forecast
@@ -31,12 +31,12 @@ from cascade_ml.monitoring.staleness import parse_key, source_staleness
 Span = tuple[pd.Timestamp, pd.Timestamp]
 
 
-def training_span_of(bundle: ForecastBundle) -> Span:
+def training_span_of(bundle: Forecaster) -> Span:
     """The (start, end) of the rows the bundle was trained on."""
     try:
         return to_utc(bundle.training_span["start"]), to_utc(bundle.training_span["end"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise CascadeError(f"bundle {bundle.symbol} v{bundle.version} has no usable training "
+        raise CascadeError(f"bundle {bundle.model_name} v{bundle.version} has no usable training "
                            f"span ({bundle.training_span!r})") from exc
 
 

@@ -4,10 +4,11 @@
 linear panel HAR, shrinkage, the per-symbol HAR coefficients of the combination, the adverse
 multipliers, the logistic and stacking coefficients), two LightGBM text models and ``z.npy``
 (sorted training adverse/sigma ratios). ``predict(x) -> dict`` needs only numpy and
-``lightgbm.Booster``, like the per-symbol ``ForecastBundle``. ``bundle.predict`` is the panel
-alone (any perp, including a new listing); ``bundle.for_symbol(s).predict`` adds the symbol's
-own HAR with its weight (per symbol, chosen before the final period; the pooled weight for a
-symbol without one) once the symbol has ``cold_start_days``.
+``lightgbm.Booster``, like the per-symbol ``ForecastBundle``; both are a
+``cascade_ml.forecasting.Forecaster``. ``bundle.predict(x, s)`` adds symbol s's own HAR with its
+weight (per symbol, chosen before the final period; the pooled weight for a symbol without one)
+once the symbol has ``cold_start_days``; for a perp outside ``symbols`` (a new listing) or
+without a symbol it is the panel alone. Its input rows are the symbol's rows of the panel table.
 """
 
 from __future__ import annotations
@@ -15,19 +16,34 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 
 from cascade_ml.atomic import staged_dir
-from cascade_ml.contracts.columns import CASCADE_PROB, HAR_WINDOWS, VAR_FORECAST, VOL_FORECAST
+from cascade_ml.contracts.columns import (
+    CASCADE_PROB,
+    HAR_WINDOWS,
+    SERVED_FORECASTS,
+    VAR_FORECAST,
+    VOL_FORECAST,
+)
+from cascade_ml.contracts.layout import panel_path
 from cascade_ml.errors import ModelBundleError
 from cascade_ml.models.bundle import feature_rows
 from cascade_ml.models.calibration import Calibration, logit, sigmoid
+from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP
 from cascade_ml.panel.models import LINEAR_KINDS, exceed_prob
 
+if TYPE_CHECKING:
+    from cascade_ml.data.store import MarketStore
+
 BUNDLE_FILE = "bundle.json"
-FORMAT = 1
+FORMAT = 2
+"""2: ``interval`` and ``model_name`` recorded."""
 KIND = "panel"
 _TINY = 1e-12
 EXTRA_INPUTS = ("lvl", "age_days", "cascade_threshold_t", "raw_rv_24h", "raw_rv_168h",
@@ -50,6 +66,8 @@ class PanelBundle:
     z_sorted: np.ndarray
     symbol: str | None = None
 
+    kind = KIND
+
     @property
     def version(self) -> str:
         return str(self.meta["version"])
@@ -57,6 +75,26 @@ class PanelBundle:
     @property
     def horizon(self) -> int:
         return int(self.meta["horizon"])
+
+    @property
+    def interval(self) -> str:
+        """Bar interval of the panel it was trained on (empty: a format 1 bundle)."""
+        return str(self.meta.get("interval", ""))
+
+    @property
+    def model_name(self) -> str:
+        """Registered model it was exported as (``cascade-ml-panel-h<H>``; empty if none)."""
+        return str(self.meta.get("model_name", ""))
+
+    @property
+    def metrics(self) -> dict:
+        return dict(self.meta.get("metrics") or {})
+
+    @property
+    def training_span(self) -> dict:
+        """Start and end of the rows the served models were fitted on."""
+        span = self.meta.get("training_span") or ()
+        return {"start": span[0], "end": span[1]} if len(span) == 2 else {}
 
     @property
     def symbols(self) -> list[str]:
@@ -68,23 +106,43 @@ class PanelBundle:
         return list(self.meta["feature_names"])
 
     def serves(self, symbol: str) -> bool:
-        return symbol in self.meta["symbols"]
+        """Any perp: the symbols it was fitted on with their own HAR, others by the panel alone."""
+        return bool(symbol)
+
+    def input_table(self, symbol: str) -> str:
+        """The store table holding the rows ``predict`` reads: the panel of its horizon."""
+        return panel_path(self.horizon)
+
+    def input_rows(self, store: MarketStore, symbol: str, last: int | None = None
+                   ) -> pd.DataFrame:
+        """The symbol's newest ``last`` (default all) panel rows, indexed by time, in
+        ``feature_names`` order; a panel lacking a column the bundle reads is refused by name."""
+        rel = self.input_table(symbol)
+        path = store.root / rel
+        if not path.exists():
+            raise ModelBundleError("no panel table", rel,
+                                   hint="run the features and labels steps of the universe")
+        names = self.feature_names
+        missing = [n for n in names if n not in pq.read_schema(path).names]
+        if missing:
+            raise ModelBundleError(f"the panel table lacks column(s) {missing} that panel "
+                                   f"bundle v{self.version} reads", rel)
+        table = pq.read_table(path, columns=[TIMESTAMP, *names],
+                              filters=[(SYMBOL, "==", symbol)]).to_pandas()
+        rows = table.set_index(TIMESTAMP).sort_index(kind="stable")[names]
+        return rows if last is None else rows.tail(last)
 
     def for_symbol(self, symbol: str) -> PanelBundle:
         """The view that serves ``symbol`` (its own HAR joins the panel when it has one)."""
-        if not self.serves(symbol):
+        if symbol not in self.meta["symbols"]:
             raise ModelBundleError(f"symbol {symbol} is not served by panel bundle "
                                    f"v{self.version}", hint=f"served: {self.symbols}")
         return PanelBundle(self.meta, self.tree, self.classifier, self.z_sorted, symbol)
 
     @property
     def calibration(self) -> Calibration:
-        """The map from the LightGBM classifier's probability to a calibrated one (a bundle
-        written before it was stored carries Platt's ``(a, b)`` on the raw score instead)."""
-        if "calibration" in self.meta:
-            return Calibration.from_dict(self.meta["calibration"])
-        a, b = self.meta["platt"]
-        return Calibration("platt", a=float(a), b=float(b))
+        """The map from the LightGBM classifier's probability to a calibrated one."""
+        return Calibration.from_dict(self.meta["calibration"])
 
     @property
     def har_weight(self) -> float:
@@ -123,8 +181,18 @@ class PanelBundle:
         var = np.exp(design @ np.asarray(coef["coef"])) * coef["smearing"]
         return np.log(np.maximum(var, _TINY)) - self._col(x, "lvl") - np.log(self.horizon)
 
-    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(self, x: np.ndarray, symbol: str | None = None) -> dict[str, np.ndarray]:
+        """The served forecasts of ``symbol``'s rows: var/vol forecast over H bars and the cascade
+        probability (its own HAR blended in when it is one of ``symbols``)."""
+        out = self.forecast(x, symbol)
+        return {k: v for k, v in out.items() if k in SERVED_FORECASTS}
+
+    def forecast(self, x: np.ndarray, symbol: str | None = None) -> dict[str, np.ndarray]:
         """var/vol forecast, adverse-move quantiles and the cascade probability of each row."""
+        if symbol is not None and symbol != self.symbol:
+            view = self.for_symbol(symbol) if symbol in self.meta["symbols"] else PanelBundle(
+                self.meta, self.tree, self.classifier, self.z_sorted)
+            return view.forecast(x)
         x = feature_rows(x, len(self.feature_names), "the panel bundle")
         inputs = x[:, [self.feature_names.index(c) for c in self.meta["inputs"]]]
         inputs32 = inputs.astype(np.float32)
@@ -164,8 +232,9 @@ def feature_names(inputs: list[str]) -> list[str]:
 
 
 def export_panel_bundle(path: str | Path, state: dict, choices: dict, *, version: str,
-                        symbols: list[str], horizon: int, side: str, inputs: list[str],
-                        cold_start_days: float, symbol_har: dict, metrics: dict) -> Path:
+                        symbols: list[str], horizon: int, interval: str, side: str,
+                        inputs: list[str], cold_start_days: float, symbol_har: dict,
+                        metrics: dict, model_name: str = "") -> Path:
     """Write the bundle folder atomically (temp sibling, then rename over the old one)."""
     path = Path(path)
     with staged_dir(path) as tmp:
@@ -176,8 +245,9 @@ def export_panel_bundle(path: str | Path, state: dict, choices: dict, *, version
         imp, scl, lr = pipe.steps[0][1], pipe.steps[1][1], pipe.steps[2][1]
         stacker = state["stacker"]
         meta = {
-            "format": FORMAT, "kind": KIND, "version": str(version), "symbols": list(symbols),
-            "horizon": int(horizon), "side": side, "inputs": list(inputs),
+            "format": FORMAT, "kind": KIND, "version": str(version), "model_name": model_name,
+            "symbols": list(symbols), "horizon": int(horizon), "interval": str(interval),
+            "side": side, "inputs": list(inputs),
             "feature_names": feature_names(inputs), "cold_start_days": float(cold_start_days),
             "linear": state["linear"].to_dict(), "shrink": float(choices["shrink"]),
             "har_weight": float(choices["har_weight"]),

@@ -1,4 +1,7 @@
-"""The panel branch of the pipeline steps: build, evaluate, export, score (I/O at the edges).
+"""The panel branch of the pipeline steps: build, evaluate, export (I/O at the edges).
+
+Scoring and serving the exported bundle go through ``cascade_ml.forecasting`` like a per-symbol
+bundle's (the panel bundle is one kind of ``Forecaster``).
 
 Each function takes the store, the task and its sections (never the whole pipeline config);
 ``cascade_ml.pipeline`` calls them when ``panel.enabled`` is set.
@@ -10,7 +13,6 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cascade_ml.atomic import write_json
@@ -18,7 +20,6 @@ from cascade_ml.contracts.layout import (
     panel_path,
     panel_predictions_path,
     predictions_path,
-    scores_path,
 )
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
@@ -149,9 +150,13 @@ def evaluate_doc(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig,
 
 
 def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, *,
-                alert_threshold: float = 0.2, params: dict | None = None) -> dict:
+                alert_threshold: float = 0.2, params: dict | None = None,
+                version: str | None = None, model_name: str = "") -> dict:
     """Evaluate the panel (walk-forward, final period, left-out symbols), export the bundle,
-    write predictions and the evaluation JSON; returns the evaluation document."""
+    write predictions and the evaluation JSON; returns the evaluation document.
+
+    ``version`` / ``model_name``: the registered model version the bundle is exported as
+    (``cascade_ml.forecasting.registry``); default a UTC time stamp and no registered name."""
     from cascade_ml.panel.bundle import export_panel_bundle
 
     doc, result, panel = evaluate_doc(engine, store, task, cfg, alert_threshold=alert_threshold,
@@ -160,48 +165,20 @@ def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, 
     if state is None:
         raise CascadeError("the panel has no final period to fit the served models on",
                            "panel.final_frac", hint="set panel.final_frac > 0")
-    version = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    version = version or time.strftime("%Y%m%d%H%M%S", time.gmtime())
     final_fold = result.folds[-1]
     metrics = {"final": doc["panel"].get("final", {}).get("universe", {}).get("median_qlike_ratio"),
                "walk_forward": doc["panel"]["walk_forward"]["universe"]["median_qlike_ratio"]}
     bundle = export_panel_bundle(
         cfg.bundle_dir, state, result.choices[-1], version=version, symbols=panel.symbols,
-        horizon=panel.horizon, side=task.side, inputs=panel.inputs,
-        cold_start_days=cfg.cold_start_days,
+        horizon=panel.horizon, interval=task.interval, side=task.side, inputs=panel.inputs,
+        cold_start_days=cfg.cold_start_days, model_name=model_name,
         symbol_har=symbol_har(panel, final_fold.train_end, min_symbol_rows(cfg, task.bar), cfg),
         metrics=metrics)
     doc["bundle"] = {"path": str(bundle), "version": version}
     _write_predictions(store, result, panel, cfg)
     write_json(Path(cfg.report_dir) / "evaluation.json", doc)
     return doc
-
-
-def score_panel_latest(store: MarketStore, task: TaskConfig, cfg: PanelConfig,
-                       rows: int = 48) -> list[str]:
-    """Score the newest ``rows`` panel rows of every symbol with the universe bundle."""
-    from cascade_ml.panel.bundle import load_panel_bundle
-
-    bundle = load_panel_bundle(cfg.bundle_dir)
-    panel = read_panel(store, task, cfg)
-    lines = []
-    for sym, part in panel.frame.groupby(SYMBOL, sort=False):
-        part = part[part["d"].notna() & part["lvl"].notna()].tail(rows)
-        if part.empty:
-            lines.append(f"{sym}: no scorable rows")
-            continue
-        view = bundle.for_symbol(str(sym)) if bundle.serves(str(sym)) else bundle
-        x = part.reindex(columns=bundle.feature_names).to_numpy(np.float64)
-        pred = view.predict(x)
-        out = pd.DataFrame(pred, index=pd.DatetimeIndex(part[TIMESTAMP], name="timestamp"))
-        out["model_version"] = bundle.version
-        out["model"] = "panel"
-        store.write_table(scores_path(str(sym)), out,
-                          {"symbol": str(sym), "model_version": bundle.version,
-                           "model": "panel"})
-        lines.append(f"{sym}: scored {len(out)} row(s) up to {out.index[-1]} with panel "
-                     f"v{bundle.version}; sigma_H {out['vol_forecast'].iloc[-1]:.4f}, "
-                     f"cascade p {out['cascade_prob'].iloc[-1]:.3f}")
-    return lines
 
 
 def build_symbol_panel(symbol: str, store: MarketStore, task: TaskConfig, features: FeatureConfig,

@@ -1,6 +1,7 @@
-"""Batch scoring: the newest feature rows -> the bundle -> forecasts + the policy's decision.
+"""Batch scoring: the newest input rows -> the task's forecaster -> forecasts + the policy's
+decision, merged into the scores table.
 
-A pipeline step beside backtest (above policy and models). The service imports the policy-input
-translation from here (``scoring.inputs``), so a served decision and a scored one are the same
-function of the same data; scoring never imports the service.
+A pipeline step beside backtest. Loading the forecaster, the policy-input translation and the
+scores merge live in ``cascade_ml.forecasting`` (which the service and the live loop use too);
+nothing imports this package as a library.
 """

@@ -33,7 +33,7 @@ from cascade_ml.contracts.layout import features_path, predictions_path, scores_
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.scoring.inputs import ContextColumns, context_columns, policy_context
+from cascade_ml.forecasting.inputs import ContextColumns, context_columns, policy_context
 from cascade_ml.serving.state import Forecast, forecast_record
 from cascade_ml.serving.tables import read_if_changed
 

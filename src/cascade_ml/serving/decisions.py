@@ -1,11 +1,11 @@
 """One served decision: the bot's position + the symbol's served forecast -> the pure ``decide``.
 
-The forecast's policy blocks (forecast, triggers, cross-asset stats) were built by the poller with
-``cascade_ml.scoring.inputs``, the same code batch scoring uses. The policy's half of the decision
-that depends only on that forecast (``policy.decide.plan``) is made once per served forecast
-(``DecisionPlans``); per request only the position, the freshness and the bot's fresher trigger
-flags are added (``decide_position``), so the answer is ``decide`` on the same inputs, reasons
-included, without redoing the forecast's half for every position.
+The forecast's policy blocks (forecast, triggers, cross-asset stats) were built by the poller
+with ``cascade_ml.forecasting.inputs``, the same code batch scoring uses. The policy's half of
+the decision that depends only on that forecast (``policy.decide.plan``) is made once per served
+forecast (``DecisionPlans``); per request only the position, the freshness and the bot's fresher
+trigger flags are added (``decide_position``), so the answer is ``decide`` on the same inputs,
+reasons included, without redoing the forecast's half for every position.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import orjson
 from fastapi import HTTPException
 from pydantic import TypeAdapter
 
+from cascade_ml.forecasting.inputs import no_forecast
 from cascade_ml.monitoring.gate import decide_monitored
 from cascade_ml.policy import PolicyConfig
 from cascade_ml.policy.decide import ForecastPlan, decision_fields, plan
 from cascade_ml.policy.models import Freshness, PolicyInputs, Position
-from cascade_ml.scoring.inputs import no_forecast
 from cascade_ml.serving.schemas import DecisionRequest
 from cascade_ml.serving.state import Forecast
 

@@ -27,25 +27,26 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.contracts.columns import SERVED_FORECASTS
-from cascade_ml.contracts.layout import bundle_dir, features_path, monitor_path, scores_path
+from cascade_ml.contracts.layout import features_path, monitor_path, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.monitoring.exporter import export_reports
-from cascade_ml.monitoring.persist import StoredReport, read_report
-from cascade_ml.monitoring.report import MonitorReport
-from cascade_ml.policy.models import CrossAsset, Triggers
-from cascade_ml.policy.models import Forecast as PolicyForecast
-from cascade_ml.scoring.bundles import load_serving_bundle
-from cascade_ml.scoring.inputs import (
+from cascade_ml.forecasting import Forecaster, forecaster_dir, read_forecaster
+from cascade_ml.forecasting.inputs import (
     ContextColumns,
     context_columns,
     finite,
     policy_context,
     policy_forecast,
 )
+from cascade_ml.forecasting.loader import check_task
+from cascade_ml.monitoring.exporter import export_reports
+from cascade_ml.monitoring.persist import StoredReport, read_report
+from cascade_ml.monitoring.report import MonitorReport
+from cascade_ml.policy.models import CrossAsset, Triggers
+from cascade_ml.policy.models import Forecast as PolicyForecast
 from cascade_ml.serving.metrics import ServiceMetrics
-from cascade_ml.serving.tables import read_if_changed
+from cascade_ml.serving.tables import mtime, read_if_changed
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelSlot:
-    """A loaded bundle and where it came from."""
+    """A loaded forecaster (any kind) and where it came from."""
 
-    bundle: Any
+    bundle: Forecaster
     version: str
     path: Path
     signature: tuple
@@ -142,8 +143,9 @@ def forecast_record(symbol: str, ts: object, version: str, raw: Mapping[str, obj
 
 
 class Poller:
-    """Reload bundles, scores and the latest feature rows of the task's symbols when their
-    files change."""
+    """Reload forecasters, scores, input and feature rows of the task's symbols when their files
+    change. Symbols served by one folder (the universe's panel bundle) share one loaded
+    forecaster; its input rows are read per symbol from the table it names."""
 
     def __init__(self, store: MarketStore, task: TaskConfig, models_dir: Path, proxy_window: int,
                  max_age_s: float, state: ServingState, metrics: ServiceMetrics) -> None:
@@ -162,6 +164,8 @@ class Poller:
         self._features: dict[str, tuple[int | None, pd.DataFrame | None]] = {}
         self._monitors: dict[str, tuple[int | None, MonitorSlot | None]] = {}
         self._live: dict[str, tuple[tuple, Forecast]] = {}
+        self._read: dict[Path, tuple[tuple, Forecaster]] = {}  # folder -> (signature, loaded)
+        self._inputs: dict[str, tuple[tuple, pd.DataFrame | None]] = {}
 
     # ------------------------------------------------------------------ one poll
     def poll(self) -> None:
@@ -192,8 +196,8 @@ class Poller:
     def _poll_symbol(self, symbol: str) -> None:
         monitor = self._refresh_monitor(symbol)
         features = self._read_features(symbol)
-        self._reload_bundle(symbol, features)
-        chosen = _newest(self._read_scores(symbol), self._live_forecast(symbol, features))
+        self._reload_bundle(symbol)
+        chosen = _newest(self._read_scores(symbol), self._live_forecast(symbol))
         if chosen is not None and features is not None and chosen.timestamp in features.index:
             row = features.loc[chosen.timestamp].to_dict()
             triggers, cross = policy_context(row, self.columns[symbol])
@@ -209,8 +213,8 @@ class Poller:
             self.state.forecasts = {k: v for k, v in self.state.forecasts.items() if k != symbol}
 
     # ------------------------------------------------------------------ bundles
-    def _reload_bundle(self, symbol: str, features: pd.DataFrame | None) -> None:
-        directory = bundle_dir(self.models_dir, symbol)
+    def _reload_bundle(self, symbol: str) -> None:
+        directory = forecaster_dir(self.models_dir, symbol)
         signature = _file_signature(directory)
         if signature == self._seen_bundles.get(symbol):
             return
@@ -218,9 +222,10 @@ class Poller:
         if not signature:
             return  # folder removed: keep serving the loaded bundle, if any
         try:
-            bundle = load_serving_bundle(self.models_dir, symbol, self.task)
-            if features is not None:
-                bundle.validate_features(list(features.columns))
+            bundle = self._read_folder(directory, signature)
+            check_task(bundle, symbol, self.task, str(directory))
+            if (self.store.root / bundle.input_table(symbol)).exists():
+                bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns
         except CascadeError as exc:
             self._load_failed(symbol, exc.message)
             return
@@ -232,6 +237,15 @@ class Poller:
         self.state.load_errors = {k: v for k, v in self.state.load_errors.items() if k != symbol}
         self.metrics.reloads.labels(symbol, "ok").inc()
         log.info("serving %s model version %s from %s", symbol, slot.version, directory)
+
+    def _read_folder(self, directory: Path, signature: tuple) -> Forecaster:
+        """The forecaster in ``directory``, read once per version of its files."""
+        cached = self._read.get(directory)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        forecaster = read_forecaster(directory)
+        self._read[directory] = (signature, forecaster)
+        return forecaster
 
     def _load_failed(self, symbol: str, message: str) -> None:
         kept = self.state.models.get(symbol)
@@ -294,19 +308,32 @@ class Poller:
         return forecast_record(symbol, ts, version, raw, source, self.bar,
                                self.task.horizon_hours)
 
-    def _live_forecast(self, symbol: str, features: pd.DataFrame | None) -> Forecast | None:
-        """Score the newest feature row with the serving bundle (once per row and version)."""
+    def _read_inputs(self, symbol: str, slot: ModelSlot) -> pd.DataFrame | None:
+        """The newest input rows of the serving forecaster, re-read only when its input table
+        changes (or another forecaster serves)."""
+        rel = slot.bundle.input_table(symbol)
+        key = (rel, mtime(self.store.root / rel), slot.signature)
+        cached = self._inputs.get(symbol)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rows = slot.bundle.input_rows(self.store, symbol, last=4) if key[1] is not None else None
+        self._inputs[symbol] = (key, rows)
+        return rows
+
+    def _live_forecast(self, symbol: str) -> Forecast | None:
+        """Score the newest input row with the serving forecaster (once per row and version)."""
         slot = self.state.models.get(symbol)
-        if slot is None or features is None or not len(features):
+        if slot is None:
             return None
-        ts = pd.Timestamp(features.index[-1])
+        rows = self._read_inputs(symbol, slot)
+        if rows is None or not len(rows):
+            return None
+        ts = pd.Timestamp(rows.index[-1])
         key = (slot.version, slot.signature, ts)
         cached = self._live.get(symbol)
         if cached is not None and cached[0] == key:
             return cached[1]
-        bundle = slot.bundle
-        x = features[list(bundle.feature_names)].to_numpy(dtype=np.float64)[-1:]
-        out = bundle.predict(x)
+        out = slot.bundle.predict(rows.to_numpy(dtype=np.float64)[-1:], symbol)
         forecast = self._forecast(symbol, ts, slot.version, {k: v[0] for k, v in out.items()},
                                   "live")
         self._live[symbol] = (key, forecast)

@@ -2,6 +2,6 @@
 
 import mlflow
 
-from cascade_ml.models.pyfunc import ForecastPyfunc
+from cascade_ml.forecasting.pyfunc import ForecastPyfunc
 
 mlflow.models.set_model(ForecastPyfunc())

@@ -1,7 +1,8 @@
 """From a forecast and the feature row of its bar to the policy's input blocks.
 
-Batch scoring and the service both build ``decide``'s inputs here, so the decision stored by the
-scorer and the one the service answers are the same function of the same forecast and row.
+Batch scoring, the service and the live loop all build ``decide``'s inputs here, so the decision
+stored by the scorer and the one the service answers are the same function of the same forecast
+and row, whatever the forecaster's kind.
 """
 
 from __future__ import annotations
