@@ -122,11 +122,12 @@ def backtest_step(config: PipelineConfig) -> None:
     store = MarketStore(config.store.root)
     out = config.backtest.report_dir
     for symbol in config.task.symbols:
-        run_backtest(store, symbol, config.task, config.backtest, config.policy, config.tracking,
-                     json_path=out / f"{symbol}_backtest.json", report_dir=out)
+        run_backtest(store, symbol, config.task, config.backtest, config.trading, config.policy,
+                     config.tracking, json_path=out / f"{symbol}_backtest.json", report_dir=out)
     if config.backtest.book.symbols:
         run_book_backtest(store, config.backtest.book.symbols, config.task, config.backtest,
-                          config.policy, config.tracking, json_path=out / "BOOK_backtest.json",
+                          config.trading, config.policy, config.tracking,
+                          json_path=out / "BOOK_backtest.json",
                           report_dir=out)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cascade_ml.backtest.engine import _liq_price, _Tiers, simulate
+from cascade_ml.backtest.engine import simulate
 from cascade_ml.policy.config import NEAR_TIERS, PolicyConfig
 from cascade_ml.policy.liquidation import bucket_liquidation_price
+from cascade_ml.trading.margin import Tiers, liquidation_price
 
 FREE = PolicyConfig(taker_fee=0.0, spread=0.0)
 
@@ -97,13 +98,13 @@ def test_nan_targets_keep_the_position() -> None:
 
 def test_fast_liquidation_price_matches_policy_module() -> None:
     rng = np.random.default_rng(0)
-    t = _Tiers(NEAR_TIERS)
+    t = Tiers(NEAR_TIERS)
     for _ in range(200):
         lq, sq = rng.uniform(0, 5e5, 2) * (rng.random(2) > 0.3)
         if lq == sq == 0:
             continue
         eq, px = rng.uniform(100, 2e5), rng.uniform(1, 10)
-        a = _liq_price(lq, sq, eq, px, t)
+        a = liquidation_price(lq, sq, eq, px, t)
         b = bucket_liquidation_price(lq, sq, eq, px, NEAR_TIERS)
         assert a == pytest.approx(b)
 

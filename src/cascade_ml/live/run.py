@@ -83,9 +83,11 @@ def build_loop(sections: LoopSections, paths: LoopPaths, *, clock: Clock, exchan
                        open_interest_timeframe=live.open_interest_timeframe,
                        fear_greed=fear_greed if live.fear_greed else None)
     if executor is None:
-        book = PaperBook(paths.db_url, initial_cash=live.initial_cash, quote=live.quote)
-        executor = (Executor(book, mode="paper", fill_model=live.fills, exchange=exchange)
-                    if live.mode == "paper" else Executor.from_config(live, book))
+        book = PaperBook(paths.db_url, initial_cash=sections.trading.initial_equity,
+                         quote=live.quote)
+        executor = (Executor(book, mode="paper", policy=sections.policy, exchange=exchange)
+                    if live.mode == "paper"
+                    else Executor.from_config(live, sections.policy, book))
     loop = LiveLoop(sections, paths, clock=clock, plan=plan, executor=executor,
                     next_retrain=_next_retrain(sections),
                     persist_features_every=persist_features_every)
@@ -140,6 +142,8 @@ class ReplaySummary:
     refused: int
     equity: float
     db_url: str
+    stops: int = 0
+    liquidations: int = 0
 
     @property
     def bars_per_second(self) -> float:
@@ -150,7 +154,8 @@ class ReplaySummary:
                 f"{self.cycles} bars in {self.seconds:.1f} s ({self.bars_per_second:.2f} bars/s), "
                 f"{self.retrains} retraining(s)",
                 f"book: {self.decisions} decisions ({self.fail_safe} fail-safe), {self.orders} "
-                f"orders, {self.fills} fills, {self.refused} refused; equity "
+                f"orders, {self.fills} fills, {self.refused} refused, {self.stops} stop(s), "
+                f"{self.liquidations} liquidation(s); equity "
                 f"{self.equity:,.2f}", f"book at {self.db_url}"]
 
 
@@ -263,7 +268,16 @@ def _summary(loop: LiveLoop, start: pd.Timestamp, end: pd.Timestamp, counts: dic
                          if len(decisions) else 0,
                          orders=len(orders), fills=len(frames["fills"]),
                          refused=int(status.get("refused", 0)),
-                         equity=loop.book.state().equity, db_url=db_url)
+                         equity=loop.book.state().equity, db_url=db_url,
+                         stops=_events(orders, "stop"), liquidations=_events(orders, "liq"))
+
+
+def _events(orders: pd.DataFrame, order_type: str) -> int:
+    """Positions closed by a stop (or a liquidation): one per (symbol, bar)."""
+    if not len(orders):
+        return 0
+    hit = orders[orders["order_type"] == order_type]
+    return int(len(hit.drop_duplicates(["symbol", "bar_ts"])))
 
 
 def _sweep_temp_files(folder: Path) -> None:
