@@ -26,8 +26,8 @@ class TradingConfig(StrictModel):
         "(the main leg's no-trade band).")
     stops: bool = Field(True, description="Honour the protective stop (policy strategies in the "
                         "backtest; the paper book always follows this flag).")
-    stop_cooldown_bars: int = Field(24, ge=1, description="Bars a position stays flat after its "
-                                    "stop fired.")
+    stop_cooldown_bars: int = Field(24, ge=1, description="Bars a position stays flat once its "
+                                    "stop fired, the stop's own bar included.")
 
     def nominal_notional(self, positions: int = 1) -> float:
         """The main leg the bot means to hold at its starting equity (what the policy's margin
