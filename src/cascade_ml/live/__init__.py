@@ -4,8 +4,9 @@
   (``features``), forecast, let the monitor judge the inputs (``guard``), decide, trade through
   the trading core (``cascade_ml.trading.paper.PaperTrader``), execute and book; retrain on a
   schedule. ``schedule`` fires its jobs (APScheduler live, a simulated clock in a replay);
-  ``run`` assembles it for ``cascade-ml live``; ``seed`` sets up a replay; ``state`` is the loop's resume point; ``cache`` spares re-reading unchanged partitions;
-  ``metrics`` exports Prometheus gauges.
+  ``run`` assembles it for ``cascade-ml live``; ``seed`` sets up a replay; ``state`` is the
+  loop's resume point; ``cache`` spares re-reading unchanged partitions; ``metrics`` exports
+  Prometheus gauges.
 - ``clock.SimClock`` / ``clock.WallClock`` and ``replay.ReplayExchange``: the store's history
   served as a ccxt exchange under a simulated clock (nothing shown before it was known).
 - ``book.PaperBook`` (tables in ``models``, Alembic migrations in ``migrations/``, plumbing in
