@@ -87,7 +87,7 @@ class _Pos(core.PositionState):
     __slots__ = ("plan", "lt", "ht", "sig", "prob", "hi_arr", "hb_arr", "hr_arr", "lpn", "nne",
                  "rec")
 
-    def __init__(self, plan: PositionPlan) -> None:
+    def __init__(self, plan: PositionPlan, n: int) -> None:
         super().__init__(plan.main, plan.side, plan.stops)
         self.plan = plan
         self.rec: list[tuple] = []  # per bar: pnl, notional, leverage, hedge, instrument, costs
@@ -95,11 +95,16 @@ class _Pos(core.PositionState):
         self.ht = plan.target_hedge.tolist()
         self.sig = np.where(np.isfinite(plan.sigma_h), plan.sigma_h, 0.0).tolist()
         self.prob = np.where(np.isfinite(plan.cascade_prob), plan.cascade_prob, 0.0).tolist()
-        self.hi_arr = None if plan.hedge_instrument is None else plan.hedge_instrument.tolist()
-        self.hb_arr = None if plan.hedge_beta is None else plan.hedge_beta.tolist()
-        self.hr_arr = None if plan.hedge_r2 is None else plan.hedge_r2.tolist()
-        self.lpn = None if plan.loss_per_notional is None else plan.loss_per_notional.tolist()
-        self.nne = None if plan.no_new_exposure is None else plan.no_new_exposure.tolist()
+        # absent columns as their defaults: the main perp, beta and R^2 1, no size cap, no
+        # fail-safe bar
+        self.hi_arr = ([plan.main] * n if plan.hedge_instrument is None
+                       else plan.hedge_instrument.tolist())
+        self.hb_arr = [1.0] * n if plan.hedge_beta is None else plan.hedge_beta.tolist()
+        self.hr_arr = [1.0] * n if plan.hedge_r2 is None else plan.hedge_r2.tolist()
+        self.lpn = ([math.nan] * n if plan.loss_per_notional is None
+                    else plan.loss_per_notional.tolist())
+        self.nne = ([False] * n if plan.no_new_exposure is None
+                    else [bool(x) for x in plan.no_new_exposure.tolist()])
 
 
 def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyConfig,
@@ -114,10 +119,9 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
                           stop_cooldown=stop_cooldown)
     share = margin_fraction / max(len(plans), 1)
     free = initial_equity
-    book = [_Pos(p) for p in plans]
+    book = [_Pos(p, n) for p in plans]
     equity = np.empty(n)
     settle, allocate, rebalance = core.settle, core.allocate, core.rebalance
-    nan = math.nan
 
     for i in range(n):
         # --- 1. stops, liquidations, marks and funding from the previous close to this one
@@ -130,12 +134,8 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
         for ps in book:
             free = allocate(ps, i, free, total, share)
             free = rebalance(ps, i, cl, tiers, r, free, total, share, ps.lt[i], ps.ht[i],
-                             ps.sig[i], ps.prob[i],
-                             ps.main if ps.hi_arr is None else ps.hi_arr[i],
-                             1.0 if ps.hb_arr is None else ps.hb_arr[i],
-                             1.0 if ps.hr_arr is None else ps.hr_arr[i],
-                             nan if ps.lpn is None else ps.lpn[i],
-                             False if ps.nne is None else bool(ps.nne[i]))
+                             ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
+                             ps.lpn[i], ps.nne[i])
         total = free + sum(ps.bucket for ps in book)
         equity[i] = total
         for ps in book:

@@ -48,7 +48,7 @@ HELD, STOPPED, LIQUIDATED = 0, 1, 2
 Rows = list[list[float]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CoreRules:
     """The numbers the core reads, taken once from the policy and the trading section."""
 
