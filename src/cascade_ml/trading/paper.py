@@ -248,13 +248,6 @@ class PaperTrader:
         if ps.main_q == 0.0:
             ps.stop = math.nan
 
-    def holds(self, symbol: str, legs: Legs) -> bool:
-        """True when the book's ``legs`` of ``symbol`` are what this account holds."""
-        mine = self.legs(symbol)
-        keys = set(mine) | {k for k, q in legs.items() if abs(q) > 1e-9}
-        return all(math.isclose(mine.get(k, 0.0), legs.get(k, 0.0), rel_tol=1e-9,
-                                abs_tol=1e-9) for k in keys)
-
     @staticmethod
     def _rows(n: int, p: BarPrices | None) -> tuple[_Two, ...]:
         if p is None:
