@@ -33,8 +33,10 @@ def test_drop_liquidates_unhedged_10x_but_not_hedged() -> None:
     hedged = run(close, low=low, lev=10.0, hedge=0.5)
     assert naked.liquidation_bars == [2]
     assert hedged.liquidation_bars == []
-    # unhedged lost its whole margin (half the account) and re-entered with half of the rest
+    # unhedged lost its whole margin (half the account) and re-entered at the next bar with
+    # half of the rest
     assert naked.equity[2] == pytest.approx(5_000.0)
+    assert naked.notional[2] == 0.0 and naked.notional[3] == pytest.approx(10 * 2_500.0)
     # hedged: net 5x of the 5,000 margin lost 5% -> 25,000 * 5% = 1,250
     assert hedged.equity[2] == pytest.approx(10_000.0 - 1_250.0)
 

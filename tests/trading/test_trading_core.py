@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -100,3 +101,49 @@ def test_moved_keys_say_where_they_went(tmp_path: Path, section: str, key: str,
     path.write_text(yaml.safe_dump({section: {key: "long" if key == "side" else 1}}))
     with pytest.raises(ConfigError, match=f"'{section}.{key}' has moved to {where}"):
         load_pipeline(path)
+
+
+def test_a_liquidation_in_the_paper_book_loses_the_margin_as_the_engine_does(
+        tmp_path: Path) -> None:
+    import numpy as np
+
+    from cascade_ml.backtest.engine import simulate
+    from cascade_ml.live.book import PaperBook
+    from cascade_ml.live.execution import Executor
+    from cascade_ml.policy.models import Decision
+
+    close, low = [100.0, 100.0, 95.0, 95.0], [100.0, 100.0, 88.0, 95.0]
+    n = len(close)
+    # 10x unhedged on 5,000: liquidated at bar 2 (-12 % intrabar, ~8.7 % to liquidation)
+    engine = simulate(np.array(close), np.array(close), np.array(low), np.array(close),
+                      np.zeros(n), np.full(n, 10.0), np.zeros(n), np.full(n, 0.04),
+                      np.full(n, 0.05), side="long", tiers=NEAR_TIERS, policy=FREE)
+    assert engine.liquidation_bars == [2] and engine.equity[2] == pytest.approx(5_000.0)
+    trading = TradingConfig(leverage=10.0, stops=False)
+    trader = PaperTrader(["NEAR"], ["NEAR"], "long", trading, FREE)
+    equity, kinds = [], []
+    with PaperBook(f"sqlite:///{tmp_path / 'book.db'}", initial_cash=10_000.0) as book:
+        ex = Executor(book, policy=FREE)
+        wide = Decision(symbol="NEAR", action="rebalance", hedge_ratio=0.0,
+                        current_hedge_ratio=0.0, hedge_instrument="same_perp", hedge_beta=1.0,
+                        hedge_effectiveness=1.0, hedge_notional=0.0, leverage_cap=20.0,
+                        leverage_caps={}, size_cap_notional=1e9,
+                        required_liquidation_distance=None, liquidation_price=None,
+                        liquidation_distance=None, risk_score=None, fail_safe=False,
+                        reasons=["caps wide open: the trader alone decides"])
+        t0 = 1_000_000
+        for i in range(n):
+            prev = close[i - 1] if i else close[0]
+            settled = trader.settle(t0 + i, _bar(prev, close[i], close[i], low[i],
+                                                 close[i]))["NEAR"]
+            orders = [*settled.orders, *trader.rebalance(
+                "NEAR", t0 + i, _targets(lev=10.0, hedge=0.0), {"NEAR": close[i]})]
+            kinds.append([(o.kind, o.side) for o in orders])
+            bar = pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(hours=i)
+            ex.run_cycle("NEAR", bar, wide, orders,
+                         marks={"NEAR": close[i]}, as_of=bar + pd.Timedelta("1h"))
+            equity.append(book.state({"NEAR": close[i]}).equity)
+    # the liquidation closes the leg (its fee: the margin left at the close); the position
+    # re-enters at the next close with half of what is left
+    assert kinds[2] == [("liquidation", "sell")] and kinds[3] == [("trade", "buy")]
+    assert equity == pytest.approx(engine.equity.tolist())

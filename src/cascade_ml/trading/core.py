@@ -14,7 +14,7 @@ hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated 
    - liquidation: a same-perp bucket is liquidated when the bar's adverse extreme reaches the
      liquidation price of both legs with tiered maintenance margin; a proxy bucket when its
      equity falls to its maintenance margin with both perps at their lows, or both at their
-     highs. A liquidated bucket's equity is lost;
+     highs. A liquidated bucket's equity is lost and the position re-enters from the next bar;
    - otherwise both legs are marked to the close and pay funding settling at that close, each
      at its own perp's rate (:func:`cascade_ml.trading.funding.funding_amount`).
 2. :func:`allocate` then :func:`rebalance` at the close, with the decision for that bar: a flat
@@ -158,6 +158,7 @@ def settle(ps: PositionState, i: int, o: Rows, hi: Rows, lo: Rows, cl: Rows, fr:
         ps.liqs.append(i)
         ps.pnl -= ps.bucket
         ps.flatten()
+        ps.cool_until = i + 1  # re-enters from the next bar (one order per leg and bar)
         return LIQUIDATED, 0.0, c, hc
     pnl = s * ps.main_q * (c - p0) - s * ps.hedge_q * (hc - h0)
     pay = -(funding_amount(s * ps.main_q, c, fr[m][i])
