@@ -22,12 +22,13 @@ hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated 
    leverage is reset only when it drifted beyond ``leverage_tolerance`` (and then the bucket is
    reset to its share of equity, a free transfer); the hedge moves only when
    ``policy.rules.rebalance_test`` (the no-trade band and the benefit-vs-cost test) passes, and
-   the hedge instrument changes only then. The main leg is held to the risk-budget size cap
-   ``max_risk_fraction x equity / loss_per_notional``; while the policy fails safe it never
-   grows. Traded notional pays ``policy.trade_cost``. Every trade resets the stop: from the
-   entry price, where the hedged position (exposure ``1 - h R^2``) loses ``max_risk_fraction``
-   of equity, but no farther than ``stop_liquidation_buffer`` of the way to the liquidation
-   price (the rule of ``decide``).
+   the hedge instrument changes only then (on a fail-safe bar the benefit test does not apply,
+   as in ``decide``: outside the band the hedge moves to the fail-safe's). The main leg is held
+   to the risk-budget size cap ``max_risk_fraction x equity / loss_per_notional``; while the
+   policy fails safe it never grows. Traded notional pays ``policy.trade_cost``. Every trade
+   resets the stop: from the entry price, where the hedged position (exposure ``1 - h R^2``)
+   loses ``max_risk_fraction`` of equity, but no farther than ``stop_liquidation_buffer`` of
+   the way to the liquidation price (the rule of ``decide``).
 
 Prices are lists per instrument (``cl[k][i]``), so the backtest passes whole columns and the
 paper book a window of two bars. Plain floats: a position-bar costs a few microseconds.
@@ -202,6 +203,8 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
         move_hedge = True
     elif abs(ht - ps.h_cur) < r.band:  # inside the no-trade band: the test fails
         move_hedge = False
+    elif nne:  # failing safe: the benefit test does not apply (decide's rule)
+        move_hedge = True
     else:
         move_hedge = bool(rules.rebalance_test(
             ht, ps.h_cur, sig, prob, max(gross, lt_eff * ps.bucket), tr, tb, r.policy)[0])
