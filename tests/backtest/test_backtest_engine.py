@@ -225,3 +225,15 @@ def test_proxy_hedge_offers_no_protection_when_only_the_alt_crashes() -> None:
     same = run(near, low=low, lev=10.0, hedge=0.5)
     assert proxied.liquidation_bars == [2]  # basis risk: BTC did not move
     assert same.liquidation_bars == []
+
+
+def test_fail_safe_bars_move_the_hedge_without_the_benefit_test() -> None:
+    # no forecast (NaN vol: no benefit to weigh) on fail-safe bars: the hedge still moves to the
+    # fail-safe's top of the band once outside the no-trade band, as decide says
+    close = [100.0] * 3
+    safe = np.array([False, True, True])
+    res = run(close, hedge=[0.3, 0.7, 0.7], sigma=np.nan, policy=PolicyConfig(),
+              no_new_exposure=safe)
+    assert res.hedge.tolist() == pytest.approx([0.3, 0.7, 0.7])
+    normal = run(close, hedge=[0.3, 0.7, 0.7], sigma=np.nan, policy=PolicyConfig())
+    assert normal.hedge.tolist() == pytest.approx([0.3, 0.3, 0.3])  # no benefit, no trade
