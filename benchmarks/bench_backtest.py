@@ -27,11 +27,13 @@ from cascade_ml.backtest.config import BacktestConfig, BookConfig
 from cascade_ml.backtest.data import align
 from cascade_ml.backtest.engine import Market, simulate_book
 from cascade_ml.policy import PolicyConfig
+from cascade_ml.trading.config import TradingConfig
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 VARANUS = SAMPLE / "yagokhan-varanus-neo-flow-hybrid-extended" / "data"
 STRATEGIES = ["unhedged", "static_hedge", "model_policy", "har_policy"]
 POLICY = PolicyConfig()
+TRADING = TradingConfig()
 
 
 def _bars(name: str) -> pd.DataFrame:
@@ -76,10 +78,11 @@ def _run(args: tuple) -> tuple[str, float]:
     book, name = args
     bt = BacktestConfig(book=BookConfig(strategies=[name], proxy_hedges=False))
     start = time.perf_counter()
-    plans = _plans(name, book, bt, POLICY, "long", None)
-    simulate_book(book.market, plans, policy=POLICY, initial_equity=bt.initial_equity,
-                  margin_fraction=bt.margin_fraction, leverage_tolerance=bt.leverage_tolerance,
-                  stop_cooldown=bt.stop_cooldown_bars)
+    plans = _plans(name, book, bt, TRADING, POLICY, "long", None)
+    simulate_book(book.market, plans, policy=POLICY, initial_equity=TRADING.initial_equity,
+                  margin_fraction=TRADING.margin_fraction,
+                  leverage_tolerance=TRADING.leverage_tolerance,
+                  stop_cooldown=TRADING.stop_cooldown_bars)
     return name, time.perf_counter() - start
 
 
@@ -110,10 +113,10 @@ def main() -> None:
               f"{b / (n * args.perps) * 1e6:>12.1f}{b / a:>8.1f}")
     bt = BacktestConfig(book=BookConfig(proxy_hedges=False))
     start = time.perf_counter()
-    runs = run_book(book, bt, POLICY, "long")
+    runs = run_book(book, bt, POLICY, "long", trading=TRADING)
     full = time.perf_counter() - start
     start = time.perf_counter()
-    run_book(one, bt, POLICY, "long")
+    run_book(one, bt, POLICY, "long", trading=TRADING)
     full_one = time.perf_counter() - start
     print(f"full run_book ({', '.join(runs)}; metrics included), one process: 1 perp "
           f"{full_one:.1f} s, {args.perps} perps {full:.1f} s ({full / full_one:.1f}x; target "

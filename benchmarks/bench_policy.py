@@ -22,7 +22,7 @@ import numpy as np
 
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide, rules
 from cascade_ml.policy.decide import decide_position, decision_fields, plan_inputs
-from cascade_ml.policy.models import Decision
+from cascade_ml.policy.schemas import Decision
 
 CFG = PolicyConfig()
 

@@ -18,7 +18,7 @@ from cascade_ml.contracts.columns import (
 )
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.policy import PolicyConfig, decide
-from cascade_ml.policy.models import (
+from cascade_ml.policy.schemas import (
     CrossAsset,
     Decision,
     Forecast,

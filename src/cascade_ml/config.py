@@ -27,6 +27,7 @@ from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.scoring.config import ScoringConfig
 from cascade_ml.serving.config import ServingConfig
 from cascade_ml.tracking import TrackingConfig
+from cascade_ml.trading.config import TradingConfig
 
 STEPS = ("ingest", "summary", "features", "labels", "train", "backtest", "score")
 
@@ -39,7 +40,18 @@ MOVED = {"symbols": "task (symbols -> task.symbols, targets -> task.symbols)",
          "models.mlflow_artifact_root": "tracking.artifact_root",
          "serving.bundle_dir": "models.models_dir",
          "serving.score_rows": "scoring.score_rows",
-         "serving.default_position_notional": "scoring.default_position_notional"}
+         "serving.default_position_notional": "scoring.default_position_notional",
+         **{f"backtest.{k}": f"trading.{k}" for k in (
+             "leverage", "margin_fraction", "initial_equity", "leverage_tolerance", "stops",
+             "stop_cooldown_bars")},
+         "live.initial_cash": "trading.initial_equity",
+         "live.target_notional": "trading.leverage and trading.margin_fraction (the bot's "
+                                 "position is leverage x its margin share, as in the backtest)",
+         "live.side": "task.side",
+         "live.fills": "policy.taker_fee / policy.maker_fee / policy.spread (one fee and spread "
+                       "model for the backtest and the paper book)",
+         "live.min_order_notional": "trading.leverage_tolerance and policy.no_trade_band (the "
+                                    "trading core trades only past them)"}
 
 
 class PipelineConfig(StrictModel):
@@ -60,6 +72,7 @@ class PipelineConfig(StrictModel):
     models: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
     backtest: BacktestConfig = BacktestConfig()
+    trading: TradingConfig = TradingConfig()
     scoring: ScoringConfig = ScoringConfig()
     serving: ServingConfig = ServingConfig()
     panel: PanelConfig = PanelConfig()

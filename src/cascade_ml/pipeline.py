@@ -130,14 +130,16 @@ def backtest_step(config: PipelineConfig) -> None:
     out = config.backtest.report_dir
     frames: dict = {}
     for symbol in config.task.symbols:
-        run_backtest(store, symbol, config.task, config.backtest, config.policy, config.tracking,
-                     json_path=out / f"{symbol}_backtest.json", report_dir=out, economic=frames)
+        run_backtest(store, symbol, config.task, config.backtest, config.trading, config.policy,
+                     config.tracking, json_path=out / f"{symbol}_backtest.json", report_dir=out,
+                     economic=frames)
     if len(frames) > 1:
         holdout = config.panel.holdout_symbols if config.panel.enabled else []
         universe_economic_value(frames, config.backtest, holdout, out / "economic_value.json")
     if config.backtest.book.symbols:
         run_book_backtest(store, config.backtest.book.symbols, config.task, config.backtest,
-                          config.policy, config.tracking, json_path=out / "BOOK_backtest.json",
+                          config.trading, config.policy, config.tracking,
+                          json_path=out / "BOOK_backtest.json",
                           report_dir=out)
 
 

@@ -13,6 +13,7 @@ from cascade_ml.backtest.data import align
 from cascade_ml.backtest.engine import Market
 from cascade_ml.backtest.simulate_all import run_strategies
 from cascade_ml.policy import PolicyConfig
+from cascade_ml.trading.config import TradingConfig
 
 CFG = PolicyConfig()
 
@@ -40,8 +41,8 @@ def _book(datas: dict, extra: dict | None = None, policy: PolicyConfig = CFG) ->
 def test_a_book_of_one_is_the_single_perp_backtest(near) -> None:
     bt = BacktestConfig(book=BookConfig(strategies=["unhedged", "model_policy", "har_policy"]),
                         strategies=["unhedged", "model_policy", "har_policy"])
-    book = run_book(_book({"NEAR": near}), bt, CFG, "long")
-    single = run_strategies(near, bt, CFG, "NEAR", "long")
+    book = run_book(_book({"NEAR": near}), bt, CFG, "long", trading=TradingConfig())
+    single = run_strategies(near, bt, CFG, "NEAR", "long", trading=TradingConfig())
     for name in ("unhedged", "model_policy", "har_policy"):
         np.testing.assert_allclose(book[name].result.equity, single[name].result.equity)
 
@@ -50,10 +51,11 @@ def test_two_positions_share_the_account_and_the_pnl_adds_up(near) -> None:
     twin = dataclasses.replace(near)  # an identical perp under another name (generic tiers)
     bt = BacktestConfig(book=BookConfig(strategies=["unhedged", "model_policy",
                                                     "static_matched"]))
-    runs = run_book(_book({"NEAR": near, "TWIN": twin}), bt, CFG, "long")
+    runs = run_book(_book({"NEAR": near, "TWIN": twin}), bt, CFG, "long",
+                    trading=TradingConfig())
     for run in runs.values():
         pnl = sum(r.pnl[-1] for r in run.positions.values())
-        assert run.result.equity[-1] - bt.initial_equity == pytest.approx(pnl)
+        assert run.result.equity[-1] - TradingConfig().initial_equity == pytest.approx(pnl)
     # each position opens on half of the margin share: 5x of 10,000 x 50 % / 2
     for r in runs["unhedged"].positions.values():
         assert r.notional[0] == pytest.approx(5 * 10_000 * 0.5 / 2)
@@ -72,7 +74,8 @@ def test_proxy_hedge_in_the_book_reports_its_basis_risk(near, btc_ohlcv) -> None
     policy = PolicyConfig(same_perp_effectiveness=0.5, min_cross_hedge_r2=0.5)
     btc = btc_ohlcv.reindex(near.index).ffill()
     bt = BacktestConfig(book=BookConfig(strategies=["unhedged", "model_policy"]))
-    runs = run_book(_book({"NEAR": near}, {"BTC": btc}, policy), bt, policy, "long")
+    runs = run_book(_book({"NEAR": near}, {"BTC": btc}, policy), bt, policy, "long",
+                    trading=TradingConfig())
     pos = runs["model_policy"].position_metrics["NEAR"]
     assert pos["proxy_share"] > 0.5
     # basis risk: NEAR moves that BTC does not explain

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cascade_ml.backtest.engine import _liq_price, _Tiers, simulate
+from cascade_ml.backtest.engine import simulate
 from cascade_ml.policy.config import NEAR_TIERS, PolicyConfig
 from cascade_ml.policy.liquidation import bucket_liquidation_price
+from cascade_ml.trading.margin import Tiers, liquidation_price
 
 FREE = PolicyConfig(taker_fee=0.0, spread=0.0)
 
@@ -32,8 +33,10 @@ def test_drop_liquidates_unhedged_10x_but_not_hedged() -> None:
     hedged = run(close, low=low, lev=10.0, hedge=0.5)
     assert naked.liquidation_bars == [2]
     assert hedged.liquidation_bars == []
-    # unhedged lost its whole margin (half the account) and re-entered with half of the rest
+    # unhedged lost its whole margin (half the account) and re-entered at the next bar with
+    # half of the rest
     assert naked.equity[2] == pytest.approx(5_000.0)
+    assert naked.notional[2] == 0.0 and naked.notional[3] == pytest.approx(10 * 2_500.0)
     # hedged: net 5x of the 5,000 margin lost 5% -> 25,000 * 5% = 1,250
     assert hedged.equity[2] == pytest.approx(10_000.0 - 1_250.0)
 
@@ -97,13 +100,13 @@ def test_nan_targets_keep_the_position() -> None:
 
 def test_fast_liquidation_price_matches_policy_module() -> None:
     rng = np.random.default_rng(0)
-    t = _Tiers(NEAR_TIERS)
+    t = Tiers(NEAR_TIERS)
     for _ in range(200):
         lq, sq = rng.uniform(0, 5e5, 2) * (rng.random(2) > 0.3)
         if lq == sq == 0:
             continue
         eq, px = rng.uniform(100, 2e5), rng.uniform(1, 10)
-        a = _liq_price(lq, sq, eq, px, t)
+        a = liquidation_price(lq, sq, eq, px, t)
         b = bucket_liquidation_price(lq, sq, eq, px, NEAR_TIERS)
         assert a == pytest.approx(b)
 
@@ -222,3 +225,15 @@ def test_proxy_hedge_offers_no_protection_when_only_the_alt_crashes() -> None:
     same = run(near, low=low, lev=10.0, hedge=0.5)
     assert proxied.liquidation_bars == [2]  # basis risk: BTC did not move
     assert same.liquidation_bars == []
+
+
+def test_fail_safe_bars_move_the_hedge_without_the_benefit_test() -> None:
+    # no forecast (NaN vol: no benefit to weigh) on fail-safe bars: the hedge still moves to the
+    # fail-safe's top of the band once outside the no-trade band, as decide says
+    close = [100.0] * 3
+    safe = np.array([False, True, True])
+    res = run(close, hedge=[0.3, 0.7, 0.7], sigma=np.nan, policy=PolicyConfig(),
+              no_new_exposure=safe)
+    assert res.hedge.tolist() == pytest.approx([0.3, 0.7, 0.7])
+    normal = run(close, hedge=[0.3, 0.7, 0.7], sigma=np.nan, policy=PolicyConfig())
+    assert normal.hedge.tolist() == pytest.approx([0.3, 0.3, 0.3])  # no benefit, no trade

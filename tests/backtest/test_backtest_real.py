@@ -10,6 +10,7 @@ from cascade_ml.backtest.data import align
 from cascade_ml.backtest.simulate_all import run_strategies
 from cascade_ml.backtest.strategies import Signals, policy_targets
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
+from cascade_ml.trading.config import TradingConfig
 
 CFG = PolicyConfig()
 
@@ -29,8 +30,8 @@ def test_alignment_uses_settlements_at_bar_close(data, near_funding) -> None:
 
 
 def test_strategies_on_real_prices(data) -> None:
-    bt = BacktestConfig(leverage=5.0)
-    runs = run_strategies(data, bt, CFG, "NEAR", "long")
+    bt = BacktestConfig()
+    runs = run_strategies(data, bt, CFG, "NEAR", "long", trading=TradingConfig(leverage=5.0))
     m = {k: v.metrics for k, v in runs.items()}
     assert set(m) == set(bt.strategies)
     for metrics in m.values():
@@ -39,7 +40,7 @@ def test_strategies_on_real_prices(data) -> None:
     # the 2025-10-10 crash liquidates the 5x unhedged long, not the model policy
     assert m["unhedged"]["liquidations"] >= 1
     # without liquidations (2x), a 50% hedge at the same leverage about halves the volatility
-    low = run_strategies(data, BacktestConfig(leverage=2.0), CFG, "NEAR", "long")
+    low = run_strategies(data, bt, CFG, "NEAR", "long", trading=TradingConfig(leverage=2.0))
     assert low["unhedged"].metrics["liquidations"] == 0
     ratio = low["static_hedge"].metrics["ann_vol"] / low["unhedged"].metrics["ann_vol"]
     assert 0.4 < ratio < 0.6

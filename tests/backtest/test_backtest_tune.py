@@ -12,6 +12,7 @@ from cascade_ml.backtest.data import align
 from cascade_ml.backtest.tune import development_data, tune_policy
 from cascade_ml.errors import CascadeError
 from cascade_ml.policy import PolicyConfig
+from cascade_ml.trading.config import TradingConfig
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,10 @@ def test_the_tuner_never_reads_the_final_period(data) -> None:
     assert dev.index[-1] < data.index[data.final_mask()][0]
     assert len(dev.index) == int(data.development_mask().sum())
     bt = BacktestConfig()
-    a = tune_policy(data, bt, PolicyConfig(), "NEAR", "long", trials=3, seed=5)
-    b = tune_policy(_poison_final(data), bt, PolicyConfig(), "NEAR", "long", trials=3, seed=5)
+    a = tune_policy(data, bt, PolicyConfig(), "NEAR", "long", trading=TradingConfig(), trials=3,
+                    seed=5)
+    b = tune_policy(_poison_final(data), bt, PolicyConfig(), "NEAR", "long",
+                    trading=TradingConfig(), trials=3, seed=5)
     assert a.params == b.params and a.best_value == b.best_value
     assert a.dev_end == b.dev_end == str(dev.index[-1])
     # the untuned policy is the first trial, so tuning never reports a worse objective

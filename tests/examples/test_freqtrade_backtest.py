@@ -35,7 +35,7 @@ from example_helpers import TOKEN
 from cascade_ml.config import PipelineConfig, load_pipeline
 from cascade_ml.contracts.layout import predictions_path
 from cascade_ml.data.store import MarketStore
-from cascade_ml.policy.models import Decision, Position
+from cascade_ml.policy.schemas import Decision, Position
 
 REPO = Path(__file__).resolve().parents[2]
 FREQTRADE = REPO / ".venv-freqtrade" / "bin" / "freqtrade"

@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
-from cascade_ml.policy.models import Decision, Forecast, Freshness, Position
+from cascade_ml.policy.schemas import Decision, Forecast, Freshness, Position
 
 HERE = Path(__file__).resolve().parent
 ORDER_FIXTURES = HERE / "fixtures" / "binanceusdm"

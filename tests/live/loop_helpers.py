@@ -12,9 +12,9 @@ import yaml
 
 from cascade_ml.config import load_pipeline
 from cascade_ml.data.store import MarketStore
-from cascade_ml.live.book import PaperBook
 from cascade_ml.live.loop import LoopSections
 from cascade_ml.monitoring.staleness import available_at
+from cascade_ml.trading.book import PaperBook
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "sample"
@@ -34,7 +34,7 @@ def pipeline_dict(replay_dir: Path, **live: object) -> dict:
                    "num_threads": 1, "garch_window": 500, "experiment": "live-test"},
         "policy": {"hedge_min": 0.3, "hedge_max": 0.7, "max_leverage": 5.0,
                    "max_risk_fraction": 0.02},
-        "live": {"retrain_cron": None, "target_notional": 5000,
+        "live": {"retrain_cron": None,
                  "replay": {"source": str(SAMPLE), "dir": str(replay_dir)}, **live},
     }
 

@@ -16,23 +16,18 @@ from live_helpers import make_decision
 from sqlalchemy import inspect
 
 from cascade_ml.errors import CascadeError
-from cascade_ml.live import db
-from cascade_ml.live.book import (
-    CycleRecord,
-    FundingEvent,
-    OrderIntent,
-    OrderOutcome,
-    PaperBook,
-    position_after_fill,
-)
-from cascade_ml.live.fills import FillModel
-from cascade_ml.live.models import Base
+from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading import db
+from cascade_ml.trading.book import CycleRecord, FundingEvent, OrderOutcome, PaperBook
+from cascade_ml.trading.costs import simulate_fill
+from cascade_ml.trading.orders import OrderIntent, position_after_fill
+from cascade_ml.trading.tables import Base
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = pd.Timestamp("2026-03-10T00:00:00Z")
 TABLES = {"account", "decisions", "orders", "fills", "positions", "hedges", "funding_payments",
           "equity_snapshots"}
-FILLS = FillModel(taker_fee=0.0005, slippage_bps=10.0)
+FEES = PolicyConfig(taker_fee=0.0005, spread=0.002)  # 10 bps half spread
 
 
 def url(tmp_path: Path) -> str:
@@ -43,7 +38,8 @@ def filled(leg: str, inst: str, side: str, qty: float, ref: float,
            bar: pd.Timestamp) -> OrderOutcome:
     intent = OrderIntent(leg, inst, side, qty)  # type: ignore[arg-type]
     cid = f"t-{int(bar.value // 10**6)}-{leg}-{inst}"
-    return OrderOutcome(intent, "filled", cid, ref_price=ref, fill=FILLS.fill(side, qty, ref))  # type: ignore[arg-type]
+    fill = simulate_fill(side, qty, ref, FEES)  # type: ignore[arg-type]
+    return OrderOutcome(intent, "filled", cid, ref_price=ref, fill=fill)
 
 
 def cycle(hour: int, outcomes=(), funding=(), mark: float = 5.0) -> CycleRecord:  # noqa: ANN001
@@ -113,28 +109,28 @@ def test_position_after_fill(qty: float, entry: float, dq: float, price: float,
 
 def test_equity_is_cash_plus_unrealised_by_hand(tmp_path: Path) -> None:
     book = PaperBook(url(tmp_path), initial_cash=10_000.0)
-    # bar 0: buy 100 NEAR at ref 5.00 -> fill 5.005 (10 bps), fee 0.0005 x 100 x 5.005 = 0.25025
+    # bar 0: buy 100 NEAR at ref 5.00 -> fill 5.005 (10 bps), fee 0.0005 x 100 x 5.00 = 0.25
     r1 = book.record_cycle(cycle(0, [filled("main", "NEAR", "buy", 100, 5.00, T0)], mark=5.0))
-    assert r1.written and r1.cash == pytest.approx(10_000 - 0.25025)
+    assert r1.written and r1.cash == pytest.approx(10_000 - 0.25)
     assert r1.unrealised_pnl == pytest.approx(100 * (5.0 - 5.005))          # -0.5
-    assert r1.equity == pytest.approx(9_999.24975)
+    assert r1.equity == pytest.approx(9_999.25)
     # bar 1: funding settled at 01:30 on the 100 held: -100 x 5.05 x 0.0001 = -0.0505;
-    # sell 40 at ref 5.20 -> 5.1948, fee 0.103896, realised 40 x (5.1948 - 5.005) = 7.592;
-    # open a 30 NEAR hedge short at ref 5.00 -> 4.995, fee 0.074925 (it pays no 01:30 funding)
+    # sell 40 at ref 5.20 -> 5.1948, fee 0.104, realised 40 x (5.1948 - 5.005) = 7.592;
+    # open a 30 NEAR hedge short at ref 5.00 -> 4.995, fee 0.075 (it pays no 01:30 funding)
     bar1 = T0 + pd.Timedelta(hours=1)
     r2 = book.record_cycle(cycle(1, [filled("main", "NEAR", "sell", 40, 5.20, bar1),
                                      filled("hedge", "NEAR", "sell", 30, 5.00, bar1)],
                                  funding=[FundingEvent("NEAR", bar1 + pd.Timedelta("30min"),
                                                        0.0001, 5.05)], mark=5.0))
-    cash = 10_000 + 7.592 - 0.25025 - 0.103896 - 0.074925 - 0.0505
+    cash = 10_000 + 7.592 - 0.25 - 0.104 - 0.075 - 0.0505
     unrealised = 60 * (5.0 - 5.005) - 30 * (5.0 - 4.995)                     # -0.3 - 0.15
     assert r2.funding == pytest.approx(-0.0505) and r2.fills == 2
     assert r2.cash == pytest.approx(cash) and r2.unrealised_pnl == pytest.approx(unrealised)
-    assert r2.equity == pytest.approx(10_006.662429)
+    assert r2.equity == pytest.approx(10_006.6625)
     # the book's own tables say the same
     frames = book.frames()
     fills, funding = frames["fills"], frames["funding_payments"]
-    assert fills["fee"].sum() == pytest.approx(0.25025 + 0.103896 + 0.074925)
+    assert fills["fee"].sum() == pytest.approx(0.25 + 0.104 + 0.075)
     assert fills["realised_pnl"].sum() == pytest.approx(7.592)
     assert fills["slippage"].sum() == pytest.approx(100 * 0.005 + 40 * 0.0052 + 30 * 0.005)
     assert funding[["leg", "qty"]].values.tolist() == [["main", 100.0]]
@@ -153,9 +149,7 @@ def test_equity_is_cash_plus_unrealised_by_hand(tmp_path: Path) -> None:
     assert r3.cash == pytest.approx(cash + 0.03)
     state = book.state({"NEAR": 5.5})
     assert state.equity == pytest.approx(cash + 0.03 + 60 * 0.495 - 30 * 0.505)
-    position = state.policy_position("NEAR")
-    assert position is not None and position.notional == pytest.approx(330.0)
-    assert position.hedge_ratio == pytest.approx(0.5) and position.margin_mode == "cross"
+    assert state.hedge_ratio("NEAR") == pytest.approx(0.5)
     book.close()
 
 
@@ -178,15 +172,17 @@ def test_a_replayed_bar_adds_nothing(tmp_path: Path) -> None:
 KILL_SCRIPT = """
 import os, signal, sys
 import pandas as pd
-from cascade_ml.live import book as B
-from cascade_ml.live.fills import FillModel
-from cascade_ml.policy.models import Decision
+from cascade_ml.trading import book as B
+from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.policy.schemas import Decision
+from cascade_ml.trading.costs import simulate_fill
+from cascade_ml.trading.orders import OrderIntent
 
 url, decision_json = sys.argv[1], open(sys.argv[2]).read()
 decision = Decision.model_validate_json(decision_json)
 bar = pd.Timestamp("2026-03-10T01:00:00Z")
-fill = FillModel().fill("sell", 40.0, 5.2)
-outcome = B.OrderOutcome(B.OrderIntent("main", "NEAR", "sell", 40.0), "filled", "kill-1",
+fill = simulate_fill("sell", 40.0, 5.2, PolicyConfig())
+outcome = B.OrderOutcome(OrderIntent("main", "NEAR", "sell", 40.0), "filled", "kill-1",
                          ref_price=5.2, fill=fill)
 record = B.CycleRecord(symbol="NEAR", bar_ts=bar, as_of=bar + pd.Timedelta("1h"), mode="paper",
                        decision=decision, marks={"NEAR": 5.2}, outcomes=[outcome])

@@ -17,10 +17,10 @@ from cascade_ml.data.sources.fear_greed import (
     StoredFearGreed,
     collect_fear_greed,
 )
+from cascade_ml.data.sources.replay import ReplayExchange
 from cascade_ml.data.store import MarketStore, PartitionKey
 from cascade_ml.errors import CascadeError
 from cascade_ml.live.clock import SimClock
-from cascade_ml.live.replay import ReplayExchange
 
 BODY = Path(__file__).parent / "fixtures" / "alternative_me" / "fng_limit_10.json"
 NOW = pd.Timestamp("2026-03-29T12:00:00Z")

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from live_helpers import make_decision
 
+from cascade_ml.data.sources.replay import ReplayExchange
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.live.book import OrderIntent, PaperBook
 from cascade_ml.live.clock import SimClock
-from cascade_ml.live.config import LiveConfig
-from cascade_ml.live.execution import Executor, cap_violation, client_order_id, plan_orders
-from cascade_ml.live.fills import FillModel
-from cascade_ml.live.replay import ReplayExchange
+from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.execution import Executor, cap_violation, client_order_id
+from cascade_ml.trading.orders import OrderIntent
 
 BAR = pd.Timestamp("2026-03-10T11:00:00Z")
 NOW = BAR + pd.Timedelta("1h")
@@ -31,17 +31,6 @@ KEYS = {"CASCADE_ML_TESTNET_API_KEY": "test-key", "CASCADE_ML_TESTNET_API_SECRET
 def book(tmp_path: Path) -> PaperBook:
     with PaperBook(f"sqlite:///{tmp_path / 'book.db'}", initial_cash=10_000.0) as b:
         yield b
-
-
-def test_fill_model_fees_and_slippage() -> None:
-    model = FillModel()  # 0.05% taker, 2 bps
-    buy = model.fill("buy", 100.0, 5.0)
-    assert buy.price == pytest.approx(5.001) and buy.fee == pytest.approx(0.0005 * 100 * 5.001)
-    assert buy.slippage == pytest.approx(0.1)
-    sell = FillModel(taker_fee=0.0004, slippage_bps=10).fill("sell", 2.0, 100.0)
-    assert (sell.price, sell.fee, sell.slippage) == pytest.approx((99.9, 0.0004 * 2 * 99.9, 0.2))
-    with pytest.raises(CascadeError, match="positive quantity"):
-        model.fill("buy", 0.0, 5.0)
 
 
 def test_cap_check_refuses_growth_never_reduction() -> None:
@@ -75,34 +64,11 @@ def test_refused_orders_are_recorded_with_their_reason(book: PaperBook) -> None:
     assert [(v.leg, v.qty) for v in book.state().legs] == [("hedge", -100.0)]
 
 
-def test_plan_follows_the_decision_within_its_caps(book: PaperBook) -> None:
-    d = make_decision()
-    marks = {"NEAR": 5.0}
-    intents = plan_orders("NEAR", d, book.state(marks), marks, target_notional=1e6)
-    assert [(i.leg, i.side) for i in intents] == [("main", "buy"), ("hedge", "sell")]
-    assert intents[0].qty * 5.0 == pytest.approx(min(d.size_cap_notional,
-                                                     d.leverage_cap * 10_000.0))
-    ex = Executor(book, prices=marks.get, fill_model=FillModel(slippage_bps=0.0))
-    result = ex.run_cycle("NEAR", BAR, d, intents, marks=marks, as_of=NOW)
-    assert result.refused == 0 and result.fills == 2
-    assert book.state(marks).hedge_ratio("NEAR") == pytest.approx(d.hedge_ratio)
-    # the fail-safe decision cuts the size cap and leverage: the plan cuts the main leg, and
-    # cutting is never refused
-    safe = make_decision(fresh=False, notional=100.0)
-    assert safe.fail_safe and safe.size_cap_notional == pytest.approx(100.0)
-    later = plan_orders("NEAR", safe, book.state(marks), marks, target_notional=1e6)
-    assert later[0].leg == "main" and later[0].side == "sell"
-    ex.run_cycle("NEAR", NOW, safe, later, marks=marks, as_of=NOW + pd.Timedelta("1h"))
-    state = book.state(marks)
-    assert sum(v.notional for v in state.legs_of("NEAR", "main")) == pytest.approx(100.0)
-    assert state.hedge_ratio("NEAR") == pytest.approx(safe.hedge_ratio)
-
-
 def test_paper_fills_at_the_replays_next_price_and_sends_nothing(
         book: PaperBook, sample_store: MarketStore, order_desk) -> None:  # noqa: ANN001
     clock = SimClock(NOW)
     replay = ReplayExchange(sample_store, clock)
-    ex = Executor(book, exchange=replay, fill_model=FillModel(slippage_bps=5.0))
+    ex = Executor(book, exchange=replay, policy=PolicyConfig(spread=0.001))  # 5 bps half
     d = make_decision()
     last = replay.fetch_ticker("NEAR/USDT:USDT")["last"]
     result = ex.run_cycle("NEAR", BAR, d, [OrderIntent("main", "NEAR", "buy", 50.0)],
@@ -152,8 +118,8 @@ def test_testnet_order_is_the_request_binance_expects(book: PaperBook, order_des
 
 def test_live_mode_production_venue_and_hedge_mode(book: PaperBook, order_desk) -> None:  # noqa: ANN001
     exchange, desk = order_desk()
-    ex = Executor.from_config(LiveConfig(mode="live", hedge_mode=True), book, exchange=exchange,
-                              prices=lambda i: 5.0, env=KEYS)
+    ex = Executor(book, mode="live", policy=PolicyConfig(), hedge_mode=True,
+                  exchange=exchange, prices=lambda i: 5.0, env=KEYS)
     ex.run_cycle("NEAR", BAR, make_decision(), [OrderIntent("main", "NEAR", "buy", 30.0),
                                                 OrderIntent("hedge", "NEAR", "sell", 12.0)],
                  marks={"NEAR": 5.0}, as_of=NOW)
@@ -189,28 +155,3 @@ def test_other_exchanges_use_ccxt_sandbox_mode_for_testnet(book: PaperBook) -> N
     bybit = ccxt.bybit({"enableRateLimit": False})
     Executor(book, mode="testnet", exchange=bybit, env=KEYS)
     assert bybit.isSandboxModeEnabled and bybit.apiKey == "test-key"
-
-
-def test_main_leg_opens_and_grows_only_when_not_failing_safe_and_beyond_the_band(
-        book: PaperBook) -> None:
-    marks = {"NEAR": 5.0}
-    ex = Executor(book, prices=marks.get, fill_model=FillModel(slippage_bps=0.0, taker_fee=0.0))
-    safe = make_decision(fresh=False, notional=100.0)
-    assert plan_orders("NEAR", safe, book.state(marks), marks, target_notional=2_000.0) == []
-    opened = plan_orders("NEAR", make_decision(), book.state(marks), marks, target_notional=100.0)
-    ex.run_cycle("NEAR", BAR, make_decision(), opened, marks=marks, as_of=NOW)
-    main = lambda: sum(v.notional for v in book.state(marks).legs_of("NEAR", "main"))  # noqa: E731
-    assert main() == pytest.approx(100.0)
-    # failing safe: no new exposure, whatever the target
-    again = plan_orders("NEAR", safe, book.state(marks), marks, target_notional=2_000.0)
-    assert [i for i in again if i.leg == "main"] == []
-    # trustworthy again: back to the target within the caps
-    normal = make_decision(notional=100.0)
-    allowed = min(2_000.0, normal.size_cap_notional, normal.leverage_cap * book.state().equity)
-    grow = plan_orders("NEAR", normal, book.state(marks), marks, target_notional=2_000.0)
-    assert grow[0].leg == "main" and grow[0].side == "buy"
-    assert (100.0 + grow[0].qty * 5.0) == pytest.approx(allowed)
-    # within the band below what is allowed: nothing to trade for the main leg
-    near = plan_orders("NEAR", normal, book.state(marks), marks,
-                       target_notional=100.0 / 0.95)
-    assert [i for i in near if i.leg == "main"] == []

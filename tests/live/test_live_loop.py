@@ -40,12 +40,13 @@ def test_the_book_ledger_is_consistent(reference_replay: dict) -> None:
     dec, hedges = frames["decisions"], frames["hedges"]
     assert len(dec) == 13 and dec["model_version"].eq("1").all()
     assert dec["forecast_vol"].notna().all() and (dec["forecast_vol"] > 0).all()
-    # the main leg was opened at the bot's target cut to the first decision's caps, and the
-    # hedge follows the decisions
+    # the main leg was opened at the bot's leverage (5x) on its isolated margin (half the
+    # 10,000 equity), cut to the first decision's leverage and size caps, at the bar's close
     first, d0 = frames["orders"].iloc[0], dec.iloc[0]
-    assert (first["leg"], first["side"]) == ("main", "buy")
-    allowed = min(5_000, d0["size_cap_notional"], d0["leverage_cap"] * 10_000)
+    assert (first["leg"], first["side"], first["order_type"]) == ("main", "buy", "market")
+    allowed = min(min(5.0, d0["leverage_cap"]) * 5_000, d0["size_cap_notional"])
     assert first["qty"] * first["ref_price"] == pytest.approx(allowed, rel=1e-9)
+    assert first["ref_price"] == pytest.approx(d0["mark_price"])
     held = hedges["actual_ratio"].to_numpy()
     assert np.all(np.abs(held - hedges["target_ratio"].to_numpy()) < 0.15)
 

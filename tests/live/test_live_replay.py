@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from cascade_ml.data.config import ExchangeSourceConfig
 from cascade_ml.data.sources.exchange import ingest_exchange
+from cascade_ml.data.sources.replay import ReplayExchange
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 from cascade_ml.live.clock import SimClock
-from cascade_ml.live.replay import ReplayExchange
 
 HOUR = 3_600_000
 NEAR = "NEAR/USDT:USDT"

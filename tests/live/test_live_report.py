@@ -12,15 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cascade_ml.data.sources.replay import ReplayExchange
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.live.book import FundingEvent, PaperBook
 from cascade_ml.live.clock import SimClock
-from cascade_ml.live.execution import Executor, plan_orders
-from cascade_ml.live.replay import ReplayExchange
 from cascade_ml.live.report import realised_forward_vol, write_paper_report
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
-from cascade_ml.policy.models import Forecast, Freshness, Position
+from cascade_ml.policy.schemas import Forecast, Freshness
+from cascade_ml.trading.book import FundingEvent, PaperBook
+from cascade_ml.trading.config import TradingConfig
+from cascade_ml.trading.execution import Executor
+from cascade_ml.trading.paper import BarPrices, PaperTrader, targets_from_decision
 
 NEAR = "NEAR/USDT:USDT"
 START = pd.Timestamp("2026-03-08T00:00:00Z")
@@ -28,35 +30,42 @@ BARS = 48
 
 
 def paper_loop(store: MarketStore, url: str, bars: int = BARS) -> PaperBook:
-    """One cycle per hourly bar: decide at the bar's close on replayed data, trade on paper."""
+    """One cycle per hourly bar: decide at the bar's close on replayed data, trade through the
+    trading core on paper (a restarted loop starts a fresh account and repeats the same
+    decisions; the book ignores the bars it holds)."""
     clock = SimClock(START)
     replay = ReplayExchange(store, clock)
     book = PaperBook(url, initial_cash=10_000.0)
     executor = Executor(book, exchange=replay)
+    policy, trading = PolicyConfig(), TradingConfig(leverage=0.8)
+    trader = PaperTrader(["NEAR"], ["NEAR"], "long", trading, policy)
     for i in range(bars):
         bar = START + pd.Timedelta(hours=i)
         clock.set(bar + pd.Timedelta("1h"))
-        closes = np.array([r[4] for r in replay.fetch_ohlcv(NEAR, "1h", limit=169)])
+        candles = replay.fetch_ohlcv(NEAR, "1h", limit=169)
+        closes = np.array([r[4] for r in candles])
         sigma = float(np.sqrt(24 * np.mean(np.diff(np.log(closes)) ** 2)))  # naive 24h vol
         forecast = Forecast(sigma_h=sigma, horizon_hours=24, cascade_prob=0.05)
         mark = replay.fetch_ticker(NEAR)["last"]
         marks = {"NEAR": mark}
-        state = book.state(marks)
-        position = state.policy_position("NEAR") or Position(
-            side="long", notional=4_000.0, entry_price=mark, mark_price=mark, leverage=0.4,
-            margin_mode="cross")
-        decision = decide(PolicyInputs(symbol="NEAR", forecast=forecast, position=position,
-                                       equity=state.equity,
+        bar_no = int(bar.value // pd.Timedelta("1h").value)
+        o, h, lo, c = candles[-1][1:5]
+        settled = trader.settle(bar_no, {"NEAR": BarPrices(candles[-2][4], o, h, lo, c)})["NEAR"]
+        decision = decide(PolicyInputs(symbol="NEAR", forecast=forecast,
+                                       position=trader.policy_position("NEAR", mark),
+                                       equity=trader.total,
                                        freshness=Freshness(forecast_age_s=1, features_age_s=1)),
-                          PolicyConfig())
+                          policy)
         last = book.last_as_of("NEAR")
         since = None if last is None else int(pd.Timestamp(last).value // 1_000_000) + 1
         funding = [FundingEvent("NEAR", pd.Timestamp(f["timestamp"], unit="ms", tz="UTC"),
                                 f["fundingRate"], mark)
                    for f in replay.fetch_funding_rate_history(NEAR, since=since)] if since else []
-        intents = plan_orders("NEAR", decision, state, marks, target_notional=4_000.0)
+        targets = targets_from_decision(decision, "NEAR", sigma, 0.05, trading, policy)
+        intents = [*settled.orders, *trader.rebalance("NEAR", bar_no, targets, marks)]
         executor.run_cycle("NEAR", bar, decision, intents, marks=marks, as_of=clock.now,
-                           funding=funding, model_version="naive-vol", forecast=forecast)
+                           funding=[] if settled.closed else funding, model_version="naive-vol",
+                           forecast=forecast)
     return book
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 from loop_helpers import FROM, UNTIL, copy_replay
 
-from cascade_ml.live.book import PaperBook
 from cascade_ml.live.run import replay_paths, run_replay
 from cascade_ml.live.state import LoopState
 from cascade_ml.models.bundle import load_bundle
 from cascade_ml.models.tracking import CHAMPION, model_name
 from cascade_ml.tracking import connect
+from cascade_ml.trading.book import PaperBook
 
 
 def test_scheduled_retrain_registers_a_challenger_and_promotes_by_rule(
@@ -54,9 +54,9 @@ def test_a_failed_retraining_keeps_the_champion_serving(replay_base: Path,
     from dataclasses import replace
 
     from cascade_ml.data.sources.fear_greed import StoredFearGreed
+    from cascade_ml.data.sources.replay import ReplayExchange
     from cascade_ml.data.store import MarketStore
     from cascade_ml.live.clock import SimClock
-    from cascade_ml.live.replay import ReplayExchange
     from cascade_ml.live.run import build_loop
 
     _, sections = copy_replay(replay_base, tmp_path)

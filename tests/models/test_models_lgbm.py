@@ -12,7 +12,7 @@ from cascade_ml.models.config import LgbmParams
 from cascade_ml.models.estimators import CascadeClassifier
 from cascade_ml.models.lgbm import lgbm_params
 from cascade_ml.panel.bundle import PanelBundle
-from cascade_ml.panel.models import PanelClassifier, TreeCorrection
+from cascade_ml.panel.estimators import PanelClassifier, TreeCorrection
 
 
 @pytest.fixture(scope="module")

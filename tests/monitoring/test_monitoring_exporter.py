@@ -17,8 +17,8 @@ from cascade_ml.contracts.columns import CASCADE, CASCADE_PROB, FWD_RV, VAR_FORE
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import fit_profile
 from cascade_ml.monitoring.exporter import METRIC_NAMES, export_reports, monitor_collector
+from cascade_ml.monitoring.health import MonitorReport, health
 from cascade_ml.monitoring.quality import HAR_FORECAST, forecast_quality
-from cascade_ml.monitoring.report import MonitorReport, health
 from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
 from cascade_ml.serving.metrics import ServiceMetrics
 

@@ -16,9 +16,9 @@ from cascade_ml.errors import CascadeError
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import fit_profile
 from cascade_ml.monitoring.exporter import export_reports
+from cascade_ml.monitoring.health import MonitorReport, health
 from cascade_ml.monitoring.persist import read_report, write_report
 from cascade_ml.monitoring.quality import HAR_FORECAST, forecast_quality
-from cascade_ml.monitoring.report import MonitorReport, health
 from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
 
 CFG = MonitoringConfig(recent_rows=168, qlike_window=200, calibration_bins=4)

@@ -20,8 +20,8 @@ from cascade_ml.labels.config import LabelConfig
 from cascade_ml.models.metrics import qlike_loss
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import fit_profile
+from cascade_ml.monitoring.health import health
 from cascade_ml.monitoring.quality import har_forecast, rolling_qlike
-from cascade_ml.monitoring.report import health
 from cascade_ml.monitoring.run import family_map, monitor_symbol, symbol_sources
 from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
 

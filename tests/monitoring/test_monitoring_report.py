@@ -11,8 +11,7 @@ from monitor_factories import FAMILIES, synthetic_features
 
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import feature_drift, fit_profile
-from cascade_ml.monitoring.gate import decide_monitored
-from cascade_ml.monitoring.report import health
+from cascade_ml.monitoring.health import health
 from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
 
@@ -118,8 +117,9 @@ def test_gate_fails_safe_with_the_monitor_reason_named():
     cfg = PolicyConfig()
     normal = decide(_inputs(), cfg)
     assert not normal.fail_safe
-    assert decide_monitored(_inputs(), cfg, []) == normal
-    degraded = decide_monitored(_inputs(), cfg, ["input fng_z_30d (sentiment) has drifted"])
+    assert decide(_inputs(), cfg, monitor_reasons=[]) == normal
+    degraded = decide(_inputs(), cfg,
+                      monitor_reasons=["input fng_z_30d (sentiment) has drifted"])
     assert degraded.fail_safe and degraded.hedge_ratio == cfg.hedge_max
     assert degraded.reasons[0] == "FAIL-SAFE: monitor: input fng_z_30d (sentiment) has drifted"
     assert degraded.leverage_cap <= cfg.fail_safe_leverage

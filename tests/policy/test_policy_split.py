@@ -14,7 +14,7 @@ from collections import Counter
 
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
 from cascade_ml.policy.decide import decide_position, decision_fields, plan_inputs
-from cascade_ml.policy.models import Decision, Freshness, Position, Triggers
+from cascade_ml.policy.schemas import Decision, Freshness, Position, Triggers
 
 TRIGGER_NAMES = tuple(Triggers.model_fields)
 CONFIGS = (

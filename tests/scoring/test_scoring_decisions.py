@@ -13,7 +13,7 @@ from demo_data import write_pipeline as pipeline_file
 from cascade_ml.config import load_pipeline
 from cascade_ml.contracts.layout import features_path, scores_path
 from cascade_ml.data.store import MarketStore
-from cascade_ml.policy.models import Position
+from cascade_ml.policy.schemas import Position
 
 SYMBOLS = ("NEAR", "SOL")
 # A proxy hedge can win (same perp 0.85 < R^2 of a 0.93+ correlation) at the 720 h window only

@@ -23,7 +23,7 @@ from cascade_ml.config import load_pipeline
 from cascade_ml.contracts.columns import TRIGGERS, beta_column, corr_column
 from cascade_ml.contracts.layout import predictions_path, scores_path
 from cascade_ml.data.store import MarketStore
-from cascade_ml.policy.models import Position
+from cascade_ml.policy.schemas import Position
 
 H = pd.Timedelta("1h")
 END = fresh_end()  # newest feature bar (open time); its forecast is served now

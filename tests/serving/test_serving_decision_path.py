@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from cascade_ml.forecasting.inputs import no_forecast, policy_forecast
 from cascade_ml.policy import PolicyConfig, decide
-from cascade_ml.policy.models import CrossAsset, Freshness, PolicyInputs, Position, Triggers
+from cascade_ml.policy.schemas import CrossAsset, Freshness, PolicyInputs, Position, Triggers
 from cascade_ml.serving.decisions import DecisionPlans, make_decision
 from cascade_ml.serving.http import read_body
 from cascade_ml.serving.schemas import DecisionOut, DecisionRequest

@@ -17,7 +17,7 @@ from serving_helpers import auth
 
 from cascade_ml.config import load_pipeline
 from cascade_ml.contracts.columns import TRIGGERS, beta_column, corr_column
-from cascade_ml.policy.models import Position
+from cascade_ml.policy.schemas import Position
 
 POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_annual": 2.0}
 # The newest bar of each symbol: (trigger values by name, {(ref, window): (beta, corr)})

@@ -24,8 +24,8 @@ from serving_helpers import auth
 from cascade_ml.contracts.layout import monitor_path
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import fit_profile
+from cascade_ml.monitoring.health import MonitorReport, health
 from cascade_ml.monitoring.persist import write_report
-from cascade_ml.monitoring.report import MonitorReport, health
 from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
 
 DECISION = {"symbol": SYMBOL, "notional": 2000.0, "mark_price": 4.0, "leverage": 2.0}

@@ -20,7 +20,7 @@ from cascade_ml.contracts.layout import features_path, scores_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 from cascade_ml.pipeline import score_step
-from cascade_ml.policy.models import Position
+from cascade_ml.policy.schemas import Position
 
 
 def test_real_sample_scored_then_served_as_stale(sample_store: MarketStore, tmp_path: Path,

@@ -11,7 +11,7 @@ import sys
 
 from stores_helpers import cycle_record
 
-from cascade_ml.live.book import PaperBook
+from cascade_ml.trading.book import PaperBook
 
 
 def main(url: str, symbol: str, hours: int) -> None:

@@ -65,7 +65,7 @@ def main(kind: str, target: Path, pause: int) -> None:
             optuna.create_study(study_name="killed", storage=rdb_storage(url),
                                 load_if_exists=True)
         else:
-            from cascade_ml.live.book import PaperBook
+            from cascade_ml.trading.book import PaperBook
 
             PaperBook(url, initial_cash=10_000.0).close()
         print(f"done {count[0]}", flush=True)

@@ -70,14 +70,15 @@ def temps(folder: Path) -> list[str]:
 def cycle_record(symbol: str, hour: int, qty: float = 10.0, price: float = 5.0):  # noqa: ANN201
     """A paper cycle of ``symbol`` at bar ``T0 + hour``: one filled buy of ``qty`` at ``price``
     (no fee, no slippage), so the book's cash moves by hand-computable amounts."""
-    from cascade_ml.live.book import CycleRecord, OrderIntent, OrderOutcome
-    from cascade_ml.live.fills import FillModel
     from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
-    from cascade_ml.policy.models import Forecast, Freshness, Position
+    from cascade_ml.policy.schemas import Forecast, Freshness, Position
+    from cascade_ml.trading.book import CycleRecord, OrderOutcome
+    from cascade_ml.trading.costs import Fill
+    from cascade_ml.trading.orders import OrderIntent
 
     bar = T0 + pd.Timedelta(hours=hour)
     intent = OrderIntent("main", symbol, "buy", qty)
-    fill = FillModel(taker_fee=0.0, slippage_bps=0.0).fill("buy", qty, price)
+    fill = Fill(side="buy", qty=qty, price=price, ref_price=price, fee=0.0, slippage=0.0)
     cid = f"t-{symbol}-{int(bar.value // 10**6)}"
     outcome = OrderOutcome(intent, "filled", cid, ref_price=price, fill=fill)
     decision = decide(PolicyInputs(

@@ -17,9 +17,9 @@ from stores_helpers import kill_after, kill_when_paused, temps
 from cascade_ml.atomic import atomic_file, staged_dir, sweep_temps
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.live import db
-from cascade_ml.live.book import PaperBook
 from cascade_ml.tracking import TrackingConfig, connect
+from cascade_ml.trading import db
+from cascade_ml.trading.book import PaperBook
 
 BOOK_TABLES = {"account", "decisions", "orders", "fills", "positions", "hedges",
                "funding_payments", "equity_snapshots", "alembic_version"}

@@ -12,9 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from stores_helpers import T0, cycle_record, run_together
 
-from cascade_ml.live import db
-from cascade_ml.live.book import PaperBook
-from cascade_ml.live.models import Base
+from cascade_ml.trading import db
+from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.tables import Base
 
 BOOK_TABLES = {"account", "decisions", "orders", "fills", "positions", "hedges",
                "funding_payments", "equity_snapshots"}

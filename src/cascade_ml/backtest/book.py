@@ -31,6 +31,7 @@ from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading.config import TradingConfig
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,8 @@ def load_book(store: MarketStore, symbols: list[str], task: TaskConfig, bt: Back
     return BookData(list(symbols), data, market)
 
 
-def _plans(name: str, book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str,
+def _plans(name: str, book: BookData, bt: BacktestConfig, trading: TradingConfig,
+           policy: PolicyConfig, side: str,
            matched: dict[str, tuple[float, float]] | None) -> list[PositionPlan] | None:
     n_pos = len(book.symbols)
     plans = []
@@ -119,8 +121,9 @@ def _plans(name: str, book: BookData, bt: BacktestConfig, policy: PolicyConfig, 
     for s in book.symbols:
         d = book.data[s]
         tiers = policy.tiers_for(s)
-        notional = bt.leverage * bt.initial_equity * bt.margin_fraction / n_pos
-        plan = strategy_plan(name, d.signals, bt, policy, tiers, notional, side, feeds=d.feeds,
+        notional = trading.nominal_notional(n_pos)
+        plan = strategy_plan(name, d.signals, bt, trading, policy, tiers, notional, side,
+                             feeds=d.feeds,
                              trailing_vol_annual=d.trailing_vol_annual, cross=d.cross,
                              proxies=bt.book.proxy_hedges,
                              matched=None if matched is None else matched[s])
@@ -198,8 +201,8 @@ def position_metrics(book: BookData, symbol: str, r: SimResult, alloc: float) ->
             **basis_risk(book, symbol, r)}
 
 
-def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str
-             ) -> dict[str, BookRun]:
+def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str, *,
+             trading: TradingConfig) -> dict[str, BookRun]:
     """Simulate each book strategy (static_matched after model_policy)."""
     names = list(dict.fromkeys(["unhedged", *bt.book.strategies]))
     if "static_matched" in names and "model_policy" not in names:
@@ -212,17 +215,17 @@ def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str
             mp = results["model_policy"].positions
             matched = {s: (float(np.mean(r.leverage)), float(np.mean(r.hedge)))
                        for s, r in zip(book.symbols, mp, strict=True)}
-        plans = _plans(name, book, bt, policy, side, matched)
+        plans = _plans(name, book, bt, trading, policy, side, matched)
         if plans is None:
             log.warning("book %s: a symbol lacks its inputs; left out", name)
             continue
         results[name] = simulate_book(book.market, plans, policy=policy,
-                                      initial_equity=bt.initial_equity,
-                                      margin_fraction=bt.margin_fraction,
-                                      leverage_tolerance=bt.leverage_tolerance,
-                                      stop_cooldown=bt.stop_cooldown_bars)
+                                      initial_equity=trading.initial_equity,
+                                      margin_fraction=trading.margin_fraction,
+                                      leverage_tolerance=trading.leverage_tolerance,
+                                      stop_cooldown=trading.stop_cooldown_bars)
     base = results["unhedged"].equity
-    alloc = bt.initial_equity / len(book.symbols)
+    alloc = trading.initial_equity / len(book.symbols)
     runs = {}
     for name in bt.book.strategies:
         if name not in results:

@@ -68,23 +68,14 @@ class BookConfig(StrictModel):
 
 
 class BacktestConfig(StrictModel):
-    """How the hedging bot is simulated; fees, band and risk limits come from `policy`."""
+    """Which strategies are simulated and how they are reported; the bot (equity, leverage,
+    margin, stops) is the `trading` section, fees, band and risk limits come from `policy`."""
 
     strategies: list[StrategyName] = Field(default_factory=lambda: list(ALL_STRATEGIES))
-    leverage: float = Field(5.0, gt=0, le=125, description="The bot's leverage (unhedged).")
     static_hedge: float = Field(0.5, ge=0, le=1, description="Hedge of the static strategy.")
-    margin_fraction: float = Field(
-        0.5, gt=0, le=1, description="Share of account equity posted as the positions' margin; "
-        "a liquidation loses it and the bot re-enters with the same share of what is left.")
-    initial_equity: float = Field(10_000.0, gt=0)
-    leverage_tolerance: float = Field(
-        0.20, ge=0, lt=1, description="Relative leverage drift tolerated before re-levering.")
     enforce_size_cap: bool = Field(
         True, description="Policy strategies hold each position to the policy's size cap "
         "(max_risk_fraction of equity lost on the adverse move).")
-    stops: bool = Field(True, description="Policy strategies honour the protective stop.")
-    stop_cooldown_bars: int = Field(24, ge=0, description="Bars a position stays flat after "
-                                    "its stop fired.")
     proxy_hedges: bool = Field(True, description="Simulate BTC/ETH proxy hedges when the policy "
                                "picks them (needs BTC/ETH bars in the store).")
     funding_proxy: bool = Field(

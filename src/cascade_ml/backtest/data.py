@@ -308,10 +308,13 @@ def load_proxies(store: MarketStore, index: pd.DatetimeIndex, *, venue: str, int
 
 def load(store: MarketStore, symbol: str, *, venue: str, interval: str, horizon: int,
          funding_proxy: bool = True, vol_window: int = 720, proxy_window: int = 168,
-         proxy_tiers: dict[str, list] | None = None) -> BacktestData:
+         proxy_tiers: dict[str, list] | None = None,
+         preds: pd.DataFrame | None = None) -> BacktestData:
     """Read everything for one symbol from the store and align it (with the BTC/ETH proxies
-    when ``proxy_tiers`` gives their margin tiers)."""
-    preds = store.read_table(predictions_path(symbol, horizon))
+    when ``proxy_tiers`` gives their margin tiers). ``preds``: the forecasts to trade on (by
+    default the stored out-of-sample predictions; e.g. the forecasts a replay served)."""
+    if preds is None:
+        preds = store.read_table(predictions_path(symbol, horizon))
     ohlcv = store.read("ohlcv", symbol, venue=venue, interval=interval)
     funding = _funding_sources(store, symbol, venue, funding_proxy)
     if not funding:

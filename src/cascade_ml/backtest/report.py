@@ -9,6 +9,7 @@ from cascade_ml.backtest.data import BacktestData
 from cascade_ml.backtest.plots import CAPTIONS
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.report import Figure, Section, Table, Text, write_html
+from cascade_ml.trading.config import TradingConfig
 
 PCT, PCT2, X2 = "+.1%", "+.2%", ".2f"
 STRATEGY_FORMATS = {"return": PCT, "ann. vol": ".1%", "max DD": ".1%", "CVaR 95 (daily)": PCT2,
@@ -81,8 +82,9 @@ def economic_value_table(ev: dict[str, dict]) -> Table:
 
 def write_report(path: Path, symbol: str, rows: list[dict], periods: dict[str, dict],
                  fv: dict[str, dict], plots: list[Path], data: BacktestData,
-                 bt: BacktestConfig, policy: PolicyConfig, side: str = "long",
-                 extra: list[Section] | None = None, title: str | None = None) -> Path:
+                 bt: BacktestConfig, trading: TradingConfig, policy: PolicyConfig,
+                 side: str = "long", extra: list[Section] | None = None,
+                 title: str | None = None) -> Path:
     """Assemble and write the report; returns its path."""
     from cascade_ml.backtest.run import period_rows
 
@@ -138,13 +140,13 @@ def write_report(path: Path, symbol: str, rows: list[dict], periods: dict[str, d
                                                   "positions")
                                         if n in by_name]))
     sections.append(Section("Assumptions", [Text([
-        f"Bot: {bt.leverage:g}x {side} on a margin of "
-        f"{bt.margin_fraction:.0%} of equity; re-levered when leverage drifts more than "
-        f"{bt.leverage_tolerance:.0%}; fees {policy.trade_cost:.3%} per traded notional.",
+        f"Bot: {trading.leverage:g}x {side} on an isolated margin of "
+        f"{trading.margin_fraction:.0%} of equity; re-levered when leverage drifts more than "
+        f"{trading.leverage_tolerance:.0%}; fees {policy.trade_cost:.3%} per traded notional.",
         f"Policy strategies: size cap {'enforced' if bt.enforce_size_cap else 'not enforced'} "
         f"({policy.max_risk_fraction:.0%} of equity lost on a {policy.size_k_sigma:g}-sigma "
-        f"adverse move), protective stop {'honoured' if bt.stops else 'ignored'} "
-        f"(cooldown {bt.stop_cooldown_bars} bars), vol reference {policy.vol_reference}.",
+        f"adverse move), protective stop {'honoured' if trading.stops else 'ignored'} "
+        f"(cooldown {trading.stop_cooldown_bars} bars), vol reference {policy.vol_reference}.",
         f"Funding: data on {data.funding_coverage:.0%} of bars, another venue's funding as a "
         f"proxy on {data.funding_proxy_share:.0%}.",
         "Every forecast is out of sample (walk-forward folds, then the final period); the "

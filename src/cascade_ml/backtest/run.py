@@ -29,6 +29,7 @@ from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.tracking import TrackingConfig
+from cascade_ml.trading.config import TradingConfig
 
 log = logging.getLogger(__name__)
 TABLE_COLS = [("total_return", "return", "{:+.1%}"), ("ann_vol", "vol", "{:.1%}"),
@@ -216,9 +217,10 @@ def period_summary(periods: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyConfig,
-                  symbol: str, horizon: int, rows: list[dict], artifacts: list[Path],
-                  json_path: Path | None, run_name: str | None = None) -> str:
+def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, trading: TradingConfig,
+                  policy: PolicyConfig, symbol: str, horizon: int, rows: list[dict],
+                  artifacts: list[Path], json_path: Path | None,
+                  run_name: str | None = None) -> str:
     """One run per symbol in the backtest experiment: params, metrics per strategy, artifacts."""
     import mlflow
 
@@ -231,6 +233,7 @@ def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyCo
         mlflow.set_tags({"symbol": symbol, "horizon": str(horizon)})
         params = flatten("backtest", {k: v for k, v in bt.model_dump(mode="json").items()
                                       if not isinstance(v, dict | list)})
+        params.update(flatten("trading", trading.model_dump(mode="json")))
         params.update(flatten("policy", {k: v for k, v in policy.model_dump(mode="json")
                                          .items() if not isinstance(v, dict | list)}))
         mlflow.log_params(params)
@@ -256,7 +259,7 @@ def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, policy: PolicyCo
 
 
 def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: BacktestConfig,
-                 policy: PolicyConfig, tracking: TrackingConfig, *,
+                 trading: TradingConfig, policy: PolicyConfig, tracking: TrackingConfig, *,
                  json_path: Path | None = None, report_dir: Path | None = None,
                  log_mlflow: bool | None = None,
                  economic: dict[str, pd.DataFrame] | None = None) -> list[dict]:
@@ -270,7 +273,7 @@ def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: Backtest
                 horizon=horizon, funding_proxy=bt.funding_proxy,
                 vol_window=policy.vol_reference_window, proxy_window=policy.proxy_window,
                 proxy_tiers=proxy_tiers)
-    runs = run_strategies(data, bt, policy, symbol, task.side)
+    runs = run_strategies(data, bt, policy, symbol, task.side, trading=trading)
     periods = period_tables(runs, data, bt.periods)
     fv = forecast_values(runs, data, bt)
     frame = economic_frame(runs, data, horizon)
@@ -301,26 +304,27 @@ def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: Backtest
     if json_path is not None:
         write_json(Path(json_path), rows)
     out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
-    paths = model_policy_paths(data, bt, policy, symbol, task.side)
+    paths = model_policy_paths(data, trading, policy, symbol, task.side)
     plots = save_plots(runs, data, paths, out_dir, symbol)
     artifacts = list(plots)
     if bt.html_report:
         from cascade_ml.backtest.report import write_report
 
         html = write_report(out_dir / f"{symbol}_report.html", symbol, rows, periods, fv,
-                            plots, data, bt, policy, task.side)
+                            plots, data, bt, trading, policy, task.side)
         artifacts.append(html)
         typer.echo(f"report: {html}")
     typer.echo(f"plots in {out_dir}")
     if bt.log_mlflow if log_mlflow is None else log_mlflow:
-        run_id = log_to_mlflow(tracking, bt, policy, symbol, horizon, rows, artifacts,
+        run_id = log_to_mlflow(tracking, bt, trading, policy, symbol, horizon, rows, artifacts,
                                json_path)
         typer.echo(f"logged to MLflow experiment '{bt.experiment}' run {run_id}")
     return rows
 
 
 def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
-                      bt: BacktestConfig, policy: PolicyConfig, tracking: TrackingConfig, *,
+                      bt: BacktestConfig, trading: TradingConfig, policy: PolicyConfig,
+                      tracking: TrackingConfig, *,
                       json_path: Path | None = None, report_dir: Path | None = None,
                       log_mlflow: bool | None = None) -> list[dict]:
     """Backtest the book: print the book and position tables, write JSON/plots/HTML, log."""
@@ -328,7 +332,7 @@ def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
     from cascade_ml.backtest.report import positions_section, write_report
 
     book = load_book(store, symbols, task, bt, policy)
-    runs = run_book(book, bt, policy, task.side)
+    runs = run_book(book, bt, policy, task.side, trading=trading)
     cal = book.calendar()
     periods = period_tables(runs, cal, bt.periods)  # type: ignore[arg-type]
     fv = forecast_values(runs, cal, bt)  # type: ignore[arg-type]
@@ -360,14 +364,14 @@ def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
     typer.echo(f"plots in {out_dir}")
     if bt.html_report:
         html = write_report(out_dir / "BOOK_report.html", "BOOK", rows, periods, fv, plots,
-                            cal, bt, policy, task.side,  # type: ignore[arg-type]
+                            cal, bt, trading, policy, task.side,  # type: ignore[arg-type]
                             extra=[positions_section({n: r.position_metrics
                                                       for n, r in runs.items()})],
                             title=f"Book backtest: {', '.join(book.symbols)}")
         artifacts.append(html)
         typer.echo(f"report: {html}")
     if bt.log_mlflow if log_mlflow is None else log_mlflow:
-        run_id = log_to_mlflow(tracking, bt, policy, "BOOK", task.horizon, rows, artifacts,
+        run_id = log_to_mlflow(tracking, bt, trading, policy, "BOOK", task.horizon, rows, artifacts,
                                json_path, run_name=f"backtest-book-h{task.horizon}")
         typer.echo(f"logged to MLflow experiment '{bt.experiment}' run {run_id}")
     return rows
@@ -389,7 +393,8 @@ def position_table(per: dict[str, dict]) -> str:
 
 
 def run_tuning(store: MarketStore, symbol: str, holdout: list[str], task: TaskConfig,
-               bt: BacktestConfig, policy: PolicyConfig, *, trials: int,
+               bt: BacktestConfig, trading: TradingConfig, policy: PolicyConfig, *,
+               trials: int,
                out_dir: Path | None = None) -> dict:
     """Tune the policy on ``symbol``'s development folds, then score untuned and tuned once on
     its final period and on the ``holdout`` perps (never used for tuning); write the tuned
@@ -402,7 +407,8 @@ def run_tuning(store: MarketStore, symbol: str, holdout: list[str], task: TaskCo
                     vol_window=policy.vol_reference_window, proxy_window=policy.proxy_window)
 
     data = data_of(symbol)
-    res = tune_policy(data, bt, policy, symbol, task.side, trials=trials, seed=bt.seed)
+    res = tune_policy(data, bt, policy, symbol, task.side, trading=trading, trials=trials,
+                      seed=bt.seed)
     typer.echo(f"objective: {OBJECTIVE}")
     typer.echo(f"tuned on {symbol} development bars {res.dev_start} .. {res.dev_end} "
                f"({res.dev_bars}), {res.trials} trials: objective {res.default_value:.3f} "
@@ -420,7 +426,7 @@ def run_tuning(store: MarketStore, symbol: str, holdout: list[str], task: TaskCo
         for span, mask in spans.items():
             part = d.take(mask)
             for label, cfg in (("untuned", policy), ("tuned", res.policy)):
-                runs = run_strategies(part, only, cfg, s, task.side)
+                runs = run_strategies(part, only, cfg, s, task.side, trading=trading)
                 for name in ("model_policy", "har_policy", "static_matched"):
                     m = runs[name].metrics
                     scores.append({"symbol": s, "used_for_tuning": s == symbol, "span": span,

@@ -14,6 +14,7 @@ from cascade_ml.backtest.metrics import capture, summarize
 from cascade_ml.backtest.strategies import Plan, policy_targets, strategy_plan
 from cascade_ml.contracts.task import Side
 from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading.config import TradingConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +56,20 @@ def run_metrics(r: SimResult, base_equity: np.ndarray, sl: slice = slice(None)) 
     return m
 
 
-def _simulate(plan: Plan, data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
+def _simulate(plan: Plan, data: BacktestData, trading: TradingConfig, policy: PolicyConfig,
               tiers, side: Side, proxies) -> SimResult:
     return simulate(
         data.open, data.high, data.low, data.close, data.funding_rate, plan.target_leverage,
         plan.target_hedge, plan.sigma_h, plan.cascade_prob, side=side, tiers=tiers,
-        policy=policy, initial_equity=bt.initial_equity, margin_fraction=bt.margin_fraction,
-        leverage_tolerance=bt.leverage_tolerance, stop_cooldown=bt.stop_cooldown_bars,
+        policy=policy, initial_equity=trading.initial_equity,
+        margin_fraction=trading.margin_fraction, leverage_tolerance=trading.leverage_tolerance,
+        stop_cooldown=trading.stop_cooldown_bars,
         proxies=proxies, **plan.engine)
 
 
 def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
-                   symbol: str, side: Side) -> dict[str, StrategyRun]:
+                   symbol: str, side: Side, *, trading: TradingConfig
+                   ) -> dict[str, StrategyRun]:
     """Simulate each strategy and add capture ratios against the unhedged one.
 
     ``static_matched`` holds the model policy's *average* leverage and hedge ratio fixed (the
@@ -74,7 +77,7 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
     whose inputs are missing (e.g. no HAR column) are left out with a warning.
     """
     tiers = policy.tiers_for(symbol)
-    notional = bt.leverage * bt.initial_equity * bt.margin_fraction
+    notional = trading.nominal_notional()
     proxies = data.proxies if bt.proxy_hedges else None
     names = list(dict.fromkeys(["unhedged", *bt.strategies]))
     if "static_matched" in names and "model_policy" not in names:
@@ -86,23 +89,23 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
         if name == "static_matched":
             mp = results["model_policy"][0]
             matched = (float(np.mean(mp.leverage)), float(np.mean(mp.hedge)))
-        plan = strategy_plan(name, data.signals, bt, policy, tiers, notional, side,
+        plan = strategy_plan(name, data.signals, bt, trading, policy, tiers, notional, side,
                              feeds=data.feeds, trailing_vol_annual=data.trailing_vol_annual,
                              cross=data.cross, proxies=proxies is not None, matched=matched)
         if plan is None:
             log.warning("%s: inputs missing (no %s forecasts in the OOS table); left out",
                         name, name.removesuffix("_policy"))
             continue
-        results[name] = (_simulate(plan, data, bt, policy, tiers, side, proxies), plan)
+        results[name] = (_simulate(plan, data, trading, policy, tiers, side, proxies), plan)
     base = results["unhedged"][0].equity
     return {name: StrategyRun(name, results[name][0], run_metrics(results[name][0], base),
                               results[name][1])
             for name in bt.strategies if name in results}
 
 
-def model_policy_paths(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
+def model_policy_paths(data: BacktestData, trading: TradingConfig, policy: PolicyConfig,
                        symbol: str, side: Side) -> dict[str, np.ndarray]:
     """The policy's hedge ratio and leverage cap per bar (for the plots)."""
-    notional = bt.leverage * bt.initial_equity * bt.margin_fraction
-    return policy_targets(data.signals, side, notional, policy.tiers_for(symbol), policy,
+    return policy_targets(data.signals, side, trading.nominal_notional(),
+                          policy.tiers_for(symbol), policy,
                           trailing_vol_annual=data.trailing_vol_annual, cross=data.cross)

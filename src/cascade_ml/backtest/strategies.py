@@ -21,6 +21,7 @@ from cascade_ml.contracts.task import Side
 from cascade_ml.policy import rules
 from cascade_ml.policy.batch import decide_columns
 from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading.config import TradingConfig
 
 POLICY_FEEDS = {"model_policy": "model", "har_policy": "har", "ewma_policy": "ewma",
                 "oracle_policy": "oracle"}
@@ -68,46 +69,49 @@ def _fixed(lev: np.ndarray | float, hedge: np.ndarray | float, sig: Signals) -> 
                 sig.sigma_h, sig.cascade_prob)
 
 
-def policy_plan(sig: Signals, bt, cfg: PolicyConfig, tiers, notional: float, side: Side, *,
+def policy_plan(sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig, tiers,
+                notional: float, side: Side, *,
                 trailing_vol_annual: np.ndarray | None = None,
                 cross: dict[str, np.ndarray] | None = None, proxies: bool = False) -> Plan:
     """The policy's targets from one forecast feed, with its size cap, stop and fail-safe."""
     t = policy_targets(sig, side, notional, tiers, cfg, trailing_vol_annual=trailing_vol_annual,
                        cross=cross if proxies else None)
-    engine: dict = {"no_new_exposure": t["fail_safe"], "stops": bool(bt.stops),
+    engine: dict = {"no_new_exposure": t["fail_safe"], "stops": bool(trading.stops),
                     "hedge_r2": t["r2"]}
     if bt.enforce_size_cap:
         engine["loss_per_notional"] = t["loss_per_notional"]
     if proxies:
         engine.update(hedge_instrument=t["instrument"], hedge_beta=t["beta"])
-    return Plan(np.minimum(bt.leverage, t["cap"]), t["hedge"], sig.sigma_h, sig.cascade_prob,
+    return Plan(np.minimum(trading.leverage, t["cap"]), t["hedge"], sig.sigma_h, sig.cascade_prob,
                 engine, t)
 
 
-def strategy_plan(name: str, sig: Signals, bt, cfg: PolicyConfig, tiers, notional: float,
-                  side: Side, *, feeds: dict[str, Signals] | None = None,
+def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig,
+                  tiers, notional: float, side: Side, *, feeds: dict[str, Signals] | None = None,
                   trailing_vol_annual: np.ndarray | None = None,
                   cross: dict[str, np.ndarray] | None = None, proxies: bool = False,
                   matched: tuple[float, float] | None = None) -> Plan | None:
     """The plan of one strategy (None when its inputs are missing, e.g. no HAR column)."""
     n = len(sig.sigma_h)
     if name == "unhedged":
-        return _fixed(bt.leverage, 0.0, sig)
+        return _fixed(trading.leverage, 0.0, sig)
     if name == "static_hedge":
-        return _fixed(bt.leverage, bt.static_hedge, sig)
+        return _fixed(trading.leverage, bt.static_hedge, sig)
     if name == "static_matched":
         return None if matched is None else _fixed(matched[0], matched[1], sig)
     if name == "vol_target":
         vt = np.asarray(rules.vol_target_cap(sig.sigma_h, sig.horizon_hours, cfg))
         vt = np.where(np.isfinite(sig.sigma_h) & (sig.sigma_h > 0), vt, np.nan)
-        return _fixed(np.minimum(vt, min(bt.leverage, cfg.leverage_ceiling)), np.zeros(n), sig)
+        return _fixed(np.minimum(vt, min(trading.leverage, cfg.leverage_ceiling)), np.zeros(n),
+                      sig)
     if name == "rule_triggers":
-        return _fixed(bt.leverage, np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min), sig)
+        return _fixed(trading.leverage,
+                      np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min), sig)
     if name in POLICY_FEEDS:
         feed = (feeds or {"model": sig}).get(POLICY_FEEDS[name])
         if feed is None:
             return None
-        return policy_plan(feed, bt, cfg, tiers, notional, side,
+        return policy_plan(feed, bt, trading, cfg, tiers, notional, side,
                            trailing_vol_annual=trailing_vol_annual, cross=cross,
                            proxies=proxies)
     raise ValueError(f"unknown strategy {name!r}")

@@ -28,6 +28,7 @@ from cascade_ml.backtest.simulate_all import run_strategies
 from cascade_ml.contracts.task import Side
 from cascade_ml.errors import CascadeError
 from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading.config import TradingConfig
 
 log = logging.getLogger(__name__)
 OBJECTIVE = ("maximise the development-period Calmar of the model-fed policy subject to upside "
@@ -85,26 +86,27 @@ def suggest(trial) -> dict:
 
 
 def score(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig, symbol: str,
-          side: Side) -> tuple[float, float]:
+          side: Side, trading: TradingConfig) -> tuple[float, float]:
     """(Calmar, upside capture) of the model-fed policy on ``data``."""
     only = bt.model_copy(update={"strategies": ["unhedged", "model_policy"]})
-    m = run_strategies(data, only, policy, symbol, side)["model_policy"].metrics
+    m = run_strategies(data, only, policy, symbol, side, trading=trading)["model_policy"].metrics
     calmar = m["calmar"] if np.isfinite(m["calmar"]) else -10.0
     return float(calmar), float(m["upside_capture"])
 
 
 def tune_policy(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig, symbol: str,
-                side: Side, *, trials: int, seed: int = 0) -> TuneResult:
+                side: Side, *, trading: TradingConfig, trials: int, seed: int = 0
+                ) -> TuneResult:
     """Search the policy's maps on the development bars of ``data`` only."""
     import optuna
 
     dev = development_data(data)
-    base_calmar, base_up = score(dev, bt, policy, symbol, side)
+    base_calmar, base_up = score(dev, bt, policy, symbol, side, trading)
 
     def objective(trial) -> float:
         cfg = policy.model_copy(update=suggest(trial))
         cfg = PolicyConfig.model_validate(cfg.model_dump())  # re-check every constraint
-        calmar, up = score(dev, bt, cfg, symbol, side)
+        calmar, up = score(dev, bt, cfg, symbol, side, trading)
         trial.set_user_attr("upside_capture", up)
         return calmar - PENALTY * max(base_up - up, 0.0)
 

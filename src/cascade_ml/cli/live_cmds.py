@@ -22,7 +22,7 @@ def loop_sections(config: PipelineConfig) -> LoopSections:
 
     return LoopSections(task=config.task, features=config.features, labels=config.labels,
                         models=config.models, policy=config.policy, monitoring=config.monitoring,
-                        tracking=config.tracking, live=config.live)
+                        tracking=config.tracking, live=config.live, trading=config.trading)
 
 
 def live_cmd(

@@ -22,7 +22,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 def load_inputs(path: Path):  # -> PolicyInputs
     """Read and validate a decision request; any problem is a CascadeError naming the file."""
-    from cascade_ml.policy.models import PolicyInputs
+    from cascade_ml.policy.schemas import PolicyInputs
 
     if not path.exists():
         raise CascadeError("input file not found", str(path))
@@ -83,14 +83,16 @@ def register(app: typer.Typer) -> None:
         if tune:
             others = config.backtest.book.symbols or config.task.symbols
             run_tuning(store, symbol.upper(), [s.upper() for s in others], config.task,
-                       config.backtest, config.policy, trials=tune, out_dir=report_dir)
+                       config.backtest, config.trading, config.policy, trials=tune,
+                       out_dir=report_dir)
             return
         if book:
             symbols = [s.upper() for s in (config.backtest.book.symbols or config.task.symbols)]
-            run_book_backtest(store, symbols, config.task, config.backtest, config.policy,
-                              config.tracking, json_path=json_out, report_dir=report_dir,
+            run_book_backtest(store, symbols, config.task, config.backtest, config.trading,
+                              config.policy, config.tracking, json_path=json_out,
+                              report_dir=report_dir,
                               log_mlflow=not no_mlflow)
             return
-        run_backtest(store, symbol.upper(), config.task, config.backtest,
+        run_backtest(store, symbol.upper(), config.task, config.backtest, config.trading,
                      config.policy, config.tracking, json_path=json_out, report_dir=report_dir,
                      log_mlflow=not no_mlflow)

@@ -17,7 +17,7 @@ import ccxt
 import pandas as pd
 
 from cascade_ml.data.config import ExchangeSourceConfig
-from cascade_ml.data.report import IngestReport
+from cascade_ml.data.outcome import IngestReport
 from cascade_ml.data.sources.exchange import ingest_exchange
 from cascade_ml.data.sources.fear_greed import FearGreedSource, collect_fear_greed
 from cascade_ml.data.store import ConflictRule, MarketStore

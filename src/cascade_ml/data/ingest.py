@@ -7,7 +7,7 @@ default ``replace`` rule (e.g. the final candle replaces a snapshot taken while 
 
 Which formats exist is decided in one place, ``cascade_ml.data.sources.registry``: each file goes
 to the first registered source that accepts it. The report types live in
-``cascade_ml.data.report`` (re-exported here).
+``cascade_ml.data.outcome`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cascade_ml.data.report import FileOutcome, IngestReport, Status, write_loaded
+from cascade_ml.data.outcome import FileOutcome, IngestReport, Status, write_loaded
 from cascade_ml.data.sources.base import FileSource, Loaded, SkipFile, csv_header
 from cascade_ml.data.sources.registry import FILE_SOURCES, data_suffixes, find_source
 from cascade_ml.data.store import ConflictRule, MarketStore

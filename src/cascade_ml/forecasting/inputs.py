@@ -19,8 +19,8 @@ from cascade_ml.contracts.columns import (
     corr_column,
     quantile_key,
 )
-from cascade_ml.policy.models import CrossAsset, Triggers
-from cascade_ml.policy.models import Forecast as PolicyForecast
+from cascade_ml.policy.schemas import CrossAsset, Triggers
+from cascade_ml.policy.schemas import Forecast as PolicyForecast
 
 VAR_Q90, VAR_Q99 = quantile_key(0.9), quantile_key(0.99)
 

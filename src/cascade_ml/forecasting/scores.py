@@ -19,7 +19,7 @@ from cascade_ml.data.store import MarketStore
 from cascade_ml.forecasting.inputs import context_columns, policy_context, policy_forecast
 from cascade_ml.forecasting.protocol import Forecaster
 from cascade_ml.policy import PolicyConfig, decide
-from cascade_ml.policy.models import Freshness, PolicyInputs, Position
+from cascade_ml.policy.schemas import Freshness, PolicyInputs, Position
 
 DECISION_COLUMNS = ("hedge_ratio", "hedge_instrument", "leverage_cap", "size_cap", "action",
                     "fail_safe", "reasons")

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import pandas as pd
 from pydantic import Field, field_validator
 
 from cascade_ml.config_base import StrictModel
-from cascade_ml.live.fills import FillModel
-
-Mode = Literal["paper", "testnet", "live"]
-DEFAULT_DB_URL = "sqlite:///data/paper/book.db"
+from cascade_ml.trading.db import DEFAULT_DB_URL
+from cascade_ml.trading.types import Mode
 
 
 class ReplayConfig(StrictModel):
@@ -30,22 +27,16 @@ class ReplayConfig(StrictModel):
 
 
 class LiveConfig(StrictModel):
-    """The loop (what it collects, when it runs and retrains), the book, execution and the bot's
-    position being hedged."""
+    """The loop (what it collects, when it runs and retrains), the book and where orders go. The
+    bot it trades (equity, leverage, margin, stops) is the `trading` section and its side
+    ``task.side``, as in the backtest."""
 
     mode: Mode = Field("paper", description="paper: simulated fills into the book; testnet / "
                        "live: real orders through ccxt (API keys from the environment).")
     db_url: str = Field(DEFAULT_DB_URL, description="SQLAlchemy URL of the book.")
-    initial_cash: float = Field(10_000.0, gt=0, description="Starting cash of a new book.")
     quote: str = "USDT"
     exchange: str = Field("binanceusdm", description="ccxt id the loop collects market data from "
                           "(and sends testnet / live orders to).")
-    fills: FillModel = Field(default_factory=FillModel)
-    side: Literal["long", "short"] = Field("long", description="The bot's main position side.")
-    target_notional: float = Field(5_000.0, gt=0,
-                                   description="Main position the bot wants, quote currency.")
-    min_order_notional: float = Field(
-        10.0, ge=0, description="Smaller rebalances are skipped (exchange minimums, dust).")
     hedge_mode: bool = Field(
         False, description="The exchange account is in hedge (dual-side) mode: orders carry "
         "positionSide so the hedge leg does not net against the main leg.")

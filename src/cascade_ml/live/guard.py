@@ -24,7 +24,7 @@ from cascade_ml.features.config import FeatureConfig
 from cascade_ml.forecasting import Forecaster
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import TrainingProfile, fit_profile
-from cascade_ml.monitoring.report import MonitorReport, health
+from cascade_ml.monitoring.health import MonitorReport, health
 from cascade_ml.monitoring.run import family_map, symbol_sources, training_span_of
 from cascade_ml.monitoring.staleness import DATASET_FAMILIES, source_staleness
 

@@ -8,9 +8,13 @@ One cycle, for the bar that closed last (``floor(now) - bar``):
 2. ``LiveFeatures.update``: the new feature rows, from a trailing window of history;
 3. the bundle forecasts the newest row; the forecast and its age go to the policy;
 4. ``Guard.check`` (the monitor): drifted, missing or stale inputs make the decision the
-   policy's fail-safe with the reasons named (``decide_monitored``);
-5. ``plan_orders`` + ``Executor.run_cycle``: orders within the caps, one book transaction per
-   (symbol, bar) with the funding settled since the last cycle;
+   policy's fail-safe with the reasons named (``decide(..., monitor_reasons=...)``);
+5. the trading core (``trading.paper.PaperTrader``, the backtest engine's rules one bar at a
+   time): first every position's bar (the protective stop and liquidation from the bar's high
+   and low, marks, funding), then each symbol's decision applied at the close; its orders go
+   through ``Executor.run_cycle``: within the caps, one book transaction per (symbol, bar) with
+   the funding settled since the last cycle. The account (free cash, margin buckets, stops) is
+   saved with the loop state;
 6. the forecast merged into the scores table; the loop state saved. The monitor's report is
    written to the store (``contracts.layout.monitor_path``) before the forecast, so the service
    exports it and enforces its reasons on the same bar's forecast.
@@ -45,21 +49,28 @@ from cascade_ml.forecasting.inputs import context_columns, policy_context, polic
 from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.forecasting.scores import merge_scores
 from cascade_ml.labels.config import LabelConfig
-from cascade_ml.live.book import BookState, FundingEvent, PaperBook, utc
 from cascade_ml.live.clock import Clock
 from cascade_ml.live.config import LiveConfig
-from cascade_ml.live.execution import Executor, plan_orders
 from cascade_ml.live.guard import Guard
 from cascade_ml.live.state import LoopState
 from cascade_ml.models.bundle import BUNDLE_FILE
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.monitoring.config import MonitoringConfig
-from cascade_ml.monitoring.gate import decide_monitored
+from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.persist import write_report
-from cascade_ml.monitoring.report import MonitorReport
-from cascade_ml.policy import PolicyConfig
-from cascade_ml.policy.models import Decision, Freshness, PolicyInputs, Position
+from cascade_ml.policy import PolicyConfig, decide
+from cascade_ml.policy.schemas import Decision, Freshness, PolicyInputs
 from cascade_ml.tracking import TrackingConfig
+from cascade_ml.trading.book import FundingEvent, PaperBook, funding_events
+from cascade_ml.trading.config import TradingConfig
+from cascade_ml.trading.execution import Executor
+from cascade_ml.trading.paper import (
+    BarPrices,
+    PaperTrader,
+    Settlement,
+    bar_prices,
+    targets_from_decision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +88,7 @@ class LoopSections:
     monitoring: MonitoringConfig
     tracking: TrackingConfig
     live: LiveConfig
+    trading: TradingConfig
 
 
 @dataclass(frozen=True)
@@ -104,9 +116,12 @@ class SymbolCycle:
     forecast_age_s: float
     model_version: str
     monitor: MonitorReport
+    event: str = "held"  # the bar's settlement: flat, held, stop or liquidation
 
     def line(self) -> str:
         flag = "FAIL-SAFE " if self.decision.fail_safe else ""
+        if self.event in ("stop", "liquidation"):
+            flag = f"{self.event.upper()} {flag}"
         done = "" if self.written else " (already in the book)"
         why = ""
         if self.decision.fail_safe:
@@ -152,6 +167,10 @@ class LiveLoop:
         self.bar = sections.task.bar
         self.next_retrain = next_retrain
         self.state = LoopState.load(paths.state_file)
+        self.trader = PaperTrader(self.task.symbols, self.task.all_symbols, self.task.side,
+                                  sections.trading, sections.policy)
+        if "trading" in self.state.extra:
+            self.trader.load(self.state.extra["trading"])
         self.features = {s: LiveFeatures(self.store, s, self.task, sections.features,
                                          sections.live.warmup_bars) for s in self.task.symbols}
         self.columns = {s: context_columns(self.task.references_for(s),
@@ -255,8 +274,12 @@ class LiveLoop:
         now, bar = self.clock.now, self.closed_bar()
         self.store.refresh()
         report = CycleReport(now, bar, collect(self.store, self.plan, now))
+        marks = self._marks(bar)
+        settled = self._settle(bar, marks)
         for symbol in self.task.symbols:
-            report.symbols.append(self._symbol_cycle(symbol, bar, now))
+            report.symbols.append(self._symbol_cycle(symbol, bar, now, marks,
+                                                     settled.get(symbol)))
+        self.state.extra["trading"] = self.trader.to_dict()
         self.state.last_bar = bar
         self.state.cycles += 1
         self.state.save(self.paths.state_file)
@@ -265,7 +288,20 @@ class LiveLoop:
             hook(report)
         return report
 
-    def _symbol_cycle(self, symbol: str, bar: pd.Timestamp, now: pd.Timestamp) -> SymbolCycle:
+    def _bar_no(self, bar: pd.Timestamp) -> int:
+        return int(bar.value // self.bar.value)
+
+    def _settle(self, bar: pd.Timestamp, marks: dict[str, float]
+                ) -> dict[str, Settlement]:
+        """The bar of every position in the trading core (once per bar: a bar the saved
+        account already holds, after a restart, is not settled again)."""
+        bar_no = self._bar_no(bar)
+        if self.trader.last_bar is not None and bar_no <= self.trader.last_bar:
+            return {}
+        return self.trader.settle(bar_no, self._bar_prices(bar, marks))
+
+    def _symbol_cycle(self, symbol: str, bar: pd.Timestamp, now: pd.Timestamp,
+                      marks: dict[str, float], settled: Settlement | None) -> SymbolCycle:
         persist = (self.state.cycles + 1) % self.persist_features_every == 0
         table = self.features[symbol].update(persist=persist)
         visible = table[table.index + self.bar <= now]
@@ -282,28 +318,33 @@ class LiveLoop:
         # this bar's verdict
         write_report(self.store.root, monitor, row_ts)
 
-        marks = self._marks(bar)
         if symbol not in marks:
             raise CascadeError(f"no {symbol} price in the store up to {bar}", "live loop")
-        state = self.book.state(marks)
         age = max((now - (row_ts + self.bar)).total_seconds(), 0.0)
-        held = state.policy_position(symbol, self._held_beta(state, symbol, row))
-        position = held or self._intended_position(symbol, marks[symbol], state.equity)
+        trader = self.trader
         inputs = PolicyInputs(symbol=symbol, forecast=forecast, triggers=triggers,
-                              cross_asset=cross, position=position, equity=max(state.equity, 1e-9),
+                              cross_asset=cross,
+                              position=trader.policy_position(symbol, marks[symbol]),
+                              equity=max(trader.total, 1e-9),
                               freshness=Freshness(forecast_age_s=age, features_age_s=age))
-        decision = decide_monitored(inputs, self.s.policy, monitor.degrade_reasons)
-        intents = plan_orders(symbol, decision, state, marks,
-                              target_notional=self.s.live.target_notional,
-                              side=self.s.live.side,
-                              min_order_notional=self.s.live.min_order_notional)
+        decision = decide(inputs, self.s.policy, monitor_reasons=monitor.degrade_reasons)
+        intents = []
+        if settled is not None:  # None: this bar is already in the saved account
+            targets = targets_from_decision(decision, symbol, forecast.sigma_h,
+                                            forecast.cascade_prob, self.s.trading, self.s.policy)
+            intents = [*settled.orders, *trader.rebalance(symbol, self._bar_no(bar), targets,
+                                                          marks)]
+        funding = [] if settled is not None and settled.closed else self._funding(symbol, now)
         result = self.executor.run_cycle(
-            symbol, bar, decision, intents, marks=marks, as_of=now,
-            funding=self._funding(symbol, now), model_version=str(bundle.version),
-            forecast=forecast)
+            symbol, bar, decision, intents, marks=marks, as_of=now, funding=funding,
+            model_version=str(bundle.version), forecast=forecast)
+        if result.written and result.fills < len(intents):  # refused, failed or pending
+            trader.adopt(symbol, {(v.leg, v.instrument): v.qty
+                                  for v in self.book.state().legs_of(symbol)})
         self._store_forecast(symbol, row_ts, values, str(bundle.version), now)
         return SymbolCycle(symbol, bar, decision, result.written, result.fills, result.refused,
-                           result.equity, age, str(bundle.version), monitor)
+                           result.equity, age, str(bundle.version), monitor,
+                           settled.event if settled is not None else "held")
 
     # ------------------------------------------------------------------ inputs of a cycle
     def _input_row(self, forecaster: Forecaster, symbol: str, row: pd.Series) -> np.ndarray:
@@ -331,46 +372,29 @@ class LiveLoop:
                     marks[symbol] = float(closed.iloc[-1])
         return marks
 
+    def _rates(self, instrument: str) -> pd.Series | None:
+        keys = self.store.partitions("funding", instrument, self.task.venue)
+        return self.store.read_partition(keys[0])["funding_rate"] if keys else None
+
+    def _bar_prices(self, bar: pd.Timestamp, marks: dict[str, float]) -> dict[str, BarPrices]:
+        """Every instrument's bar and the funding settling at its close, for the trading core."""
+        bars = {s: b for s in self.task.all_symbols if (b := self._bars(s)) is not None}
+        return bar_prices(bars, {s: r for s in bars if (r := self._rates(s)) is not None},
+                          bar, self.bar, marks)
+
     def _funding(self, symbol: str, now: pd.Timestamp) -> list[FundingEvent]:
         """Settlements since the symbol's previous cycle, on every instrument, each priced at
         the close of the bar ending at the settlement."""
         prev = self.book.last_as_of(symbol)
         if prev is None:
             return []
-        since = to_utc(prev)
         events = []
         for instrument in self.task.all_symbols:
-            keys = self.store.partitions("funding", instrument, self.task.venue)
-            bars = self._bars(instrument)
-            if not keys or bars is None:
-                continue
-            rates = self.store.read_partition(keys[0])["funding_rate"]
-            rates = rates[(rates.index > since) & (rates.index <= now)].dropna()
-            closes = bars["close"]
-            for ts, rate in rates.items():
-                known = closes[closes.index + self.bar <= ts]
-                if len(known):
-                    events.append(FundingEvent(instrument, utc(ts), float(rate),
-                                               float(known.iloc[-1])))
+            rates, bars = self._rates(instrument), self._bars(instrument)
+            if rates is not None and bars is not None:
+                events += funding_events(instrument, rates, bars["close"], to_utc(prev), now,
+                                         self.bar)
         return events
-
-    def _held_beta(self, state: BookState, symbol: str, row: pd.Series) -> float:
-        """Beta of the hedge instrument held now (1 for the same perp), to read the hedge ratio
-        the book holds in the policy's terms."""
-        legs = state.legs_of(symbol, "hedge")
-        if not legs or legs[0].instrument == symbol:
-            return 1.0
-        field_ = f"beta_{legs[0].instrument.lower()}"
-        column = self.columns[symbol].cross.get(field_)
-        value = row.get(column) if column else None
-        return float(value) if value is not None and np.isfinite(value) and value > 0 else 1.0
-
-    def _intended_position(self, symbol: str, price: float, equity: float) -> Position:
-        """The position the bot means to open, for a decision on a flat book."""
-        notional = self.s.live.target_notional
-        return Position(side=self.s.live.side, notional=notional, entry_price=price,
-                        mark_price=price, leverage=notional / max(equity, 1e-9),
-                        margin_mode="cross", hedge_ratio=0.0)
 
     def _store_forecast(self, symbol: str, row_ts: pd.Timestamp, values: dict[str, float],
                         version: str, now: pd.Timestamp) -> None:

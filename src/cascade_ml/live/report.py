@@ -16,8 +16,8 @@ import pandas as pd  # noqa: E402
 from cascade_ml.atomic import atomic_file, write_json  # noqa: E402
 from cascade_ml.backtest.metrics import drawdown_path  # noqa: E402
 from cascade_ml.errors import CascadeError  # noqa: E402
-from cascade_ml.live.book import PaperBook  # noqa: E402
-from cascade_ml.live.db import safe_url  # noqa: E402
+from cascade_ml.trading.book import PaperBook  # noqa: E402
+from cascade_ml.trading.db import safe_url  # noqa: E402
 
 FIGURE = "paper_report.png"
 SUMMARY = "paper_summary.json"

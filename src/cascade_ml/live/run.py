@@ -19,12 +19,12 @@ from cascade_ml.data.collect import CollectPlan
 from cascade_ml.data.sources.fear_greed import AlternativeMe, FearGreedSource, StoredFearGreed
 from cascade_ml.data.store import MarketStore, to_utc
 from cascade_ml.errors import CascadeError
-from cascade_ml.live.book import PaperBook
 from cascade_ml.live.clock import Clock, SimClock, WallClock
-from cascade_ml.live.execution import Executor
 from cascade_ml.live.loop import CycleReport, LiveLoop, LoopPaths, LoopSections
 from cascade_ml.live.schedule import Job, cron_trigger, cycle_trigger, next_fire
 from cascade_ml.tracking import TrackingConfig
+from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.execution import Executor
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -84,9 +84,12 @@ def build_loop(sections: LoopSections, paths: LoopPaths, *, clock: Clock, exchan
                        open_interest_timeframe=live.open_interest_timeframe,
                        fear_greed=fear_greed if live.fear_greed else None)
     if executor is None:
-        book = PaperBook(paths.db_url, initial_cash=live.initial_cash, quote=live.quote)
-        executor = (Executor(book, mode="paper", fill_model=live.fills, exchange=exchange)
-                    if live.mode == "paper" else Executor.from_config(live, book))
+        book = PaperBook(paths.db_url, initial_cash=sections.trading.initial_equity,
+                         quote=live.quote)
+        executor = (Executor(book, mode="paper", policy=sections.policy, exchange=exchange)
+                    if live.mode == "paper"
+                    else Executor(book, mode=live.mode, policy=sections.policy,
+                                  exchange_name=live.exchange, hedge_mode=live.hedge_mode))
     loop = LiveLoop(sections, paths, clock=clock, plan=plan, executor=executor,
                     next_retrain=_next_retrain(sections),
                     persist_features_every=persist_features_every)
@@ -141,6 +144,8 @@ class ReplaySummary:
     refused: int
     equity: float
     db_url: str
+    stops: int = 0
+    liquidations: int = 0
 
     @property
     def bars_per_second(self) -> float:
@@ -151,7 +156,8 @@ class ReplaySummary:
                 f"{self.cycles} bars in {self.seconds:.1f} s ({self.bars_per_second:.2f} bars/s), "
                 f"{self.retrains} retraining(s)",
                 f"book: {self.decisions} decisions ({self.fail_safe} fail-safe), {self.orders} "
-                f"orders, {self.fills} fills, {self.refused} refused; equity "
+                f"orders, {self.fills} fills, {self.refused} refused, {self.stops} stop(s), "
+                f"{self.liquidations} liquidation(s); equity "
                 f"{self.equity:,.2f}", f"book at {self.db_url}"]
 
 
@@ -172,7 +178,7 @@ def run_replay(sections: LoopSections, start: pd.Timestamp | str, end: pd.Timest
     """Replay ``[start, end]`` (the cycles of the bars closing at ``start`` .. ``end``) on the
     history of ``live.replay.source``; resumes a killed run of the same window. ``watch`` is
     called after every cycle with the loop and the cycle's report."""
-    from cascade_ml.live.replay import ReplayExchange
+    from cascade_ml.data.sources.replay import ReplayExchange
     from cascade_ml.live.schedule import run_replay as fire
     from cascade_ml.live.seed import seed_store, source_store
     from cascade_ml.live.state import LoopState
@@ -264,4 +270,13 @@ def _summary(loop: LiveLoop, start: pd.Timestamp, end: pd.Timestamp, counts: dic
                          if len(decisions) else 0,
                          orders=len(orders), fills=len(frames["fills"]),
                          refused=int(status.get("refused", 0)),
-                         equity=loop.book.state().equity, db_url=db_url)
+                         equity=loop.book.state().equity, db_url=db_url,
+                         stops=_events(orders, "stop"), liquidations=_events(orders, "liq"))
+
+
+def _events(orders: pd.DataFrame, order_type: str) -> int:
+    """Positions closed by a stop (or a liquidation): one per (symbol, bar)."""
+    if not len(orders):
+        return 0
+    hit = orders[orders["order_type"] == order_type]
+    return int(len(hit.drop_duplicates(["symbol", "bar_ts"])))

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from cascade_ml.monitoring.report import MonitorReport
+from cascade_ml.monitoring.health import MonitorReport
 
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "cascade_feature_psi": ("PSI of the feature's recent rows against the training window",

@@ -21,8 +21,8 @@ from cascade_ml.atomic import write_json
 from cascade_ml.contracts.layout import monitor_path
 from cascade_ml.data.store import to_utc
 from cascade_ml.errors import CascadeError
+from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.quality import ForecastQuality, QlikeSummary
-from cascade_ml.monitoring.report import MonitorReport
 
 FORMAT = 1
 

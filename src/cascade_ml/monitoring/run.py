@@ -24,8 +24,8 @@ from cascade_ml.features.registry import feature_specs
 from cascade_ml.forecasting import Forecaster
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.drift import TrainingProfile, fit_profile
+from cascade_ml.monitoring.health import MonitorReport, health
 from cascade_ml.monitoring.quality import ForecastQuality, forecast_quality, har_forecast
-from cascade_ml.monitoring.report import MonitorReport, health
 from cascade_ml.monitoring.staleness import parse_key, source_staleness
 
 Span = tuple[pd.Timestamp, pd.Timestamp]

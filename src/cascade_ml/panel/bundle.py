@@ -36,7 +36,7 @@ from cascade_ml.errors import ModelBundleError
 from cascade_ml.models.bundle import feature_rows
 from cascade_ml.models.calibration import Calibration, logit, sigmoid
 from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP
-from cascade_ml.panel.models import LINEAR_KINDS, exceed_prob
+from cascade_ml.panel.estimators import LINEAR_KINDS, exceed_prob
 
 if TYPE_CHECKING:
     from cascade_ml.data.store import MarketStore

@@ -32,7 +32,7 @@ from cascade_ml.models.config import HarRollConfig
 from cascade_ml.panel.blend import BlendWeights, add_curves, blend, choose_weights, loss_curves
 from cascade_ml.panel.config import PRICE_FEATURES, PanelConfig
 from cascade_ml.panel.dataset import ADVERSE, LVL, RAW_KEEP, SYMBOL, THRESHOLD, TIMESTAMP
-from cascade_ml.panel.models import (
+from cascade_ml.panel.estimators import (
     LINEAR_KINDS,
     LinearPanel,
     PanelClassifier,

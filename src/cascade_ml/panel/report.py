@@ -23,7 +23,7 @@ from cascade_ml.models.metrics import (
     volatility_metrics,
 )
 from cascade_ml.panel.config import PanelConfig
-from cascade_ml.panel.models import pinball
+from cascade_ml.panel.estimators import pinball
 
 CANDIDATES = ("panel_har", "panel_shar", "panel_harq", "panel_harx", "panel_lgbm", "panel",
               "combo_har")

@@ -24,8 +24,8 @@ from cascade_ml.models.lgbm import lgbm_params
 from cascade_ml.models.metrics import qlike_loss
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.panel.dataset import LVL, TIMESTAMP, Panel
+from cascade_ml.panel.estimators import LinearPanel, strided
 from cascade_ml.panel.fold import Fold, _split_val, fold_masks
-from cascade_ml.panel.models import LinearPanel, strided
 from cascade_ml.sqlstore import rdb_storage
 
 log = logging.getLogger(__name__)

@@ -2,6 +2,6 @@
 
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.policy.decide import decide
-from cascade_ml.policy.models import Decision, PolicyInputs, Position
+from cascade_ml.policy.schemas import Decision, PolicyInputs, Position
 
 __all__ = ["Decision", "PolicyConfig", "PolicyInputs", "Position", "decide"]

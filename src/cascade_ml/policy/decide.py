@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Protocol
 from cascade_ml.policy import failsafe, rules
 from cascade_ml.policy.config import HARD_LEVERAGE_LIMIT, MarginTier, PolicyConfig
 from cascade_ml.policy.liquidation import Side, liquidation_price
-from cascade_ml.policy.models import (
+from cascade_ml.policy.schemas import (
     CrossAsset,
     Decision,
     Forecast,
@@ -379,9 +379,6 @@ def fail_safe(inputs: PolicyInputs, cfg: PolicyConfig, problems: Sequence[str]) 
                                         inputs.position, inputs.equity, problems))
 
 
-_fail_safe = fail_safe  # the name monitoring.gate imports
-
-
 def _action(pos: PositionLike, cfg: PolicyConfig, target: float, lev_cap: float,
             size_cap: float, stop: _Stop, worth: tuple[bool, float, float] | None,
             texts: Texts) -> tuple[str, str, str]:
@@ -486,7 +483,17 @@ def decision_fields(p: ForecastPlan, pos: PositionLike, equity: float, *,
                     "action": key}}
 
 
-def decide(inputs: PolicyInputs, config: PolicyConfig) -> Decision:
-    """The hedge/leverage decision for one position; see docs/policy.md for the formulas."""
+def decide(inputs: PolicyInputs, config: PolicyConfig,
+           monitor_reasons: Sequence[str] = ()) -> Decision:
+    """The hedge/leverage decision for one position; see docs/policy.md for the formulas.
+
+    ``monitor_reasons`` are the monitor's reasons to distrust the inputs (drifted, missing or
+    stale features): ``decide`` judges the forecast it is given and cannot see them. With any,
+    the answer is the fail-safe, the policy's own problems named first, the monitor's after
+    (``FAIL-SAFE: monitor: input fng_z_30d (sentiment) has drifted: ...``).
+    """
+    if monitor_reasons:
+        return fail_safe(inputs, config, [*data_problems(inputs, config),
+                                          *(f"monitor: {r}" for r in monitor_reasons)])
     return decide_position(plan_inputs(inputs, config), inputs.position, inputs.equity,
                            model_available=inputs.model_available, freshness=inputs.freshness)

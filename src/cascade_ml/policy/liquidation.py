@@ -20,15 +20,14 @@ numbers they run without numpy (:mod:`cascade_ml.policy.numeric`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 
+from cascade_ml.contracts.task import Side
 from cascade_ml.errors import CascadeError
 from cascade_ml.policy.config import MarginTier
 from cascade_ml.policy.numeric import asnum, div, inf, out, where
 
-Side = Literal["long", "short"]
 ArrayLike = float | np.ndarray
 
 

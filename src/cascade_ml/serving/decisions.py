@@ -19,11 +19,11 @@ import orjson
 from fastapi import HTTPException
 from pydantic import TypeAdapter
 
+from cascade_ml.contracts.task import Side
 from cascade_ml.forecasting.inputs import no_forecast
-from cascade_ml.monitoring.gate import decide_monitored
-from cascade_ml.policy import PolicyConfig
+from cascade_ml.policy import PolicyConfig, decide
 from cascade_ml.policy.decide import ForecastPlan, decision_fields, plan
-from cascade_ml.policy.models import Freshness, PolicyInputs, Position
+from cascade_ml.policy.schemas import Freshness, PolicyInputs, Position
 from cascade_ml.serving.schemas import DecisionRequest
 from cascade_ml.serving.state import Forecast
 
@@ -80,7 +80,7 @@ class Held(NamedTuple):
     """The bot's position as the policy reads it (``PositionLike``), from request values the
     schema has validated."""
 
-    side: Literal["long", "short"]
+    side: Side
     notional: float
     entry_price: float
     mark_price: float
@@ -140,7 +140,7 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
     planned = planned or plans.get(symbol, forecast)
     if forecast is not None and forecast.monitor_reasons:  # the monitor's fail-safe
         triggers = forecast.triggers.model_copy(update=seen) if seen else forecast.triggers
-        fields = decide_monitored(PolicyInputs(
+        fields = decide(PolicyInputs(
             symbol=symbol, forecast=forecast.policy, model_available=model_loaded,
             triggers=triggers, cross_asset=forecast.cross,
             position=Position(**position._asdict()), equity=equity,

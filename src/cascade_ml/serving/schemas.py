@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from cascade_ml.contracts.task import Side
+
 
 class _Strict(BaseModel):
     # NaN/inf are not numbers a bot should send; unknown keys are typos.
@@ -26,7 +28,7 @@ class DecisionRequest(_Strict):
     """The bot's position; the answer is how much of it to hedge and how much leverage to allow."""
 
     symbol: str = Field(..., pattern=r"^[A-Za-z0-9]{1,20}$", examples=["NEAR"])
-    side: Literal["long", "short"] = "long"
+    side: Side = "long"
     notional: float = Field(..., gt=0, description="Position notional in quote currency (USDT).")
     mark_price: float = Field(..., gt=0, description="Current mark price.")
     leverage: float = Field(..., gt=0, le=125, description="Current leverage.")

@@ -41,10 +41,10 @@ from cascade_ml.forecasting.inputs import (
 )
 from cascade_ml.forecasting.loader import check_task
 from cascade_ml.monitoring.exporter import export_reports
+from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.persist import StoredReport, read_report
-from cascade_ml.monitoring.report import MonitorReport
-from cascade_ml.policy.models import CrossAsset, Triggers
-from cascade_ml.policy.models import Forecast as PolicyForecast
+from cascade_ml.policy.schemas import CrossAsset, Triggers
+from cascade_ml.policy.schemas import Forecast as PolicyForecast
 from cascade_ml.serving.metrics import ServiceMetrics
 from cascade_ml.serving.tables import mtime, read_if_changed
 

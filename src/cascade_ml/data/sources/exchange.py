@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from cascade_ml.data.report import FileOutcome, IngestReport, write_loaded
+from cascade_ml.data.outcome import FileOutcome, IngestReport, write_loaded
 from cascade_ml.data.schemas import DEPTH_BANDS
 from cascade_ml.data.sources.base import Loaded, infer_interval, interval_to_timedelta
 from cascade_ml.data.sources.symbols import normalize_symbol

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from cascade_ml.data.report import FileOutcome, IngestReport, write_loaded
+from cascade_ml.data.outcome import FileOutcome, IngestReport, write_loaded
 from cascade_ml.data.schemas import SPECS
 from cascade_ml.data.sources.base import Loaded, read_csv
 from cascade_ml.data.sources.symbols import normalize_symbol

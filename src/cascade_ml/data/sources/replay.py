@@ -21,7 +21,7 @@ no ``since`` -> the newest ``limit`` rows; ``limit`` is capped like Binance caps
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import ccxt
 import numpy as np
@@ -31,7 +31,6 @@ from cascade_ml.data.schemas import DEPTH_BANDS
 from cascade_ml.data.sources.base import interval_to_timedelta
 from cascade_ml.data.sources.exchange import _SETTLE  # the ingestion code's market naming
 from cascade_ml.data.store import MarketStore, PartitionKey
-from cascade_ml.live.clock import SimClock
 
 # Binance USD-M defaults and caps per endpoint (klines, fundingRate, openInterestHist).
 DEFAULT_LIMIT = {"ohlcv": 500, "funding": 100, "open_interest": 30}
@@ -76,6 +75,13 @@ def _none_if_nan(value: Any) -> float | None:
     return None if np.isnan(out) else out
 
 
+
+class ReplayClock(Protocol):
+    """The simulated time the replay answers at (``cascade_ml.live.clock.SimClock``)."""
+
+    @property
+    def now_ms(self) -> int: ...
+
 class ReplayExchange(ccxt.Exchange):
     """History from a ``MarketStore`` (one venue) served as a ccxt exchange at ``clock`` time.
 
@@ -85,7 +91,7 @@ class ReplayExchange(ccxt.Exchange):
     applied to history.
     """
 
-    def __init__(self, store: MarketStore, clock: SimClock, *, venue: str = "binance",
+    def __init__(self, store: MarketStore, clock: ReplayClock, *, venue: str = "binance",
                  config: dict | None = None) -> None:
         self._store = store
         self._clock = clock
@@ -122,7 +128,7 @@ class ReplayExchange(ccxt.Exchange):
         return self._clock.now_ms
 
     @property
-    def clock(self) -> SimClock:
+    def clock(self) -> ReplayClock:
         return self._clock
 
     # ------------------------------------------------------------------ markets

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cascade_ml.contracts.task import Side
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -61,7 +63,7 @@ class CrossAsset(_Model):
 class Position(_Model):
     """The bot's current position in the symbol."""
 
-    side: Literal["long", "short"]
+    side: Side
     notional: float = Field(gt=0, description="Position notional in quote currency.")
     entry_price: float = Field(gt=0)
     mark_price: float = Field(gt=0)

@@ -32,9 +32,10 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError  # noqa: E402
 
 from cascade_ml.errors import CascadeError  # noqa: E402
-from cascade_ml.live.config import DEFAULT_DB_URL  # noqa: E402
 from cascade_ml.sqlstore import advisory_key, safe_url, sqlite_path  # noqa: E402
 
+DEFAULT_DB_URL = "sqlite:///data/paper/book.db"
+"""The book of a pipeline that names none: a SQLite file beside the store."""
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 LOCK_TIMEOUT_S = 10  # SQLite's busy timeout below, and PostgreSQL's wait for the book's lock
 BOOK_LOCK = advisory_key("cascade_ml.paper_book")

@@ -1,4 +1,4 @@
-"""Alembic environment of the paper book, run programmatically by ``cascade_ml.live.db``.
+"""Alembic environment of the paper book, run programmatically by ``cascade_ml.trading.db``.
 
 The caller hands over an open connection in ``config.attributes["connection"]`` (so the URL is
 never parsed by configparser and one transaction covers the upgrade); the ``alembic`` command
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from cascade_ml.live.models import Base
+from cascade_ml.trading.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,5 +1,5 @@
 """Tables of the paper-trading book (SQLAlchemy 2.x ORM). The schema itself is created and
-changed only by the Alembic migrations in ``live/migrations``; a test checks that these classes
+changed only by the Alembic migrations in ``trading/migrations``; a test checks that these classes
 and the migrations describe the same schema.
 
 Keys that make writes idempotent: a cycle is one (symbol, bar timestamp), so ``decisions``,

@@ -12,7 +12,10 @@ Accounting (a USD-M perp account in hedge mode, every leg its own position):
   remainder opens the other way at the fill price.
 - Funding settling at ``t`` is charged on the legs held at ``t``: legs change only at cycles, so
   a cycle charges the settlements in (previous cycle's ``as_of``, this ``as_of``] on the legs as
-  they were before its own fills; ``amount = -qty x mark x rate``.
+  they were before its own fills (``trading.funding.funding_amount``: ``-qty x mark x rate``).
+- What to trade, at what price and cost is the trading core's (``cascade_ml.trading``): the
+  book records the orders and fills it is given, including the protective stop's and a
+  liquidation's closing orders (order types ``stop`` and ``liq``).
 
 Idempotence and atomicity: a cycle is one (symbol, bar timestamp). ``record_cycle`` writes the
 whole cycle in one transaction (a killed process leaves all of it or none) and does nothing
@@ -33,9 +36,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cascade_ml.errors import CascadeError
-from cascade_ml.live import db
-from cascade_ml.live.fills import Side, SimulatedFill
-from cascade_ml.live.models import (
+from cascade_ml.policy.schemas import Decision, Forecast
+from cascade_ml.trading import db
+from cascade_ml.trading.costs import Fill
+from cascade_ml.trading.funding import funding_amount
+from cascade_ml.trading.orders import FLAT as _FLAT
+from cascade_ml.trading.orders import OrderIntent, position_after_fill
+from cascade_ml.trading.tables import (
     Account,
     DecisionRow,
     EquitySnapshotRow,
@@ -45,12 +52,11 @@ from cascade_ml.live.models import (
     OrderRow,
     PositionRow,
 )
-from cascade_ml.policy.models import Decision, Forecast, Position
+from cascade_ml.trading.types import LegName, Mode, OrderKind
 
-LegName = Literal["main", "hedge"]
 OrderStatus = Literal["filled", "submitted", "refused", "failed"]
-Mode = Literal["paper", "testnet", "live"]
-_FLAT = 1e-12  # |qty| below this is flat (float dust after closing)
+ORDER_TYPES: dict[OrderKind, str] = {"trade": "market", "stop": "stop", "liquidation": "liq"}
+"""The book's ``order_type`` of each kind of order (the column holds 8 characters)."""
 
 
 def utc(value: datetime | pd.Timestamp | str) -> datetime:
@@ -65,23 +71,6 @@ def hedge_instrument(decision: Decision, symbol: str) -> str:
     return symbol if decision.hedge_instrument == "same_perp" else decision.hedge_instrument
 
 
-def position_after_fill(qty: float, entry: float, dq: float,
-                        price: float) -> tuple[float, float, float]:
-    """(new qty, new entry, realised P&L) of a leg holding ``qty`` at ``entry`` after a fill of
-    signed ``dq`` at ``price``."""
-    if qty == 0 or (qty > 0) == (dq > 0):
-        new = qty + dq
-        return new, (qty * entry + dq * price) / new, 0.0
-    closed = min(abs(dq), abs(qty))
-    realised = closed * (price - entry) * (1.0 if qty > 0 else -1.0)
-    new = qty + dq
-    if abs(new) <= _FLAT:
-        return 0.0, 0.0, realised
-    if (new > 0) == (qty > 0):
-        return new, entry, realised
-    return new, price, realised  # flipped: the remainder opened at the fill price
-
-
 # ---------------------------------------------------------------------------- value objects
 @dataclass(frozen=True)
 class FundingEvent:
@@ -93,24 +82,17 @@ class FundingEvent:
     mark_price: float
 
 
-@dataclass(frozen=True)
-class OrderIntent:
-    """An order the cycle wants: ``qty`` > 0 base units of ``instrument`` on one leg."""
-
-    leg: LegName
-    instrument: str
-    side: Side
-    qty: float
-
-    def __post_init__(self) -> None:
-        if self.leg not in ("main", "hedge") or self.side not in ("buy", "sell"):
-            raise CascadeError(f"bad order intent {self}: leg main/hedge, side buy/sell")
-        if not (self.qty > 0 and math.isfinite(self.qty)):
-            raise CascadeError(f"order quantity must be positive and finite, got {self.qty}")
-
-    @property
-    def signed_qty(self) -> float:
-        return self.qty if self.side == "buy" else -self.qty
+def funding_events(instrument: str, rates: pd.Series, closes: pd.Series, since: datetime,
+                   until: datetime | pd.Timestamp, bar: pd.Timedelta) -> list[FundingEvent]:
+    """The settlements of ``instrument`` in (``since``, ``until``], each priced at the close of
+    the bar ending at the settlement (``closes`` indexed by bar open time)."""
+    rates = rates[(rates.index > since) & (rates.index <= until)].dropna()
+    events = []
+    for ts, rate in rates.items():
+        known = closes[closes.index + bar <= ts]
+        if len(known):
+            events.append(FundingEvent(instrument, utc(ts), float(rate), float(known.iloc[-1])))
+    return events
 
 
 @dataclass(frozen=True)
@@ -122,7 +104,7 @@ class OrderOutcome:
     client_order_id: str
     reason: str | None = None
     ref_price: float | None = None
-    fill: SimulatedFill | None = None
+    fill: Fill | None = None
     fee_estimated: bool = False
     exchange_order_id: str | None = None
 
@@ -214,18 +196,6 @@ class BookState:
         main = sum(v.notional for v in self.legs_of(symbol, "main"))
         hedge = sum(v.notional for v in self.legs_of(symbol, "hedge"))
         return hedge / (beta * main) if main > 0 and beta > 0 else 0.0
-
-    def policy_position(self, symbol: str, beta: float = 1.0) -> Position | None:
-        """The main leg as the policy's ``Position`` (cross margin: leverage = notional /
-        equity), or None when flat."""
-        main = self.legs_of(symbol, "main")
-        if not main or self.equity <= 0:
-            return None
-        leg = main[0]
-        return Position(side="long" if leg.qty > 0 else "short", notional=leg.notional,
-                        entry_price=leg.entry_price, mark_price=leg.mark_price,
-                        leverage=leg.notional / self.equity, margin_mode="cross",
-                        hedge_ratio=min(self.hedge_ratio(symbol, beta), 1.0))
 
 
 # ---------------------------------------------------------------------------- the book
@@ -425,7 +395,7 @@ def _charge_funding(s: Session, record: CycleRecord, prev: datetime | None,
                 FundingPaymentRow.funding_ts == when))
             if exists is not None:
                 continue
-            amount = -row.qty * event.mark_price * event.rate
+            amount = funding_amount(row.qty, event.mark_price, event.rate)
             s.add(FundingPaymentRow(symbol=row.symbol, leg=row.leg, instrument=row.instrument,
                                     funding_ts=when, rate=event.rate, qty=row.qty,
                                     mark_price=event.mark_price, amount=amount))
@@ -439,7 +409,7 @@ def _write_order(s: Session, record: CycleRecord, decision_id: int, outcome: Ord
     intent = outcome.intent
     order = OrderRow(decision_id=decision_id, symbol=record.symbol, bar_ts=bar_ts,
                      leg=intent.leg, instrument=intent.instrument, side=intent.side,
-                     qty=intent.qty, order_type="market", mode=record.mode,
+                     qty=intent.qty, order_type=ORDER_TYPES[intent.kind], mode=record.mode,
                      status=outcome.status, reason=outcome.reason,
                      client_order_id=outcome.client_order_id,
                      exchange_order_id=outcome.exchange_order_id,

@@ -1,23 +1,22 @@
-"""Execution: a decision and the book's legs -> orders -> fills, written to the book per cycle.
+"""Execution: the trading core's orders -> fills, written to the book per cycle.
 
-- ``plan_orders`` (pure) turns a decision into order intents that respect it: the main leg is
-  opened at the bot's target, cut to the size / leverage caps, and grown back to the target once
-  the decision allows it (never while failing safe); the hedge is moved to
-  ``hedge_ratio x beta x main`` in the decision's instrument when the decision says rebalance
-  (or the main leg changed), and hedges left in another instrument are closed.
-- ``Executor.run_cycle`` checks every intent against the decision's caps before anything is
+- What to trade is decided by the trading core (``cascade_ml.trading.paper.PaperTrader``: the
+  decision applied to the position, the protective stop and liquidation inside the bar); the
+  executor only carries the orders out.
+- ``Executor.run_cycle`` checks every order against the decision's caps before anything is
   sent: an order that would take a leg above the size cap or above leverage cap x equity is
   refused and the refusal, with its reason, is written to the book. Orders that only reduce a
   leg are always allowed (cutting risk must never be blocked).
-- Modes: ``paper`` (default) fills at the next price (the exchange's last price, or a given
-  price source) through the ``FillModel``; ``testnet`` and ``live`` send market orders with
-  ccxt ``create_order``, and only when API keys are set in the environment
-  (``CASCADE_ML_TESTNET_API_KEY`` / ``..._SECRET`` or ``CASCADE_ML_LIVE_...``; separate names
-  so testnet runs can never pick up live keys). Testnet turns on ccxt's sandbox mode (Binance
-  futures: its demo-trading venue, see ``route_to``); live turns both off.
+- Modes: ``paper`` (default) fills each order at the price the trading core traded at (the bar
+  close; the stop or the gapped open for a stop) moved half the spread against us, paying the
+  policy's fee (``cascade_ml.trading.costs``), so the book is the backtest's; ``testnet`` and
+  ``live`` send market orders with ccxt ``create_order``, and only when API keys are set in the
+  environment (``CASCADE_ML_TESTNET_API_KEY`` / ``..._SECRET`` or ``CASCADE_ML_LIVE_...``;
+  separate names so testnet runs can never pick up live keys). Testnet turns on ccxt's sandbox
+  mode (Binance futures: its demo-trading venue, see ``route_to``); live turns both off.
 - A cycle already in the book sends nothing (restart safety). Client order ids are derived
-  from (symbol, bar, leg, instrument) so a later reconciliation can find an order that reached
-  the exchange when the process died before the book's commit.
+  from (symbol, bar, kind and leg, instrument) so a later reconciliation can find an order that
+  reached the exchange when the process died before the book's commit.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
@@ -33,26 +33,23 @@ import pandas as pd
 
 from cascade_ml.data.sources.exchange import make_exchange, market_symbol
 from cascade_ml.errors import CascadeError
-from cascade_ml.live.book import (
-    BookState,
+from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.policy.schemas import Decision, Forecast
+from cascade_ml.trading.book import (
     CycleRecord,
     CycleResult,
     FundingEvent,
-    LegName,
-    Mode,
-    OrderIntent,
     OrderOutcome,
     PaperBook,
-    hedge_instrument,
     utc,
 )
-from cascade_ml.live.config import LiveConfig
-from cascade_ml.live.fills import FillModel, SimulatedFill
-from cascade_ml.policy.models import Decision, Forecast
+from cascade_ml.trading.costs import Fill, fee_rate, simulate_fill
+from cascade_ml.trading.orders import OrderIntent
+from cascade_ml.trading.types import LegName, Mode, OrderKind
 
 log = logging.getLogger(__name__)
 
-MODES: tuple[Mode, ...] = ("paper", "testnet", "live")
+MODES: tuple[Mode, ...] = typing.get_args(Mode)
 KEY_ENV = {"testnet": ("CASCADE_ML_TESTNET_API_KEY", "CASCADE_ML_TESTNET_API_SECRET"),
            "live": ("CASCADE_ML_LIVE_API_KEY", "CASCADE_ML_LIVE_API_SECRET")}
 # Ask for the final state of a market order so its fill comes back with the answer.
@@ -82,11 +79,17 @@ def route_to(exchange: ccxt.Exchange, mode: Mode) -> None:
         exchange.set_sandbox_mode(False)
 
 
+_ID_CODE = {("trade", "main"): "m", ("trade", "hedge"): "h", ("stop", "main"): "s",
+            ("stop", "hedge"): "t", ("liquidation", "main"): "x", ("liquidation", "hedge"): "y"}
+
+
 def client_order_id(symbol: str, bar_ts: datetime | pd.Timestamp, leg: LegName,
-                    instrument: str) -> str:
-    """A deterministic id (<= 36 characters, Binance's limit) for one order of one cycle."""
+                    instrument: str, kind: OrderKind = "trade") -> str:
+    """A deterministic id (<= 36 characters, Binance's limit) for one order of one cycle; one
+    letter names the leg and why the order exists (m/h: rebalance of the main/hedge leg, s/t:
+    the protective stop, x/y: a liquidation)."""
     ms = int(pd.Timestamp(utc(bar_ts)).value // 1_000_000)
-    return f"cml-{symbol[:8]}-{ms}-{leg[0]}-{instrument[:8]}"
+    return f"cml-{symbol[:8]}-{ms}-{_ID_CODE[(kind, leg)]}-{instrument[:8]}"
 
 
 def cap_violation(symbol: str, intent: OrderIntent, decision: Decision, held: float,
@@ -112,83 +115,21 @@ def cap_violation(symbol: str, intent: OrderIntent, decision: Decision, held: fl
     return None
 
 
-def plan_orders(symbol: str, decision: Decision, state: BookState, marks: Mapping[str, float],
-                *, target_notional: float, side: str = "long", min_order_notional: float = 10.0,
-                regrow_band: float = 0.1) -> list[OrderIntent]:
-    """Order intents that bring the legs where the decision wants them, within its caps.
-
-    The main leg is opened at the bot's target within the caps, and cut to the caps whenever it
-    exceeds them. While the decision fails safe nothing is opened or grown (no new exposure);
-    otherwise a leg that has fallen more than ``regrow_band`` below what the target and the caps
-    allow grows back to it (the band keeps price moves alone from trading every bar).
-    """
-    price = _mark(marks, symbol)
-    sign = 1.0 if side == "long" else -1.0
-    held = state.qty(symbol, "main", symbol)
-    limit = max(min(decision.size_cap_notional, decision.leverage_cap * state.equity), 0.0)
-    current = abs(held) * price
-    allowed = min(target_notional, limit)
-    if held == 0 or (held > 0) != (sign > 0):
-        want = 0.0 if decision.fail_safe else allowed  # failing safe, a flat book stays flat
-    elif current > limit:
-        want = limit
-    elif not decision.fail_safe and current < allowed * (1 - regrow_band):
-        want = allowed
-    else:
-        want = current
-    main_after = sign * want / price
-    intents = []
-    main_changed = abs(main_after - held) * price >= max(min_order_notional, _TOL)
-    if main_changed:
-        intents.append(_intent("main", symbol, main_after - held))
-    else:
-        main_after = held
-
-    target_inst = hedge_instrument(decision, symbol)
-    strays = [v for v in state.legs_of(symbol, "hedge") if v.instrument != target_inst]
-    if not (decision.action == "rebalance" or main_changed or strays):
-        return intents
-    for leg in strays:  # a hedge left in another instrument is closed, whatever its size
-        intents.append(_intent("hedge", leg.instrument, -leg.qty))
-    hedge_price = _mark(marks, target_inst)
-    hedge_notional = decision.hedge_ratio * decision.hedge_beta * abs(main_after) * price
-    hedge_target = -math.copysign(hedge_notional / hedge_price, main_after or sign)
-    hedge_held = state.qty(symbol, "hedge", target_inst)
-    if abs(hedge_target - hedge_held) * hedge_price >= max(min_order_notional, _TOL):
-        intents.append(_intent("hedge", target_inst, hedge_target - hedge_held))
-    return intents
-
-
-def _intent(leg: LegName, instrument: str, dq: float) -> OrderIntent:
-    return OrderIntent(leg=leg, instrument=instrument, side="buy" if dq > 0 else "sell",
-                       qty=abs(dq))
-
-
-def _mark(marks: Mapping[str, float], instrument: str) -> float:
-    price = marks.get(instrument)
-    if price is None or not (price > 0 and math.isfinite(price)):
-        raise CascadeError(f"no usable mark price for {instrument} (got {price})", "execution")
-    return float(price)
-
-
 class Executor:
     """Runs a cycle's orders in one mode and records the cycle in the book."""
 
     def __init__(self, book: PaperBook, *, mode: Mode = "paper",
-                 fill_model: FillModel | None = None, prices: PriceSource | None = None,
+                 policy: PolicyConfig | None = None, prices: PriceSource | None = None,
                  exchange: ccxt.Exchange | None = None, exchange_name: str = "binanceusdm",
                  env: Mapping[str, str] | None = None, hedge_mode: bool = False) -> None:
         if mode not in MODES:
             raise CascadeError(f"unknown execution mode {mode!r}; use one of {list(MODES)}")
         self.book = book
         self.mode = mode
-        self.fill_model = fill_model or FillModel()
+        self.policy = policy or PolicyConfig()  # the fee and spread model
         self.prices = prices
         self.hedge_mode = hedge_mode
         if mode == "paper":
-            if prices is None and exchange is None:
-                raise CascadeError("paper execution needs a price source or an exchange "
-                                   "(its last price is the fill reference)", "execution")
             self.exchange = exchange
             return
         env = os.environ if env is None else env
@@ -206,17 +147,12 @@ class Executor:
         self.exchange.options["fetchCurrencies"] = False
         route_to(self.exchange, mode)
 
-    @classmethod
-    def from_config(cls, config: LiveConfig, book: PaperBook, *,
-                    exchange: ccxt.Exchange | None = None, prices: PriceSource | None = None,
-                    env: Mapping[str, str] | None = None) -> Executor:
-        return cls(book, mode=config.mode, fill_model=config.fills, prices=prices,
-                   exchange=exchange, exchange_name=config.exchange, env=env,
-                   hedge_mode=config.hedge_mode)
-
     # ------------------------------------------------------------------ prices
     def reference_price(self, instrument: str) -> float:
         """The next price: the price source's, else the exchange's last traded price."""
+        if self.prices is None and self.exchange is None:
+            raise CascadeError(f"no price for {instrument}: give the order its price, or the "
+                               "executor a price source or an exchange", "execution")
         if self.prices is not None:
             price = float(self.prices(instrument))
         else:
@@ -238,7 +174,7 @@ class Executor:
                   forecast: Forecast | None = None) -> CycleResult:
         """Check, execute and record one cycle; a cycle already in the book sends nothing."""
         bar = utc(bar_ts)
-        keys = [(i.leg, i.instrument) for i in intents]
+        keys = [(i.kind, i.leg, i.instrument) for i in intents]
         if len(set(keys)) != len(keys):
             raise CascadeError(f"several orders for the same leg in one cycle: {keys}",
                                f"{symbol} {bar}")
@@ -250,8 +186,8 @@ class Executor:
         held = {(v.leg, v.instrument): v.qty for v in state.legs if v.symbol == symbol}
         outcomes = []
         for intent in intents:
-            cid = client_order_id(symbol, bar, intent.leg, intent.instrument)
-            ref = self.reference_price(intent.instrument)
+            cid = client_order_id(symbol, bar, intent.leg, intent.instrument, intent.kind)
+            ref = intent.ref_price or self.reference_price(intent.instrument)
             mark = marks.get(intent.instrument) or ref
             before = held.get((intent.leg, intent.instrument), 0.0)
             why = cap_violation(symbol, intent, decision, before, mark, state.equity)
@@ -272,7 +208,7 @@ class Executor:
             model_version=model_version, forecast=forecast))
 
     def _paper(self, intent: OrderIntent, cid: str, ref: float) -> OrderOutcome:
-        fill = self.fill_model.fill(intent.side, intent.qty, ref)
+        fill = simulate_fill(intent.side, intent.qty, ref, self.policy, fee=intent.fee)
         return OrderOutcome(intent, "filled", cid, ref_price=ref, fill=fill)
 
     def _send(self, intent: OrderIntent, cid: str, ref: float, held: float) -> OrderOutcome:
@@ -290,7 +226,7 @@ class Executor:
             return OrderOutcome(intent, "refused", cid, ref_price=ref,
                                 reason=f"refused: {intent.qty:.6g} {intent.instrument} rounds "
                                        f"to nothing at {ex.id}'s amount step")
-        sent = OrderIntent(intent.leg, intent.instrument, intent.side, amount)
+        sent = OrderIntent(intent.leg, intent.instrument, intent.side, amount, intent.kind)
         params: dict = {**ORDER_PARAMS.get(ex.id, {}), "clientOrderId": cid}
         if self.hedge_mode:
             direction = held if held != 0 else sent.signed_qty
@@ -311,7 +247,7 @@ class Executor:
         price = float(price)
         fee, estimated = self._fee(order, filled, price)
         cost = filled * (price - ref) if sent.side == "buy" else filled * (ref - price)
-        fill = SimulatedFill(side=sent.side, qty=filled, price=price, ref_price=ref, fee=fee,
+        fill = Fill(side=sent.side, qty=filled, price=price, ref_price=ref, fee=fee,
                              slippage=cost)
         note = None if filled >= amount else f"partially filled: {filled:g} of {amount:g}"
         return OrderOutcome(sent, "filled", cid, reason=note, ref_price=ref, fill=fill,
@@ -323,4 +259,4 @@ class Executor:
         market = self.exchange.market(order["symbol"]) if order.get("symbol") else {}
         if fee.get("cost") is not None and fee.get("currency") in (None, market.get("quote")):
             return float(fee["cost"]), False
-        return self.fill_model.taker_fee * filled * price, True
+        return fee_rate(self.policy) * filled * price, True

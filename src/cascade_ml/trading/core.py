@@ -1,0 +1,269 @@
+"""One position of the bot, bar by bar: the trading core's rules, written once.
+
+A position is a main leg (long by default) and an opposite hedge leg in the same perp (Binance
+hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated margin bucket
+(:mod:`cascade_ml.trading.margin`). Bar ``i`` runs from its open to its close:
+
+1. :func:`settle` (inside the bar, then at its close):
+   - the protective stop: when the bar's adverse extreme (low for a long, high for a short)
+     reaches it, both legs are closed at the stop, or at the open when the bar gapped through
+     it (a proxy leg at its previous close moved by beta times the main leg's move, held inside
+     its bar's range), paying :func:`fee + half spread <cascade_ml.trading.costs>` on both;
+     unless the bucket was below its maintenance margin at that point: then it is a liquidation.
+     After a stop the position stays flat for ``stop_cooldown`` bars;
+   - liquidation: a same-perp bucket is liquidated when the bar's adverse extreme reaches the
+     liquidation price of both legs with tiered maintenance margin; a proxy bucket when its
+     equity falls to its maintenance margin with both perps at their lows, or both at their
+     highs. A liquidated bucket's equity is lost and the position re-enters from the next bar;
+   - otherwise both legs are marked to the close and pay funding settling at that close, each
+     at its own perp's rate (:func:`cascade_ml.trading.funding.funding_amount`).
+2. :func:`allocate` then :func:`rebalance` at the close, with the decision for that bar: a flat
+   position (re)enters with ``margin_fraction`` of equity divided among the positions; the
+   leverage is reset only when it drifted beyond ``leverage_tolerance`` (and then the bucket is
+   reset to its share of equity, a free transfer); the hedge moves only when
+   ``policy.rules.rebalance_test`` (the no-trade band and the benefit-vs-cost test) passes, and
+   the hedge instrument changes only then (on a fail-safe bar the benefit test does not apply,
+   as in ``decide``: outside the band the hedge moves to the fail-safe's). The main leg is held
+   to the risk-budget size cap ``max_risk_fraction x equity / loss_per_notional``; while the
+   policy fails safe it never grows. Traded notional pays ``policy.trade_cost``. Every trade
+   resets the stop: from the entry price, where the hedged position (exposure ``1 - h R^2``)
+   loses ``max_risk_fraction`` of equity, but no farther than ``stop_liquidation_buffer`` of
+   the way to the liquidation price (the rule of ``decide``).
+
+Prices are lists per instrument (``cl[k][i]``), so the backtest passes whole columns and the
+paper book a window of two bars. Plain floats: a position-bar costs a few microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from cascade_ml.policy import rules
+from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading.funding import funding_amount
+from cascade_ml.trading.margin import Tiers, liquidation_price, maintenance_margin
+
+HELD, STOPPED, LIQUIDATED = 0, 1, 2
+Rows = list[list[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class CoreRules:
+    """The numbers the core reads, taken once from the policy and the trading section."""
+
+    policy: PolicyConfig
+    cost_rate: float
+    f_risk: float
+    buffer: float
+    band: float
+    leverage_tolerance: float
+    stop_cooldown: int
+
+    @classmethod
+    def of(cls, policy: PolicyConfig, *, leverage_tolerance: float,
+           stop_cooldown: int) -> CoreRules:
+        return cls(policy, policy.trade_cost, policy.max_risk_fraction,
+                   policy.stop_liquidation_buffer,
+                   policy.no_trade_band - 1e-12,  # rules.rebalance_test never passes below it
+                   leverage_tolerance, stop_cooldown)
+
+
+class PositionState:
+    """Mutable state of one position (instrument indices into the price rows)."""
+
+    __slots__ = ("main", "s", "stops_on", "bucket", "main_q", "hedge_q", "hinst", "hbeta",
+                 "hr2", "h_cur", "entry", "stop", "cool_until", "pnl", "fees", "funding",
+                 "traded", "trades", "liqs", "stops")
+    _SAVED = __slots__[3:]
+
+    def __init__(self, main: int, side: str = "long", stops: bool = False) -> None:
+        self.main = main
+        self.s = 1.0 if side == "long" else -1.0
+        self.stops_on = stops
+        self.bucket = 0.0
+        self.main_q = self.hedge_q = 0.0
+        self.hinst, self.hbeta, self.hr2, self.h_cur = main, 1.0, 1.0, 0.0
+        self.entry = 0.0
+        self.stop = math.nan
+        self.cool_until = 0
+        self.pnl = self.fees = self.funding = self.traded = 0.0
+        self.trades = 0
+        self.liqs: list[int] = []
+        self.stops: list[int] = []
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state (NaN stop as None)."""
+        out = {k: getattr(self, k) for k in self._SAVED}
+        out["stop"] = None if math.isnan(self.stop) else self.stop
+        return out
+
+    def load(self, raw: dict[str, Any]) -> PositionState:
+        for key in self._SAVED:
+            setattr(self, key, raw[key])
+        self.stop = math.nan if raw["stop"] is None else float(raw["stop"])
+        self.liqs, self.stops = list(raw["liqs"]), list(raw["stops"])
+        return self
+
+    def flatten(self) -> None:
+        self.bucket = 0.0
+        self.main_q = self.hedge_q = 0.0
+        self.stop = math.nan
+
+
+def settle(ps: PositionState, i: int, o: Rows, hi: Rows, lo: Rows, cl: Rows, fr: Rows,
+           tiers: list[Tiers], r: CoreRules) -> tuple[int, float, float, float]:
+    """Bar ``i`` of a held position (see the module docstring): returns (``HELD``, ``STOPPED``
+    or ``LIQUIDATED``; cash the bucket returns to the account; main and hedge fill prices of a
+    stop)."""
+    m, j, s = ps.main, ps.hinst, ps.s
+    p0, c = cl[m][i - 1], cl[m][i]
+    h0, hc = cl[j][i - 1], cl[j][i]
+    tm, th = tiers[m], tiers[j]
+    same = j == m
+    liquidated = None
+    if ps.stop == ps.stop and (lo[m][i] <= ps.stop if s > 0 else hi[m][i] >= ps.stop):
+        st = ps.stop
+        fill = min(o[m][i], st) if s > 0 else max(o[m][i], st)
+        hfill = fill if same else min(max(h0 * (1 + ps.hbeta * (fill / p0 - 1)),
+                                          lo[j][i]), hi[j][i])
+        pnl = s * ps.main_q * (fill - p0) - s * ps.hedge_q * (hfill - h0)
+        eq_f = ps.bucket + pnl
+        if eq_f > maintenance_margin(ps.main_q, fill, p0, tm) + \
+                maintenance_margin(ps.hedge_q, hfill, h0, th):
+            gross = ps.main_q * fill + ps.hedge_q * hfill
+            cost = gross * r.cost_rate
+            ps.traded += gross
+            ps.fees += cost
+            ps.pnl += pnl - cost
+            ps.trades += 1
+            ps.flatten()
+            ps.stops.append(i)
+            ps.cool_until = i + r.stop_cooldown
+            return STOPPED, eq_f - cost, fill, hfill
+        liquidated = True  # maintenance margin was reached before the stop price
+    if liquidated is None:
+        if same:
+            long_q, short_q = (ps.main_q, ps.hedge_q) if s > 0 else (ps.hedge_q, ps.main_q)
+            x = liquidation_price(long_q, short_q, ps.bucket, p0, tm)
+            q_net = long_q - short_q
+            liquidated = (q_net > 0 and lo[m][i] <= x) or (q_net < 0 and hi[m][i] >= x)
+        else:
+            liquidated = any(
+                ps.bucket + s * ps.main_q * (xm - p0) - s * ps.hedge_q * (xh - h0)
+                <= maintenance_margin(ps.main_q, xm, p0, tm)
+                + maintenance_margin(ps.hedge_q, xh, h0, th)
+                for xm, xh in ((lo[m][i], lo[j][i]), (hi[m][i], hi[j][i])))
+    if liquidated:
+        ps.liqs.append(i)
+        ps.pnl -= ps.bucket
+        ps.flatten()
+        ps.cool_until = i + 1  # re-enters from the next bar (one order per leg and bar)
+        return LIQUIDATED, 0.0, c, hc
+    pnl = s * ps.main_q * (c - p0) - s * ps.hedge_q * (hc - h0)
+    pay = -(funding_amount(s * ps.main_q, c, fr[m][i])
+            + funding_amount(-s * ps.hedge_q, hc, fr[j][i]))
+    ps.bucket += pnl - pay
+    ps.funding += pay
+    ps.pnl += pnl - pay
+    return HELD, 0.0, c, hc
+
+
+def allocate(ps: PositionState, i: int, free: float, total: float, share: float) -> float:
+    """A flat position past its cooldown takes its margin share of equity; returns free cash."""
+    if ps.main_q == 0.0 and ps.bucket <= 0.0 and i >= ps.cool_until and free > 0:
+        take = min(total * share, free)
+        ps.bucket += take
+        free -= take
+    return free
+
+
+def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRules,
+              free: float, total: float, share: float, lt: float, ht: float, sig: float,
+              prob: float, ti: int, tb: float, tr: float, lpn: float, nne: bool) -> float:
+    """Apply the bar's targets at its close (leverage ``lt``, hedge ``ht`` in instrument ``ti``
+    with beta ``tb`` and effectiveness ``tr``, loss per notional ``lpn`` for the size cap (NaN
+    or <= 0: none), no new exposure ``nne``; ``sig``/``prob`` feed the benefit test). NaN
+    targets keep the position. Returns free cash."""
+    if not (ps.bucket > 0 and lt == lt and ht == ht and i >= ps.cool_until):
+        return free
+    m = ps.main
+    c = cl[m][i]
+    gross = ps.main_q * c
+    n_cap = math.inf
+    if lpn > 0:
+        n_cap = r.f_risk * total / lpn
+    if nne:
+        n_cap = min(n_cap, gross)
+    lt_eff = min(lt, n_cap / ps.bucket)
+    cur_lev = gross / ps.bucket
+    relever = ps.main_q == 0.0 or abs(cur_lev - lt_eff) > r.leverage_tolerance * lt_eff
+    if ps.main_q == 0.0:
+        move_hedge = True
+    elif abs(ht - ps.h_cur) < r.band:  # inside the no-trade band: the test fails
+        move_hedge = False
+    elif nne:  # failing safe: the benefit test does not apply (decide's rule)
+        move_hedge = True
+    else:
+        move_hedge = bool(rules.rebalance_test(
+            ht, ps.h_cur, sig, prob, max(gross, lt_eff * ps.bucket), tr, tb, r.policy)[0])
+    if relever:
+        tot_here = ps.bucket + free
+        target_bucket = min(total * share, tot_here)
+        free, ps.bucket = tot_here - target_bucket, target_bucket
+        new_main = min(lt * ps.bucket, n_cap) / c
+    else:
+        new_main = ps.main_q
+    if move_hedge:
+        new_h, inst, beta, r2 = ht, ti, tb, tr
+    else:
+        new_h, inst, beta, r2 = ps.h_cur, ps.hinst, ps.hbeta, ps.hr2
+    hc = cl[inst][i]
+    if move_hedge:
+        new_hedge = new_h * new_main * c * beta / hc
+    elif relever:  # resize the held hedge with the main leg, same ratio
+        new_hedge = ps.hedge_q * new_main / ps.main_q
+    else:
+        new_hedge = ps.hedge_q
+    d_main = abs(new_main - ps.main_q) * c
+    if inst == ps.hinst:
+        d_hedge = abs(new_hedge - ps.hedge_q) * hc
+    else:
+        d_hedge = ps.hedge_q * cl[ps.hinst][i] + new_hedge * hc
+    traded = d_main + d_hedge
+    if traded > 1e-9:
+        cost = traded * r.cost_rate
+        ps.bucket -= cost
+        ps.fees += cost
+        ps.pnl -= cost
+        ps.traded += traded
+        ps.trades += 1
+        if new_main > ps.main_q:
+            ps.entry = (ps.entry * ps.main_q + c * (new_main - ps.main_q)) / new_main
+        elif new_main == 0.0:
+            ps.entry = 0.0
+        ps.main_q, ps.hedge_q = new_main, new_hedge
+        ps.hinst, ps.hbeta, ps.hr2, ps.h_cur = inst, beta, r2, new_h
+        ps.stop = stop_price(ps, tiers, c, r.f_risk * total, r.buffer) \
+            if ps.stops_on and new_main > 0 else math.nan
+    return free
+
+
+def stop_price(ps: PositionState, tiers: list[Tiers], c: float, max_loss: float,
+               buffer: float) -> float:
+    """The protective stop after a trade: ``rules.stop_distance`` from the entry price, with the
+    bucket's liquidation price (the main leg alone for a proxy hedge: conservative)."""
+    s = ps.s
+    if ps.hinst == ps.main:
+        long_q, short_q = (ps.main_q, ps.hedge_q) if s > 0 else (ps.hedge_q, ps.main_q)
+    else:
+        long_q, short_q = (ps.main_q, 0.0) if s > 0 else (0.0, ps.main_q)
+    x = liquidation_price(long_q, short_q, ps.bucket, c, tiers[ps.main])
+    liq_dist = s * (ps.entry - x) / ps.entry if 0.0 < x < math.inf else math.inf
+    exposure = 1.0 - ps.h_cur * ps.hr2
+    notional = ps.main_q * ps.entry
+    d = min(max_loss / (notional * exposure) if exposure > 0 else math.inf, buffer * liq_dist)
+    if s > 0:
+        return ps.entry * (1 - d) if d < 1 else math.nan
+    return ps.entry * (1 + d) if d < math.inf else math.nan

@@ -1,0 +1,56 @@
+"""The margin model: isolated margin per position, tiered maintenance margin (Binance brackets).
+
+Each position (a main leg and its hedge) has its own margin bucket; a loss beyond it cannot
+touch the rest of the account. Plain floats: the backtest calls these once per position-bar.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+
+from cascade_ml.policy.config import MarginTier
+from cascade_ml.policy.liquidation import tier_arrays
+
+
+class Tiers:
+    """Bracket lookups of one perp's tiers without per-call array building."""
+
+    def __init__(self, tiers: list[MarginTier]) -> None:
+        bounds, mmr, _, cum = tier_arrays(tiers)
+        self._b = [float(b) for b in bounds]
+        self._m = [float(m) for m in mmr]
+        self._c = [float(c) for c in cum]
+        self.last = len(self._b) - 1
+
+    def get(self, notional: float) -> tuple[float, float]:
+        """(maintenance margin rate, maintenance amount) of the bracket of ``notional``."""
+        i = min(bisect_right(self._b, notional), self.last)
+        return self._m[i], self._c[i]
+
+
+def liquidation_price(long_q: float, short_q: float, equity: float, price: float,
+                      t: Tiers) -> float:
+    """Price at which a bucket of ``equity`` holding ``long_q`` and ``short_q`` of one perp
+    (brackets at ``price``) reaches its maintenance margin; 0 / inf when never. Same solution
+    as ``policy.liquidation.bucket_liquidation_price`` (tested equal)."""
+    q_net = long_q - short_q
+    mmr_l, cum_l = t.get(long_q * price)
+    mmr_s, cum_s = t.get(short_q * price)
+    cum = (cum_l if long_q > 0 else 0.0) + (cum_s if short_q > 0 else 0.0)
+    denom = long_q * mmr_l + short_q * mmr_s - q_net
+    if denom == 0:
+        return 0.0 if q_net > 0 else math.inf
+    x = (equity - q_net * price + cum) / denom
+    if q_net > 0:
+        return max(x, 0.0)
+    return x if x > 0 else math.inf
+
+
+def maintenance_margin(q: float, price_now: float, price_ref: float, t: Tiers) -> float:
+    """Maintenance margin of ``q`` (>= 0) at ``price_now`` with the bracket of its notional at
+    ``price_ref``."""
+    if q <= 0:
+        return 0.0
+    mmr, cum = t.get(q * price_ref)
+    return q * price_now * mmr - cum
