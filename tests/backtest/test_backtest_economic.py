@@ -175,10 +175,12 @@ def near_runs(near_ohlcv, near_funding, trailing_preds, labels):
     from cascade_ml.backtest.data import align
     from cascade_ml.backtest.simulate_all import run_strategies
     from cascade_ml.policy import PolicyConfig
+    from cascade_ml.trading.config import TradingConfig
 
     data = align(near_ohlcv, trailing_preds, horizon=24, funding=near_funding, labels=labels)
     bt = BacktestConfig(bootstrap_reps=100)
-    return data, bt, run_strategies(data, bt, PolicyConfig(), "NEAR", "long")
+    return data, bt, run_strategies(data, bt, PolicyConfig(), "NEAR", "long",
+                                     trading=TradingConfig())
 
 
 def test_frame_reads_non_overlapping_days_of_the_inputs(near_runs, trailing_preds,
@@ -244,6 +246,7 @@ def test_html_report_shows_the_economic_value(near_runs, tmp_path) -> None:
     from cascade_ml.backtest.report import write_report
     from cascade_ml.backtest.run import economic_values, forecast_values, records
     from cascade_ml.policy import PolicyConfig
+    from cascade_ml.trading.config import TradingConfig
 
     data, bt, runs = near_runs
     periods = period_tables(runs, data, bt.periods)
@@ -251,5 +254,5 @@ def test_html_report_shows_the_economic_value(near_runs, tmp_path) -> None:
     ev = economic_values({"NEAR": economic_frame(runs, data, horizon=24)}, bt)
     rows = records(runs, data, "NEAR", 24, periods, fv, ev)
     page = write_report(tmp_path / "r.html", "NEAR", rows, periods, fv, [], data, bt,
-                        PolicyConfig()).read_text()
+                        TradingConfig(), PolicyConfig()).read_text()
     assert "Economic value (final)" in page and "fee HAR -&gt; model, bp/yr, gamma 10" in page

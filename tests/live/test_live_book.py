@@ -73,8 +73,8 @@ def test_migrations_create_the_schema_the_models_describe(tmp_path: Path) -> Non
 
 def test_migration_scripts_ship_as_package_data() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["cascade_ml.live"]
-    root = REPO / "src" / "cascade_ml" / "live"
+    patterns = config["tool"]["setuptools"]["package-data"]["cascade_ml.trading"]
+    root = REPO / "src" / "cascade_ml" / "trading"
     scripts = [p.relative_to(root).as_posix() for p in (root / "migrations").rglob("*")
                if p.is_file() and "__pycache__" not in p.parts]
     assert {"migrations/env.py", "migrations/script.py.mako"} <= set(scripts)

@@ -15,10 +15,10 @@ from cascade_ml.data.sources.fear_greed import StoredFearGreed
 from cascade_ml.data.sources.replay import ReplayExchange
 from cascade_ml.data.store import MarketStore, PartitionKey
 from cascade_ml.live.clock import SimClock
-from cascade_ml.live.guard import Guard, evaluation_span
 from cascade_ml.live.run import build_loop, replay_paths
 from cascade_ml.models.bundle import load_bundle
 from cascade_ml.monitoring.config import MonitoringConfig
+from cascade_ml.monitoring.guard import Guard, evaluation_span
 from cascade_ml.monitoring.health import health
 from cascade_ml.monitoring.staleness import source_staleness
 from cascade_ml.trading.book import PaperBook

@@ -8,7 +8,6 @@ panel bundle, ``panel.bundle_dir``; it serves every symbol) or one folder per sy
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +16,7 @@ from cascade_ml.contracts.layout import bundle_dir
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.errors import ModelBundleError
 from cascade_ml.forecasting.protocol import Forecaster
-from cascade_ml.models.bundle import BUNDLE_FILE, load_bundle
+from cascade_ml.models.bundle import BUNDLE_FILE, load_bundle, read_meta
 from cascade_ml.models.bundle import KIND as SYMBOL_KIND
 from cascade_ml.panel.bundle import KIND as PANEL_KIND
 from cascade_ml.panel.bundle import load_panel_bundle
@@ -37,17 +36,9 @@ def read_forecaster(folder: str | Path) -> Forecaster:
     """The bundle in ``folder`` as the forecaster of its kind (no task check: the pyfunc and
     tools use this; serving code uses ``load_forecaster``)."""
     folder = Path(folder)
-    meta_file = folder / BUNDLE_FILE
-    if not meta_file.exists():
-        raise ModelBundleError("no model bundle here (bundle.json missing)", str(folder),
-                               hint="run the train step first")
-    try:
-        meta = json.loads(meta_file.read_text())
-        kind = meta.get("kind", SYMBOL_KIND)
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise ModelBundleError(f"malformed bundle.json ({exc!r})", str(meta_file)) from exc
+    kind = read_meta(folder, hint="run the train step first").get("kind", SYMBOL_KIND)
     if kind not in LOADERS:
-        raise ModelBundleError(f"unknown bundle kind {kind!r}", str(meta_file),
+        raise ModelBundleError(f"unknown bundle kind {kind!r}", str(folder / BUNDLE_FILE),
                                hint=f"known kinds: {sorted(LOADERS)}")
     return LOADERS[kind](folder)
 

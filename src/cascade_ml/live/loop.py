@@ -51,11 +51,11 @@ from cascade_ml.forecasting.scores import merge_scores
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.live.clock import Clock
 from cascade_ml.live.config import LiveConfig
-from cascade_ml.live.guard import Guard
 from cascade_ml.live.state import LoopState
 from cascade_ml.models.bundle import BUNDLE_FILE
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.monitoring.config import MonitoringConfig
+from cascade_ml.monitoring.guard import Guard
 from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.persist import write_report
 from cascade_ml.policy import PolicyConfig, decide

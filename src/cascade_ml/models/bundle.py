@@ -127,16 +127,28 @@ def export_bundle(path: str | Path, vol: VolatilityForecaster, clf: CascadeClass
     return path
 
 
+def read_meta(folder: Path, hint: str) -> dict:
+    """``folder``'s bundle.json as a dict; ModelBundleError naming the file when it is missing
+    or is not a JSON object (every bundle kind is read through here)."""
+    meta_file = folder / BUNDLE_FILE
+    if not meta_file.exists():
+        raise ModelBundleError("no model bundle here (bundle.json missing)", str(folder),
+                               hint=hint)
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelBundleError(f"malformed bundle.json ({exc!r})", str(meta_file)) from exc
+    if not isinstance(meta, dict):
+        raise ModelBundleError("malformed bundle.json (not an object)", str(meta_file))
+    return meta
+
+
 def load_bundle(path: str | Path) -> ForecastBundle:
     """Read a bundle folder (``models/<SYMBOL>``) or its ``bundle.json``."""
     path = Path(path)
     folder = path.parent if path.name == BUNDLE_FILE else path
-    meta_file = folder / BUNDLE_FILE
-    if not meta_file.exists():
-        raise ModelBundleError("no model bundle here (bundle.json missing)", str(folder),
-                               hint="run `cascade-ml train` first")
+    meta = read_meta(folder, hint="run `cascade-ml train` first")
     try:
-        meta = json.loads(meta_file.read_text())
         return ForecastBundle(
             version=str(meta["version"]), symbol=meta["symbol"], horizon=int(meta["horizon"]),
             feature_names=list(meta["feature_names"]), training_span=meta["training_span"],
@@ -144,5 +156,6 @@ def load_bundle(path: str | Path) -> ForecastBundle:
             volatility=VolatilityModel.load(folder, meta["volatility"]),
             cascade=CascadeModel.load(folder, meta["cascade"]),
             model_name=str(meta.get("model_name", "")), interval=str(meta.get("interval", "")))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ModelBundleError(f"malformed bundle.json ({exc!r})", str(meta_file)) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelBundleError(f"malformed bundle.json ({exc!r})",
+                               str(folder / BUNDLE_FILE)) from exc

@@ -33,7 +33,7 @@ from cascade_ml.contracts.columns import (
 )
 from cascade_ml.contracts.layout import panel_path
 from cascade_ml.errors import ModelBundleError
-from cascade_ml.models.bundle import feature_rows
+from cascade_ml.models.bundle import BUNDLE_FILE, feature_rows, read_meta
 from cascade_ml.models.calibration import Calibration, logit, sigmoid
 from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP
 from cascade_ml.panel.estimators import LINEAR_KINDS, exceed_prob
@@ -41,7 +41,6 @@ from cascade_ml.panel.estimators import LINEAR_KINDS, exceed_prob
 if TYPE_CHECKING:
     from cascade_ml.data.store import MarketStore
 
-BUNDLE_FILE = "bundle.json"
 FORMAT = 2
 """2: ``interval`` and ``model_name`` recorded."""
 KIND = "panel"
@@ -280,18 +279,14 @@ def is_panel_bundle(path: str | Path) -> bool:
 def load_panel_bundle(path: str | Path) -> PanelBundle:
     """Read a universe bundle folder (``models/panel``)."""
     folder = Path(path)
-    meta_file = folder / BUNDLE_FILE
-    if not meta_file.exists():
-        raise ModelBundleError("no panel bundle here (bundle.json missing)", str(folder),
-                               hint="run `cascade-ml run pipelines/universe.yaml` first")
+    meta = read_meta(folder, hint="run `cascade-ml run pipelines/universe.yaml` first")
+    if meta.get("kind") != KIND:
+        raise ModelBundleError("not a panel bundle", str(folder / BUNDLE_FILE))
     try:
-        meta = json.loads(meta_file.read_text())
-        if meta.get("kind") != KIND:
-            raise ModelBundleError("not a panel bundle", str(meta_file))
         files = meta["files"]
         return PanelBundle(meta, lgb.Booster(model_file=str(folder / files["volatility"])),
                            lgb.Booster(model_file=str(folder / files["cascade"])),
                            np.load(folder / files["z"]))
-    except (json.JSONDecodeError, KeyError, TypeError, OSError,
+    except (KeyError, TypeError, OSError,
             lgb.basic.LightGBMError) as exc:
         raise ModelBundleError(f"malformed panel bundle ({exc!r})", str(folder)) from exc
