@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 from live_helpers import OrderDesk
+from panel_data import (  # noqa: F401 - the small universe's fixtures (tests/panel_data.py)
+    panel_bundle_dir,
+    panel_cfg,
+    panel_store,
+    small_panel,
+)
 
 
 @pytest.fixture

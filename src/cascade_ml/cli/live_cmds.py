@@ -22,7 +22,8 @@ def loop_sections(config: PipelineConfig) -> LoopSections:
 
     return LoopSections(task=config.task, features=config.features, labels=config.labels,
                         models=config.models, policy=config.policy, monitoring=config.monitoring,
-                        tracking=config.tracking, live=config.live, trading=config.trading)
+                        tracking=config.tracking, live=config.live, trading=config.trading,
+                        panel=config.panel)
 
 
 def live_cmd(

@@ -41,7 +41,7 @@ from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.cache import CachedMarketStore
 from cascade_ml.data.collect import CollectPlan, CollectResult, collect
 from cascade_ml.data.store import to_utc
-from cascade_ml.errors import CascadeError
+from cascade_ml.errors import CascadeError, ModelBundleError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.incremental import LiveFeatures
 from cascade_ml.forecasting import Forecaster, forecaster_dir, load_forecaster
@@ -55,9 +55,14 @@ from cascade_ml.live.state import LoopState
 from cascade_ml.models.bundle import BUNDLE_FILE
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.monitoring.config import MonitoringConfig
-from cascade_ml.monitoring.guard import Guard
+from cascade_ml.monitoring.guard import Guard, evaluation_span
 from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.persist import write_report
+from cascade_ml.monitoring.run import family_map, training_span_of
+from cascade_ml.panel.bundle import KIND as PANEL_KIND
+from cascade_ml.panel.config import PanelConfig
+from cascade_ml.panel.dataset import Panel, column_families
+from cascade_ml.panel.newest import newest_panel, panel_row
 from cascade_ml.policy import PolicyConfig, decide
 from cascade_ml.policy.schemas import Decision, Freshness, PolicyInputs
 from cascade_ml.tracking import TrackingConfig
@@ -89,6 +94,8 @@ class LoopSections:
     tracking: TrackingConfig
     live: LiveConfig
     trading: TradingConfig
+    panel: PanelConfig = field(default_factory=PanelConfig)
+    """Read in universe mode (a panel bundle serves the task): how its rows are built."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,9 @@ class LiveLoop:
                         for s in self.task.symbols}
         self.bundles: dict[str, Forecaster] = {}
         self.guards: dict[str, Guard] = {}
+        self.last_panel: Panel | None = None  # universe mode: the panel rows of the last cycle
+        self.panel_rows: dict[str, pd.DataFrame] = {}  # universe mode: what each guard watches
+        self._history: tuple[str, Panel] | None = None
         self.on_cycle: list[Callable[[CycleReport], None]] = []
         self.persist_features_every = max(persist_features_every, 1)
 
@@ -187,6 +197,9 @@ class LiveLoop:
         symbols that had to be trained."""
         missing = [s for s in self.task.symbols
                    if not (forecaster_dir(self.paths.models_dir, s) / BUNDLE_FILE).exists()]
+        if missing and self.s.panel.enabled:
+            raise ModelBundleError("no universe bundle", str(self.paths.models_dir),
+                                   hint="train it: cascade-ml run pipelines/universe.yaml")
         if missing:
             self.retrain(missing, scheduled=False)
         for symbol in self.task.symbols:
@@ -196,13 +209,39 @@ class LiveLoop:
 
     def _use_bundle(self, symbol: str) -> None:
         bundle = load_forecaster(self.paths.models_dir, symbol, self.task)
-        table = self.features[symbol].table
-        bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns by name
+        table, family_of = self.features[symbol].table, None
+        if bundle.kind == PANEL_KIND:  # the guard watches the panel rows the bundle reads
+            table = self._panel_history(bundle).rows_of(symbol)
+            family_of = column_families(bundle.feature_names,
+                                        family_map(symbol, self.task, self.s.features))
+            self.panel_rows[symbol] = table.tail(self._watched_rows)
+        else:
+            bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns by name
         self.bundles[symbol] = bundle
         self.guards[symbol] = Guard(self.store, symbol, self.task, self.s.features,
-                                    self.s.monitoring, bundle, table)
+                                    self.s.monitoring, bundle, table, family_of=family_of)
         for waiver in self.guards[symbol].waivers:
             log.info("%s v%s: %s", symbol, bundle.version, waiver.reason())
+
+    @property
+    def _watched_rows(self) -> int:
+        return self.s.monitoring.recent_rows + self.s.monitoring.missing_rows
+
+    def _panel_history(self, bundle: Forecaster) -> Panel:
+        """Every symbol's panel rows from the start of the rows the panel bundle was trained
+        and judged on (its guard's profile), built once per bundle version from the loop's
+        feature tables (the stored panel table may be stale or absent)."""
+        if self._history is not None and self._history[0] == bundle.version:
+            return self._history[1]
+        start = min(training_span_of(bundle)[0], evaluation_span(bundle)[0])
+        tables = {s: f.table for s, f in self.features.items()}
+        times = pd.DatetimeIndex([])
+        for table in tables.values():
+            times = times.union(table.index[table.index >= start])
+        panel = newest_panel(tables, times, self.s.panel, self.task.horizon, self.task.side,
+                             self.s.labels)
+        self._history = (bundle.version, panel)
+        return panel
 
     def retrain(self, symbols: list[str] | None = None, *, scheduled: bool = True
                 ) -> RetrainReport:
@@ -213,6 +252,8 @@ class LiveLoop:
         from cascade_ml.models.train import train_symbol
 
         now = self.clock.now
+        if self.s.panel.enabled:
+            return self._reload_panel(now, scheduled)
         lines = []
         models = self.s.models.model_copy(update={"models_dir": self.paths.models_dir})
         for symbol in symbols or list(self.task.symbols):
@@ -242,6 +283,25 @@ class LiveLoop:
             self.state.save(self.paths.state_file)
         for line in lines:
             log.info("retrain at %s: %s", now, line)
+        return RetrainReport(now, lines)
+
+    def _reload_panel(self, now: pd.Timestamp, scheduled: bool) -> RetrainReport:
+        """Universe mode: the panel is retrained by the pipeline's train step (``cascade-ml
+        run``), not by the loop; at the retraining time the loop loads the bundle now in
+        ``panel.bundle_dir`` (a newer version, if the pipeline exported one)."""
+        before = {s: b.version for s, b in self.bundles.items()}
+        for symbol in self.task.symbols:
+            self._use_bundle(symbol)
+        version = next(iter(self.bundles.values())).version
+        changed = any(before.get(s) != b.version for s, b in self.bundles.items())
+        lines = [f"panel: serving v{version}{' (loaded)' if changed else ' (unchanged)'}; the "
+                 "universe is retrained by the pipeline's train step"]
+        if scheduled:
+            self.state.last_retrain = now
+            self.state.retrains += 1
+            self.state.next_retrain = self.next_retrain(now) if self.next_retrain else None
+            self.state.save(self.paths.state_file)
+        log.info("retrain at %s: %s", now, lines[0])
         return RetrainReport(now, lines)
 
     def start(self) -> list[str]:
@@ -276,9 +336,14 @@ class LiveLoop:
         report = CycleReport(now, bar, collect(self.store, self.plan, now))
         marks = self._marks(bar)
         settled = self._settle(bar, marks)
+        persist = (self.state.cycles + 1) % self.persist_features_every == 0
+        tables = {s: self.features[s].update(persist=persist) for s in self.task.symbols}
+        newest = {s: self._newest_row(s, t, now) for s, t in tables.items()}
+        panel = self.last_panel = self._panel(tables, newest)
         for symbol in self.task.symbols:
             report.symbols.append(self._symbol_cycle(symbol, bar, now, marks,
-                                                     settled.get(symbol)))
+                                                     settled.get(symbol), tables[symbol],
+                                                     newest[symbol], panel))
         self.state.extra["trading"] = self.trader.to_dict()
         self.state.last_bar = bar
         self.state.cycles += 1
@@ -300,19 +365,34 @@ class LiveLoop:
             return {}
         return self.trader.settle(bar_no, self._bar_prices(bar, marks))
 
-    def _symbol_cycle(self, symbol: str, bar: pd.Timestamp, now: pd.Timestamp,
-                      marks: dict[str, float], settled: Settlement | None) -> SymbolCycle:
-        persist = (self.state.cycles + 1) % self.persist_features_every == 0
-        table = self.features[symbol].update(persist=persist)
+    def _newest_row(self, symbol: str, table: pd.DataFrame, now: pd.Timestamp
+                    ) -> pd.Series:
+        """The symbol's newest feature row closed by ``now`` (its ``name`` is its bar)."""
         visible = table[table.index + self.bar <= now]
         if visible.empty:
             raise CascadeError(f"no feature row of {symbol} has closed by {now}", "live loop")
+        return visible.iloc[-1]
+
+    def _panel(self, tables: dict[str, pd.DataFrame], newest: dict[str, pd.Series]
+               ) -> Panel | None:
+        """Universe mode: every symbol's panel row at its newest bar, built this cycle from the
+        feature rows known at that bar (``panel.newest``); None when no panel bundle serves."""
+        if not any(b.kind == PANEL_KIND for b in self.bundles.values()):
+            return None
+        return newest_panel(tables, [row.name for row in newest.values()], self.s.panel,
+                            self.task.horizon, self.task.side, self.s.labels)
+
+    def _symbol_cycle(self, symbol: str, bar: pd.Timestamp, now: pd.Timestamp,
+                      marks: dict[str, float], settled: Settlement | None,
+                      table: pd.DataFrame, row: pd.Series, panel: Panel | None) -> SymbolCycle:
         bundle, guard = self.bundles[symbol], self.guards[symbol]
-        row_ts, row = visible.index[-1], visible.iloc[-1]
-        x = self._input_row(bundle, symbol, row)
+        row_ts = row.name
+        x = self._input_row(bundle, symbol, row, panel)
         values = {k: float(v[0]) for k, v in bundle.predict(x, symbol).items()}
         forecast = policy_forecast(values, self.task.horizon_hours)
         triggers, cross = policy_context(row.to_dict(), self.columns[symbol])
+        if bundle.kind == PANEL_KIND and panel is not None:
+            table = self._watch_panel(symbol, panel)
         monitor = guard.check(table, now)
         # stored before the forecast: the service never serves this bar's forecast without
         # this bar's verdict
@@ -347,14 +427,30 @@ class LiveLoop:
                            settled.event if settled is not None else "held")
 
     # ------------------------------------------------------------------ inputs of a cycle
-    def _input_row(self, forecaster: Forecaster, symbol: str, row: pd.Series) -> np.ndarray:
-        """The forecaster's input row: the loop's own newest feature row when it holds every
-        input, else the newest of the forecaster's stored input rows (e.g. the panel table)."""
+    def _watch_panel(self, symbol: str, panel: Panel) -> pd.DataFrame:
+        """The symbol's recent panel rows with this cycle's appended (what its guard judges)."""
+        held, new = self.panel_rows[symbol], panel.rows_of(symbol)
+        if len(held):
+            new = new[new.index > held.index[-1]]
+        rows = pd.concat([held, new]) if len(held) else new
+        self.panel_rows[symbol] = rows.tail(self._watched_rows)
+        return self.panel_rows[symbol]
+
+    def _input_row(self, forecaster: Forecaster, symbol: str, row: pd.Series,
+                   panel: Panel | None) -> np.ndarray:
+        """The forecaster's input row for the bar of ``row`` (the symbol's newest feature row):
+        the panel row built this cycle for a panel bundle, else the feature row itself."""
         names = list(forecaster.feature_names)
-        if set(names) <= set(row.index):
-            return row.reindex(names).to_numpy(dtype=np.float64)[None, :]
-        rows = forecaster.input_rows(self.store, symbol, last=1)
-        return rows.to_numpy(dtype=np.float64)[-1:]
+        where = f"{symbol} at {row.name}"
+        if forecaster.kind == PANEL_KIND:
+            if panel is None or (prow := panel_row(panel, symbol, row.name)) is None:
+                raise CascadeError(f"no panel row of {symbol} at {row.name}", "live loop")
+            row, where = prow, f"the panel row of {where}"
+        missing = [n for n in names if n not in row.index]
+        if missing:
+            raise ModelBundleError(f"{where} lacks input(s) {missing} that {forecaster.kind} "
+                                   f"bundle v{forecaster.version} reads", "live loop")
+        return row.reindex(names).to_numpy(dtype=np.float64)[None, :]
 
     def _bars(self, symbol: str) -> pd.DataFrame | None:
         keys = [k for k in self.store.partitions("ohlcv", symbol, self.task.venue)

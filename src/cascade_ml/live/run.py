@@ -40,11 +40,14 @@ def live_paths(sections: LoopSections, store_root: Path, models_dir: Path,
 
 
 def replay_paths(sections: LoopSections) -> LoopPaths:
-    """A replay keeps everything under ``live.replay.dir``."""
+    """A replay keeps everything under ``live.replay.dir``; in universe mode (``panel.enabled``)
+    it serves the pipeline's panel bundle (``panel.bundle_dir``, only read: the loop does not
+    train the panel)."""
     d = sections.live.replay.dir
     tracking = TrackingConfig(uri=f"sqlite:///{d / 'mlflow' / 'mlflow.db'}",
                               artifact_root=d / "mlflow" / "artifacts")
-    return LoopPaths(d / "store", d / "models", tracking, replay_db_url(sections.live.replay.dir),
+    models = sections.panel.bundle_dir if sections.panel.enabled else d / "models"
+    return LoopPaths(d / "store", models, tracking, replay_db_url(sections.live.replay.dir),
                      d / "loop_state.json")
 
 

@@ -88,14 +88,21 @@ def waived_config(cfg: MonitoringConfig, waived: list[str]) -> MonitoringConfig:
 
 class Guard:
     """The monitor of one symbol under one bundle: the training profile and the waivers are
-    computed once, ``check`` runs every cycle."""
+    computed once, ``check`` runs every cycle.
+
+    ``features`` (here and in ``check``): the rows the bundle reads, by its input names: the
+    symbol's feature table for a per-symbol bundle, its panel rows for a panel bundle.
+    ``family_of``: input -> feature family; default the feature table's families (a panel
+    bundle's inputs take the family of the feature each is computed from,
+    ``panel.dataset.column_families``)."""
 
     def __init__(self, store: MarketStore, symbol: str, task: TaskConfig,
                  features_cfg: FeatureConfig, cfg: MonitoringConfig, bundle: Forecaster,
-                 features: pd.DataFrame) -> None:
+                 features: pd.DataFrame, family_of: dict[str, str] | None = None) -> None:
         self.store, self.symbol, self.task = store, symbol, task
         self.names = list(bundle.feature_names)
-        family_of = family_map(symbol, task, features_cfg, self.names)
+        if family_of is None:
+            family_of = family_map(symbol, task, features_cfg, self.names)
         frame = features.reindex(columns=self.names)
         self.profile = fit_profile(frame, training_span_of(bundle), family_of, cfg)
         self.waivers = absent_families(frame, self.profile, evaluation_span(bundle), cfg)

@@ -40,6 +40,12 @@ LVL = "lvl"
 """log of the symbol's trailing mean squared 1h return (per-hour variance level)."""
 HAR_TERMS = ("d", "w", "m")
 """log(rv_24h/24), log(rv_168h/168), log(rv_720h/720), each minus ``lvl``."""
+ASYM = {"asym_d": "semivar_asym_24h", "asym_w": "semivar_asym_168h"}
+"""Panel column -> the feature it copies (semivariance asymmetry, scale-free already)."""
+TWIN = "tw_"
+"""Prefix of a level feature's scale-free twin."""
+RAW = "raw_"
+"""Prefix of a raw feature kept for the per-symbol baselines."""
 ADVERSE = "adverse"
 """The worst move against the side over (t, t+H], as a positive log move."""
 LABEL_KEEP = (FWD_RV, CASCADE, FWD_MIN_RETURN, "fwd_max_return", "cascade_threshold")
@@ -85,12 +91,18 @@ def passthrough_columns(columns: list[str]) -> list[str]:
 THRESHOLD = "cascade_threshold_t"
 """The cascade label's threshold as known at t (the label's own column is NaN where the label
 window is incomplete, i.e. on exactly the newest rows a live forecast needs)."""
+FROM_RETURNS = (LVL, "zret_1h", "zret_24h", "zret_168h", "drawdown_720h", THRESHOLD)
+"""Panel columns computed from the 1h returns alone."""
 
 
 def symbol_panel(features: pd.DataFrame, labels: pd.DataFrame | None, cfg: PanelConfig,
                  horizon: int, side: str = "long",
-                 label_cfg: LabelConfig | None = None) -> pd.DataFrame:
-    """One symbol's scale-free panel columns on its own bar grid (pure; bars up to t only)."""
+                 label_cfg: LabelConfig | None = None,
+                 listed: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One symbol's scale-free panel columns on its own bar grid (pure; bars up to t only).
+
+    ``listed``: the symbol's first feature row (``age_days`` counts from it); default the first
+    row of ``features``, so a trailing window of the table passes the table's first row."""
     f = features.sort_index()
     ret = f[RET_1H]
     sq = ret**2
@@ -100,14 +112,14 @@ def symbol_panel(features: pd.DataFrame, labels: pd.DataFrame | None, cfg: Panel
     for term, col in zip(HAR_TERMS, HAR_COLUMNS, strict=True):
         hours = int(LEVEL_PATTERN.search(col).group(3))
         out[term] = _log(f[col] / hours) - lvl
-    out["asym_d"] = f.get("semivar_asym_24h")
-    out["asym_w"] = f.get("semivar_asym_168h")
+    for name, col in ASYM.items():
+        out[name] = f.get(col)
     rq = (ret**4).rolling(24, min_periods=24).sum() * 24 / 3.0
     out["harq_q"] = 0.5 * (_log(rq) - 2 * _log(f[HAR_COLUMNS[0]]))
     for c in f.columns:
         match = LEVEL_PATTERN.search(c)
         if match and not match.group(1) and c not in HAR_COLUMNS:
-            out[f"tw_{c}"] = _log(f[c] / int(match.group(3))) - lvl
+            out[f"{TWIN}{c}"] = _log(f[c] / int(match.group(3))) - lvl
     scale = np.sqrt(np.exp(lvl))
     out["zret_1h"] = ret / scale
     out["zret_24h"] = ret.rolling(24, min_periods=24).sum() / (scale * np.sqrt(24))
@@ -115,14 +127,14 @@ def symbol_panel(features: pd.DataFrame, labels: pd.DataFrame | None, cfg: Panel
     logp = ret.fillna(0.0).cumsum()
     out["drawdown_720h"] = np.expm1(logp - logp.rolling(cfg.drawdown_window, min_periods=24).max())
     out[THRESHOLD] = cascade_threshold(ret, label_cfg or LabelConfig(), horizon)
-    first = f.index[0]
+    first = f.index[0] if listed is None else listed
     out["age_days"] = (f.index - first) / pd.Timedelta("1D")
     frame = pd.DataFrame(out, index=f.index)
     for c in passthrough_columns(list(f.columns)):
         if c not in frame:
             frame[c] = f[c]
     for c in RAW_KEEP:
-        frame[f"raw_{c}"] = f[c]
+        frame[f"{RAW}{c}"] = f[c]
     if labels is not None:
         lab = labels.reindex(f.index)
         for c in LABEL_KEEP:
@@ -133,6 +145,57 @@ def symbol_panel(features: pd.DataFrame, labels: pd.DataFrame | None, cfg: Panel
         frame.loc[lab[FWD_RV].isna(), "y"] = np.nan
     frame.index.name = TIMESTAMP
     return frame
+
+
+def history_bars(cfg: PanelConfig, label_cfg: LabelConfig | None = None) -> int:
+    """The longest trailing window ``symbol_panel`` reads (level, drawdown, the 168-bar return,
+    the cascade threshold's sigma): a row computed over this many bars ending at it equals the
+    row of a build over the whole history."""
+    return max(cfg.level_window, cfg.drawdown_window, 168,
+               (label_cfg or LabelConfig()).sigma_window)
+
+
+def source_columns(names: list[str], feature_columns: list[str]) -> list[str]:
+    """The symbol's own feature columns that the panel columns ``names`` are computed from, in
+    order (what a monitor of the symbol watches). Market state (``mkt_*``, from the other
+    symbols' rows) and ``age_days`` (from the first row) have none; a name that is neither a
+    derived column nor in ``feature_columns`` is kept as is (the monitor reports it missing)."""
+    har = dict(zip(HAR_TERMS, HAR_COLUMNS, strict=True))
+    out: list[str] = []
+    for name in names:
+        if name.startswith("mkt_") or name == "age_days":
+            continue
+        if name in feature_columns:  # passed through unchanged
+            out.append(name)
+        elif name.startswith((TWIN, RAW)):
+            out.append(name.removeprefix(TWIN).removeprefix(RAW))
+        elif name in har or name in ASYM:
+            out.append(har.get(name) or ASYM[name])
+            if name in har:
+                out.append(RET_1H)  # minus lvl
+        elif name == "harq_q":
+            out += [RET_1H, HAR_COLUMNS[0]]
+        elif name in FROM_RETURNS:
+            out.append(RET_1H)
+        else:  # a passthrough column the table lacks: watched, and reported missing
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
+MARKET_FAMILY = "market"
+"""Family of the market-state columns (aggregates of every symbol's row at the bar)."""
+
+
+def column_families(names: list[str], feature_family: dict[str, str]) -> dict[str, str]:
+    """Panel column -> the family of the feature it is computed from first (``d`` is a
+    volatility input, like ``rv_24h``); market state is ``market``; ``feature_family``: the
+    symbol's feature -> family map (``monitoring.run.family_map``)."""
+    out = {}
+    for name in names:
+        sources = source_columns([name], list(feature_family))
+        out[name] = (MARKET_FAMILY if name.startswith("mkt_")
+                     else feature_family.get(sources[0], "unknown") if sources else "unknown")
+    return out
 
 
 def build_symbol(symbol: str, store_root: str, task: TaskConfig, features: FeatureConfig,
@@ -175,7 +238,7 @@ def stack(frames: list[pd.DataFrame], cfg: PanelConfig, horizon: int) -> Panel:
     frame = frame.join(market, on=TIMESTAMP)
     frame = frame.sort_values([SYMBOL, TIMESTAMP], kind="stable").reset_index(drop=True)
     skip = {SYMBOL, TIMESTAMP, LVL, ADVERSE, "y", "age_days", THRESHOLD, *LABEL_KEEP}
-    inputs = [c for c in frame.columns if c not in skip and not c.startswith("raw_")]
+    inputs = [c for c in frame.columns if c not in skip and not c.startswith(RAW)]
     return Panel(frame, inputs, horizon, symbols)
 
 
