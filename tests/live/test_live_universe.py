@@ -68,6 +68,7 @@ def universe_replay(tmp_path_factory: pytest.TempPathFactory, panel_store: Marke
                      "guard_names": {s: g.names for s, g in loop.guards.items()},
                      "guard_families": {s: g.profile.family_of for s, g in loop.guards.items()},
                      "watched_last": {s: r.index[-1] for s, r in loop.panel_rows.items()},
+                     "loop": loop,
                      "tables": {s: f.table.copy() for s, f in loop.features.items()}})
 
     summary = run_replay(sections, FROM, UNTIL, echo=lambda line: None, report_every=0,
@@ -181,3 +182,24 @@ def test_the_book_holds_one_decision_per_symbol_and_bar(universe_replay: dict) -
     dec = frames["decisions"]
     assert len(dec) == 4 * len(SYMBOLS) and not dec["fail_safe"].astype(bool).any()
     assert set(dec["symbol"]) == set(SYMBOLS) and dec["model_version"].eq("p1").all()
+
+
+def test_retraining_in_universe_mode_keeps_the_served_bundle(universe_replay: dict) -> None:
+    loop = universe_replay["seen"][-1]["loop"]
+    guards = dict(loop.guards)
+    report = loop.retrain(scheduled=False)  # the panel is trained by the pipeline, not the loop
+    assert report.lines == ["panel: serving vp1 (unchanged); the universe is retrained by the "
+                            "pipeline's train step"]
+    assert loop.guards == guards  # same guards, still watching the rows of the last cycles
+
+
+def test_universe_mode_without_a_bundle_is_refused_by_name(universe_replay: dict,
+                                                           tmp_path: Path) -> None:
+    from cascade_ml.errors import ModelBundleError
+
+    replay_dir = tmp_path / "replay"
+    shutil.copytree(universe_replay["dir"] / "source", replay_dir / "source")
+    sections = sections_of(universe_loop_pipeline(tmp_path, replay_dir, tmp_path / "no-panel"))
+    with pytest.raises(ModelBundleError, match="no universe bundle") as err:
+        run_replay(sections, FROM, UNTIL, echo=lambda line: None, max_cycles=0)
+    assert "no-panel" in str(err.value.where) and "universe.yaml" in str(err.value.hint)

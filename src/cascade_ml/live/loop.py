@@ -6,9 +6,15 @@ One cycle, for the bar that closed last (``floor(now) - bar``):
 
 1. ``collect``: candles, funding, open interest and Fear & Greed into the store, incrementally;
 2. ``LiveFeatures.update``: the new feature rows, from a trailing window of history;
-3. the bundle forecasts the newest row; the forecast and its age go to the policy;
+3. the bundle forecasts the newest row; the forecast and its age go to the policy. In
+   universe mode (a panel bundle serves the task, ``panel.enabled``) the row is the symbol's
+   panel row at that bar, built this cycle from every symbol's feature rows known at it
+   (``panel.newest.newest_panel``: its own scale-free columns and the market state), never
+   from the stored panel table, which only the labels and score steps rebuild;
 4. ``Guard.check`` (the monitor): drifted, missing or stale inputs make the decision the
-   policy's fail-safe with the reasons named (``decide(..., monitor_reasons=...)``);
+   policy's fail-safe with the reasons named (``decide(..., monitor_reasons=...)``). A panel
+   bundle's guard watches the panel inputs it reads (its recent panel rows, profiled on panel
+   rows of its training span), each in the family of the feature it is computed from;
 5. the trading core (``trading.paper.PaperTrader``, the backtest engine's rules one bar at a
    time): first every position's bar (the protective stop and liquidation from the bar's high
    and low, marks, funding), then each symbol's decision applied at the close; its orders go
@@ -44,7 +50,7 @@ from cascade_ml.data.store import to_utc
 from cascade_ml.errors import CascadeError, ModelBundleError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.incremental import LiveFeatures
-from cascade_ml.forecasting import Forecaster, forecaster_dir, load_forecaster
+from cascade_ml.forecasting import Forecaster, forecaster_dir, load_forecaster, read_forecaster
 from cascade_ml.forecasting.inputs import context_columns, policy_context, policy_forecast
 from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.forecasting.scores import merge_scores
@@ -289,11 +295,12 @@ class LiveLoop:
         """Universe mode: the panel is retrained by the pipeline's train step (``cascade-ml
         run``), not by the loop; at the retraining time the loop loads the bundle now in
         ``panel.bundle_dir`` (a newer version, if the pipeline exported one)."""
-        before = {s: b.version for s, b in self.bundles.items()}
-        for symbol in self.task.symbols:
-            self._use_bundle(symbol)
-        version = next(iter(self.bundles.values())).version
-        changed = any(before.get(s) != b.version for s, b in self.bundles.items())
+        serving = {b.version for b in self.bundles.values()}
+        version = read_forecaster(self.paths.models_dir).version
+        changed = serving != {version}
+        if changed:  # a new bundle: its guards are fitted on its own training span
+            for symbol in self.task.symbols:
+                self._use_bundle(symbol)
         lines = [f"panel: serving v{version}{' (loaded)' if changed else ' (unchanged)'}; the "
                  "universe is retrained by the pipeline's train step"]
         if scheduled:
