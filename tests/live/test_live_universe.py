@@ -24,7 +24,7 @@ from cascade_ml.data.store import MarketStore
 from cascade_ml.forecasting import load_forecaster
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.live.run import replay_db_url, run_replay
-from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP, source_columns
+from cascade_ml.panel.dataset import ADVERSE, LABEL_KEEP, SYMBOL, TIMESTAMP, source_columns
 from cascade_ml.panel.newest import newest_panel
 
 FROM = pd.Timestamp("2026-03-18T08:00:00Z")
@@ -109,14 +109,17 @@ def test_the_loops_panel_row_equals_the_full_build_at_that_bar(universe_replay: 
         loop = s["panel"].set_index(SYMBOL)
         full = _full_rows(small_panel, s["bar"])
         assert set(full.index) == set(SYMBOLS)
-        assert set(names) <= set(loop.columns)
-        # every input the bundle reads, on the same symbols, within float tolerance; the full
-        # build ran over history up to 2026-05 (13 months of bars after these), so later bars
-        # move nothing
-        got = loop.loc[SYMBOLS, names].to_numpy(float)
-        want = full.loc[SYMBOLS, names].to_numpy(float)
+        # the same columns as the full build but its labels (unknown at t), the bundle's among
+        # them; every one on the same symbols within float tolerance; the full build ran over
+        # history up to 2026-05 (13 months of bars after these), so later bars move nothing
+        labels = {*LABEL_KEEP, ADVERSE, "y"}
+        columns = [c for c in full.columns if c not in labels and c != TIMESTAMP]
+        assert sorted(c for c in loop.columns if c != TIMESTAMP) == sorted(columns)
+        assert set(names) <= set(columns)
+        got = loop.loc[SYMBOLS, columns].to_numpy(float)
+        want = full.loc[SYMBOLS, columns].to_numpy(float)
         assert np.array_equal(np.isnan(got), np.isnan(want)), (
-            [n for n, a, b in zip(names, np.isnan(got).any(0), np.isnan(want).any(0),
+            [n for n, a, b in zip(columns, np.isnan(got).any(0), np.isnan(want).any(0),
                                   strict=True) if a != b])
         np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)
         # market state is one value per bar: ADA (held out) sees the same as the core
@@ -203,3 +206,19 @@ def test_universe_mode_without_a_bundle_is_refused_by_name(universe_replay: dict
     with pytest.raises(ModelBundleError, match="no universe bundle") as err:
         run_replay(sections, FROM, UNTIL, echo=lambda line: None, max_cycles=0)
     assert "no-panel" in str(err.value.where) and "universe.yaml" in str(err.value.hint)
+
+
+def test_a_panel_input_the_loops_rows_lack_is_refused_by_name(universe_replay: dict) -> None:
+    from dataclasses import replace
+
+    from cascade_ml.errors import ModelBundleError
+
+    loop = universe_replay["seen"][-1]["loop"]
+    bundle = loop.bundles["NEAR"]
+    wider = replace(bundle, meta={**bundle.meta,
+                                  "feature_names": [*bundle.feature_names, "mkt_gone"]})
+    row = loop.features["NEAR"].table.iloc[-1]
+    with pytest.raises(ModelBundleError, match=r"lacks input\(s\) \['mkt_gone'\]"):
+        loop._input_row(wider, "NEAR", row, loop.last_panel)
+    ok = loop._input_row(bundle, "NEAR", row, loop.last_panel)
+    assert ok.shape == (1, len(bundle.feature_names)) and np.isfinite(ok[0, :3]).all()
