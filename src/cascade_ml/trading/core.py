@@ -19,8 +19,10 @@ hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated 
      at its own perp's rate (:func:`cascade_ml.trading.funding.funding_amount`).
 2. :func:`allocate` then :func:`rebalance` at the close, with the decision for that bar: a flat
    position (re)enters with ``margin_fraction`` of equity divided among the positions; the
-   leverage is reset only when it drifted beyond ``leverage_tolerance`` (and then the bucket is
-   reset to its share of equity, a free transfer); the hedge moves only when
+   leverage is reset when it sits above the bar's cap (``min(target, size cap / bucket)``: never
+   tolerated, cut back to the cap at that close) or more than ``leverage_tolerance`` below it
+   (the tolerance is one-sided: it only spares re-levering up); the bucket is then reset to its
+   share of equity, a free transfer. The hedge moves only when
    ``policy.rules.rebalance_test`` (the no-trade band and the benefit-vs-cost test) passes, and
    the hedge instrument changes only then (on a fail-safe bar the benefit test does not apply,
    as in ``decide``: outside the band the hedge moves to the fail-safe's). The main leg is held
@@ -46,6 +48,7 @@ from cascade_ml.trading.funding import funding_amount
 from cascade_ml.trading.margin import Tiers, liquidation_price, maintenance_margin
 
 HELD, STOPPED, LIQUIDATED = 0, 1, 2
+_ROUNDING = 1e-9  # relative leverage above the cap taken as float rounding, not as drift
 Rows = list[list[float]]
 
 
@@ -198,7 +201,9 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
         n_cap = min(n_cap, gross)
     lt_eff = min(lt, n_cap / ps.bucket)
     cur_lev = gross / ps.bucket
-    relever = ps.main_q == 0.0 or abs(cur_lev - lt_eff) > r.leverage_tolerance * lt_eff
+    # one-sided: above the cap is never tolerated (only float rounding); below, the tolerance
+    relever = (ps.main_q == 0.0 or cur_lev > lt_eff * (1.0 + _ROUNDING)
+               or cur_lev < lt_eff * (1.0 - r.leverage_tolerance))
     if ps.main_q == 0.0:
         move_hedge = True
     elif abs(ht - ps.h_cur) < r.band:  # inside the no-trade band: the test fails
