@@ -58,7 +58,8 @@ def test_two_positions_share_the_account_and_the_pnl_adds_up(near) -> None:
         assert run.result.equity[-1] - TradingConfig().initial_equity == pytest.approx(pnl)
     # each position opens on half of the margin share: 5x of 10,000 x 50 % / 2
     for r in runs["unhedged"].positions.values():
-        assert r.notional[0] == pytest.approx(5 * 10_000 * 0.5 / 2)
+        # net of the open's own fee (0.06 % of N): N = 5 x (2,500 - 0.0006 N)
+        assert r.notional[0] == pytest.approx(5 * 10_000 * 0.5 / 2 / (1 + 5 * 0.0006))
     # the policy's size cap is on the book's equity: each position loses at most 2 % of it on
     # the adverse move (its own loss per notional)
     model = runs["model_policy"]

@@ -55,10 +55,14 @@ def test_funding_sign_conventions() -> None:
     short = run(close, lev=2.0, rate=rate, side="short")
     hedged = run(close, lev=2.0, hedge=0.5, rate=rate)
     assert long_.equity[1] == pytest.approx(10_000 - 10.0)   # long pays a positive rate
-    assert long_.equity[3] == pytest.approx(10_000 - 10.0 + 20.0)  # and receives a negative one
-    assert short.equity[1] == pytest.approx(10_000 + 10.0)
-    assert long_.funding == pytest.approx(-10.0) and short.funding == pytest.approx(10.0)
-    assert hedged.funding == pytest.approx(-5.0)  # both legs: 10,000 pays, 5,000 receives
+    # paying it left the bucket at 4,990 under 10,000: above 2x, so cut at that close to 2x of
+    # the reset bucket (half of 9,990): 9,990, which receives the negative rate at bar 3
+    assert long_.equity[3] == pytest.approx(10_000 - 10.0 + 0.002 * 9_990)
+    assert short.equity[1] == pytest.approx(10_000 + 10.0)  # below 2x: inside the tolerance
+    assert long_.funding == pytest.approx(10.0 - 19.98) and short.funding == pytest.approx(10.0)
+    # both legs: 10,000 pays, 5,000 receives; cut to 2x of 4,997.5 (9,995 and 4,997.5), the
+    # main leg receives 19.99 and the hedge pays 9.995
+    assert hedged.funding == pytest.approx(10.0 - 5.0 - 19.99 + 9.995)
 
 
 def test_fees_charged_on_turnover() -> None:
@@ -207,12 +211,15 @@ def test_proxy_hedge_pnl_by_hand() -> None:
     # bar 3: the BTC leg (short) receives 0.1 % funding on 37.5 x 95
     assert res.equity[3] == pytest.approx(10_000.0 - 312.5 + 0.001 * 37.5 * 95)
     assert res.funding == pytest.approx(-0.001 * 37.5 * 95)
-    # fees on both legs: 5,000 of NEAR + 3,750 of BTC traded at the open
+    # fees on both legs at the open, sized net of their own fee so that the position sits at
+    # 1x after paying: N NEAR + 0.75 N of BTC, N = 5,000 - 0.001 x 1.75 N
     cfg = PolicyConfig(taker_fee=0.001, spread=0.0)
     paid = run(near, lev=1.0, hedge=0.5, policy=cfg, proxies=_proxies(btc),
                hedge_instrument=np.ones(n, dtype=int), hedge_beta=np.full(n, 1.5),
                hedge_r2=np.full(n, 0.8))
-    assert paid.fees == pytest.approx(8_750 * 0.001)
+    net = 5_000 / (1 + 0.001 * 1.75)
+    assert paid.fees == pytest.approx(1.75 * net * 0.001) and paid.trades == 1
+    assert paid.leverage[0] == pytest.approx(1.0, rel=1e-6)
 
 
 def test_proxy_hedge_offers_no_protection_when_only_the_alt_crashes() -> None:

@@ -133,3 +133,25 @@ def test_the_seed_5x_ceiling_is_the_bots_leverage() -> None:
     # a wide-open decision (cap 20x): the bot's own 5x binds
     wide = d.model_copy(update={"leverage_cap": 20.0})
     assert targets_from_decision(wide, "NEAR", sigma, 0.0, TradingConfig(), FREE).leverage == 5.0
+
+
+def test_with_fees_the_open_sits_at_its_cap_and_a_flat_bar_does_not_trade() -> None:
+    """The fee comes out of the bucket: the open is sized net of it (0.06 % on N and on the
+    N / 2 hedge: N = 5 x (5,000 - 0.0006 x 1.5 N)), so 5x holds after paying and the next flat
+    bar, at the same cap, trades nothing (no trimming churn)."""
+    paid = PolicyConfig(tiers={"NEAR": NEAR_TIERS})  # taker 0.05 % + half a 0.02 % spread
+    trader = PaperTrader(["NEAR"], ["NEAR"], "long", TradingConfig(stops=False), paid)
+    trader.settle(0, _flat(100.0, 100.0))
+    trader.rebalance("NEAR", 0, _targets(5.0), {"NEAR": 100.0})
+    ps = trader.positions["NEAR"]
+    n = 25_000.0 / (1 + 5 * 0.0006 * 1.5)
+    assert ps.main_q * 100.0 == pytest.approx(n, rel=1e-6)
+    assert ps.main_q * 100.0 / ps.bucket == pytest.approx(5.0, rel=1e-6)
+    for bar in (1, 2):
+        trader.settle(bar, _flat(100.0, 100.0))
+        assert trader.rebalance("NEAR", bar, _targets(5.0), {"NEAR": 100.0}) == []
+    # and 0.01x above, with fees, is still cut (to 4.99x after its own fee)
+    trader.settle(3, _flat(100.0, 100.0))
+    assert [o.leg for o in trader.rebalance("NEAR", 3, _targets(4.99), {"NEAR": 100.0})] == [
+        "main", "hedge"]
+    assert ps.main_q * 100.0 / ps.bucket == pytest.approx(4.99, rel=1e-6)

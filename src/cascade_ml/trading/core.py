@@ -48,7 +48,8 @@ from cascade_ml.trading.funding import funding_amount
 from cascade_ml.trading.margin import Tiers, liquidation_price, maintenance_margin
 
 HELD, STOPPED, LIQUIDATED = 0, 1, 2
-_ROUNDING = 1e-9  # relative leverage above the cap taken as float rounding, not as drift
+_ROUNDING = 1e-6  # relative leverage above the cap taken as rounding (fee sizing's residue)
+_FEE_PASSES = 3
 Rows = list[list[float]]
 
 
@@ -213,30 +214,42 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
     else:
         move_hedge = bool(rules.rebalance_test(
             ht, ps.h_cur, sig, prob, max(gross, lt_eff * ps.bucket), tr, tb, r.policy)[0])
-    if relever:
-        tot_here = ps.bucket + free
-        target_bucket = min(total * share, tot_here)
-        free, ps.bucket = tot_here - target_bucket, target_bucket
-        new_main = min(lt * ps.bucket, n_cap) / c
-    else:
-        new_main = ps.main_q
     if move_hedge:
         new_h, inst, beta, r2 = ht, ti, tb, tr
     else:
         new_h, inst, beta, r2 = ps.h_cur, ps.hinst, ps.hbeta, ps.hr2
-    hc = cl[inst][i]
-    if move_hedge:
-        new_hedge = new_h * new_main * c * beta / hc
-    elif relever:  # resize the held hedge with the main leg, same ratio
-        new_hedge = ps.hedge_q * new_main / ps.main_q
+    hc, old_hc, hq, mq = cl[inst][i], cl[ps.hinst][i], ps.hedge_q, ps.main_q
+
+    def legs(q: float) -> tuple[float, float]:
+        """The hedge quantity with main leg ``q``, and the notional both legs trade."""
+        if move_hedge:
+            qh = new_h * q * c * beta / hc
+        elif relever:  # resize the held hedge with the main leg, same ratio
+            qh = hq * q / mq
+        else:
+            qh = hq
+        dh = abs(qh - hq) * hc if inst == ps.hinst else hq * old_hc + qh * hc
+        return qh, abs(q - mq) * c + dh
+
+    if relever:
+        tot_here = ps.bucket + free
+        target_bucket = min(total * share, tot_here)
+        free, ps.bucket = tot_here - target_bucket, target_bucket
+        # the trade's fee comes out of the bucket (and the equity): size the main leg net of
+        # it, so the position sits at its cap after paying (each pass shrinks the error ~200x)
+        cost = 0.0
+        for _ in range(_FEE_PASSES):
+            cap = lt * (ps.bucket - cost)
+            if lpn > 0:
+                cap = min(cap, r.f_risk * (total - cost) / lpn)
+            if nne:
+                cap = min(cap, gross)
+            new_main = cap / c
+            new_hedge, traded = legs(new_main)
+            cost = traded * r.cost_rate
     else:
-        new_hedge = ps.hedge_q
-    d_main = abs(new_main - ps.main_q) * c
-    if inst == ps.hinst:
-        d_hedge = abs(new_hedge - ps.hedge_q) * hc
-    else:
-        d_hedge = ps.hedge_q * cl[ps.hinst][i] + new_hedge * hc
-    traded = d_main + d_hedge
+        new_main = mq
+        new_hedge, traded = legs(new_main)
     if traded > 1e-9:
         cost = traded * r.cost_rate
         ps.bucket -= cost
