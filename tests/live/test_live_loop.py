@@ -42,10 +42,17 @@ def test_the_book_ledger_is_consistent(reference_replay: dict) -> None:
     assert dec["forecast_vol"].notna().all() and (dec["forecast_vol"] > 0).all()
     # the main leg was opened at the bot's leverage (5x) on its isolated margin (half the
     # 10,000 equity), cut to the first decision's leverage and size caps, at the bar's close
+    # (net of the open's own fee, 0.06 % of both legs' notional, paid from the margin and the
+    # equity: the position sits at its caps after paying)
     first, d0 = frames["orders"].iloc[0], dec.iloc[0]
     assert (first["leg"], first["side"], first["order_type"]) == ("main", "buy", "market")
-    allowed = min(min(5.0, d0["leverage_cap"]) * 5_000, d0["size_cap_notional"])
-    assert first["qty"] * first["ref_price"] == pytest.approx(allowed, rel=1e-9)
+    assert reference_replay["sections"].policy.trade_cost == pytest.approx(0.0006)
+    opened = frames["orders"].iloc[:2]
+    assert list(opened["leg"]) == ["main", "hedge"]
+    fee = 0.0006 * float((opened["qty"] * opened["ref_price"]).sum())
+    allowed = min(min(5.0, d0["leverage_cap"]) * (5_000 - fee),
+                  d0["size_cap_notional"] * (10_000 - fee) / 10_000)
+    assert first["qty"] * first["ref_price"] == pytest.approx(allowed, rel=1e-6)
     assert first["ref_price"] == pytest.approx(d0["mark_price"])
     held = hedges["actual_ratio"].to_numpy()
     assert np.all(np.abs(held - hedges["target_ratio"].to_numpy()) < 0.15)
