@@ -141,8 +141,9 @@ def write_report(path: Path, symbol: str, rows: list[dict], periods: dict[str, d
                                         if n in by_name]))
     sections.append(Section("Assumptions", [Text([
         f"Bot: {trading.leverage:g}x {side} on an isolated margin of "
-        f"{trading.margin_fraction:.0%} of equity; re-levered when leverage drifts more than "
-        f"{trading.leverage_tolerance:.0%}; fees {policy.trade_cost:.3%} per traded notional.",
+        f"{trading.margin_fraction:.0%} of equity; cut back at any close where leverage is "
+        f"above its cap, re-levered up only when more than {trading.leverage_tolerance:.0%} "
+        f"below it; fees {policy.trade_cost:.3%} per traded notional.",
         f"Policy strategies: size cap {'enforced' if bt.enforce_size_cap else 'not enforced'} "
         f"({policy.max_risk_fraction:.0%} of equity lost on a {policy.size_k_sigma:g}-sigma "
         f"adverse move), protective stop {'honoured' if trading.stops else 'ignored'} "

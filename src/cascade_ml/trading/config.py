@@ -22,8 +22,9 @@ class TradingConfig(StrictModel):
         "margin, divided equally among them; a liquidation loses that margin and the position "
         "re-enters with the same share of what is left.")
     leverage_tolerance: float = Field(
-        0.20, ge=0, lt=1, description="Relative leverage drift tolerated before re-levering "
-        "(the main leg's no-trade band).")
+        0.20, ge=0, lt=1, description="How far (relative) leverage may sit below its cap "
+        "before re-levering up (the main leg's no-trade band); one-sided: above the cap is "
+        "never tolerated, the position is cut back to it at that close.")
     stops: bool = Field(True, description="Honour the protective stop (policy strategies in the "
                         "backtest; the paper book always follows this flag).")
     stop_cooldown_bars: int = Field(24, ge=1, description="Bars a position stays flat once its "
