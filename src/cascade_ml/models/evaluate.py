@@ -1,8 +1,9 @@
 """Purged walk-forward evaluation of the models against the baselines, on the same rows.
 
-Rows are split into a development span and an untouched final period (the last
-``final_frac``). The walk-forward runs over the development span only (this is all tuning ever
-sees); then the models are fitted on all development rows and scored once on the final period.
+Rows are split into a development span and an untouched final period (every row from
+``final_start`` on, else the last ``final_frac``). The walk-forward runs over the development
+span only (this is all tuning ever sees); then the models are fitted on all development rows
+and scored once on the final period.
 Every fold refits models, baselines, imputers, scalers and calibrators on its training rows.
 """
 
@@ -122,7 +123,8 @@ def split_rows(ds: Dataset, cfg: ModelConfig) -> tuple[pd.DatetimeIndex, pd.Date
         raise CascadeError(
             f"{ds.symbol} has {len(ds.rows)} usable rows at h={ds.horizon}; at least {need} are "
             "needed for one walk-forward fold", hint="ingest more history or lower models.min_rows")
-    dev, final = final_split(ds.rows, cfg.final_frac, ds.horizon)
+    dev, final = final_split(ds.rows, cfg.final_frac, ds.horizon, cfg.final_start,
+                             min_dev=need, where="models.final_start")
     return ds.rows[dev], ds.rows[final]
 
 
