@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from panel_data import REPO
 
 from cascade_ml.compute import Engine
 from cascade_ml.errors import ConfigError
@@ -157,3 +158,23 @@ def test_bad_periods_are_config_errors(small_panel, panel_cfg):
         with_periods(panel_cfg, final_start="2025-09-15", holdout_periods=[CRASH])
     with pytest.raises(ValueError, match="cannot be called"):
         with_periods(panel_cfg, holdout_periods=[{**CRASH, "name": "final"}])
+
+
+def test_pipeline_file_dates_are_validated_by_name(tmp_path):
+    from cascade_ml.config import load_pipeline
+
+    text = (REPO / "pipelines" / "universe.yaml").read_text()
+    config = load_pipeline(REPO / "pipelines" / "universe.yaml")
+    assert config.panel.final_start == pd.Timestamp("2025-11-09 12:00", tz="UTC")
+    assert [(p.name, p.start.year, p.end.year) for p in config.panel.holdout_periods] == [
+        ("crash_2022", 2022, 2023)]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("final_start: 2025-11-09T12:00:00Z", "final_start: 2025-13-40"))
+    with pytest.raises(ConfigError, match="month must be in 1..12"):
+        load_pipeline(bad)
+    bad.write_text(text.replace("final_start: 2025-11-09T12:00:00Z", "final_start: '18 Nov'"))
+    with pytest.raises(ConfigError, match="final_start.*not an ISO date"):
+        load_pipeline(bad)
+    bad.write_text(text.replace("end: 2023-01-01", "end: 2021-06-01"))
+    with pytest.raises(ConfigError, match="end .* is not after start"):
+        load_pipeline(bad)
