@@ -178,3 +178,33 @@ def test_pipeline_file_dates_are_validated_by_name(tmp_path):
     bad.write_text(text.replace("end: 2023-01-01", "end: 2021-06-01"))
     with pytest.raises(ConfigError, match="end .* is not after start"):
         load_pipeline(bad)
+
+
+def test_train_serves_the_final_fold_and_reports_the_holdout(tmp_path, small_panel, cfg):
+    import json
+
+    from cascade_ml.contracts.layout import panel_path, predictions_path
+    from cascade_ml.contracts.task import TaskConfig
+    from cascade_ml.data.store import MarketStore
+    from cascade_ml.panel.run import train_panel
+
+    store = MarketStore(tmp_path / "store")
+    frame = small_panel.frame[small_panel.frame["timestamp"]
+                              >= pd.Timestamp("2025-06-01", tz="UTC")]
+    store.write_table(panel_path(24), frame, {"kind": "panel", "horizon": 24})
+    run_cfg = with_periods(cfg, n_folds=1, bundle_dir=tmp_path / "bundle",
+                           report_dir=tmp_path / "reports")
+    doc = train_panel(Engine(), store, TaskConfig(symbols=list(small_panel.symbols)), run_cfg)
+    assert [f["fold"] for f in doc["folds"]] == [-1, 0, 1]
+    meta = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert set(meta["metrics"]) == {"final", "walk_forward", "crash"}
+    assert meta["metrics"]["crash"] == doc["panel"]["crash"]["universe"]["median_qlike_ratio"]
+    saved = json.loads((tmp_path / "reports" / "evaluation.json").read_text())
+    assert "crash" in saved["panel"] and "crash" in saved["per_symbol"]["NEAR"]
+    # the served models are the final fold's: trained up to H bars before final_start
+    start, end = meta["training_span"]
+    assert pd.Timestamp(end) == FINAL_START - H * HOUR
+    preds = store.read_table(predictions_path("NEAR", 24))
+    assert set(preds["fold"]) == {-1, 0, 1}
+    crash = preds.index[preds["fold"] == -1]
+    assert crash.min() == pd.Timestamp("2025-09-01", tz="UTC")

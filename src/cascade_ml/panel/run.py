@@ -177,6 +177,9 @@ def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, 
     final_fold = result.folds[-1]
     metrics = {"final": doc["panel"].get("final", {}).get("universe", {}).get("median_qlike_ratio"),
                "walk_forward": doc["panel"]["walk_forward"]["universe"]["median_qlike_ratio"]}
+    for p in cfg.holdout_periods:  # the held-out periods' scores, beside the final period's
+        metrics[p.name] = doc["panel"].get(p.name, {}).get("universe", {}).get(
+            "median_qlike_ratio")
     bundle = export_panel_bundle(
         cfg.bundle_dir, state, result.choices[-1], version=version, symbols=panel.symbols,
         horizon=panel.horizon, interval=task.interval, side=task.side, inputs=panel.inputs,
