@@ -125,6 +125,9 @@ class ModelConfig(StrictModel):
     final_start: datetime | None = Field(
         None, description="First bar of the untouched final period (ISO date or time, UTC if "
         "no zone); takes precedence over final_frac.")
+    holdout_periods: list[HoldoutPeriod] = Field(
+        default_factory=list, description="Periods inside the history held out like the final "
+        "period (no fold, tuning or final fit reads them; scored once by models fitted before).")
     embargo: int = Field(24, ge=0, description="Bars dropped from training after a test window.")
     min_rows: int = Field(500, ge=10, description="Fewest usable rows for one fold.")
     features: list[str] | None = Field(None, description="Feature columns; None = all numeric.")
@@ -169,3 +172,8 @@ class ModelConfig(StrictModel):
     shap_sample: int = Field(500, ge=10)
 
     _final_start = field_validator("final_start", mode="before")(optional_utc_time)
+
+    @model_validator(mode="after")
+    def _periods(self) -> ModelConfig:
+        check_periods(self.final_start, self.holdout_periods)
+        return self
