@@ -119,7 +119,7 @@ def load_pipeline(path: str | Path | None = None) -> PipelineConfig:
         raise ConfigError("pipeline file not found", str(path))
     try:
         raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an impossible date (2025-13-40)
         raise ConfigError(f"not valid YAML ({exc})", str(path)) from exc
     if not isinstance(raw, dict):
         raise ConfigError("a pipeline file must be a mapping of sections", str(path))

@@ -100,13 +100,13 @@ def train_step(config: PipelineConfig) -> None:
     store = MarketStore(config.store.root)
     if config.panel.enabled:
         from cascade_ml.forecasting.registry import train_and_register_panel
-        from cascade_ml.panel.report import table
+        from cascade_ml.panel.report import periods, table
 
         with _engine(config) as eng:
             doc = train_and_register_panel(eng, store, config.task, config.panel,
                                            config.tracking, config.models.experiment,
                                            alert_threshold=config.models.alert_threshold)
-        for period in ("walk_forward", "final"):
+        for period in periods(doc):
             typer.echo(table(doc, period))
         reg = doc["registered"]
         typer.echo(f"panel bundle {doc['bundle']['version']} -> {doc['bundle']['path']}; "

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cascade_ml.errors import CascadeError
-from cascade_ml.models.splits import PurgedWalkForward, final_split
+from cascade_ml.errors import CascadeError, ConfigError
+from cascade_ml.models.splits import (
+    PurgedWalkForward,
+    final_split,
+    holdout_exclusion,
+    in_period,
+)
 
 HOUR = pd.Timedelta("1h")
 
@@ -86,3 +93,53 @@ def test_too_few_rows_for_the_folds_is_a_clear_error():
 def test_unsorted_index_is_refused():
     with pytest.raises(CascadeError, match="sorted"):
         list(PurgedWalkForward(2, 1).split(hourly(100)[::-1]))
+
+
+def test_final_start_gives_exactly_the_rows_from_that_bar():
+    idx = hourly(1000)  # 2024-01-01 00:00 .. 2024-02-11 15:00 UTC
+    # bar 600 is 2024-01-26 00:00 UTC: 25 days of 24 bars
+    dev, final = final_split(idx, 0.15, 24, pd.Timestamp("2024-01-26", tz="UTC"))
+    assert final[0] == 600 and final[-1] == 999 and len(final) == 400
+    # bar 599 (one hour before) is development in time, purged by H=24: last dev bar is 576
+    assert dev[-1] == 600 - 24 and 599 not in dev and len(dev) == 577
+
+
+def test_final_start_as_a_naive_date_is_read_as_utc_and_an_aware_time_is_converted():
+    idx = hourly(1000)
+    _, naive = final_split(idx, 0.0, 24, "2024-01-26")
+    _, aware = final_split(idx, 0.0, 24, pd.Timestamp("2024-01-26 02:00", tz="Etc/GMT-2"))
+    assert naive[0] == aware[0] == 600
+    _, between = final_split(idx, 0.0, 24, "2024-01-25T23:30:00+00:00")
+    assert between[0] == 600  # the first bar at or after the start
+
+
+def test_final_start_takes_precedence_over_final_frac_and_frac_path_is_unchanged():
+    idx = hourly(1000)
+    assert final_split(idx, 0.5, 24, "2024-01-26")[1][0] == 600
+    dev, final = final_split(idx, 0.15, 24, None)
+    assert final[0] == 850 and dev[-1] == 826
+    dev0, final0 = final_split(idx, 0.0, 24)
+    assert len(final0) == 0 and len(dev0) == 1000
+
+
+def test_final_start_after_the_data_or_leaving_too_few_development_rows_is_a_config_error():
+    idx = hourly(1000)
+    with pytest.raises(ConfigError, match="empty final period") as err:
+        final_split(idx, 0.15, 24, "2024-02-12", where="panel.final_start")
+    assert "panel.final_start" in str(err.value)
+    # 2024-01-02 00:00 is bar 24: no row's label ends by then (bar 0's ends at 24: 1 row)
+    with pytest.raises(ConfigError, match="1 development rows"):
+        final_split(idx, 0.15, 24, "2024-01-02", min_dev=240)
+    dev, _ = final_split(idx, 0.15, 24, "2024-01-12", min_dev=240)  # bar 264: 241 dev rows
+    assert len(dev) == 241
+
+
+def test_holdout_exclusion_purges_h_bars_before_and_embargoes_h_bars_after():
+    idx = hourly(1000)
+    period = SimpleNamespace(start=pd.Timestamp("2024-01-11", tz="UTC"),  # bar 240
+                             end=pd.Timestamp("2024-01-16", tz="UTC"))    # bar 360, exclusive
+    held = holdout_exclusion(idx, [period], 24, HOUR)
+    assert np.flatnonzero(held).tolist() == list(range(240 - 23, 360 + 24))
+    assert not held[216]  # its label ends at bar 240: allowed, as before a test window
+    inside = in_period(idx, period)
+    assert np.flatnonzero(inside).tolist() == list(range(240, 360))

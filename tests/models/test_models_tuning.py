@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import optuna
+import pandas as pd
+import pytest
 
+from cascade_ml.errors import ConfigError
 from cascade_ml.models import tuning
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.evaluate import split_rows
@@ -47,3 +50,16 @@ def test_tuning_is_reproducible_with_the_seed(near_small, tmp_path, monkeypatch)
                                              optuna_storage=f"sqlite:///{tmp_path}/{k}.db"),
                      2, study_name="s")[1] for k in ("a", "b")]
     assert [t.params for t in a[0].trials] == [t.params for t in a[1].trials]
+
+
+def test_models_final_start_sets_the_final_rows_and_is_checked(near_small):
+    first = near_small.rows[1000]
+    dev, final = split_rows(near_small, ModelConfig(final_start=first.isoformat()))
+    assert final[0] == first and len(final) == len(near_small.rows) - 1000
+    assert dev.max() + 24 * pd.Timedelta("1h") <= first  # purged by H
+    _, plain = split_rows(near_small, ModelConfig())  # unset: the last 15 %, as before
+    assert len(plain) == round(len(near_small.rows) * 0.15)
+    with pytest.raises(ConfigError, match="models.final_start"):
+        split_rows(near_small, ModelConfig(final_start=near_small.rows[100].isoformat()))
+    with pytest.raises(ConfigError, match="empty final period"):
+        split_rows(near_small, ModelConfig(final_start="2030-01-01"))

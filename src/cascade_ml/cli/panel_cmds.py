@@ -39,7 +39,7 @@ def evaluate(
     from cascade_ml.atomic import write_json
     from cascade_ml.compute import engine
     from cascade_ml.data.store import MarketStore
-    from cascade_ml.panel.report import table
+    from cascade_ml.panel.report import periods, table
     from cascade_ml.panel.run import evaluate_doc
 
     config = _config(pipeline)
@@ -48,9 +48,8 @@ def evaluate(
                                  alert_threshold=config.models.alert_threshold,
                                  tune_trials=tune)
     write_json(json_path, doc)
-    for period in ("walk_forward", "final"):
-        if period in doc["panel"]:
-            typer.echo(table(doc, period))
+    for period in periods(doc):
+        typer.echo(table(doc, period))
     typer.echo(f"evaluation -> {json_path}")
 
 

@@ -57,7 +57,8 @@ def train_and_register_panel(engine, store: MarketStore, task: TaskConfig, cfg: 
                                                make_bundle, log_forecast_model, example)
         doc = docs[0]
         mlflow.log_metrics(tracking.flatten("panel", {
-            k: v for k, v in doc["panel"].items() if k in ("walk_forward", "final")}))
+            k: v for k, v in doc["panel"].items()
+            if k in ("walk_forward", "final", *(p.name for p in cfg.holdout_periods))}))
     tracking.set_champion(client, PANEL, task.horizon, version.version)
     doc["registered"] = {"name": name, "version": str(version.version), "alias": tracking.CHAMPION}
     return doc

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cascade_ml.config_base import StrictModel
 
@@ -14,6 +15,67 @@ from cascade_ml.config_base import StrictModel
 CASCADE_FEATURES = ("rv_ratio_24_168", "semivar_asym_168h", "dist_support_72h",
                     "dist_support_168h", "funding_z_72h", "funding_z_168h", "ret_168h",
                     "range_ratio_24h", "volume_z_24h")
+
+
+def utc_time(value: object) -> datetime:
+    """A time from a pipeline file as an aware UTC datetime: an ISO string or a YAML date /
+    datetime; a date or a time without zone is read as UTC."""
+    if isinstance(value, datetime):
+        ts = value
+    elif isinstance(value, date):
+        ts = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an ISO date or time") from exc
+    else:
+        raise ValueError(f"{value!r} is not an ISO date or time")
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def optional_utc_time(value: object) -> datetime | None:
+    return None if value is None else utc_time(value)
+
+
+class HoldoutPeriod(StrictModel):
+    """A period inside the history held out like the final period: no choice and no fit reads
+    its rows (nor the H bars around it); models fitted on the rows before it score it once."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$", description="Its key in the evaluation.")
+    start: datetime = Field(description="First bar (UTC; a date means 00:00 UTC).")
+    end: datetime = Field(description="End, exclusive (UTC).")
+
+    _utc = field_validator("start", "end", mode="before")(utc_time)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value in ("walk_forward", "final"):
+            raise ValueError(f"a holdout period cannot be called {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> HoldoutPeriod:
+        if self.end <= self.start:
+            raise ValueError(f"holdout period {self.name}: end {self.end} is not after start "
+                             f"{self.start}")
+        return self
+
+
+def check_periods(final_start: datetime | None, periods: list[HoldoutPeriod]) -> None:
+    """Held-out periods: distinct names, no overlap, all before ``final_start``."""
+    names = [p.name for p in periods]
+    if len(set(names)) < len(names):
+        raise ValueError(f"holdout period names repeat: {names}")
+    ordered = sorted(periods, key=lambda p: p.start)
+    for a, b in zip(ordered[:-1], ordered[1:], strict=True):
+        if b.start < a.end:
+            raise ValueError(f"holdout periods {a.name} and {b.name} overlap")
+    for p in periods:
+        if final_start is not None and p.end > final_start:
+            raise ValueError(f"holdout period {p.name} ends {p.end}, after final_start "
+                             f"{final_start}")
 
 
 class LgbmParams(StrictModel):
@@ -60,6 +122,12 @@ class ModelConfig(StrictModel):
                                   "training window.")
     final_frac: float = Field(0.15, ge=0, lt=1,
                               description="Last share of rows kept untouched by tuning.")
+    final_start: datetime | None = Field(
+        None, description="First bar of the untouched final period (ISO date or time, UTC if "
+        "no zone); takes precedence over final_frac.")
+    holdout_periods: list[HoldoutPeriod] = Field(
+        default_factory=list, description="Periods inside the history held out like the final "
+        "period (no fold, tuning or final fit reads them; scored once by models fitted before).")
     embargo: int = Field(24, ge=0, description="Bars dropped from training after a test window.")
     min_rows: int = Field(500, ge=10, description="Fewest usable rows for one fold.")
     features: list[str] | None = Field(None, description="Feature columns; None = all numeric.")
@@ -102,3 +170,10 @@ class ModelConfig(StrictModel):
     models_dir: Path = Path("models")
     reports_dir: Path = Path("reports")
     shap_sample: int = Field(500, ge=10)
+
+    _final_start = field_validator("final_start", mode="before")(optional_utc_time)
+
+    @model_validator(mode="after")
+    def _periods(self) -> ModelConfig:
+        check_periods(self.final_start, self.holdout_periods)
+        return self

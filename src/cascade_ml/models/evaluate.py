@@ -1,8 +1,10 @@
 """Purged walk-forward evaluation of the models against the baselines, on the same rows.
 
-Rows are split into a development span and an untouched final period (the last
-``final_frac``). The walk-forward runs over the development span only (this is all tuning ever
-sees); then the models are fitted on all development rows and scored once on the final period.
+Rows are split into a development span and an untouched final period (every row from
+``final_start`` on, else the last ``final_frac``). The walk-forward runs over the development
+span only (this is all tuning ever sees); then the models are fitted on all development rows
+and scored once on the final period. Rows of ``holdout_periods`` (and H bars around each) are
+not development rows: each period is scored once by models fitted on the rows before it.
 Every fold refits models, baselines, imputers, scalers and calibrators on its training rows.
 """
 
@@ -30,7 +32,7 @@ from cascade_ml.contracts.columns import (
     baseline_var,
     rv_hours,
 )
-from cascade_ml.errors import CascadeError
+from cascade_ml.errors import CascadeError, ConfigError
 from cascade_ml.models.baselines import cascade_baselines, volatility_baselines
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.dataset import Dataset
@@ -43,7 +45,13 @@ from cascade_ml.models.metrics import (
     qlike_loss,
     volatility_metrics,
 )
-from cascade_ml.models.splits import PurgedWalkForward, final_split
+from cascade_ml.models.splits import (
+    PurgedWalkForward,
+    bar_interval,
+    final_split,
+    holdout_exclusion,
+    in_period,
+)
 
 log = logging.getLogger(__name__)
 VOL_BASELINES = ("ewma", "har", "har_roll", "garch", "gjr", "naive")
@@ -116,14 +124,36 @@ def cascade_columns(cfg: ModelConfig, feature_names: list[str]) -> tuple[int, ..
 
 
 def split_rows(ds: Dataset, cfg: ModelConfig) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
-    """Development and final rows; refuses a symbol with too little data for one fold."""
+    """Development and final rows; refuses a symbol with too little data for one fold. The
+    held-out periods' rows and the H bars around each are in neither."""
     need = max(cfg.min_rows, ds.horizon * 4)
     if len(ds.rows) < need:
         raise CascadeError(
             f"{ds.symbol} has {len(ds.rows)} usable rows at h={ds.horizon}; at least {need} are "
             "needed for one walk-forward fold", hint="ingest more history or lower models.min_rows")
-    dev, final = final_split(ds.rows, cfg.final_frac, ds.horizon)
-    return ds.rows[dev], ds.rows[final]
+    dev, final = final_split(ds.rows, cfg.final_frac, ds.horizon, cfg.final_start,
+                             min_dev=need, where="models.final_start")
+    dev_rows = ds.rows[dev]
+    held = holdout_exclusion(dev_rows, cfg.holdout_periods, ds.horizon, bar_interval(ds.rows))
+    return dev_rows[~held], ds.rows[final]
+
+
+def holdout_folds(ds: Dataset, cfg: ModelConfig, dev: pd.DatetimeIndex
+                  ) -> list[tuple[str, pd.DatetimeIndex, pd.DatetimeIndex]]:
+    """Per held-out period: its name, the development rows before it (labels purged) and its
+    own rows."""
+    step = bar_interval(ds.rows)
+    out = []
+    for period in cfg.holdout_periods:
+        rows = ds.rows[in_period(ds.rows, period)]
+        train = dev[dev + ds.horizon * step <= rows[0]] if len(rows) else dev[:0]
+        if len(rows) == 0 or len(train) < cfg.min_rows:
+            raise ConfigError(f"{ds.symbol}: holdout period {period.name} has {len(rows)} rows "
+                              f"and {len(train)} development rows before it",
+                              "models.holdout_periods",
+                              hint=f"both need data (at least {cfg.min_rows} rows before it)")
+        out.append((period.name, train, rows))
+    return out
 
 
 def splitter(cfg: ModelConfig, horizon: int) -> PurgedWalkForward:
@@ -182,15 +212,21 @@ def walk_forward(ds: Dataset, cfg: ModelConfig, params: dict | None = None) -> E
         vol, clf = make_models(cfg, ds.feature_names, ds.horizon, params)
         vol.fit(ds.X(dev), np.log(ds.labels.loc[dev, FWD_RV].to_numpy(float)))
         clf.fit(ds.X(dev), ds.labels.loc[dev, CASCADE].to_numpy(int))
-    oos = pd.concat(frames)
+    held = {}
+    for i, (name, train, rows) in enumerate(holdout_folds(ds, cfg, dev)):
+        frame, _, _ = fit_predict(ds, train, rows, cfg, params)  # scored once: fold -1, -2, ..
+        frames.append(frame.assign(fold=-1 - i))
+        held[name] = frame
+    oos = pd.concat(frames).sort_index()
     oos[FOLD] = oos[FOLD].astype("int64")
     oos = oos[[FOLD, *[c for c in oos.columns if c != FOLD]]]
-    wf = oos[oos[FOLD] < cfg.n_folds]
+    wf = oos[(oos[FOLD] >= 0) & (oos[FOLD] < cfg.n_folds)]
     metrics = {"walk_forward": score(wf, ds.labels, cfg, ds.horizon),
                "final": (score(oos[oos[FOLD] == cfg.n_folds], ds.labels, cfg, ds.horizon)
                          if len(final) else None),
                "folds": [score(g, ds.labels, cfg, ds.horizon, dm=False)
-                         for _, g in wf.groupby(FOLD, sort=True)]}
+                         for _, g in wf.groupby(FOLD, sort=True)],
+               "holdout": {name: score(f, ds.labels, cfg, ds.horizon) for name, f in held.items()}}
     timings = {"walk_forward_s": t_wf, "total_s": time.perf_counter() - started}
     return EvalResult(oos, metrics, vol, clf, dev, final, timings)
 

@@ -56,7 +56,8 @@ def summary(ds: Dataset, cfg: ModelConfig, result: EvalResult) -> dict:
            "span": {"start": ds.span[0], "end": ds.span[1],
                     "final_start": str(result.final_rows[0]) if len(result.final_rows) else None},
            "volatility": wf["volatility"], "cascade": wf.get("cascade"),
-           "final": result.metrics["final"], "per_fold": result.metrics["folds"]}
+           "final": result.metrics["final"], "per_fold": result.metrics["folds"],
+           "holdout_periods": result.metrics.get("holdout", {})}
     return json.loads(json.dumps(out, default=float))
 
 
@@ -263,6 +264,8 @@ def print_report(report: TrainReport) -> None:
                                         f"({len(m['folds'])} folds)"))
     if m["final"]:
         typer.echo(table(m["final"], f"{report.symbol} final period (untouched by tuning)"))
+    for name, block in m.get("holdout", {}).items():
+        typer.echo(table(block, f"{report.symbol} held-out period {name} (scored once)"))
     typer.echo(f"run {report.run_id}; registered "
                f"{tracking.model_name(report.symbol, report.horizon)} v{report.version}; "
                f"{'PROMOTED' if report.promoted else 'not promoted'}: {report.reason}")

@@ -29,6 +29,7 @@ from cascade_ml.contracts.columns import baseline_var
 from cascade_ml.models.baselines import volatility_baselines
 from cascade_ml.models.calibration import fit_calibration, logit
 from cascade_ml.models.config import HarRollConfig
+from cascade_ml.models.splits import holdout_exclusion
 from cascade_ml.panel.blend import BlendWeights, add_curves, blend, choose_weights, loss_curves
 from cascade_ml.panel.config import PRICE_FEATURES, PanelConfig
 from cascade_ml.panel.dataset import ADVERSE, LVL, RAW_KEEP, SYMBOL, THRESHOLD, TIMESTAMP
@@ -51,12 +52,16 @@ _TINY = 1e-12
 
 @dataclass(frozen=True)
 class Fold:
-    """Training rows end at ``train_end`` (purged); test rows are in [test_start, test_end]."""
+    """Training rows end at ``train_end`` (purged); test rows are in [test_start, test_end].
+
+    ``k``: 0..n_folds-1 walk-forward, n_folds the final period, -1, -2, ... the held-out periods
+    (``period`` is then the held-out period's name)."""
 
     k: int
     train_end: pd.Timestamp
     test_start: pd.Timestamp
     test_end: pd.Timestamp
+    period: str = ""
 
 
 def usable(frame: pd.DataFrame) -> pd.Series:
@@ -131,13 +136,21 @@ def _split_val(frame: pd.DataFrame, train: pd.Series, cfg: PanelConfig, horizon:
 def fold_masks(frame: pd.DataFrame, fold: Fold, cfg: PanelConfig, horizon: int,
                bar: pd.Timedelta, *, all_symbols: bool = False) -> tuple[pd.Series, pd.Series]:
     """Panel training rows (held-out symbols excluded unless ``all_symbols``; label windows of
-    H bars of ``bar`` ending before the test window: purged) and test rows (every symbol)."""
+    H bars of ``bar`` ending before the test window: purged) and test rows (every symbol).
+
+    Rows of the held-out periods and the H bars around them (``holdout_exclusion``) are in no
+    fold's training span (so in no validation slice either) and in no test window but their
+    own period's fold (``k < 0``)."""
     ok = usable(frame)
     symbols = pd.Series(True, index=frame.index) if all_symbols \
         else ~frame[SYMBOL].isin(cfg.holdout_symbols)
-    train = ok & symbols & (frame[TIMESTAMP] + horizon * bar <= fold.test_start) \
+    held = pd.Series(holdout_exclusion(frame[TIMESTAMP], cfg.holdout_periods, horizon, bar),
+                     index=frame.index)
+    train = ok & symbols & ~held & (frame[TIMESTAMP] + horizon * bar <= fold.test_start) \
         & (frame[TIMESTAMP] <= fold.train_end)
     test = ok & (frame[TIMESTAMP] >= fold.test_start) & (frame[TIMESTAMP] <= fold.test_end)
+    if fold.k >= 0:
+        test &= ~held
     return train, test
 
 

@@ -1,6 +1,7 @@
 """Scores of the panel forecasts: per symbol (today's evaluation keys), pooled, left-out, MCS.
 
-Per symbol and period (walk-forward folds, final period) the block keeps the per-symbol
+Per symbol and period (walk-forward folds, final period, each held-out period under its name)
+the block keeps the per-symbol
 evaluation's keys -- ``volatility.model.qlike``, ``volatility.baselines.<name>``,
 ``volatility.best_baseline``, DM against it, ``cascade.model`` / ``cascade.baselines`` -- and
 adds ``volatility.candidates`` (every panel model), ``adverse`` (pinball loss and coverage of
@@ -199,7 +200,10 @@ def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizo
     """The evaluation document: per symbol, pooled (universe / core / left-out), MCS."""
     keep = ["fwd_rv", "cascade", "adverse", "age_days"]
     d = oos.join(frame[keep])
-    periods = {"walk_forward": d[d["fold"] < cfg.n_folds], "final": d[d["fold"] == cfg.n_folds]}
+    periods = {"walk_forward": d[(d["fold"] >= 0) & (d["fold"] < cfg.n_folds)],
+               "final": d[d["fold"] == cfg.n_folds]}
+    for i, p in enumerate(cfg.holdout_periods):  # held-out periods: fold -1, -2, ...
+        periods[p.name] = d[d["fold"] == -1 - i]
     symbols = list(dict.fromkeys(d["symbol"]))
     holdout = [s for s in symbols if s in cfg.holdout_symbols]
     core = [s for s in symbols if s not in cfg.holdout_symbols]
@@ -222,7 +226,16 @@ def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizo
                                 cfg.quantiles),
             "mcs": model_confidence_set(rows, cfg, horizon),
         }
-    return {"per_symbol": per_symbol, "panel": summary, "holdout_symbols": holdout}
+    return {"per_symbol": per_symbol, "panel": summary, "holdout_symbols": holdout,
+            "holdout_periods": [{"name": p.name, "start": p.start.isoformat(),
+                                 "end": p.end.isoformat()} for p in cfg.holdout_periods]}
+
+
+def periods(doc: dict) -> list[str]:
+    """The scored periods of an evaluation document, in print order: walk-forward, final, then
+    the held-out periods."""
+    names = ["walk_forward", "final", *(p["name"] for p in doc.get("holdout_periods", []))]
+    return [n for n in names if n in doc["panel"]]
 
 
 def _vs_har(vol: dict) -> float:

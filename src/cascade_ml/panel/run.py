@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cascade_ml.atomic import write_json
@@ -27,6 +28,7 @@ from cascade_ml.errors import CascadeError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.models.baselines import volatility_baselines
+from cascade_ml.models.splits import bar_interval, holdout_exclusion
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.panel.dataset import SYMBOL, TIMESTAMP, Panel, build_panel, build_symbol
 from cascade_ml.panel.evaluate import PanelResult, evaluate_panel
@@ -86,13 +88,18 @@ def read_panel(store: MarketStore, task: TaskConfig, cfg: PanelConfig) -> Panel:
 
 
 def symbol_har(panel: Panel, train_end: pd.Timestamp, min_rows: int = 720,
-               cfg: PanelConfig | None = None) -> dict:
+               cfg: PanelConfig | None = None, bar: pd.Timedelta | None = None) -> dict:
     """Per-symbol HAR coefficients on each symbol's rows up to ``train_end`` (for the bundle);
     ``min_rows``: fewest rows (``min_symbol_rows`` of the task's bar). With
-    ``cfg.har_reference`` ``har_roll`` the fit on the last chosen window of those rows."""
+    ``cfg.har_reference`` ``har_roll`` the fit on the last chosen window of those rows. Rows of
+    the held-out periods (and H bars around them) are left out, as from every panel fit."""
     cfg = cfg or PanelConfig()
     out = {}
-    ok = usable(panel.frame) & panel.frame["raw_rv_720h"].notna()
+    frame = panel.frame
+    bar = bar if bar is not None else bar_interval(pd.DatetimeIndex(
+        np.sort(frame[TIMESTAMP].unique())))
+    held = holdout_exclusion(frame[TIMESTAMP], cfg.holdout_periods, panel.horizon, bar)
+    ok = usable(frame) & frame["raw_rv_720h"].notna() & ~held
     for sym, part in panel.frame[ok & (panel.frame[TIMESTAMP] <= train_end)].groupby(SYMBOL):
         if len(part) < min_rows:
             continue
@@ -129,7 +136,7 @@ def evaluate_doc(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig,
 
     started = time.perf_counter()
     panel = read_panel(store, task, cfg)
-    folds = time_folds(panel, cfg)
+    folds = time_folds(panel, cfg, task.bar)
     trials = cfg.tune_trials if tune_trials is None else tune_trials
     tuning = None
     if trials > 0:
@@ -164,16 +171,21 @@ def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, 
     state = result.choices[-1].pop("state", None)
     if state is None:
         raise CascadeError("the panel has no final period to fit the served models on",
-                           "panel.final_frac", hint="set panel.final_frac > 0")
+                           "panel.final_frac",
+                           hint="set panel.final_start or panel.final_frac > 0")
     version = version or time.strftime("%Y%m%d%H%M%S", time.gmtime())
     final_fold = result.folds[-1]
     metrics = {"final": doc["panel"].get("final", {}).get("universe", {}).get("median_qlike_ratio"),
                "walk_forward": doc["panel"]["walk_forward"]["universe"]["median_qlike_ratio"]}
+    for p in cfg.holdout_periods:  # the held-out periods' scores, beside the final period's
+        metrics[p.name] = doc["panel"].get(p.name, {}).get("universe", {}).get(
+            "median_qlike_ratio")
     bundle = export_panel_bundle(
         cfg.bundle_dir, state, result.choices[-1], version=version, symbols=panel.symbols,
         horizon=panel.horizon, interval=task.interval, side=task.side, inputs=panel.inputs,
         cold_start_days=cfg.cold_start_days, model_name=model_name,
-        symbol_har=symbol_har(panel, final_fold.train_end, min_symbol_rows(cfg, task.bar), cfg),
+        symbol_har=symbol_har(panel, final_fold.train_end, min_symbol_rows(cfg, task.bar), cfg,
+                              task.bar),
         metrics=metrics)
     doc["bundle"] = {"path": str(bundle), "version": version}
     _write_predictions(store, result, panel, cfg)

@@ -44,11 +44,12 @@ def suggest(trial) -> dict:
 def tuning_data(panel: Panel, cfg: PanelConfig, folds: list[Fold], bar: pd.Timedelta,
                 max_rows: int | None = None) -> dict[int, dict[str, np.ndarray]]:
     """Per development fold: the correction's training arrays (early rows, strided) and its
-    validation slice, around the pooled HAR base. Folds with ``k >= n_folds`` (the final
-    period) are never read. ``max_rows`` thins both sets evenly (for tiny test problems)."""
+    validation slice, around the pooled HAR base. Only walk-forward folds (``0 <= k < n_folds``)
+    are read: the final period's and the held-out periods' folds never are. ``max_rows`` thins
+    both sets evenly (for tiny test problems)."""
     frame, out = panel.frame, {}
     for fold in folds:
-        if fold.k >= cfg.n_folds:
+        if not 0 <= fold.k < cfg.n_folds:
             continue
         train, _ = fold_masks(frame, fold, cfg, panel.horizon, bar)
         early, val, _ = _split_val(frame, train, cfg, panel.horizon, bar)
