@@ -78,6 +78,28 @@ def check_periods(final_start: datetime | None, periods: list[HoldoutPeriod]) ->
                              f"{final_start}")
 
 
+class HeldOutCalendar(StrictModel):
+    """The held-out parts of a section's calendar: the final period's start and the periods
+    held out like it (both untouched by every choice and fit). Shared by ``models`` and
+    ``panel`` so the two sections read, validate and check them the same way."""
+
+    final_start: datetime | None = Field(
+        None, description="First bar of the untouched final period (ISO date or time, UTC if "
+        "no zone); takes precedence over final_frac, so a longer history keeps the same final "
+        "rows.")
+    holdout_periods: list[HoldoutPeriod] = Field(
+        default_factory=list, description="Periods inside the history held out like the final "
+        "period (no fold, choice, tuning or fit reads them; scored once by the models fitted "
+        "before each).")
+
+    _final_start = field_validator("final_start", mode="before")(optional_utc_time)
+
+    @model_validator(mode="after")
+    def _periods(self) -> HeldOutCalendar:
+        check_periods(self.final_start, self.holdout_periods)
+        return self
+
+
 class LgbmParams(StrictModel):
     """LightGBM settings shared by the volatility and cascade models (moderate, deterministic)."""
 
@@ -113,7 +135,7 @@ class HarRollConfig(StrictModel):
         return values
 
 
-class ModelConfig(StrictModel):
+class ModelConfig(HeldOutCalendar):
     """What the train step fits, how it is evaluated, tracked, promoted and exported."""
 
     n_folds: int = Field(5, ge=1)
@@ -122,12 +144,6 @@ class ModelConfig(StrictModel):
                                   "training window.")
     final_frac: float = Field(0.15, ge=0, lt=1,
                               description="Last share of rows kept untouched by tuning.")
-    final_start: datetime | None = Field(
-        None, description="First bar of the untouched final period (ISO date or time, UTC if "
-        "no zone); takes precedence over final_frac.")
-    holdout_periods: list[HoldoutPeriod] = Field(
-        default_factory=list, description="Periods inside the history held out like the final "
-        "period (no fold, tuning or final fit reads them; scored once by models fitted before).")
     embargo: int = Field(24, ge=0, description="Bars dropped from training after a test window.")
     min_rows: int = Field(500, ge=10, description="Fewest usable rows for one fold.")
     features: list[str] | None = Field(None, description="Feature columns; None = all numeric.")
@@ -170,10 +186,3 @@ class ModelConfig(StrictModel):
     models_dir: Path = Path("models")
     reports_dir: Path = Path("reports")
     shap_sample: int = Field(500, ge=10)
-
-    _final_start = field_validator("final_start", mode="before")(optional_utc_time)
-
-    @model_validator(mode="after")
-    def _periods(self) -> ModelConfig:
-        check_periods(self.final_start, self.holdout_periods)
-        return self

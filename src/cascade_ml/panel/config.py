@@ -7,20 +7,12 @@ any result is seen, and never tuned on.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
-from cascade_ml.config_base import StrictModel
-from cascade_ml.models.config import (
-    HarRollConfig,
-    HoldoutPeriod,
-    LgbmParams,
-    check_periods,
-    optional_utc_time,
-)
+from cascade_ml.models.config import HarRollConfig, HeldOutCalendar, LgbmParams
 
 PRICE_FEATURES = ("d", "w", "m", "rv_ratio_24_168", "semivar_asym_24h", "semivar_asym_168h",
                   "jump_24h", "dist_support_72h", "dist_support_168h", "zret_24h", "zret_168h",
@@ -28,7 +20,7 @@ PRICE_FEATURES = ("d", "w", "m", "rv_ratio_24_168", "semivar_asym_24h", "semivar
 """Scale-free price-only inputs of the pooled logistic cascade baseline."""
 
 
-class PanelConfig(StrictModel):
+class PanelConfig(HeldOutCalendar):
     """What the panel builds, fits and reports (horizon and side come from ``task``)."""
 
     enabled: bool = Field(False, description="Run the panel branch of the features, labels, "
@@ -48,12 +40,6 @@ class PanelConfig(StrictModel):
     min_train_frac: float = Field(0.4, gt=0, lt=1)
     final_frac: float = Field(0.15, ge=0, lt=1, description="Last share of the calendar kept "
                               "as the untouched final period.")
-    final_start: datetime | None = Field(
-        None, description="First bar of the final period (ISO date or time, UTC if no zone); "
-        "takes precedence over final_frac, so a longer history keeps the same final rows.")
-    holdout_periods: list[HoldoutPeriod] = Field(
-        default_factory=list, description="Periods inside the history held out like the final "
-        "period (no choice or fit reads them; scored once by the models fitted before each).")
     val_frac: float = Field(0.2, gt=0, lt=1, description="Last share of each training span on "
                             "which model choice, shrinkage and combination weights are set.")
     cold_start_days: float = Field(30.0, gt=0, description="Symbols with less history are "
@@ -89,10 +75,3 @@ class PanelConfig(StrictModel):
     optuna_storage: str = "sqlite:///data/optuna/panel.db"
     bundle_dir: Path = Field(Path("models/panel"), description="Where the universe bundle goes.")
     report_dir: Path = Path("reports/panel")
-
-    _final_start = field_validator("final_start", mode="before")(optional_utc_time)
-
-    @model_validator(mode="after")
-    def _periods(self) -> PanelConfig:
-        check_periods(self.final_start, self.holdout_periods)
-        return self
