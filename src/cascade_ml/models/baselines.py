@@ -105,6 +105,22 @@ class HAR(Baseline):
         return np.exp(self.design(features, index) @ self.coef_) * self.smearing_
 
 
+def window_ols(x: np.ndarray, ly: np.ndarray, xtx: np.ndarray | None = None,
+               xty: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """OLS of ``ly`` on ``x`` (from the normal equations when given: a window of prefix sums),
+    with the smearing factor mean(exp(residual)) of its residuals. Shared by the rolling HARs
+    (per symbol here, pooled in ``cascade_ml.panel.estimators``)."""
+    coef = None
+    if xtx is not None:
+        try:
+            coef = np.linalg.solve(xtx, xty)
+        except np.linalg.LinAlgError:  # singular window: the least-squares solution
+            coef = None
+    if coef is None:
+        coef, *_ = np.linalg.lstsq(x, ly, rcond=None)
+    return coef, float(np.mean(np.exp(ly - x @ coef)))
+
+
 class RollingHAR(HAR):
     """HAR-RV fitted the strong way (Audrino & Chassot 2024, "HARd to Beat"): the same OLS as
     ``HAR`` on a rolling window of the last ``window`` usable rows (0 = expanding), re-estimated
@@ -140,21 +156,6 @@ class RollingHAR(HAR):
         self.label_end_ = (features.index + self.horizon * step).asi8
         self.finite_ = np.isfinite(self.X_).all(axis=1) & np.isfinite(self.ly_)
 
-    @staticmethod
-    def _ols(x: np.ndarray, ly: np.ndarray, xtx: np.ndarray | None = None,
-             xty: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-        """OLS of ``ly`` on ``x`` (from the normal equations when given: a window of prefix
-        sums), with the smearing factor of its residuals."""
-        coef = None
-        if xtx is not None:
-            try:
-                coef = np.linalg.solve(xtx, xty)
-            except np.linalg.LinAlgError:  # singular window: the least-squares solution
-                coef = None
-        if coef is None:
-            coef, *_ = np.linalg.lstsq(x, ly, rcond=None)
-        return coef, float(np.mean(np.exp(ly - x @ coef)))
-
     def _rolling(self, rows: np.ndarray, window: int, allowed: np.ndarray) -> np.ndarray:
         """Forecasts of feature rows ``rows`` (positions), refitted every ``refit_every`` rows on
         ``allowed`` rows whose labels closed by the block's first row."""
@@ -172,7 +173,7 @@ class RollingHAR(HAR):
             lo = max(0, k - window) if window else 0
             if k - lo < self.min_rows:
                 continue
-            coef, smear = self._ols(x[lo:k], ly[lo:k], xtx[k] - xtx[lo], xty[k] - xty[lo])
+            coef, smear = window_ols(x[lo:k], ly[lo:k], xtx[k] - xtx[lo], xty[k] - xty[lo])
             out[b:b + len(block)] = np.exp(self.X_[block] @ coef) * smear
         return out
 
@@ -191,7 +192,7 @@ class RollingHAR(HAR):
         self.losses_ = losses
         self.window_ = min(self.windows, key=lambda w: losses[w])  # ties: first listed
         last = np.flatnonzero(self.finite_ & allowed)[-self.window_ if self.window_ else 0:]
-        self.coef_, self.smearing_ = self._ols(self.X_[last], self.ly_[last])
+        self.coef_, self.smearing_ = window_ols(self.X_[last], self.ly_[last])
         return self
 
     def predict(self, features, index):

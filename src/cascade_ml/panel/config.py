@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cascade_ml.models.config import HarRollConfig, HeldOutCalendar, LgbmParams
 
@@ -18,6 +18,10 @@ PRICE_FEATURES = ("d", "w", "m", "rv_ratio_24_168", "semivar_asym_24h", "semivar
                   "jump_24h", "dist_support_72h", "dist_support_168h", "zret_24h", "zret_168h",
                   "range_ratio_24h", "volume_z_24h", "drawdown_720h")
 """Scale-free price-only inputs of the pooled logistic cascade baseline."""
+
+
+BASELINE_NAMES = ("har", "har_roll", "ewma", "naive", "garch", "gjr", "panel_har_roll")
+"""Volatility baselines the panel evaluation can report (per symbol, then pooled)."""
 
 
 class PanelConfig(HeldOutCalendar):
@@ -53,8 +57,10 @@ class PanelConfig(HeldOutCalendar):
     row_stride: int = Field(3, ge=1, description="LightGBM trains on every n-th hour of each "
                             "symbol (neighbouring H-bar labels overlap almost entirely).")
     baselines: list[str] = Field(default_factory=lambda: ["har", "ewma", "naive", "garch"],
-                                 description="Per-symbol volatility baselines (any of har, "
-                                 "har_roll, ewma, naive, garch, gjr).")
+                                 description="Volatility baselines: per symbol any of har, "
+                                 "har_roll, ewma, naive, garch, gjr; pooled panel_har_roll (the "
+                                 "pooled HAR with a rolling window chosen on the validation "
+                                 "slice, re-estimated every har_roll.refit_every bars).")
     har_reference: Literal["har", "har_roll"] = Field(
         "har", description="The symbol's own HAR the served forecast is blended with and falls "
         "back to (blend weights, adverse baseline, the bundle's symbol HAR): har = refitted once "
@@ -75,3 +81,14 @@ class PanelConfig(HeldOutCalendar):
     optuna_storage: str = "sqlite:///data/optuna/panel.db"
     bundle_dir: Path = Field(Path("models/panel"), description="Where the universe bundle goes.")
     report_dir: Path = Path("reports/panel")
+    alert_rate: float = Field(0.05, gt=0, lt=1, description="Share of bars a bot acts on: the "
+                              "cascade alert threshold is the (1 - alert_rate) quantile of the "
+                              "walk-forward's out-of-sample probabilities (docs/panel.md).")
+
+    @field_validator("baselines")
+    @classmethod
+    def _baselines(cls, values: list[str]) -> list[str]:
+        unknown = sorted(set(values) - set(BASELINE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; known: {list(BASELINE_NAMES)}")
+        return values

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cascade_ml.models.baselines import window_ols
 from cascade_ml.models.lgbm import lgbm_params
 from cascade_ml.models.metrics import qlike_loss
 from cascade_ml.panel.dataset import LVL
@@ -76,6 +77,77 @@ class LinearPanel:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "coef": [float(c) for c in self.coef_],
                 "smearing": self.smearing_, "q_mean": self.q_mean_, "means": self.means_}
+
+
+class RollingPanelHAR:
+    """The pooled HAR (``panel_har``) fitted the strong way (Audrino & Chassot 2024): OLS over
+    the pooled rows whose label closed within the last ``window`` bars before each refit
+    (0 = every earlier row), re-estimated every ``refit_every`` bars.
+
+    A refit at time ``tau`` reads only rows ``s`` with ``s + H bars <= tau`` (their outcome is
+    public), so a forecast at ``t`` never depends on a row after ``t - H``. The window is
+    chosen by ``choose`` on rows the caller passes (the fold's validation slice, inside the
+    training span); ``forecast`` never revisits it. Windows are in bars (for a symbol without
+    gaps, the same rows as ``RollingHAR``'s row windows)."""
+
+    def __init__(self, horizon: int, bar: pd.Timedelta, windows: tuple[int, ...] = (0,),
+                 refit_every: int = 24, min_rows: int = 100) -> None:
+        self.horizon, self.bar = horizon, bar
+        self.windows, self.refit_every, self.min_rows = tuple(windows), refit_every, min_rows
+
+    def forecast(self, source: pd.DataFrame, target: pd.DataFrame, window: int) -> np.ndarray:
+        """Standardised log forecasts of ``target`` rows, refitted on ``source`` rows (with
+        ``y``) as their labels close; NaN where a refit has fewer than ``min_rows`` rows."""
+        har = LinearPanel("panel_har")
+        src = source[np.isfinite(source["y"].to_numpy(float))]
+        step = self.bar.value
+        ends = src["timestamp"].to_numpy("datetime64[ns]").astype("int64") + self.horizon * step
+        order = np.argsort(ends, kind="stable")
+        ends, x = ends[order], har.design(src)[order]
+        ly = src["y"].to_numpy(float)[order]
+        t = target["timestamp"].to_numpy("datetime64[ns]").astype("int64")
+        out = np.full(len(target), np.nan)
+        if not len(t) or not len(ends):
+            return out
+        block = (t - t.min()) // (self.refit_every * step)
+        taus = t.min() + np.unique(block) * self.refit_every * step
+        ks = np.searchsorted(ends, taus, side="right")
+        los = (np.searchsorted(ends, taus - window * step, side="right") if window
+               else np.zeros_like(ks))
+        cuts = np.unique(np.concatenate([[0], ks, los]))
+        xtx, xty = _prefix_moments(x, ly, cuts)
+        x_t = har.design(target)
+        for b, k, lo in zip(np.unique(block), ks, los, strict=True):
+            if k - lo < self.min_rows:
+                continue
+            i, j = np.searchsorted(cuts, k), np.searchsorted(cuts, lo)
+            coef, smear = window_ols(x[lo:k], ly[lo:k], xtx[i] - xtx[j], xty[i] - xty[j])
+            rows = block == b
+            out[rows] = x_t[rows] @ coef + np.log(smear)
+        return out
+
+    def choose(self, source: pd.DataFrame, select: pd.DataFrame) -> RollingPanelHAR:
+        """The window with the lowest mean QLIKE on ``select`` rows, each forecast the same
+        rolling way from ``source`` (ties to the first listed); sets ``window_``, ``losses_``."""
+        self.losses_ = {}
+        for w in self.windows:
+            var = to_variance(self.forecast(source, select, w), select, self.horizon)
+            ok = np.isfinite(var)
+            self.losses_[w] = qlike(select[ok], var[ok]) if ok.any() else float("inf")
+        self.window_ = min(self.windows, key=lambda w: self.losses_[w])
+        return self
+
+
+def _prefix_moments(x: np.ndarray, ly: np.ndarray,
+                    cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """X'X and X'y of the rows before each position in ``cuts`` (sorted, from 0): summed
+    segment by segment, so memory grows with the cuts, not the rows."""
+    xtx = np.zeros((len(cuts), x.shape[1], x.shape[1]))
+    xty = np.zeros((len(cuts), x.shape[1]))
+    for n, (a, b) in enumerate(zip(cuts[:-1], cuts[1:], strict=True), start=1):
+        xtx[n] = xtx[n - 1] + x[a:b].T @ x[a:b]
+        xty[n] = xty[n - 1] + x[a:b].T @ ly[a:b]
+    return xtx, xty
 
 
 def strided(frame: pd.DataFrame, stride: int) -> pd.DataFrame:

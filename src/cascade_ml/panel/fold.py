@@ -38,6 +38,7 @@ from cascade_ml.panel.estimators import (
     LinearPanel,
     PanelClassifier,
     PooledLogistic,
+    RollingPanelHAR,
     TreeCorrection,
     best_weight,
     exceed_prob,
@@ -76,6 +77,10 @@ def baseline_frame(part: pd.DataFrame) -> pd.DataFrame:
     out.columns = list(RAW_KEEP)
     return out
 
+
+POOLED_BASELINES = ("panel_har_roll",)
+"""Baselines fitted on the pooled rows (not per symbol); listed in ``panel.baselines`` like the
+per-symbol ones."""
 
 CALIBRATION = "platt"
 """How the panel's LightGBM probabilities are calibrated on the validation slice: two parameters
@@ -257,10 +262,16 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
     corr_te = tree.predict(fte)
     out["var_panel_lgbm"] = to_variance(base_te + corr_te, fte, horizon)
     out["var_panel"] = to_variance(base_te + shrink * corr_te, fte, horizon)
-    names = list(dict.fromkeys([*cfg.baselines, ref]))
+    names = [n for n in dict.fromkeys([*cfg.baselines, ref]) if n not in POOLED_BASELINES]
     bases = SymbolBaselines(names, horizon, min_rows, cfg.har_roll).fit_predict(frame, own, test)
     for c in bases.columns:
         out[c] = bases[c].to_numpy()
+    if "panel_har_roll" in cfg.baselines:
+        roll = _pooled_har_roll(cfg, horizon, bar).choose(pd.concat([fe, fv_core]), fv_core)
+        source = pd.concat([ftr, fte[core.loc[fte.index].to_numpy()]])
+        out["var_panel_har_roll"] = to_variance(roll.forecast(source, fte, roll.window_), fte,
+                                                horizon)
+        choices["panel_har_roll"] = {"window": roll.window_, "val_qlike": roll.losses_}
     har_te = out[baseline_var(ref)].to_numpy()
     cold = fte["age_days"].to_numpy(float) < cfg.cold_start_days
     log_har = np.where(cold, np.nan, _log_var(har_te))
@@ -283,6 +294,11 @@ def fit_fold(fold: Fold, frame: pd.DataFrame, inputs: list[str], cfg: PanelConfi
                  "climatology": float(ftr["cascade"].mean()),
                  "train_span": (str(ftr[TIMESTAMP].min()), str(ftr[TIMESTAMP].max()))}
     return FoldFit(fold, out, test_rows, val_rows, choices, state, val_start)
+
+
+def _pooled_har_roll(cfg: PanelConfig, horizon: int, bar: pd.Timedelta) -> RollingPanelHAR:
+    roll = cfg.har_roll
+    return RollingPanelHAR(horizon, bar, tuple(roll.windows), roll.refit_every, roll.min_rows)
 
 
 def _adverse_baseline(out: pd.DataFrame, frame: pd.DataFrame, fte: pd.DataFrame,
