@@ -100,7 +100,7 @@ def train_step(config: PipelineConfig) -> None:
     store = MarketStore(config.store.root)
     if config.panel.enabled:
         from cascade_ml.forecasting.registry import train_and_register_panel
-        from cascade_ml.panel.report import periods, table
+        from cascade_ml.panel.report import attribution_lines, periods, table
 
         with _engine(config) as eng:
             doc = train_and_register_panel(eng, store, config.task, config.panel,
@@ -108,6 +108,7 @@ def train_step(config: PipelineConfig) -> None:
                                            alert_threshold=config.models.alert_threshold)
         for period in periods(doc):
             typer.echo(table(doc, period))
+        typer.echo(attribution_lines(doc))
         reg = doc["registered"]
         typer.echo(f"panel bundle {doc['bundle']['version']} -> {doc['bundle']['path']}; "
                    f"registered {reg['name']} v{reg['version']} @{reg['alias']}; "

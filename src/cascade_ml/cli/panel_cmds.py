@@ -1,4 +1,4 @@
-"""`cascade-ml panel evaluate` and `cascade-ml panel tune`: the universe panel outside a run.
+"""`cascade-ml panel evaluate`, `tune` and `compare`: the universe panel outside a run.
 
 Both read the stacked panel table the pipeline's features and labels steps wrote
 (`panel/h=H/panel.parquet` in the store) and run on the pipeline's `compute` engine.
@@ -47,10 +47,15 @@ def evaluate(
         doc, _, _ = evaluate_doc(eng, MarketStore(config.store.root), config.task, config.panel,
                                  alert_threshold=config.models.alert_threshold,
                                  tune_trials=tune)
+    from cascade_ml.panel.page import write_page
+    from cascade_ml.panel.report import attribution_lines
+
     write_json(json_path, doc)
+    page = write_page(doc, json_path.with_suffix(".html"))
     for period in periods(doc):
         typer.echo(table(doc, period))
-    typer.echo(f"evaluation -> {json_path}")
+    typer.echo(attribution_lines(doc))
+    typer.echo(f"evaluation -> {json_path}, {page}")
 
 
 @panel_app.command("tune")
@@ -75,6 +80,37 @@ def tune(
                f"trials, {result.get('complete', 0)} complete, per worker "
                f"{result.get('per_worker', {})}; best {result.get('best_value')} with "
                f"{result['params']}")
+
+
+@panel_app.command("compare")
+def compare(
+    old: Path = typer.Argument(..., help="The first evaluation JSON (e.g. without the long "
+                               "history)."),
+    new: Path = typer.Argument(..., help="The second evaluation JSON, on the same final rows."),
+    period: list[str] = typer.Option(["walk_forward", "final"], "--period",
+                                     help="Periods to print (repeat the option)."),
+    html: Path | None = typer.Option(None, "--html", help="Also write NEW's evaluation page "
+                                     "with the old/new table here."),
+) -> None:
+    """Two panel evaluations side by side per symbol: QLIKE against the best baseline and HAR,
+    realised utility, cascade PR-AUC; the row counts show whether the rows are the same."""
+    from cascade_ml.atomic import read_json
+    from cascade_ml.errors import CascadeError
+    from cascade_ml.panel.compare import compare_docs, format_compare
+
+    docs = []
+    for path in (old, new):
+        doc = read_json(path)
+        if not doc or "per_symbol" not in doc:
+            raise CascadeError("not a panel evaluation JSON", str(path),
+                               hint="write one with `cascade-ml panel evaluate --json`")
+        docs.append(doc)
+    for name in period:
+        typer.echo(format_compare(compare_docs(docs[0], docs[1], name), name))
+    if html is not None:
+        from cascade_ml.panel.page import write_page
+
+        typer.echo(f"page -> {write_page(docs[1], html, old=docs[0])}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,12 +12,26 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from cascade_ml.config_base import StrictModel
 from cascade_ml.models.config import HarRollConfig, HeldOutCalendar, LgbmParams
 
 PRICE_FEATURES = ("d", "w", "m", "rv_ratio_24_168", "semivar_asym_24h", "semivar_asym_168h",
                   "jump_24h", "dist_support_72h", "dist_support_168h", "zret_24h", "zret_168h",
                   "range_ratio_24h", "volume_z_24h", "drawdown_720h")
 """Scale-free price-only inputs of the pooled logistic cascade baseline."""
+
+
+class RegimeRule(StrictModel):
+    """Weekly market regimes of the evaluation, from realised outcomes (``panel/regimes.py``)."""
+
+    crash_share: float = Field(0.8, gt=0, le=1, description="Crash week: at some hour at least "
+                               "this share of the labelled symbols carry a cascade label...")
+    crash_return: float = Field(-0.15, lt=0, description="... or at some hour the median "
+                                "symbol's log return over the last 24 bars is at or below this.")
+    trend_return: float = Field(0.10, gt=0, description="Trend week (not a crash): the median "
+                                "symbol's log return over the week is beyond +- this.")
+    min_symbols: int = Field(10, ge=1, description="Fewest labelled symbols for an hour's "
+                             "cascade share to count.")
 
 
 BASELINE_NAMES = ("har", "har_roll", "ewma", "naive", "garch", "gjr", "panel_har_roll")
@@ -81,6 +95,8 @@ class PanelConfig(HeldOutCalendar):
     optuna_storage: str = "sqlite:///data/optuna/panel.db"
     bundle_dir: Path = Field(Path("models/panel"), description="Where the universe bundle goes.")
     report_dir: Path = Path("reports/panel")
+    regimes: RegimeRule = Field(default_factory=RegimeRule, description="Calm / trend / crash "
+                                "weeks of the evaluation (realised outcomes, evaluation only).")
     alert_rate: float = Field(0.05, gt=0, lt=1, description="Share of bars a bot acts on: the "
                               "cascade alert threshold is the (1 - alert_rate) quantile of the "
                               "walk-forward's out-of-sample probabilities (docs/panel.md).")

@@ -25,6 +25,14 @@ from cascade_ml.models.metrics import (
 )
 from cascade_ml.panel.config import PanelConfig
 from cascade_ml.panel.estimators import pinball
+from cascade_ml.panel.regimes import (
+    REGIMES,
+    alert_scores,
+    alert_threshold,
+    regime_of_rows,
+    week_of,
+    weekly_regimes,
+)
 
 CANDIDATES = ("panel_har", "panel_shar", "panel_harq", "panel_harx", "panel_lgbm", "panel",
               "combo_har")
@@ -49,6 +57,8 @@ def _vol_block(d: pd.DataFrame, baselines: list[str], horizon: int) -> dict:
             out["qlike_ratio_vs_har"] = out["model"]["qlike"] / out["baselines"]["har"]["qlike"]
             out["utility_gain_vs_har"] = (out["model"]["realised_utility"]
                                           - out["baselines"]["har"]["realised_utility"])
+        out["qlike_ratio_vs"] = {b: out["model"]["qlike"] / m["qlike"]
+                                 for b, m in out["baselines"].items()}
         out.update(best_baseline=best, qlike_ratio_vs_best=ratio,
                    qlike_gain_vs_best=1 - ratio, dm_stat_vs_best=dm["dm_stat"],
                    dm_pvalue_vs_best=dm["dm_pvalue"])
@@ -91,7 +101,27 @@ def _adverse_block(d: pd.DataFrame, quantiles: list[float]) -> dict:
     return out
 
 
-def symbol_block(d: pd.DataFrame, cfg: PanelConfig, horizon: int, threshold: float) -> dict:
+HEDGE_QUANTILES = (0.95, 0.99)
+"""The adverse-move quantiles a hedger sizes on, reported per regime."""
+
+
+def regime_block(d: pd.DataFrame, cfg: PanelConfig, horizon: int, alert_at: float) -> dict:
+    """One symbol (or the pooled rows) in one regime: QLIKE against each baseline, adverse
+    q95/q99 coverage and pinball against the vol-scaled baseline, alert precision/recall."""
+    out: dict = {"rows": len(d)}
+    if len(d) <= horizon * 2:
+        return out
+    vol = _vol_block(d, cfg.baselines, horizon)
+    out["volatility"] = {"qlike": vol["model"]["qlike"], **{
+        k: vol[k] for k in ("best_baseline", "qlike_ratio_vs_best", "qlike_ratio_vs",
+                            "dm_pvalue_vs_best") if k in vol}}
+    out["adverse"] = _adverse_block(d, [q for q in cfg.quantiles if q in HEDGE_QUANTILES])
+    out["alert"] = alert_scores(d["cascade"], d["cascade_prob"], alert_at)
+    return out
+
+
+def symbol_block(d: pd.DataFrame, cfg: PanelConfig, horizon: int, threshold: float,
+                 alert_at: float | None = None) -> dict:
     """One symbol over one period: rows where every per-symbol baseline could forecast."""
     base_cols = [f"var_{b}" for b in cfg.baselines if f"var_{b}" in d]
     warm = d[np.isfinite(d[base_cols]).all(axis=1)] if base_cols else d
@@ -102,6 +132,10 @@ def symbol_block(d: pd.DataFrame, cfg: PanelConfig, horizon: int, threshold: flo
                    volatility=_vol_block(warm, cfg.baselines, horizon),
                    cascade=_cascade_block(warm, threshold),
                    adverse=_adverse_block(warm, cfg.quantiles))
+        if alert_at is not None and "regime" in warm:
+            out["alert"] = alert_scores(warm["cascade"], warm["cascade_prob"], alert_at)
+            out["regimes"] = {r: regime_block(warm[warm["regime"] == r], cfg, horizon, alert_at)
+                              for r in REGIMES}
     if len(cold):
         rv = cold["fwd_rv"].to_numpy(float)
         out["cold_start"] = {"rows": len(cold), **{
@@ -200,8 +234,12 @@ def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizo
     """The evaluation document: per symbol, pooled (universe / core / left-out), MCS."""
     keep = ["fwd_rv", "cascade", "adverse", "age_days"]
     d = oos.join(frame[keep])
+    weeks = weekly_regimes(frame, cfg.regimes)
+    d["regime"] = regime_of_rows(d["timestamp"], weeks)
     periods = {"walk_forward": d[(d["fold"] >= 0) & (d["fold"] < cfg.n_folds)],
                "final": d[d["fold"] == cfg.n_folds]}
+    alert_at = alert_threshold(_warm(periods["walk_forward"], cfg)["cascade_prob"],
+                               cfg.alert_rate)
     for i, p in enumerate(cfg.holdout_periods):  # held-out periods: fold -1, -2, ...
         periods[p.name] = d[d["fold"] == -1 - i]
     symbols = list(dict.fromkeys(d["symbol"]))
@@ -212,13 +250,17 @@ def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizo
     for period, rows in periods.items():
         if rows.empty:
             continue
-        blocks = {s: symbol_block(g, cfg, horizon, threshold)
+        blocks = {s: symbol_block(g, cfg, horizon, threshold, alert_at)
                   for s, g in rows.groupby("symbol", sort=False)}
         for s, b in blocks.items():
             per_symbol[s][period] = b
-        base_cols = [f"var_{b}" for b in cfg.baselines if f"var_{b}" in rows]
-        warm = rows[np.isfinite(rows[base_cols]).all(axis=1)]
+        warm = _warm(rows, cfg)
         summary[period] = {
+            "regimes": {r: _pooled_regime(blocks, warm, r, cfg, horizon, alert_at, holdout)
+                        for r in REGIMES},
+            "alert": {g: alert_scores(w["cascade"], w["cascade_prob"], alert_at) for g, w in
+                      (("universe", warm), ("core", warm[warm["symbol"].isin(core)]),
+                       ("left_out", warm[warm["symbol"].isin(holdout)])) if len(w)},
             "universe": _pooled(blocks, symbols, warm, threshold, cfg.quantiles),
             "core": _pooled(blocks, core, warm[warm["symbol"].isin(core)], threshold,
                             cfg.quantiles),
@@ -227,8 +269,47 @@ def score_panel(oos: pd.DataFrame, frame: pd.DataFrame, cfg: PanelConfig, horizo
             "mcs": model_confidence_set(rows, cfg, horizon),
         }
     return {"per_symbol": per_symbol, "panel": summary, "holdout_symbols": holdout,
+            "alert": {"rate": cfg.alert_rate, "threshold": alert_at,
+                      "chosen_on": "walk_forward out-of-sample cascade_prob (all symbols)"},
+            "regime_rule": {**cfg.regimes.model_dump(), "weeks": {
+                r: int((weeks["regime"] == r).sum()) for r in REGIMES},
+                "crash_weeks": [str(w.date()) for w in weeks.index[weeks["regime"] == "crash"]]},
             "holdout_periods": [{"name": p.name, "start": p.start.isoformat(),
                                  "end": p.end.isoformat()} for p in cfg.holdout_periods]}
+
+
+def _warm(rows: pd.DataFrame, cfg: PanelConfig) -> pd.DataFrame:
+    """Rows where every configured baseline could forecast (what every block scores)."""
+    base_cols = [f"var_{b}" for b in cfg.baselines if f"var_{b}" in rows]
+    return rows[np.isfinite(rows[base_cols]).all(axis=1)] if base_cols else rows
+
+
+def _pooled_regime(blocks: dict[str, dict], warm: pd.DataFrame, regime: str, cfg: PanelConfig,
+                   horizon: int, alert_at: float, holdout: list[str]) -> dict:
+    """One regime of one period over the symbols: median per-symbol QLIKE ratios, pooled
+    adverse coverage / pinball and alert precision on the pooled rows."""
+    rows = warm[warm["regime"] == regime]
+    vols = {s: b["regimes"][regime]["volatility"] for s, b in blocks.items()
+            if "volatility" in b.get("regimes", {}).get(regime, {})}
+    out: dict = {"rows": len(rows),
+                 "weeks": int(week_of(rows["timestamp"]).nunique()),
+                 "symbols": len(vols)}
+    if not vols:
+        return out
+    ratios = {s: v["qlike_ratio_vs_best"] for s, v in vols.items()}
+    names = dict.fromkeys(b for v in vols.values() for b in v["qlike_ratio_vs"])
+    out.update(
+        median_qlike_ratio=float(np.median(list(ratios.values()))),
+        median_qlike_ratio_left_out=float(np.median([r for s, r in ratios.items()
+                                                      if s in holdout]))
+        if any(s in holdout for s in ratios) else None,
+        symbols_above_1=sorted(s for s, r in ratios.items() if r > 1.0),
+        qlike_ratio=ratios,
+        median_qlike_ratio_vs={b: float(np.median([v["qlike_ratio_vs"][b] for v in vols.values()
+                                                   if b in v["qlike_ratio_vs"]])) for b in names},
+        adverse=_adverse_block(rows, [q for q in cfg.quantiles if q in HEDGE_QUANTILES]),
+        alert=alert_scores(rows["cascade"], rows["cascade_prob"], alert_at))
+    return out
 
 
 def periods(doc: dict) -> list[str]:
@@ -249,7 +330,7 @@ def table(doc: dict, period: str) -> str:
     lines = [f"{period}: QLIKE model / best per-symbol baseline and / own HAR, DM p (vs best), "
              "realised utility model minus own HAR (dU), cascade PR-AUC / base, "
              "ROC, BSS (model | logistic), adverse q95/q99 pinball ratio and coverage",
-             f"  {'symbol':<8}{'ratio':>7}{'vsHAR':>7}{'panel':>7}{'best':>7}{'DM p':>9}"
+             f"  {'symbol':<8}{'ratio':>7}{'vsHAR':>7}{'panel':>7}{'best':>15}{'DM p':>9}"
              f"{'dU':>8}{'PR/base':>8}"
              f"{'ROC':>6}{'BSS':>7}{'BSSlog':>7}{'q95':>6}{'cov95':>6}{'q99':>6}{'cov99':>6}"]
     for sym, periods in doc["per_symbol"].items():
@@ -263,7 +344,7 @@ def table(doc: dict, period: str) -> str:
         q95, q99 = a["q95"], a["q99"]
         lines.append(
             f" {mark}{sym:<8}{v['qlike_ratio_vs_best']:>7.3f}{_vs_har(v):>7.3f}{panel:>7.3f}"
-            f"{v['best_baseline']:>7}{v['dm_pvalue_vs_best']:>9.2g}"
+            f"{v['best_baseline']:>15}{v['dm_pvalue_vs_best']:>9.2g}"
             f"{v.get('utility_gain_vs_har', float('nan')):>+8.4f}"
             f"{c['pr_auc_over_base']:>8.2f}{c['model']['roc_auc']:>6.2f}"
             f"{c['model']['bss']:>7.3f}{c['baselines']['logistic']['bss']:>7.3f}"
@@ -296,4 +377,67 @@ def table(doc: dict, period: str) -> str:
     mcs = doc["panel"].get(period, {}).get("mcs")
     if mcs:
         lines.append(f"  MCS ({1 - mcs['size']:.0%}): {mcs['included']}")
+    regimes = regime_table(doc, period)
+    return "\n".join([*lines, regimes] if regimes else lines)
+
+
+def regime_rows(doc: dict, period: str) -> list[dict]:
+    """One record per regime of ``period`` (pooled over the symbols): medians of the per-symbol
+    QLIKE ratios, adverse q95/q99 coverage and pinball ratio, alert precision/recall."""
+    out = []
+    for regime, r in doc["panel"].get(period, {}).get("regimes", {}).items():
+        rec = {"regime": regime, "weeks": r.get("weeks", 0), "rows": r.get("rows", 0),
+               "symbols": r.get("symbols", 0)}
+        if "median_qlike_ratio" in r:
+            rec["vs_best"] = r["median_qlike_ratio"]
+            rec["vs_best_left_out"] = r.get("median_qlike_ratio_left_out")
+            rec["above_1"] = len(r["symbols_above_1"])
+            for b, v in r["median_qlike_ratio_vs"].items():
+                rec[f"vs_{b}"] = v
+            for key, a in r["adverse"].items():
+                rec[f"{key}_cov"] = a["coverage_model"]
+                rec[f"{key}_cov_base"] = a.get("coverage_baseline")
+                rec[f"{key}_pinball"] = a.get("pinball_ratio")
+            rec.update(alert_precision=r["alert"]["precision"], alert_recall=r["alert"]["recall"],
+                       alert_share=r["alert"]["alert_rate"], base_rate=r["alert"]["base_rate"])
+        out.append(rec)
+    return out
+
+
+def regime_table(doc: dict, period: str) -> str:
+    """The per-regime lines of one period and its alert line (what the train step prints)."""
+    rows = regime_rows(doc, period)
+    if not rows:
+        return ""
+    alert = doc.get("alert", {})
+    lines = [f"{period} by regime (weeks from realised outcomes, docs/panel.md): median QLIKE "
+             "ratio vs best / HAR / har_roll / panel_har_roll, adverse coverage and pinball "
+             f"ratio, cascade alerts at the top {alert.get('rate', float('nan')):.0%} "
+             f"(p >= {alert.get('threshold', float('nan')):.3f}, set on the walk-forward)"]
+    nan = float("nan")
+    for r in rows:
+        if "vs_best" not in r:
+            lines.append(f"  {r['regime']:<6} {r['weeks']:>3} weeks, {r['rows']} rows: too few")
+            continue
+        lines.append(
+            f"  {r['regime']:<6} {r['weeks']:>3} wk {r['rows']:>7} rows: ratio {r['vs_best']:.3f}"
+            f" ({r['above_1']}/{r['symbols']} above 1), vs HAR {r.get('vs_har', nan):.3f}, "
+            f"har_roll {r.get('vs_har_roll', nan):.3f}, panel_har_roll "
+            f"{r.get('vs_panel_har_roll', nan):.3f}; q95 cov {r.get('q95_cov', nan):.3f} "
+            f"pinball {r.get('q95_pinball') or nan:.2f}, q99 cov {r.get('q99_cov', nan):.3f} "
+            f"pinball {r.get('q99_pinball') or nan:.2f}; alerts precision "
+            f"{r['alert_precision']:.3f} recall {r['alert_recall']:.3f} (base {r['base_rate']:.3f},"
+            f" {r['alert_share']:.1%} of bars)")
+    return "\n".join(lines)
+
+
+def attribution_lines(doc: dict) -> str:
+    """SHAP share per feature family of the served models on the final period."""
+    att = doc.get("attribution")
+    if not att:
+        return ""
+    lines = [f"SHAP mean |value| share per feature family, {att['period']} period, pooled:"]
+    for model in ("volatility_correction", "cascade"):
+        share = att[model]["share"]
+        lines.append(f"  {model:<22}" + ", ".join(f"{k} {v:.1%}" for k, v in share.items()))
     return "\n".join(lines)

@@ -146,6 +146,7 @@ def evaluate_doc(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig,
         params = {**(params or {}), **tuning["params"]}
     result = evaluate_panel(engine, panel, cfg, task.side, params, folds=folds, bar=task.bar)
     doc = score_panel(result.oos, panel.frame, cfg, panel.horizon, alert_threshold)
+    doc["attribution"] = final_attribution(result, panel, cfg, task)
     doc.update(horizon=panel.horizon, side=task.side, interval=task.interval,
                symbols=panel.symbols, lgbm_params={**cfg.lgbm.model_dump(), **(params or {})},
                tuning=tuning,
@@ -154,6 +155,24 @@ def evaluate_doc(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig,
                         "fold_s": [c["seconds"] for c in result.choices],
                         "total_s": time.perf_counter() - started})
     return doc, result, panel
+
+
+def final_attribution(result: PanelResult, panel: Panel, cfg: PanelConfig,
+                      task: TaskConfig) -> dict | None:
+    """SHAP per feature family of the served models on the final period's rows (pooled over
+    symbols; ``cascade_ml.panel.attribution``)."""
+    from cascade_ml.panel.attribution import input_families, shap_family_shares
+
+    state = result.choices[-1].get("state") if result.choices else None
+    rows = result.oos.index[result.oos["fold"] == cfg.n_folds]
+    if state is None or not len(rows):
+        return None
+    x = panel.frame.loc[rows, panel.inputs]
+    families = input_families(panel.inputs, list(task.references))
+    return {"period": "final", "families": families,
+            "volatility_correction": shap_family_shares(state["tree"], x, families,
+                                                        seed=cfg.seed),
+            "cascade": shap_family_shares(state["classifier"], x, families, seed=cfg.seed)}
 
 
 def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, *,
@@ -190,6 +209,9 @@ def train_panel(engine, store: MarketStore, task: TaskConfig, cfg: PanelConfig, 
     doc["bundle"] = {"path": str(bundle), "version": version}
     _write_predictions(store, result, panel, cfg)
     write_json(Path(cfg.report_dir) / "evaluation.json", doc)
+    from cascade_ml.panel.page import write_page
+
+    write_page(doc, Path(cfg.report_dir) / "evaluation.html")
     return doc
 
 
