@@ -51,6 +51,13 @@ def test_panel_evaluate_writes_the_evaluation_json(tmp_path, small_panel, panel_
     assert doc["interval"] == "1h" and doc["tuning"] is None
     assert "walk_forward: QLIKE" in result.output and "final: QLIKE" in result.output
     assert not (tmp_path / "models").exists()  # evaluation only: no bundle
+    # the hedger's view: regimes, alerts, SHAP per family, and the page beside the JSON
+    assert set(doc["panel"]["final"]["regimes"]) == {"calm", "trend", "crash"}
+    assert doc["alert"]["rate"] == 0.05
+    shares = doc["attribution"]["cascade"]["share"]
+    assert sum(shares.values()) == pytest.approx(1.0) and "market" in shares
+    assert "SHAP" in result.output and "final by regime" in result.output
+    assert "By regime" in out.with_suffix(".html").read_text()
 
 
 def test_panel_evaluate_needs_a_panel_pipeline(tmp_path, small_panel, panel_cfg):
