@@ -5,11 +5,12 @@ first), takes one walk-forward fold (default the last, the largest training span
 on one core: the pooled linear HARs, each per-symbol baseline, the pooled rolling HAR, and the
 LightGBM correction and cascade classifier at the configured ``row_stride`` (the baseline of
 this run) and at each ``--strides`` candidate. For every candidate it prints the fit-time ratio
-to the baseline and the validation-slice QLIKE of base + correction and the cascade log loss
-(the development rows a setting may be chosen on; the final period is never read).
+to the baseline, the validation-slice QLIKE of base + correction and the cascade log loss and
+PR-AUC / base rate (the development rows a setting may be chosen on; the final period is never
+read).
 
     .venv/bin/python benchmarks/bench_panel_fold.py [--pipeline pipelines/universe.yaml]
-        [--fold 4] [--strides 6 12]
+        [--fold 4] [--strides 6 12] [--only-lgbm]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss
+from sklearn.metrics import average_precision_score, log_loss
 
 from cascade_ml.config import load_pipeline
 from cascade_ml.data.store import MarketStore
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--pipeline", default="pipelines/universe.yaml")
     parser.add_argument("--fold", type=int, default=None, help="walk-forward fold (default last)")
     parser.add_argument("--strides", type=int, nargs="+", default=[6, 12])
+    parser.add_argument("--only-lgbm", action="store_true", help="skip the baselines' timings")
     args = parser.parse_args()
     config = load_pipeline(args.pipeline)
     cfg, task = config.panel, config.task
@@ -63,11 +65,11 @@ def main() -> None:
           f"validation), {int(test.sum())} test rows, {len(panel.inputs)} inputs, 1 thread")
 
     rows = []
-    for kind in LINEAR_KINDS:
+    for kind in () if args.only_lgbm else LINEAR_KINDS:
         _, s = _timed(lambda kind=kind: LinearPanel(kind).fit(fe).predict(fv))
         rows.append((f"linear {kind}", s))
     min_rows = min_symbol_rows(cfg, bar)
-    for name in cfg.baselines:
+    for name in () if args.only_lgbm else cfg.baselines:
         if name == "panel_har_roll":
             _, s = _timed(lambda: _pooled_har_roll(cfg, h, bar).choose(pd.concat([fe, fv]), fv))
         else:
@@ -88,16 +90,18 @@ def main() -> None:
             panel.inputs, cfg.cascade_lgbm.model_dump(), cfg.seed, 1, stride).fit(fe))
         q = qlike(fv, to_variance(base_v + tree.predict(fv), fv, h))
         p = np.clip(clf.proba(fv), 1e-6, 1 - 1e-6)
-        ll = log_loss(fv["cascade"].to_numpy(int), p, labels=[0, 1])
-        results[stride] = (t_tree, t_clf, q, ll)
+        y = fv["cascade"].to_numpy(int)
+        ll = log_loss(y, p, labels=[0, 1])
+        results[stride] = (t_tree, t_clf, q, ll, average_precision_score(y, p) / y.mean())
     ref = results[cfg.row_stride]
     q_lin = qlike(fv, to_variance(base_v, fv, h))
     print(f"  pooled HAR alone: validation QLIKE {q_lin:.4f}")
-    for stride, (t_tree, t_clf, q, ll) in results.items():
+    for stride, (t_tree, t_clf, q, ll, pr) in results.items():
         mark = " (configured)" if stride == cfg.row_stride else ""
         print(f"  row_stride {stride:>2}{mark}: tree {t_tree:6.2f} s + classifier {t_clf:6.2f} s "
               f"= {(t_tree + t_clf) / (ref[0] + ref[1]):.2f}x; validation QLIKE {q:.4f} "
-              f"({q / ref[2]:.4f}x), cascade log loss {ll:.4f} ({ll / ref[3]:.4f}x)")
+              f"({q / ref[2]:.4f}x), cascade log loss {ll:.4f} ({ll / ref[3]:.4f}x), PR-AUC / "
+              f"base {pr:.2f}")
 
 
 if __name__ == "__main__":
