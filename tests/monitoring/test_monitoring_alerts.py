@@ -3,15 +3,13 @@ the Prometheus gauges; an unreachable webhook is logged and never stops the loop
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from webhook_server import recording_server
 
 from cascade_ml.monitoring.alerts import send_alerts
 from cascade_ml.monitoring.breakers import BreakerConfig, BreakerState
@@ -22,26 +20,8 @@ DAY1 = pd.Timestamp("2026-04-01T00:00:00Z")
 
 @pytest.fixture
 def webhook():
-    """A real HTTP server on 127.0.0.1 that records every JSON body POSTed to it."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server name
-            length = int(self.headers["Content-Length"])
-            received.append({"path": self.path, "type": self.headers["Content-Type"],
-                             "body": json.loads(self.rfile.read(length))})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
+    with recording_server() as (url, received):
+        yield url, received
 
 
 def _tripped() -> tuple[BreakerState, list]:
