@@ -13,7 +13,7 @@ from cascade_ml.monitoring.psi import (
     psi_from_shares,
     quantile_cuts,
     reading,
-    window_psis,
+    rolling_psis,
 )
 
 RNG = np.random.default_rng(7)
@@ -73,14 +73,22 @@ def test_bins_below_two_are_refused():
         psi(REF, REF, bins=1)
 
 
-def test_window_psis_match_one_window_at_a_time():
+def test_rolling_psis_match_one_window_at_a_time():
     x = np.cumsum(RNG.normal(size=1000))  # a slow, autocorrelated series
     x[::17] = np.nan
+    x[500:560] = np.nan  # a gap: windows with fewer than 50 finite values are not judged
     cuts = quantile_cuts(x, 10)
     shares, _ = bin_shares(x, cuts)
-    got = window_psis(x, cuts, shares, window=100, min_rows=50)
-    want = [float(psi_from_shares(shares, bin_shares(x[s:s + 100], cuts)[0]))
-            for s in range(0, 1000, 100)]
-    assert got == pytest.approx(want)
-    # an autocorrelated series is "shifted" in most of its own windows: why the envelope exists
-    assert np.median(got) > 0.25
+    got = rolling_psis(x, cuts, shares, window=100, min_rows=50)
+    assert len(got) == 901  # one per row from the first full window (row 99) on
+    for end in (99, 100, 350, 560, 620, 999):
+        w = x[end - 99:end + 1]
+        finite = int(np.isfinite(w).sum())
+        want = (float(psi_from_shares(shares, bin_shares(w, cuts)[0])) if finite >= 50
+                else np.nan)
+        assert got[end - 99] == pytest.approx(want, nan_ok=True), end
+    assert np.isnan(got[560 - 99])  # 100 rows ending at 560: 60 in the gap, 40 left
+    # an autocorrelated series is "shifted" in most of its own windows: why the limit is
+    # calibrated on the training span's own windows
+    assert np.nanmedian(got) > 0.25
+    assert len(rolling_psis(x[:99], cuts, shares, window=100, min_rows=50)) == 0

@@ -35,15 +35,17 @@ CFG = MonitoringConfig(recent_rows=24)
 
 def _report(features: pd.DataFrame, bar: pd.Timestamp, *, degraded: bool) -> MonitorReport:
     """The monitor's verdict on ``bar``, trained on every row up to it: with ``degraded``,
-    ``rv_24h`` shifted far beyond its training range over the recent window, ``funding_z`` blank
-    in the newest row and the funding source 10 h old (9 h allowed)."""
+    ``ret_1h`` shifted far beyond its training range over the recent window, ``funding_z`` blank
+    in the newest row and the funding source 10 h old (9 h allowed). (A slow level such as
+    ``rv_24h`` spends whole training windows in one decile, so its calibrated limit is the PSI
+    of a window all in one bin, which no shift can exceed.)"""
     frame = features[features.index <= bar].copy()
     families = {n: "funding" if n == "funding_z" else "volatility" for n in frame.columns}
     profile = fit_profile(frame, (frame.index[0], frame.index[-1]), families, CFG)
     age = 36_000.0 if degraded else 600.0
     if degraded:
         recent = frame.index[-CFG.recent_rows:]
-        frame.loc[recent, "rv_24h"] += 10 * frame["rv_24h"].std()
+        frame.loc[recent, "ret_1h"] += 10 * frame["ret_1h"].std()
         frame.loc[frame.index[-1], "funding_z"] = np.nan
     sources = pd.DataFrame([["funding", "binance", SYMBOL, "8h", pd.NaT, pd.NaT, age]],
                            columns=SOURCE_COLUMNS)
@@ -93,7 +95,7 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
         block = _until(lambda: monitor(end))
         assert block["in_force"] is True and block["degraded"] is True
         assert block["degrade_reasons"] == bad.degrade_reasons
-        assert block["missing_families"] == ["funding"] and "rv_24h" in block["drifted_features"]
+        assert block["missing_families"] == ["funding"] and "ret_1h" in block["drifted_features"]
         decision = http.post("/v1/decisions", json=DECISION).json()
         assert decision["fail_safe"] is True and decision["stale"] is False
         named = [r for r in decision["reasons"] if r.startswith("FAIL-SAFE: monitor: ")]
@@ -101,8 +103,8 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
 
         got = _samples(http.get("/metrics").text)
         near = frozenset({"symbol": SYMBOL}.items())
-        psi = ("cascade_feature_psi", frozenset({"symbol": SYMBOL, "feature": "rv_24h"}.items()))
-        assert got[psi] == bad.drift.at["rv_24h", "psi"] and got[psi] > 1.0
+        psi = ("cascade_feature_psi", frozenset({"symbol": SYMBOL, "feature": "ret_1h"}.items()))
+        assert got[psi] == bad.drift.at["ret_1h", "psi"] and got[psi] > 1.0
         funding = frozenset({"symbol": SYMBOL, "family": "funding"}.items())
         assert got[("cascade_missing_share", funding)] == 1.0
         src = frozenset({"dataset": "funding", "venue": "binance", "symbol": SYMBOL,

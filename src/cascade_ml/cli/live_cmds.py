@@ -36,12 +36,18 @@ def live_cmd(
                                "store, models, book and state first."),
     every: int = typer.Option(24, "--every", help="Replay: print the decision every N bars "
                               "(and every fail-safe one); 0: only the summary."),
+    reset_breakers: str | None = typer.Option(
+        None, "--reset-breakers", help="Reset tripped circuit breakers before starting: 'all' "
+        "or a comma list of daily_loss, max_drawdown, stale_data (stale_data:<SYMBOL>). The "
+        "only way to reset max_drawdown; stop the loop first (docs/live.md, runbook)."),
 ) -> None:
     """Run the loop: at each bar close collect, build features, forecast, check, decide and
     trade (paper by default); retrain on live.retrain_cron. With --replay, run it over
     [--from, --until] of the bundled history, offline, in minutes."""
     config = load_pipeline(pipeline)
     sections = loop_sections(config)
+    if reset_breakers is not None:
+        _reset_breakers(sections, config, replay, reset_breakers)
     if replay:
         from cascade_ml.live.run import run_replay
 
@@ -61,6 +67,24 @@ def live_cmd(
 
     paths = live_paths(sections, config.store.root, config.forecasters_dir, config.tracking)
     run_live_loop(sections, paths, echo=typer.echo)
+
+
+def _reset_breakers(sections: LoopSections, config: PipelineConfig, replay: bool,
+                    which: str) -> None:
+    """Reset the breakers saved in the loop state of this run (live or replay) and alert it."""
+    from cascade_ml.live.run import live_paths, replay_paths
+    from cascade_ml.live.state import reset_breakers
+    from cascade_ml.monitoring.alerts import send_alerts
+
+    paths = (replay_paths(sections) if replay else
+             live_paths(sections, config.store.root, config.forecasters_dir, config.tracking))
+    names = None if which.strip() == "all" else [n.strip() for n in which.split(",") if n.strip()]
+    events = reset_breakers(paths.state_file, names)
+    send_alerts(events, sections.live.breakers)
+    for event in events:
+        typer.echo(event.line())
+    if not events:
+        typer.echo(f"no circuit breaker was tripped in {paths.state_file}")
 
 
 def report_cmd(

@@ -8,6 +8,7 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from cascade_ml.config_base import StrictModel
+from cascade_ml.monitoring.breakers import BreakerConfig
 from cascade_ml.trading.db import DEFAULT_DB_URL
 from cascade_ml.trading.types import Mode
 
@@ -63,6 +64,9 @@ class LiveConfig(StrictModel):
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="Serve the loop's Prometheus metrics (monitor, book) "
         "on this port; null: off.")
+    breakers: BreakerConfig = Field(
+        default_factory=BreakerConfig, description="Circuit breakers: daily loss, maximum "
+        "drawdown, stale data, and where their alerts go (docs/live.md, runbook).")
     replay: ReplayConfig = Field(default_factory=ReplayConfig)
 
     @field_validator("open_interest_timeframe")

@@ -11,8 +11,10 @@ One cycle, for the bar that closed last (``floor(now) - bar``):
    panel row at that bar, built this cycle from every symbol's feature rows known at it
    (``panel.newest.newest_panel``: its own scale-free columns and the market state), never
    from the stored panel table, which only the labels and score steps rebuild;
-4. ``Guard.check`` (the monitor): drifted, missing or stale inputs make the decision the
-   policy's fail-safe with the reasons named (``decide(..., monitor_reasons=...)``). A panel
+4. ``Guard.check`` (the monitor) and the circuit breakers (``monitoring.breakers``): missing or
+   stale inputs and a tripped breaker make the decision the policy's fail-safe with the reasons
+   named (``decide(..., monitor_reasons=...)``); drift alone is graded: the decision is made on
+   the baseline forecaster (HAR and climatology, ``forecasting.baseline``) and says so. A panel
    bundle's guard watches the panel inputs it reads (its recent panel rows, profiled on panel
    rows of its training span), each in the family of the feature it is computed from;
 5. the trading core (``trading.paper.PaperTrader``, the backtest engine's rules one bar at a
@@ -43,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.contracts.columns import SERVED_FORECASTS
+from cascade_ml.contracts.layout import labels_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.cache import CachedMarketStore
 from cascade_ml.data.collect import CollectPlan, CollectResult, collect
@@ -51,6 +54,7 @@ from cascade_ml.errors import CascadeError, ModelBundleError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.incremental import LiveFeatures
 from cascade_ml.forecasting import Forecaster, forecaster_dir, load_forecaster, read_forecaster
+from cascade_ml.forecasting.baseline import BASELINE_NAME, BaselineForecaster
 from cascade_ml.forecasting.inputs import context_columns, policy_context, policy_forecast
 from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.forecasting.scores import merge_scores
@@ -60,6 +64,8 @@ from cascade_ml.live.config import LiveConfig
 from cascade_ml.live.state import LoopState
 from cascade_ml.models.bundle import BUNDLE_FILE
 from cascade_ml.models.config import ModelConfig
+from cascade_ml.monitoring.alerts import send_alerts
+from cascade_ml.monitoring.breakers import BreakerEvent, BreakerState, BreakerStatus
 from cascade_ml.monitoring.config import MonitoringConfig
 from cascade_ml.monitoring.guard import Guard, evaluation_span
 from cascade_ml.monitoring.health import MonitorReport
@@ -130,9 +136,10 @@ class SymbolCycle:
     model_version: str
     monitor: MonitorReport
     event: str = "held"  # the bar's settlement: flat, held, stop or liquidation
+    fallback: bool = False  # decided on the baseline forecaster (the inputs drifted)
 
     def line(self) -> str:
-        flag = "FAIL-SAFE " if self.decision.fail_safe else ""
+        flag = "FAIL-SAFE " if self.decision.fail_safe else "BASELINE " if self.fallback else ""
         if self.event in ("stop", "liquidation"):
             flag = f"{self.event.upper()} {flag}"
         done = "" if self.written else " (already in the book)"
@@ -155,6 +162,8 @@ class CycleReport:
     collected: CollectResult
     symbols: list[SymbolCycle] = field(default_factory=list)
     seconds: float = 0.0
+    breakers: list[BreakerStatus] = field(default_factory=list)
+    alerts: list[BreakerEvent] = field(default_factory=list)  # trips and resets of this cycle
 
 
 @dataclass(frozen=True)
@@ -184,6 +193,8 @@ class LiveLoop:
                                   sections.trading, sections.policy)
         if "trading" in self.state.extra:
             self.trader.load(self.state.extra["trading"])
+        self.breakers = BreakerState.from_dict(self.state.extra.get("breakers"))
+        self.baselines: dict[str, BaselineForecaster | None] = {}  # per bundle, fitted on drift
         self.features = {s: LiveFeatures(self.store, s, self.task, sections.features,
                                          sections.live.warmup_bars) for s in self.task.symbols}
         self.columns = {s: context_columns(self.task.references_for(s),
@@ -224,6 +235,7 @@ class LiveLoop:
         else:
             bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns by name
         self.bundles[symbol] = bundle
+        self.baselines.pop(symbol, None)
         self.guards[symbol] = Guard(self.store, symbol, self.task, self.s.features,
                                     self.s.monitoring, bundle, table, family_of=family_of)
         for waiver in self.guards[symbol].waivers:
@@ -347,11 +359,13 @@ class LiveLoop:
         tables = {s: self.features[s].update(persist=persist) for s in self.task.symbols}
         newest = {s: self._newest_row(s, t, now) for s, t in tables.items()}
         panel = self.last_panel = self._panel(tables, newest)
+        self._check_breakers(report, bar, newest)
         for symbol in self.task.symbols:
             report.symbols.append(self._symbol_cycle(symbol, bar, now, marks,
                                                      settled.get(symbol), tables[symbol],
                                                      newest[symbol], panel))
         self.state.extra["trading"] = self.trader.to_dict()
+        self.state.extra["breakers"] = self.breakers.to_dict()
         self.state.last_bar = bar
         self.state.cycles += 1
         self.state.save(self.paths.state_file)
@@ -359,6 +373,48 @@ class LiveLoop:
         for hook in self.on_cycle:
             hook(report)
         return report
+
+    # ------------------------------------------------------------------ breakers and drift
+    def _check_breakers(self, report: CycleReport, bar: pd.Timestamp,
+                        newest: dict[str, pd.Series]) -> None:
+        """The circuit breakers on the equity marked at this bar's close and on each symbol's
+        newest row; trips and resets are alerted (log, webhook) and reported (metrics)."""
+        cfg = self.s.live.breakers
+        events = self.breakers.check_book(cfg, self.trader.total, bar)
+        for symbol, row in newest.items():
+            behind = max(int((bar - row.name) // self.bar), 0)
+            events += self.breakers.check_stale(cfg, symbol, behind, bar)
+        send_alerts(events, cfg)
+        report.alerts, report.breakers = events, self.breakers.status()
+
+    def _baseline(self, symbol: str, bundle: Forecaster) -> BaselineForecaster | None:
+        """The symbol's baseline forecaster on the training span of the bundle serving it
+        (fitted at the first drift of the bundle); None when it cannot be (no labels yet)."""
+        if symbol not in self.baselines:
+            try:
+                labels = self.store.read_table(labels_path(symbol, self.task.horizon))
+                self.baselines[symbol] = BaselineForecaster.fit(
+                    self.features[symbol].table, labels, training_span_of(bundle),
+                    self.task.horizon)
+            except CascadeError as exc:
+                log.warning("%s: no baseline forecaster, drift fails safe: %s", symbol,
+                            exc.message)
+                self.baselines[symbol] = None
+        return self.baselines[symbol]
+
+    def _graded(self, symbol: str, bundle: Forecaster, monitor: MonitorReport,
+                row_ts: pd.Timestamp) -> tuple[list[str], dict[str, float] | None]:
+        """(reasons to fail safe, the baseline's forecast values or None). A tripped breaker
+        or missing / stale inputs fail safe (drift named beside them); drift alone switches to
+        the baseline forecaster, or fails safe when there is none."""
+        hard = [*self.breakers.reasons(symbol), *monitor.fail_safe_reasons]
+        if hard or not monitor.drift_reasons:
+            return [*hard, *monitor.drift_reasons] if hard else [], None
+        baseline = self._baseline(symbol, bundle)
+        if baseline is None:
+            return list(monitor.drift_reasons), None
+        got = baseline.predict(self.features[symbol].table, pd.DatetimeIndex([row_ts]))
+        return [], {k: float(v[0]) for k, v in got.items()}
 
     def _bar_no(self, bar: pd.Timestamp) -> int:
         return int(bar.value // self.bar.value)
@@ -414,7 +470,18 @@ class LiveLoop:
                               position=trader.policy_position(symbol, marks[symbol]),
                               equity=max(trader.total, 1e-9),
                               freshness=Freshness(forecast_age_s=age, features_age_s=age))
-        decision = decide(inputs, self.s.policy, monitor_reasons=monitor.degrade_reasons)
+        # graded response: breakers and missing / stale inputs fail safe, drift -> baseline
+        fail_reasons, fallback = self._graded(symbol, bundle, monitor, row_ts)
+        if fallback is not None:
+            forecast = policy_forecast(fallback, self.task.horizon_hours)
+            inputs = inputs.model_copy(update={"forecast": forecast})
+        decision = decide(inputs, self.s.policy, monitor_reasons=fail_reasons)
+        if fallback is not None:
+            decision = decision.model_copy(update={"reasons": [
+                f"BASELINE: forecast by {BASELINE_NAME} (vol {forecast.sigma_h:.2%} over "
+                f"{self.task.horizon_hours:g} h, cascade probability "
+                f"{forecast.cascade_prob:.1%}) instead of model v{bundle.version}, whose "
+                f"inputs drifted: {'; '.join(monitor.drift_reasons)}", *decision.reasons]})
         intents = []
         if settled is not None:  # None: this bar is already in the saved account
             targets = targets_from_decision(decision, symbol, forecast.sigma_h,
@@ -431,7 +498,8 @@ class LiveLoop:
         self._store_forecast(symbol, row_ts, values, str(bundle.version), now)
         return SymbolCycle(symbol, bar, decision, result.written, result.fills, result.refused,
                            result.equity, age, str(bundle.version), monitor,
-                           settled.event if settled is not None else "held")
+                           settled.event if settled is not None else "held",
+                           fallback is not None)
 
     # ------------------------------------------------------------------ inputs of a cycle
     def _watch_panel(self, symbol: str, panel: Panel) -> pd.DataFrame:

@@ -1,12 +1,13 @@
-"""The loop's Prometheus metrics: the monitor's gauges (same names as the service's) plus the
-book and the loop itself, served on ``live.metrics_port`` for Grafana (ops/grafana)."""
+"""The loop's Prometheus metrics: the monitor's gauges (same names as the service's), the
+circuit breakers' (``cascade_breaker_*``), the book and the loop itself, served on
+``live.metrics_port`` for Grafana (ops/grafana)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from cascade_ml.live.loop import CycleReport
-from cascade_ml.monitoring.exporter import export_reports
+from cascade_ml.monitoring.exporter import export_breakers, export_reports
 
 
 class LoopMetrics:
@@ -39,6 +40,7 @@ class LoopMetrics:
             self.hedge.labels(s.symbol).set(s.decision.hedge_ratio)
             self.age.labels(s.symbol).set(s.forecast_age_s)
         export_reports(self.registry, [s.monitor for s in report.symbols])
+        export_breakers(self.registry, report.breakers)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -15,6 +15,7 @@ import pandas as pd
 from cascade_ml.atomic import read_json, write_json
 from cascade_ml.data.store import to_utc
 from cascade_ml.errors import CascadeError
+from cascade_ml.monitoring.breakers import BREAKERS, BreakerEvent, BreakerState
 
 _TIMES = ("last_bar", "next_retrain", "last_retrain", "window_from", "window_until")
 
@@ -52,3 +53,21 @@ class LoopState:
         for key in _TIMES:
             out[key] = None if out[key] is None else out[key].isoformat()
         write_json(path, out)
+
+
+def reset_breakers(path: Path, names: list[str] | None) -> list[BreakerEvent]:
+    """The operator's reset of the circuit breakers saved in the loop state at ``path`` (run it
+    with the loop stopped: a running loop rewrites the file every cycle). ``names``: breakers
+    (``daily_loss``, ``max_drawdown``, ``stale_data``) or keys (``stale_data:NEAR``); None:
+    all. Returns the resets done (none when nothing was tripped)."""
+    state = LoopState.load(path)
+    breakers = BreakerState.from_dict(state.extra.get("breakers"))
+    unknown = [n for n in names or [] if n.split(":")[0] not in BREAKERS]
+    if unknown:
+        raise CascadeError(f"no circuit breaker named {', '.join(unknown)}", str(path),
+                           hint=f"name one of {', '.join(BREAKERS)} (or stale_data:<SYMBOL>), "
+                                "or 'all'")
+    events = breakers.reset(names)
+    state.extra["breakers"] = breakers.to_dict()
+    state.save(path)
+    return events

@@ -20,10 +20,12 @@ class MonitoringConfig(StrictModel):
     """How drift, missing inputs, source ages and forecast quality are judged.
 
     A feature has *drifted* when the PSI of its last ``recent_rows`` rows against the training
-    window exceeds both ``psi_alert`` and the ``drift_envelope_quantile`` of the PSIs of every
-    window of the same length inside the training span: level features such as ``rv_720h`` move
-    slowly, so a week of them is "shifted" by the absolute reading most of the time, and only a
-    shift beyond what the model already saw during training should stop it.
+    window exceeds both ``psi_alert`` and its limit calibrated on the training span: each
+    feature's limit is the same quantile of the PSIs of the windows ending at every training bar,
+    the lowest quantile at which the alarm fires on at most ``drift_alarm_rate`` of those bars
+    (``monitoring.drift``). Level features such as ``rv_720h`` move slowly, so a week of them is
+    "shifted" by the absolute reading most of the time; only a shift the training span rarely
+    showed should raise the alarm.
     """
 
     recent_rows: int = Field(168, ge=10, description="Newest feature rows compared with the "
@@ -32,13 +34,14 @@ class MonitoringConfig(StrictModel):
     psi_watch: float = Field(0.1, gt=0, description="PSI reading 'watch' from here.")
     psi_alert: float = Field(0.25, gt=0, description="PSI reading 'shifted' from here; the "
                              "lowest PSI that can count as drift.")
-    drift_envelope_quantile: float = Field(
-        1.0, ge=0.5, le=1.0, description="Quantile of the training windows' PSIs a recent "
-        "window must also exceed to count as drift (1.0: beyond every training window).")
-    degrade_on_drift: bool = Field(True, description="Drifted inputs the model uses make the "
-                                   "decision fail safe.")
+    drift_alarm_rate: float = Field(
+        0.02, gt=0, le=1, description="The drift alarm's false-alarm rate: the largest share of "
+        "the training span's bars on which it may fire (the limits are set to meet it).")
+    degrade_on_drift: bool = Field(True, description="Drifted inputs the model uses degrade "
+                                   "the decision (the loop falls back to the baseline "
+                                   "forecaster, the service fails safe).")
     min_drifted_inputs: int = Field(1, ge=1, description="How many used inputs must have "
-                                    "drifted at once before the decision fails safe.")
+                                    "drifted at once to raise the drift alarm.")
     min_coverage: float = Field(0.5, ge=0, le=1, description="Features known in fewer of the "
                                 "training rows are not used by the model (models.min_coverage); "
                                 "their drift and absence are reported but never degrade.")

@@ -2,9 +2,13 @@
 
 ``fit_profile`` records per feature its quantile bins and shares on the training rows, how many
 of those rows knew it (coverage: below ``min_coverage`` the model does not use it) and its drift
-limit: the larger of ``psi_alert`` and the envelope of PSIs of same-length windows inside the
-training span. ``drift_table`` then needs only the recent rows, so a service can keep the
-profile of its bundle and judge every new row cheaply.
+limit. The limits are calibrated together on the training span itself: the PSI of the
+``recent_rows`` window ending at every training bar is computed for each feature, and one
+quantile level ``q`` of those PSIs (each feature's own ``q``-quantile, at least ``psi_alert``)
+is chosen as low as possible while the alarm (at least ``min_drifted_inputs`` used inputs past
+their limits) fires on at most ``drift_alarm_rate`` (2 %) of the training bars: the alarm's
+false-alarm rate on the normal periods the model was fitted on. ``drift_table`` then needs only
+the recent rows, so a service can keep the profile of its bundle and judge every new row cheaply.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from cascade_ml.monitoring.psi import (
     psi_from_shares,
     quantile_cuts,
     reading,
-    window_psis,
+    rolling_psis,
 )
 
 UNKNOWN_FAMILY = "unknown"
@@ -42,7 +46,8 @@ class FeatureProfile:
     coverage: float
     psi_limit: float
     envelope: float
-    """The ``drift_envelope_quantile`` of training-window PSIs (NaN with too few windows)."""
+    """The ``alarm_quantile`` of the PSIs of the training span's rolling windows (NaN with no
+    full window)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ class TrainingProfile:
     window: int
     min_coverage: float
     features: dict[str, FeatureProfile]
+    alarm_quantile: float = float("nan")
+    """The common quantile level of the training windows' PSIs the limits sit at."""
+    alarm_rate: float = float("nan")
+    """Share of the training span's rolling windows on which the drift alarm fires with these
+    limits (at most ``drift_alarm_rate``; NaN when the span holds no full window)."""
 
     @property
     def used(self) -> list[str]:
@@ -87,21 +97,68 @@ def fit_profile(features: pd.DataFrame, training_span: tuple[object, object],
     cfg = cfg or MonitoringConfig()
     family_of = family_of or {}
     train = training_rows(features, training_span)
-    out: dict[str, FeatureProfile] = {}
     window, min_rows = cfg.recent_rows, cfg.recent_rows // 2
+    bins: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+    psis: dict[str, np.ndarray] = {}
     for name in train.columns:
         values = train[name].to_numpy(dtype=float)
         cuts = quantile_cuts(values, cfg.psi_bins)
         shares, finite = bin_shares(values, cuts)
-        coverage = finite / len(values)
-        psis = window_psis(values, cuts, shares, window, min_rows) if finite else np.empty(0)
-        envelope = (float(np.quantile(psis, cfg.drift_envelope_quantile)) if len(psis)
-                    else float("nan"))
+        bins[name] = (cuts, shares, finite / len(values))
+        psis[name] = (rolling_psis(values, cuts, shares, window, min_rows) if finite
+                      else np.full(max(len(values) - window + 1, 0), np.nan))
+    used = [n for n in train.columns if bins[n][2] >= cfg.min_coverage]
+    level, rate = alarm_level(psis, used, cfg)
+    out: dict[str, FeatureProfile] = {}
+    for name, (cuts, shares, coverage) in bins.items():
+        envelope = _quantile(psis[name], level)
         limit = max(cfg.psi_alert, envelope) if np.isfinite(envelope) else cfg.psi_alert
         out[name] = FeatureProfile(name, family_of.get(name, UNKNOWN_FAMILY), cuts, shares,
                                    coverage, limit, envelope)
     return TrainingProfile(train.index[0], train.index[-1], len(train), window,
-                           cfg.min_coverage, out)
+                           cfg.min_coverage, out, level, rate)
+
+
+def _quantile(values: np.ndarray, level: float) -> float:
+    """The ``level``-quantile of the finite ``values`` (the higher of two neighbours); NaN
+    when there is none."""
+    return _sorted_quantile(np.sort(values[np.isfinite(values)]), level)
+
+
+def _sorted_quantile(ordered: np.ndarray, level: float) -> float:
+    if not len(ordered) or not np.isfinite(level):
+        return float("nan")
+    return float(ordered[int(np.ceil(level * (len(ordered) - 1)))])
+
+
+def alarm_level(psis: Mapping[str, np.ndarray], used: list[str], cfg: MonitoringConfig,
+                steps: int = 30) -> tuple[float, float]:
+    """(the lowest common quantile level at which the drift alarm fires on at most
+    ``drift_alarm_rate`` of the training windows, the share it fires on there); (NaN, NaN)
+    when the span holds no full window. The alarm of a window: at least
+    ``min_drifted_inputs`` used features above their limits (their own ``level``-quantile of
+    the windows' PSIs, at least ``psi_alert``). The share falls as the level rises, so a
+    bisection finds it; at level 1 no training window is above every limit."""
+    if not used or not len(psis[used[0]]):
+        return float("nan"), float("nan")
+    matrix = np.column_stack([psis[n] for n in used])
+    ordered = [np.sort(col[np.isfinite(col)]) for col in matrix.T]
+
+    def share(level: float) -> float:
+        limits = np.array([_sorted_quantile(o, level) for o in ordered])
+        limits = np.where(np.isfinite(limits), np.maximum(limits, cfg.psi_alert),
+                          cfg.psi_alert)
+        with np.errstate(invalid="ignore"):
+            over = (matrix > limits).sum(axis=1)
+        return float(np.mean(over >= cfg.min_drifted_inputs))
+
+    lo, hi = 0.0, 1.0
+    if share(lo) <= cfg.drift_alarm_rate:
+        return lo, share(lo)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if share(mid) <= cfg.drift_alarm_rate else (mid, hi)
+    return hi, share(hi)
 
 
 def drift_table(profile: TrainingProfile, recent: pd.DataFrame,

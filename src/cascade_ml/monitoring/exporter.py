@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from cascade_ml.monitoring.breakers import BreakerStatus
 from cascade_ml.monitoring.health import MonitorReport
 
 METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -151,4 +152,61 @@ def export_reports(registry: CollectorRegistry, reports: Iterable[MonitorReport]
     """Publish ``reports`` (the latest one per symbol) on ``registry``."""
     collector = monitor_collector(registry)
     collector.update(reports)
+    return collector
+
+
+# ---------------------------------------------------------------------------- circuit breakers
+BREAKER_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "cascade_breaker_tripped": ("1 while the circuit breaker is tripped (the decisions it covers "
+                                "fail safe)", ("breaker", "scope")),
+    "cascade_breaker_value": ("The breaker's reading: daily loss or drawdown as a share of "
+                              "equity, bars since a fresh row", ("breaker", "scope")),
+    "cascade_breaker_limit": ("The reading at which the breaker trips", ("breaker", "scope")),
+}
+
+
+class BreakerCollector(Collector):
+    """Gauges of the breakers' latest readings, built at scrape time."""
+
+    def __init__(self) -> None:
+        self._status: tuple[BreakerStatus, ...] = ()
+        self._lock = threading.Lock()
+
+    def update(self, status: Iterable[BreakerStatus]) -> None:
+        fresh = tuple(status)
+        with self._lock:
+            self._status = fresh
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        for name, (text, labels) in BREAKER_METRICS.items():
+            yield GaugeMetricFamily(name, text, labels=labels)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            status = self._status
+        tripped, value, limit = (GaugeMetricFamily(n, t, labels=lb)
+                                 for n, (t, lb) in BREAKER_METRICS.items())
+        for s in status:
+            labels = [s.breaker, s.scope]
+            tripped.add_metric(labels, float(s.tripped))
+            if _finite(s.value):
+                value.add_metric(labels, float(s.value))
+            limit.add_metric(labels, float(s.limit))
+        yield from (tripped, value, limit)
+
+
+_BREAKERS: weakref.WeakKeyDictionary[CollectorRegistry, BreakerCollector] = \
+    weakref.WeakKeyDictionary()
+
+
+def export_breakers(registry: CollectorRegistry, status: Iterable[BreakerStatus]
+                    ) -> BreakerCollector:
+    """Publish the breakers' readings (``BreakerState.status()``) on ``registry``."""
+    with _REGISTER_LOCK:
+        collector = _BREAKERS.get(registry)
+        if collector is None:
+            collector = BreakerCollector()
+            registry.register(collector)
+            _BREAKERS[registry] = collector
+    collector.update(status)
     return collector

@@ -11,6 +11,11 @@ Reasons that degrade the decision (``degrade_reasons``):
 - every source of a dataset for a symbol is older than its age limit, and the dataset feeds a
   family holding inputs the model uses.
 
+Drift is graded, not a breaker: its reasons are also listed apart (``drift_reasons``), and the
+live loop answers them with the baseline forecaster (HAR and climatology) instead of the
+fail-safe; ``fail_safe_reasons`` are the others (no row, missing inputs, stale sources), which
+always fail safe. The service, which has no baseline forecaster, fails safe on all of them.
+
 Forecast quality (QLIKE vs HAR, calibration) is reported and exported but never degrades a
 decision by itself: it is measured a horizon late and over weeks.
 """
@@ -51,10 +56,17 @@ class MonitorReport:
     """Stale (dataset/venue/symbol) sources, whether or not they degrade the decision."""
     quality: ForecastQuality | None = None
     degrade_reasons: list[str] = field(default_factory=list)
+    drift_reasons: list[str] = field(default_factory=list)
+    """The drift alarm's part of ``degrade_reasons`` (the loop's baseline fallback)."""
 
     @property
     def degraded(self) -> bool:
         return bool(self.degrade_reasons)
+
+    @property
+    def fail_safe_reasons(self) -> list[str]:
+        """``degrade_reasons`` that are not drift: missing or stale inputs, no row."""
+        return [r for r in self.degrade_reasons if r not in self.drift_reasons]
 
     def to_dict(self) -> dict:
         """JSON-ready summary (for ``/v1/models``): no per-feature tables beyond the drifted."""
@@ -115,12 +127,14 @@ def health(symbol: str, features: pd.DataFrame, profile: TrainingProfile,
 
     drift = drift_table(profile, recent, cfg)
     drifted = list(drift.index[drift["drifted"] & drift["used"]])
+    drift_reasons = []
     if cfg.degrade_on_drift and len(drifted) >= cfg.min_drifted_inputs:
         for name in drifted:
             row = drift.loc[name]
-            reasons.append(f"input {name} ({row.family}) has drifted: PSI {row.psi:.2f} over the "
-                           f"last {row.recent_rows} rows vs the training window, above its limit "
-                           f"{row.psi_limit:.2f}")
+            drift_reasons.append(f"input {name} ({row.family}) has drifted: PSI {row.psi:.2f} "
+                                 f"over the last {row.recent_rows} rows vs the training window, "
+                                 f"above its limit {row.psi_limit:.2f}")
+    reasons += drift_reasons
 
     family_of = profile.family_of
     used = profile.used
@@ -154,4 +168,4 @@ def health(symbol: str, features: pd.DataFrame, profile: TrainingProfile,
         drift=drift, drifted=drifted, missing_share=share_all.to_dict(),
         missing_share_used=share_used.to_dict(), missing_families=missing_families,
         sources=judged.reset_index(drop=True), stale_sources=stale_names, quality=quality,
-        degrade_reasons=reasons)
+        degrade_reasons=reasons, drift_reasons=drift_reasons)

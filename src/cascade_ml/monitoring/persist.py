@@ -143,6 +143,7 @@ def report_to_json(report: MonitorReport) -> dict:
         "stale_sources": [str(s) for s in report.stale_sources],
         "quality": _quality_out(report.quality),
         "degrade_reasons": [str(r) for r in report.degrade_reasons],
+        "drift_reasons": [str(r) for r in report.drift_reasons],
     }
 
 
@@ -155,7 +156,8 @@ def report_from_json(coded: dict) -> MonitorReport:
         missing_share_used=_shares_in(coded["missing_share_used"]),
         missing_families=list(coded["missing_families"]), sources=_frame_in(coded["sources"]),
         stale_sources=list(coded["stale_sources"]), quality=_quality_in(coded["quality"]),
-        degrade_reasons=list(coded["degrade_reasons"]))
+        degrade_reasons=list(coded["degrade_reasons"]),
+        drift_reasons=list(coded.get("drift_reasons", [])))  # absent in older files
 
 
 # --------------------------------------------------------------------------- the store file

@@ -93,21 +93,34 @@ def reading(value: float, watch: float = 0.1, alert: float = 0.25) -> str:
     return "shifted" if value > alert else "watch" if value >= watch else "stable"
 
 
-def window_psis(reference: np.ndarray, cuts: np.ndarray, shares: np.ndarray, window: int,
-                min_rows: int) -> np.ndarray:
-    """PSI of every non-overlapping ``window``-row block of ``reference`` against ``shares``
-    (blocks with fewer than ``min_rows`` finite values are left out): what a recent window's PSI
-    looks like when nothing has changed, for a feature that moves slowly."""
+def rolling_psis(reference: np.ndarray, cuts: np.ndarray, shares: np.ndarray, window: int,
+                 min_rows: int) -> np.ndarray:
+    """PSI against ``shares`` of the ``window`` rows ending at each row of ``reference``, from
+    the first full window on (NaN where fewer than ``min_rows`` of them are finite): what a
+    recent window's PSI looks like, bar by bar, when nothing has changed."""
     idx = bin_index(reference, cuts)
-    blocks = len(idx) // window
-    if blocks == 0:
+    if len(idx) < window:
         return np.empty(0)
-    idx = idx[len(idx) - blocks * window:].reshape(blocks, window)  # newest rows kept
     nbins = len(cuts) + 1
-    flat = np.where(idx >= 0, idx + nbins * np.arange(blocks)[:, None], -1).ravel()
-    counts = np.bincount(flat[flat >= 0], minlength=blocks * nbins).reshape(blocks, nbins)
+    onehot = np.zeros((len(idx) + 1, nbins), dtype=np.int32)
+    rows = np.flatnonzero(idx >= 0)
+    onehot[rows + 1, idx[rows]] = 1
+    cum = np.cumsum(onehot, axis=0)
+    counts = cum[window:] - cum[:-window]
     finite = counts.sum(axis=1)
-    keep = finite >= max(min_rows, 1)
-    if not keep.any():
-        return np.empty(0)
-    return psi_from_shares(shares, counts[keep] / finite[keep, None])
+    out = np.full(len(counts), np.nan)
+    full = finite == window  # most windows: every term comes from one table of counts
+    if full.any():
+        table = _psi_terms(shares, np.arange(window + 1) / window)  # (bins, count)
+        out[full] = table[np.arange(nbins), counts[full]].sum(axis=1)
+    part = ~full & (finite >= max(min_rows, 1))
+    if part.any():
+        out[part] = psi_from_shares(shares, counts[part] / finite[part, None])
+    return out
+
+
+def _psi_terms(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Each bin's PSI term for every current share in ``current``: (bins, len(current))."""
+    r = np.maximum(np.asarray(reference, dtype=float), SHARE_FLOOR)[:, None]
+    c = np.maximum(np.asarray(current, dtype=float), SHARE_FLOOR)[None, :]
+    return (c - r) * np.log(c / r)

@@ -18,12 +18,11 @@ from cascade_ml.contracts.columns import (
     CASCADE,
     CASCADE_PROB,
     FWD_RV,
-    HAR_COLUMNS,
     VAR_FORECAST,
     baseline_var,
 )
 from cascade_ml.errors import CascadeError
-from cascade_ml.models.baselines import HAR
+from cascade_ml.forecasting.baseline import fit_har
 from cascade_ml.models.metrics import qlike_loss
 from cascade_ml.monitoring.config import MonitoringConfig
 
@@ -160,17 +159,7 @@ def har_forecast(features: pd.DataFrame, labels: pd.DataFrame | pd.Series,
     """HAR-RV (``cascade_ml.models.baselines.HAR``) fitted on the training span's rows, then
     predicting ``index``: the yardstick for served forecasts, which carry no baseline column.
     Only training rows with a finite label and HAR inputs are fitted on."""
-    rv = _column(labels, FWD_RV)
-    start, end = training_span
-    train = features.index[(features.index >= start) & (features.index <= end)]
-    train = train.intersection(rv.index)
-    ok = np.isfinite(rv.loc[train].to_numpy(float))
-    for col in HAR_COLUMNS:
-        ok &= np.isfinite(features.loc[train, col].to_numpy(float))
-    train = train[ok]
-    if len(train) < 10:
-        raise CascadeError(f"only {len(train)} training rows with labels and HAR inputs")
-    har = HAR(horizon).fit(features, rv, train)
+    har = fit_har(features, labels, training_span, horizon)
     index = pd.Index(index).intersection(features.index)
     return pd.Series(har.predict(features, index), index=index, name=HAR_FORECAST)
 
