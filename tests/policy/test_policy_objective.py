@@ -5,9 +5,9 @@ Simulated H-bar windows (H = 24 h) of a long position in a perp whose vol switch
 and a stressed regime (a Markov chain: 2 % chance a window of turning stressed, 10 % of calming)
 with lognormal variation inside each regime, and whose cascades are jumps of 3 forecast sigmas
 against the position, more likely when stressed. Returns are in units of the perp's reference
-vol over H (an 80 %/yr trailing vol: 0.8 x sqrt(24 / 8760)). The stated objective, written here by hand: with
-rho = sigma / reference, J = 3 rho, drift theta = 1.0 x sqrt(24 / 8760) (a Sharpe of 1 a year),
-base cascade rate 4 %,
+vol over H (an 80 %/yr trailing vol: 0.8 x sqrt(24 / 8760)). The stated objective, written here
+by hand: with rho = sigma / reference, J = 3 rho, drift theta = 1.0 x sqrt(24 / 8760) (a Sharpe
+of 1 a year), base cascade rate 4 %,
     m = theta - max(p - 0.04, 0) J,   v = rho^2 + q (1 - q) J^2 (q = min(p, 1/2)),
     U(h) = (1 - h) m - gamma / 2 (1 - h)^2 v, gamma = 0.08,
 maximised over the seed's band [0.30, 0.70] by h* = clip(1 - max(m, 0) / (gamma v), 0.3, 0.7),
