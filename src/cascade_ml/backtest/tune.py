@@ -9,8 +9,8 @@ risk aversion, cascade jump size, holding time and tail quantile; for the ``scor
 band mapping (vol ratios, cascade probabilities, vol weight), the trigger bumps and the vol
 target; for both the sigmas to liquidation. Every map stays monotone (the objective's by its
 form; the score map because the search keeps ``low < high`` and ``k_cascade >= k_base`` by
-construction, and ``PolicyConfig`` rejects anything else). The hedge band (30-70 %), leverage ceiling and
-risk budget are the brief's and are not tuned.
+construction, and ``PolicyConfig`` rejects anything else). The hedge band (30-70 %), leverage
+ceiling and risk budget are the brief's and are not tuned.
 
 The tuner receives only the development bars (:func:`development_data`): the final period is
 cut away before any simulation, so no trial can read it. The tuned policy is then scored once on
