@@ -111,6 +111,4 @@ def test_served_decisions_equal_decide_on_the_served_forecast(tmp_path: Path,
     # the service passes no trailing vol yet (the objective falls back to the fixed 80 %/yr
     # reference), and NEAR's forecasts sit above 1.25x it: every served hedge is the band's top
     # (issue 16 closing note: plumbing the trailing vol into the service is still to do)
-    assert {round(w["hedge_ratio"], 6) for w in compared} <= {0.3, 0.7} | {
-        round(w["hedge_ratio"], 6) for w in compared if 0.3 < w["hedge_ratio"] < 0.7}
     assert all(0.3 - 1e-12 <= w["hedge_ratio"] <= 0.7 + 1e-12 for w in compared)
