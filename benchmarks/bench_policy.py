@@ -42,14 +42,14 @@ def rule_calls(sigma, horizon, prob, fired, notional, equity, current, cfg=CFG) 
     tiers = cfg.tiers_for("NEAR")
     vol_ann = rules.annualised_vol(sigma, horizon)
     score = rules.risk_score(sigma, horizon, prob, cfg)
-    hedge = rules.hedge_ratio(sigma, horizon, prob, fired, cfg)
+    terms = rules.objective_terms(sigma, horizon, prob, cfg, 0.8)
+    hedge = terms["hedge"]
     bump = rules.trigger_bump(fired, cfg)
-    caps = rules.leverage_caps(sigma, horizon, prob, "long", notional, tiers, cfg)
+    caps = rules.leverage_caps(sigma, horizon, prob, "long", notional, tiers, cfg, hedge=hedge)
     k = rules.k_sigma(prob, cfg)
-    sc = rules.size_cap(equity, sigma, hedge, 1.0, cfg)
+    sc = rules.size_cap(equity, rules.reference_sigma_h(0.8, horizon), cfg)
     resid = rules.residual_fraction(hedge, 1.0)
-    worth, benefit, cost = rules.rebalance_test(hedge, current, sigma, prob, notional, 1.0, 1.0,
-                                                cfg)
+    worth, benefit, cost = rules.objective_move(hedge, current, terms, cfg)
     return (vol_ann, score, hedge, bump, caps["cap"], caps["liquidation"], k, sc, resid, worth,
             benefit, cost)
 

@@ -95,7 +95,9 @@ def test_fail_safe_holds_when_already_conservative() -> None:
 def test_fail_safe_size_cap_agrees_with_its_leverage_cap() -> None:
     """The issue's contradiction: a 0.16x leverage cap beside a size cap of the whole position."""
     d = decide(inputs(None, notional=50_000.0, equity=20_000.0, lev=5.0), CFG)
-    assert d.leverage_cap < 0.2
+    # the liquidation cap at the worst sane forecast (a 5 x 100 % move kept away, the 50,000
+    # notional's tier: MMR 1.5 %, cum 50) is below the fail-safe's 1x
+    assert d.leverage_cap == pytest.approx(1 / (1 - 50 / 50_000 + 4 * (1 - 0.015)))
     assert d.size_cap_notional <= d.leverage_cap * 20_000.0 + 1e-9 < 50_000.0
 
 
@@ -109,16 +111,18 @@ def test_stop_from_the_max_loss_by_hand() -> None:
     assert small.binding["stop"] == "max_loss"
     assert small.stop_distance == pytest.approx(expected)
     assert small.stop_price == pytest.approx(5.0 * (1 - expected))
-    # at the size cap the stop sits exactly at the adverse-move forecast (2 sigma)
+    # at the size cap (sized before the hedge on a 3-sigma move of the 80 %/yr reference over
+    # 24 h) the stop sits at that tail move divided by the share left unhedged: beyond it
     assert small.binding["size"] == "risk_budget"
-    assert small.stop_distance == pytest.approx(CFG.size_k_sigma * 0.04)
+    move = 3 * 0.8 * (24 / 8760) ** 0.5
+    assert small.stop_distance == pytest.approx(move / (1 - small.hedge_ratio))
 
 
 def test_mark_past_the_stop_closes_the_position() -> None:
-    d = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=4.0), CFG)
-    assert d.stop_price is not None and d.stop_price > 4.0
+    d = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=2.5), CFG)
+    assert d.stop_price is not None and d.stop_price > 2.5
     assert d.action == "rebalance" and d.size_cap_notional == 0.0
     assert d.binding == {**d.binding, "size": "stop_reached", "action": "stop_reached"}
     short = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0,
-                          side="short", mark=6.0), CFG)
-    assert short.stop_price < 6.0 and short.action == "rebalance"
+                          side="short", mark=7.5), CFG)
+    assert short.stop_price < 7.5 and short.action == "rebalance"

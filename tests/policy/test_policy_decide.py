@@ -71,10 +71,11 @@ def test_hedge_rises_with_risk_and_triggers() -> None:
     storm = decide(make_inputs(0.20, 0.5), CFG)
     assert calm.hedge_ratio == pytest.approx(CFG.hedge_min)
     assert storm.hedge_ratio == pytest.approx(CFG.hedge_max)
-    mid = decide(make_inputs(0.04, 0.05), CFG)
+    score = PolicyConfig(hedge_rule="score")  # the triggers' bump is the score rule's
+    mid = decide(make_inputs(0.04, 0.05), score)
     bumped = decide(make_inputs(0.04, 0.05, triggers={"funding_divergence": True,
-                                                      "volume_breakdown": True}), CFG)
-    assert bumped.hedge_ratio == pytest.approx(mid.hedge_ratio + 2 * CFG.trigger_bump)
+                                                      "volume_breakdown": True}), score)
+    assert bumped.hedge_ratio == pytest.approx(mid.hedge_ratio + 2 * score.trigger_bump)
     assert "funding_divergence" in bumped.reasons[0]
 
 

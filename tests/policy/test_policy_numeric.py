@@ -89,7 +89,8 @@ notionals = st.one_of(st.floats(1.0, 1e8), st.sampled_from([1e4, 1e5, 5e5, 1e6, 
 sides = st.sampled_from(["long", "short"])
 cfgs = st.sampled_from([CFG, PolicyConfig(same_perp_effectiveness=0.5, use_maker=True),
                         PolicyConfig(hedge_min=1.0, hedge_max=1.0, max_leverage=50,
-                                     allow_above_20x=True)])
+                                     allow_above_20x=True),
+                        PolicyConfig(hedge_rule="score", vol_reference="fixed")])
 
 
 @settings(max_examples=300, deadline=None)
@@ -101,6 +102,9 @@ def test_every_rule_gives_the_same_number_on_floats_and_arrays(
     a = lambda x: None if x is None else np.array([x], dtype=float)  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        terms_s = rules.objective_terms(sigma, horizon, prob, cfg, 0.9, r2 + 0.01, 1.5)
+        terms_a = rules.objective_terms(a(sigma), horizon, a(prob), cfg, a(0.9), a(r2 + 0.01),
+                                        1.5)
         pairs = [
             (rules.annualised_vol(sigma, horizon), rules.annualised_vol(a(sigma), horizon)),
             (rules.risk_score(sigma, horizon, prob, cfg),
@@ -112,8 +116,12 @@ def test_every_rule_gives_the_same_number_on_floats_and_arrays(
              rules.required_distance(a(sigma), a(prob), cfg, a(q99))),
             (rules.vol_target_cap(sigma, horizon, cfg),
              rules.vol_target_cap(a(sigma), a(horizon), cfg)),
-            (rules.size_cap(equity, sigma, hedge, r2, cfg),
-             rules.size_cap(a(equity), a(sigma), a(hedge), a(r2), cfg)),
+            (rules.size_cap(equity, sigma, cfg), rules.size_cap(a(equity), a(sigma), cfg)),
+            *[(v, terms_a[k]) for k, v in terms_s.items()],
+            (rules.hedge_utility(hedge, terms_s, cfg), rules.hedge_utility(a(hedge), terms_a, cfg)),
+            *zip(rules.objective_move(hedge, r2, terms_s, cfg),
+                 rules.objective_move(a(hedge), a(r2), terms_a, cfg), strict=True),
+            (rules.risk_leverage_cap(hedge, cfg), rules.risk_leverage_cap(a(hedge), cfg)),
             (rules.residual_fraction(hedge, r2), rules.residual_fraction(a(hedge), r2)),
             (liquidation_distance(side, 1 / (hedge + 0.01), notional, NEAR_TIERS),
              liquidation_distance(side, a(1 / (hedge + 0.01)), a(notional), NEAR_TIERS)),

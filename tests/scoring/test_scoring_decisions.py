@@ -52,7 +52,9 @@ def test_stored_decisions_equal_decide_on_the_stored_forecasts(tmp_path: Path) -
             ), (symbol, ts)
             seen.append(want)
     # the rows exercise what could go wrong: fired triggers, proxy hedges, a spread of hedges
-    assert sum("for trigger(s)" in d.reasons[0] for d in seen) >= 20
+    assert sum("trigger(s)" in d.reasons[0] for d in seen) >= 20
     assert {d.hedge_instrument for d in seen} >= {"same_perp", "BTC", "ETH"}
-    assert len({round(d.hedge_ratio, 6) for d in seen}) >= 20
+    # the objective rule sits on a band edge often (30 % or 70 %); the rest spread inside it
+    hedges = {round(d.hedge_ratio, 6) for d in seen}
+    assert len(hedges) >= 8 and {0.3, 0.7} <= hedges
     assert not any(d.fail_safe for d in seen)

@@ -18,11 +18,17 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.backtest.config import BacktestConfig
-from cascade_ml.backtest.data import PROXIES, align, funding_per_bar, proxy_market
+from cascade_ml.backtest.data import (
+    PROXIES,
+    align,
+    funding_per_bar,
+    proxy_market,
+    trailing_vol_annual,
+)
 from cascade_ml.backtest.engine import SimResult
 from cascade_ml.backtest.simulate_all import run_strategies
 from cascade_ml.contracts.columns import beta_column, corr_column
-from cascade_ml.forecasting.inputs import context_columns, policy_context
+from cascade_ml.forecasting.inputs import context_columns, finite, policy_context
 from cascade_ml.policy import PolicyConfig, decide
 from cascade_ml.policy.schemas import Forecast, Freshness, PolicyInputs
 from cascade_ml.trading.book import PaperBook, funding_events
@@ -102,6 +108,9 @@ def paper(market: Market, preds: pd.DataFrame, policy: PolicyConfig, trading: Tr
     trader = PaperTrader(["NEAR"], names, "long", trading, policy)
     rates = {n: f["funding_rate"] for n, f in market.funding.items()}
     columns = context_columns([p for p in names if p != "NEAR"], WINDOW)
+    # the perp's own trailing vol, the policy's vol reference, as the backtest computes it
+    trailing = trailing_vol_annual(market.bars["NEAR"]["close"], policy.vol_reference_window,
+                                   HOUR)
     equity = []
     with PaperBook(f"sqlite:///{db}", initial_cash=trading.initial_equity) as book:
         ex = Executor(book, policy=policy)
@@ -119,6 +128,7 @@ def paper(market: Market, preds: pd.DataFrame, policy: PolicyConfig, trading: Tr
                                                  cascade_prob=prob),
                 triggers=triggers, cross_asset=cross,
                 position=trader.policy_position("NEAR", marks["NEAR"]),
+                trailing_vol_annual=finite(trailing.get(bar)),
                 equity=max(trader.total, 1e-9),
                 freshness=Freshness(forecast_age_s=10.0, features_age_s=10.0)), policy)
             targets = targets_from_decision(decision, "NEAR", sigma, prob, trading, policy)

@@ -29,7 +29,8 @@ from cascade_ml.policy import PolicyConfig  # noqa: E402
 from cascade_ml.trading.config import TradingConfig  # noqa: E402
 
 SAME_PERP = PolicyConfig()
-PROXIES = PolicyConfig(same_perp_effectiveness=0.5, min_cross_hedge_r2=0.5)
+# the score rule here: its hedge moves often enough to switch instrument in the span
+PROXIES = PolicyConfig(same_perp_effectiveness=0.5, min_cross_hedge_r2=0.5, hedge_rule="score")
 ENGINE_ROWS = ["NEAR", "BTC", "ETH"]  # the backtest's instrument rows: the perp, then proxies
 CASES = {
     # NEAR fell through the position's stop at 21:00 on 2025-10-10 (bar 15); funding settles

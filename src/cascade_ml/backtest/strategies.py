@@ -82,7 +82,8 @@ def policy_plan(sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig, tie
         engine["loss_per_notional"] = t["loss_per_notional"]
     if proxies:
         engine.update(hedge_instrument=t["instrument"], hedge_beta=t["beta"])
-    return Plan(np.minimum(trading.leverage, t["cap"]), t["hedge"], sig.sigma_h, sig.cascade_prob,
+    # the hedge a position following decide holds (it moves only where the move pays)
+    return Plan(np.minimum(trading.leverage, t["cap"]), t["held"], sig.sigma_h, sig.cascade_prob,
                 engine, t)
 
 

@@ -4,11 +4,13 @@ Objective (stated in every report): **maximise the Calmar ratio of the model-fed
 development folds, subject to an upside capture at least that of the untuned policy on the same
 bars** (so Calmar is not bought by simply holding less). Trials that break the constraint score
 ``calmar - 10 x shortfall``. Optuna's TPE sampler searches the vol reference mode (fixed or the
-perp's own trailing vol), the band mapping (vol ratios, cascade probabilities, vol weight), the
-trigger bumps and the leverage mapping (vol target, sigmas to liquidation). Every map stays
-monotone because the search keeps ``low < high`` and ``k_cascade >= k_base`` by construction
-(and ``PolicyConfig`` rejects anything else). The hedge band (30-70 %), leverage ceiling and
-risk budget are the brief's and are not tuned.
+perp's own trailing vol) and, for the ``objective`` hedge rule (the default), the objective's
+risk aversion, cascade jump size, holding time and tail quantile; for the ``score`` rule the
+band mapping (vol ratios, cascade probabilities, vol weight), the trigger bumps and the vol
+target; for both the sigmas to liquidation. Every map stays monotone (the objective's by its
+form; the score map because the search keeps ``low < high`` and ``k_cascade >= k_base`` by
+construction, and ``PolicyConfig`` rejects anything else). The hedge band (30-70 %), leverage
+ceiling and risk budget are the brief's and are not tuned.
 
 The tuner receives only the development bars (:func:`development_data`): the final period is
 cut away before any simulation, so no trial can read it. The tuned policy is then scored once on
@@ -65,13 +67,24 @@ def development_data(data: BacktestData) -> BacktestData:
     return data.take(dev)
 
 
-def suggest(trial) -> dict:
-    """One point of the search space (monotone maps by construction)."""
+def suggest(trial, rule: str = "score") -> dict:
+    """One point of the search space of the hedge ``rule`` (monotone maps by construction)."""
+    k_base = trial.suggest_float("k_sigma_base", 2.0, 5.0)
+    common = {
+        "vol_reference": trial.suggest_categorical("vol_reference", ["fixed", "trailing"]),
+        "k_sigma_base": k_base,
+        "k_sigma_cascade": k_base + trial.suggest_float("k_sigma_extra", 0.0, 3.0),
+    }
+    if rule == "objective":
+        return {**common,
+                "risk_aversion": trial.suggest_float("risk_aversion", 0.02, 0.3, log=True),
+                "jump_sigmas": trial.suggest_float("jump_sigmas", 1.0, 5.0),
+                "holding_horizons": trial.suggest_float("holding_horizons", 1.0, 10.0),
+                "size_k_sigma": trial.suggest_float("size_k_sigma", 2.5, 5.0)}
     vr_low = trial.suggest_float("vol_ratio_low", 0.3, 1.2)
     cp_low = trial.suggest_float("cascade_prob_low", 0.0, 0.10)
-    k_base = trial.suggest_float("k_sigma_base", 2.0, 5.0)
     return {
-        "vol_reference": trial.suggest_categorical("vol_reference", ["fixed", "trailing"]),
+        **common,
         "vol_ratio_low": vr_low,
         "vol_ratio_high": vr_low + trial.suggest_float("vol_ratio_span", 0.3, 2.5),
         "cascade_prob_low": cp_low,
@@ -80,9 +93,24 @@ def suggest(trial) -> dict:
         "trigger_bump": trial.suggest_float("trigger_bump", 0.0, 0.15),
         "trigger_bump_max": trial.suggest_float("trigger_bump_max", 0.0, 0.3),
         "target_vol_annual": trial.suggest_float("target_vol_annual", 1.0, 6.0),
-        "k_sigma_base": k_base,
-        "k_sigma_cascade": k_base + trial.suggest_float("k_sigma_extra", 0.0, 3.0),
     }
+
+
+def start_point(policy: PolicyConfig) -> dict:
+    """The untuned policy as a first trial (in :func:`suggest`'s parameter names)."""
+    common = {"vol_reference": policy.vol_reference, "k_sigma_base": policy.k_sigma_base,
+              "k_sigma_extra": policy.k_sigma_cascade - policy.k_sigma_base}
+    if policy.hedge_rule == "objective":
+        return {**common, "risk_aversion": policy.risk_aversion,
+                "jump_sigmas": policy.jump_sigmas, "holding_horizons": policy.holding_horizons,
+                "size_k_sigma": policy.size_k_sigma}
+    return {**common, "vol_ratio_low": policy.vol_ratio_low,
+            "vol_ratio_span": policy.vol_ratio_high - policy.vol_ratio_low,
+            "cascade_prob_low": policy.cascade_prob_low,
+            "cascade_prob_span": policy.cascade_prob_high - policy.cascade_prob_low,
+            "vol_weight": policy.vol_weight, "trigger_bump": policy.trigger_bump,
+            "trigger_bump_max": policy.trigger_bump_max,
+            "target_vol_annual": policy.target_vol_annual}
 
 
 def score(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig, symbol: str,
@@ -104,7 +132,7 @@ def tune_policy(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig, sy
     base_calmar, base_up = score(dev, bt, policy, symbol, side, trading)
 
     def objective(trial) -> float:
-        cfg = policy.model_copy(update=suggest(trial))
+        cfg = policy.model_copy(update=suggest(trial, policy.hedge_rule))
         cfg = PolicyConfig.model_validate(cfg.model_dump())  # re-check every constraint
         calmar, up = score(dev, bt, cfg, symbol, side, trading)
         trial.set_user_attr("upside_capture", up)
@@ -113,19 +141,9 @@ def tune_policy(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig, sy
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial({"vol_reference": policy.vol_reference,
-                         "vol_ratio_low": policy.vol_ratio_low,
-                         "vol_ratio_span": policy.vol_ratio_high - policy.vol_ratio_low,
-                         "cascade_prob_low": policy.cascade_prob_low,
-                         "cascade_prob_span": policy.cascade_prob_high
-                         - policy.cascade_prob_low,
-                         "vol_weight": policy.vol_weight, "trigger_bump": policy.trigger_bump,
-                         "trigger_bump_max": policy.trigger_bump_max,
-                         "target_vol_annual": policy.target_vol_annual,
-                         "k_sigma_base": policy.k_sigma_base,
-                         "k_sigma_extra": policy.k_sigma_cascade - policy.k_sigma_base})
+    study.enqueue_trial(start_point(policy))
     study.optimize(objective, n_trials=trials)
-    params = suggest(optuna.trial.FixedTrial(study.best_params))
+    params = suggest(optuna.trial.FixedTrial(study.best_params), policy.hedge_rule)
     tuned = PolicyConfig.model_validate({**policy.model_dump(), **params})
     return TuneResult(params, tuned, float(study.best_value), float(base_calmar), base_up,
                       len(study.trials), str(dev.index[0]), str(dev.index[-1]), len(dev.index))

@@ -32,10 +32,13 @@ def decide_columns(sigma_h: np.ndarray, cascade_prob: np.ndarray, n_fired: np.nd
                    beta_btc: np.ndarray | None = None, r2_btc: np.ndarray | None = None,
                    beta_eth: np.ndarray | None = None, r2_eth: np.ndarray | None = None
                    ) -> dict[str, np.ndarray]:
-    """Per bar: ``hedge`` target, leverage ``cap``, ``fail_safe`` flag, hedge ``instrument`` code
-    (:data:`rules.INSTRUMENTS`), ``beta``, ``r2``, ``exposure`` (1 - h R^2), ``adverse`` move
-    and ``loss_per_notional`` (exposure x adverse move: the risk-budget size cap is
-    ``max_risk_fraction x equity / loss_per_notional``). ``notional`` picks the margin tier."""
+    """Per bar: ``hedge`` target, ``held`` hedge (the hedge a position following the policy
+    holds: it moves to the target only where ``decide`` would say the move pays, see
+    :func:`held_hedge`), leverage ``cap``, ``fail_safe`` flag, hedge ``instrument`` code
+    (:data:`rules.INSTRUMENTS`), ``beta``, ``r2``, ``exposure`` (1 - h R^2 of the held hedge),
+    ``adverse`` (the tail move the size is built on) and ``loss_per_notional`` (the risk-budget
+    size cap is ``max_risk_fraction x equity / loss_per_notional``). ``notional`` picks the
+    margin tier."""
     s = np.asarray(sigma_h, dtype=float)
     n = len(s)
     p = _col(cascade_prob, n)
@@ -45,13 +48,16 @@ def decide_columns(sigma_h: np.ndarray, cascade_prob: np.ndarray, n_fired: np.nd
     q_ok = None if q99 is None else np.where(ok, q99, np.nan)
     ref = rules.vol_reference(None if trailing_vol_annual is None
                               else _col(trailing_vol_annual, n), cfg)
-    hedge = rules.hedge_ratio(s_ok, horizon_hours, p_ok, _col(n_fired, n), cfg, ref)
-    cap = np.broadcast_to(rules.leverage_caps(s_ok, horizon_hours, p_ok, side, notional, tiers,
-                                              cfg, q_ok)["cap"], (n,))
     code, beta, r2 = rules.hedge_instrument(_col(beta_btc, n), _col(r2_btc, n),
                                             _col(beta_eth, n), _col(r2_eth, n), cfg)
     code, beta, r2 = (np.broadcast_to(np.asarray(v, dtype=float), (n,)) for v in (code, beta, r2))
-    adverse = np.asarray(rules.adverse_move(s_ok, cfg))
+    terms = rules.objective_terms(s_ok, horizon_hours, p_ok, cfg, ref, r2, beta)
+    hedge = (terms["hedge"] if cfg.hedge_rule == "objective" else
+             rules.hedge_ratio(s_ok, horizon_hours, p_ok, _col(n_fired, n), cfg, ref))
+    cap = np.broadcast_to(rules.leverage_caps(s_ok, horizon_hours, p_ok, side, notional, tiers,
+                                              cfg, q_ok, hedge)["cap"], (n,))
+    s_ref = np.broadcast_to(np.asarray(rules.reference_sigma_h(ref, horizon_hours)), (n,))
+    adverse = np.asarray(rules.adverse_move(s_ref, cfg))
     safe_r2 = cfg.same_perp_effectiveness
     out = {
         "hedge": np.where(ok, hedge, failsafe.hedge_ratio(cfg)),
@@ -63,6 +69,31 @@ def decide_columns(sigma_h: np.ndarray, cascade_prob: np.ndarray, n_fired: np.nd
         "r2": np.where(ok, r2, safe_r2),
         "adverse": np.where(ok, adverse, float(rules.adverse_move(cfg.max_sigma_h, cfg))),
     }
-    out["exposure"] = np.asarray(rules.net_exposure(out["hedge"], out["r2"]))
-    out["loss_per_notional"] = out["exposure"] * out["adverse"]
+    out["held"] = held_hedge(out["hedge"], out["fail_safe"], terms, cfg)
+    out["exposure"] = np.asarray(rules.net_exposure(out["held"], out["r2"]))
+    out["loss_per_notional"] = np.where(ok, np.asarray(rules.loss_per_notional(s_ref, cfg)),
+                                        failsafe.loss_per_notional(cfg))
     return out
+
+
+def held_hedge(target: np.ndarray, fail_safe: np.ndarray, terms: dict[str, np.ndarray],
+               cfg: PolicyConfig) -> np.ndarray:
+    """The hedge held bar after bar by a position that follows ``decide``: under the
+    ``objective`` rule it moves to the bar's target only when the objective's gain beats the
+    amortised cost (:func:`rules.objective_move`; on a fail-safe bar only the no-trade band
+    applies, as in ``decide``); under the ``score`` rule it is the target (the trading core's
+    benefit test applies there)."""
+    if cfg.hedge_rule != "objective" or not len(target):
+        return np.asarray(target, dtype=float).copy()
+    names = ("mean", "var", "carry", "cost", "r2")
+    cols = {k: np.broadcast_to(np.asarray(terms[k], dtype=float), target.shape).tolist()
+            for k in names}
+    safe = fail_safe.tolist()
+    band = cfg.no_trade_band - 1e-12
+
+    def pays(i: int, t: float, held: float) -> bool:
+        if safe[i]:
+            return abs(t - held) >= band
+        return bool(rules.objective_move(t, held, {k: cols[k][i] for k in names}, cfg)[0])
+
+    return np.asarray(rules.hedge_path(target.tolist(), pays), dtype=float)

@@ -46,12 +46,16 @@ class PolicyConfig(StrictModel):
     """Every number the policy uses; ``decide`` has no other constants."""
 
     # hedge ratio
+    hedge_rule: Literal["objective", "score"] = Field(
+        "objective", description="'objective': the hedge that maximises the mean-variance "
+        "utility of the hedged position with a cascade jump term, net of expected costs "
+        "(docs/policy.md); 'score': the older risk score mapped onto the band.")
     hedge_min: float = Field(0.30, ge=0, le=1, description="Hedge ratio in calm markets.")
     hedge_max: float = Field(0.70, ge=0, le=1, description="Hedge ratio at the highest risk.")
     vol_reference_annual: float = Field(0.80, gt=0, description="'Normal' annualised vol (the "
                                         "reference in 'fixed' mode, the fallback otherwise).")
     vol_reference: Literal["fixed", "trailing"] = Field(
-        "fixed", description="'fixed': every perp is judged against vol_reference_annual; "
+        "trailing", description="'fixed': every perp is judged against vol_reference_annual; "
         "'trailing': against its own trailing realised vol (PolicyInputs.trailing_vol_annual), "
         "so a high-vol alt is not at the top of the band all the time.")
     vol_reference_window: int = Field(720, ge=24, description="Bars of the trailing realised "
@@ -63,6 +67,22 @@ class PolicyConfig(StrictModel):
     vol_weight: float = Field(0.5, ge=0, le=1, description="Weight of vol in the risk score.")
     trigger_bump: float = Field(0.05, ge=0, le=1, description="Hedge added per fired trigger.")
     trigger_bump_max: float = Field(0.10, ge=0, le=1, description="Cap on the trigger bump.")
+    # the objective (hedge_rule 'objective'): returns in units of the perp's reference vol
+    risk_aversion: float = Field(0.08, gt=0, description="gamma of the mean-variance utility "
+                                 "of the hedged position's H-bar return in reference-vol units.")
+    expected_sharpe: float = Field(1.0, ge=0, le=5, description="Annual Sharpe ratio the bot "
+                                   "expects of its position: the drift a hedge gives up.")
+    jump_sigmas: float = Field(3.0, ge=0, description="Size of a cascade's jump against the "
+                               "position, in forecast sigmas over H.")
+    cascade_prob_base: float = Field(0.04, ge=0, lt=1, description="Cascade probability "
+                                     "already priced into the drift (the labels' base rate); "
+                                     "only the excess lowers the expected return.")
+    holding_horizons: float = Field(3.0, gt=0, description="Horizons a hedge change is "
+                                    "expected to be held: its trading cost is spread over them.")
+    hedge_funding_8h: float = Field(-0.0001, ge=-0.01, le=0.01, description="Expected "
+                                    "funding the hedge leg pays per 8 h, per unit of hedge "
+                                    "notional (negative: it earns; a long's short hedge earns "
+                                    "the usual positive rate, 0.01 % per 8 h).")
     # hedge instrument
     min_cross_hedge_r2: float = Field(0.80, ge=0, le=1,
                                       description="Least R^2 for a BTC/ETH proxy hedge.")
@@ -72,7 +92,12 @@ class PolicyConfig(StrictModel):
         1.0, ge=0, le=1, description="Hedge effectiveness of the same perp (1 in hedge mode; "
         "lower it when the account cannot hold both sides).")
     # leverage
-    max_leverage: float = Field(5.0, gt=0, description="Configured leverage ceiling.")
+    max_leverage: float = Field(5.0, gt=0, description="Configured leverage ceiling (the "
+                                "objective rule's cap in calm markets).")
+    min_leverage: float = Field(3.0, gt=0, description="The objective rule's cap at the top "
+                                "of the hedge band (the ceiling when that is lower); only the "
+                                "liquidation distance and the exchange tier may set a lower "
+                                "cap.")
     allow_above_20x: bool = Field(False, description="Explicit override of the 20x hard limit.")
     target_vol_annual: float = Field(3.0, gt=0,
                                      description="Vol target of the margin (leverage x vol).")
@@ -82,8 +107,9 @@ class PolicyConfig(StrictModel):
     # size
     max_risk_fraction: float = Field(0.02, gt=0, le=1,
                                      description="Equity share a k-sigma move may cost.")
-    size_k_sigma: float = Field(2.0, gt=0, description="The k of that k-sigma move: the "
-                                "adverse-move forecast the size cap and the stop are built on.")
+    size_k_sigma: float = Field(3.0, gt=0, description="The k of that k-sigma move (a tail "
+                                "quantile, in reference sigmas over H): the adverse move the "
+                                "size cap and the stop are built on.")
     stop_liquidation_buffer: float = Field(
         0.8, gt=0, lt=1, description="The protective stop sits at most this share of the way "
         "from entry to liquidation, so it fires before the exchange liquidates.")

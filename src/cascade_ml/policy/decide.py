@@ -47,7 +47,7 @@ CHECK_MESSAGES = {
     "vol_q99_insane": "forecast vol_q99 {q99} is outside sane bounds",
 }
 TOL = 1e-9
-LEVERAGE_LIMITS = ("ceiling", "vol_target", "liquidation", "exchange_tier")
+LEVERAGE_LIMITS = ("ceiling", "risk", "vol_target", "liquidation", "exchange_tier")
 NO_FRESHNESS = Freshness()
 
 
@@ -157,7 +157,11 @@ class Outlook(NamedTuple):
     sigma: float
     prob: float
     reference: float  # the annualised vol the forecast is judged against
+    sigma_ref: float  # the reference vol over H: the 2 % rule's size is built on it
     score: float
+    terms: dict[str, float]  # rules.objective_terms (the objective rule's parts)
+    hedge: float  # the hedge target when it does not depend on the triggers (objective)
+    hedge_bound: str  # what bound that target: objective, hedge_min, hedge_max
     hedge_note: str  # the hedge-ratio sentence after "hedge ratio x%: ", before the triggers
     instrument: str
     beta: float
@@ -165,7 +169,7 @@ class Outlook(NamedTuple):
     instrument_why: str
     limits: dict[str, float]  # rules.forecast_leverage_limits
     leverage_note: str  # the leverage sentence from the ceiling up to "allows"
-    adverse: float  # the adverse-move forecast (fraction of price)
+    adverse: float  # the tail move the size is built on (fraction of price)
     tail_weight: float  # weight of the tail loss in a rebalance's benefit
 
 
@@ -225,16 +229,12 @@ def _outlook(f: Forecast, cfg: PolicyConfig, ca: CrossAsset,
              trailing_vol_annual: float | None) -> Outlook:
     sigma, horizon, prob = float(f.sigma_h), f.horizon_hours, float(f.cascade_prob)
     ref = rules.vol_reference(trailing_vol_annual, cfg)
+    s_ref = float(rules.reference_sigma_h(ref, horizon))
     vol_ann = rules.annualised_vol(sigma, horizon)
     score = rules.risk_score(sigma, horizon, prob, cfg, ref)
     ref_name = ("its own trailing" if cfg.vol_reference == "trailing"
                 and trailing_vol_annual is not None and ref != cfg.vol_reference_annual
                 else "the fixed")
-    hedge_note = (
-        f"risk score {score:.2f} from forecast vol {sigma:.2%} over "
-        f"{horizon:g} h ({vol_ann:.0%} a year vs {ref:.0%}, {ref_name} reference) and "
-        f"cascade probability {prob:.1%}, mapped into the {cfg.hedge_min:.0%}-{cfg.hedge_max:.0%} "
-        "band")
 
     pb, pe = ca.proxy("btc"), ca.proxy("eth")
     code, beta, r2 = rules.hedge_instrument(_num(pb[0]), _num(pb[1]), _num(pe[0]), _num(pe[1]),
@@ -248,32 +248,69 @@ def _outlook(f: Forecast, cfg: PolicyConfig, ca: CrossAsset,
                f"{r2:.2f} >= {cfg.min_cross_hedge_r2:.2f} and above the same perp's "
                f"{cfg.same_perp_effectiveness:.2f})")
 
-    limits = rules.forecast_leverage_limits(sigma, horizon, prob, cfg, f.vol_q99)
+    terms = {k: float(v) for k, v in rules.objective_terms(sigma, horizon, prob, cfg, ref, r2,
+                                                          beta).items()}
+    if cfg.hedge_rule == "objective":
+        hedge = terms["hedge"]
+        bound = ("hedge_max" if terms["h_free"] >= cfg.hedge_max else
+                 "hedge_min" if terms["h_free"] <= cfg.hedge_min else "objective")
+        hedge_note = (
+            f"the mean-variance optimum of the hedged position's {horizon:g} h return with a "
+            f"cascade jump, net of costs: forecast vol {sigma:.2%} over {horizon:g} h = "
+            f"{terms['rho']:.2f}x {ref_name} reference ({ref:.0%} a year), cascade "
+            f"probability {prob:.1%} vs the {cfg.cascade_prob_base:.0%} base rate (jump "
+            f"{cfg.jump_sigmas:g} sigma), expected return {terms['mean']:+.3f} and variance "
+            f"{terms['var']:.2f} in reference-vol units, gamma {cfg.risk_aversion:g}: "
+            f"unclipped optimum {terms['h_free']:.0%}"
+            + {"objective": ", inside the band",
+               "hedge_max": f", held to the top of the {cfg.hedge_min:.0%}-{cfg.hedge_max:.0%} "
+                            "band",
+               "hedge_min": f", held to the bottom of the {cfg.hedge_min:.0%}-"
+                            f"{cfg.hedge_max:.0%} band"}[bound])
+        limits = rules.forecast_leverage_limits(sigma, horizon, prob, cfg, f.vol_q99, hedge)
+        middle = (f"risk cap {limits['risk']:.2f}x ({cfg.leverage_ceiling:g}x at the bottom of "
+                  f"the hedge band to {min(cfg.min_leverage, cfg.leverage_ceiling):g}x at its "
+                  f"top, here {hedge:.0%})")
+    else:
+        hedge, bound = math.nan, "score"
+        hedge_note = (
+            f"risk score {score:.2f} from forecast vol {sigma:.2%} over "
+            f"{horizon:g} h ({vol_ann:.0%} a year vs {ref:.0%}, {ref_name} reference) and "
+            f"cascade probability {prob:.1%}, mapped into the "
+            f"{cfg.hedge_min:.0%}-{cfg.hedge_max:.0%} band")
+        limits = rules.forecast_leverage_limits(sigma, horizon, prob, cfg, f.vol_q99)
+        middle = (f"vol target {cfg.target_vol_annual:.0%}/{vol_ann:.0%} = "
+                  f"{limits['vol_target']:.2f}x")
     k = rules.k_sigma(prob, cfg)
     ceiling_note = (f" (configured {cfg.max_leverage:g}x held to the {HARD_LEVERAGE_LIMIT:g}x "
                     "hard limit)" if cfg.leverage_ceiling < cfg.max_leverage else "")
     leverage_note = (
-        f"ceiling {limits['ceiling']:g}x{ceiling_note}; "
-        f"vol target {cfg.target_vol_annual:.0%}/{vol_ann:.0%} = {limits['vol_target']:.2f}x; "
+        f"ceiling {limits['ceiling']:g}x{ceiling_note}; {middle}; "
         f"liquidation at least {limits['required_distance']:.1%} away ({k:.1f} sigma) allows ")
-    return Outlook(sigma, prob, ref, score, hedge_note, instrument, beta, r2, why,
-                   {n: float(v) for n, v in limits.items()}, leverage_note,
-                   float(rules.adverse_move(sigma, cfg)), float(rules.tail_weight(prob, cfg)))
+    return Outlook(sigma, prob, ref, s_ref, score, terms, hedge, bound, hedge_note, instrument,
+                   beta, r2, why, {n: float(v) for n, v in limits.items()}, leverage_note,
+                   float(rules.adverse_move(s_ref, cfg)), float(rules.tail_weight(prob, cfg)))
 
 
 def _hedge_view(p: ForecastPlan, fired: tuple[str, ...]) -> HedgeView:
     o, cfg = p.outlook, p.cfg
     assert o is not None, "hedge views exist for trusted forecasts only"
-    hedge = rules.hedge_ratio(o.sigma, p.horizon, o.prob, len(fired), cfg, o.reference)
-    bump = rules.trigger_bump(len(fired), cfg)
-    reason = (f"hedge ratio {hedge:.0%}: {o.hedge_note}"
-              + (f", +{bump:.0%} for trigger(s) {', '.join(fired)}" if fired else ""))
+    if cfg.hedge_rule == "objective":  # the objective has no trigger term
+        hedge = o.hedge
+        reason = (f"hedge ratio {hedge:.0%}: {o.hedge_note}"
+                  + (f"; trigger(s) {', '.join(fired)} fired: no term of the objective (the "
+                     "cascade probability reads them as features)" if fired else ""))
+    else:
+        hedge = rules.hedge_ratio(o.sigma, p.horizon, o.prob, len(fired), cfg, o.reference)
+        bump = rules.trigger_bump(len(fired), cfg)
+        reason = (f"hedge ratio {hedge:.0%}: {o.hedge_note}"
+                  + (f", +{bump:.0%} for trigger(s) {', '.join(fired)}" if fired else ""))
     exposure = float(rules.net_exposure(hedge, o.r2))
-    loss = float(rules.loss_per_notional(o.sigma, hedge, o.r2, cfg))
+    loss = float(rules.loss_per_notional(o.sigma_ref, cfg))
     residual = float(rules.residual_fraction(hedge, o.r2))
-    size_note = (f"a {cfg.size_k_sigma:g}-sigma adverse move ({o.adverse:.1%}) on the "
-                 f"{exposure:.0%} left unhedged loses at most {cfg.max_risk_fraction:.0%} of "
-                 "equity")
+    size_note = (f"a {cfg.size_k_sigma:g}-sigma tail move of its reference vol "
+                 f"({o.adverse:.1%} over {p.horizon:g} h) on the notional before the hedge "
+                 f"loses at most {cfg.max_risk_fraction:.0%} of equity")
     return HedgeView(hedge, exposure, loss, residual, reason, size_note,
                      _texts(cfg, exposure, o.adverse, hedge))
 
@@ -368,8 +405,9 @@ def _fail_safe_fields(symbol: str, horizon: float, cfg: PolicyConfig, pos: Posit
         required_liquidation_distance=None, liquidation_price=lp, liquidation_distance=dist,
         risk_score=None, fail_safe=True, reasons=reasons, max_loss=stop.max_loss,
         stop_price=stop.price, stop_distance=stop.distance,
-        binding={"leverage": "fail_safe", "size": size_bound, "stop": stop.bound,
-                 "action": key})
+        loss_per_notional=failsafe.loss_per_notional(cfg),
+        binding={"hedge": "fail_safe", "leverage": "fail_safe", "size": size_bound,
+                 "stop": stop.bound, "action": key})
 
 
 def fail_safe(inputs: PolicyInputs, cfg: PolicyConfig, problems: Sequence[str]) -> Decision:
@@ -380,11 +418,11 @@ def fail_safe(inputs: PolicyInputs, cfg: PolicyConfig, problems: Sequence[str]) 
 
 
 def _action(pos: PositionLike, cfg: PolicyConfig, target: float, lev_cap: float,
-            size_cap: float, stop: _Stop, worth: tuple[bool, float, float] | None,
+            size_cap: float, stop: _Stop, worth: tuple[bool, str, str] | None,
             texts: Texts) -> tuple[str, str, str]:
     """(action, what decided it, reason). Rebalance when the stop is reached, a limit is broken,
     or the hedge is off its target by at least the no-trade band (and, outside the fail-safe,
-    the change pays for itself); hold otherwise."""
+    the change pays for itself: ``worth`` = (it does, why, why not)); hold otherwise."""
     if stop.reached:
         return "rebalance", "stop_reached", ("rebalance: the mark is past the protective stop; "
                              "close the position (size cap 0)")
@@ -402,14 +440,32 @@ def _action(pos: PositionLike, cfg: PolicyConfig, target: float, lev_cap: float,
     if worth is None:
         return "rebalance", "hedge_change", (f"rebalance hedge {pos.hedge_ratio:.0%} -> "
                              f"{texts.target} (failing safe: the benefit test does not apply)")
-    ok, benefit, cost = worth
+    ok, why_ok, why_not = worth
     if ok:
         return "rebalance", "hedge_change", (f"rebalance hedge {pos.hedge_ratio:.0%} -> "
-                             f"{texts.target}: expected tail-risk change {benefit:,.2f} beats "
-                             f"{texts.multiple}x the fees and spread {cost:,.2f}")
+                                             f"{texts.target}: {why_ok}")
     return "hold", "not_worth_it", (f"hold: moving the hedge {pos.hedge_ratio:.0%} -> "
-                    f"{texts.target} (outside the no-trade band) has a benefit {benefit:,.2f} "
-                    f"that does not beat {texts.multiple}x the cost {cost:,.2f}")
+                    f"{texts.target} (outside the no-trade band) {why_not}")
+
+
+def _hedge_worth(o: Outlook, cfg: PolicyConfig, hv: HedgeView, pos: PositionLike
+                 ) -> tuple[bool, str, str]:
+    """Whether moving the hedge to ``target`` pays, with the sentence for either answer: the
+    objective's utility gain against the trading cost spread over the holding time, or (the
+    ``score`` rule) the tail-risk change against a multiple of the fees and spread."""
+    target = hv.hedge
+    if cfg.hedge_rule == "objective":
+        ok, gain, cost = rules.objective_move(target, pos.hedge_ratio, o.terms, cfg)
+        text = (f"utility gain {gain:.4f} vs the trading cost {cost:.4f} spread over "
+                f"{cfg.holding_horizons:g} horizons (reference-vol units per unit notional)")
+        return bool(ok), f"the objective's {text}", f"does not pay: {text}"
+    ok, benefit, cost = rules.rebalance_check(target, pos.hedge_ratio, pos.notional, o.r2,
+                                              o.beta, o.adverse, o.tail_weight, hv.residual,
+                                              cfg)
+    multiple = hv.texts.multiple
+    return (bool(ok), f"expected tail-risk change {benefit:,.2f} beats {multiple}x the "
+            f"fees and spread {cost:,.2f}", f"has a benefit {benefit:,.2f} that does not beat "
+            f"{multiple}x the cost {cost:,.2f}")
 
 
 def decide_position(p: ForecastPlan, pos: Position, equity: float, *,
@@ -438,7 +494,7 @@ def decision_fields(p: ForecastPlan, pos: PositionLike, equity: float, *,
 
     caps = rules.position_leverage_caps(o.limits, pos.side, pos.notional, p.tiers)
     cap = caps["cap"]  # the rules return Python floats for single numbers
-    lev_bound = min(LEVERAGE_LIMITS, key=caps.__getitem__)
+    lev_bound = min((n for n in LEVERAGE_LIMITS if n in caps), key=caps.__getitem__)
     sizes = rules.size_limits(equity, hv.loss_per_notional, cap, cfg)
     sc = sizes["cap"]
     size_bound = "risk_budget" if sizes["risk_budget"] <= sizes["leverage_cap"] else \
@@ -450,9 +506,10 @@ def decision_fields(p: ForecastPlan, pos: PositionLike, equity: float, *,
     lp, dist = _liquidation(pos, equity, p.tiers, pos.notional, pos.leverage, pos.mark_price)
     backing = ("isolated margin" if pos.margin_mode == "isolated"
                else "cross margin backed by the whole equity")
-    worth = rules.rebalance_check(hedge, pos.hedge_ratio, pos.notional, r2, beta, o.adverse,
-                                  o.tail_weight, hv.residual, cfg)
+    worth = _hedge_worth(o, cfg, hv, pos)
     action, key, why_action = _action(pos, cfg, hedge, cap, sc, stop, worth, hv.texts)
+    moves = worth[0] or abs(hedge - pos.hedge_ratio) < cfg.no_trade_band - 1e-12
+    hedge_bound = o.hedge_bound if moves else "held"
     reasons = [
         hv.reason,
         f"{o.instrument_why}; hedge notional {hedge * min(pos.notional, sc) * beta:,.0f}",
@@ -472,15 +529,14 @@ def decision_fields(p: ForecastPlan, pos: PositionLike, equity: float, *,
         "current_hedge_ratio": pos.hedge_ratio, "hedge_instrument": o.instrument,
         "hedge_beta": beta, "hedge_effectiveness": r2,
         "hedge_notional": hedge * min(pos.notional, sc) * beta, "leverage_cap": cap,
-        "leverage_caps": {"ceiling": caps["ceiling"], "vol_target": caps["vol_target"],
-                          "liquidation": caps["liquidation"],
-                          "exchange_tier": caps["exchange_tier"]},
+        "leverage_caps": {n: caps[n] for n in LEVERAGE_LIMITS if n in caps},
         "size_cap_notional": sc, "required_liquidation_distance": caps["required_distance"],
         "liquidation_price": lp, "liquidation_distance": dist, "risk_score": o.score,
         "fail_safe": False, "reasons": reasons, "max_loss": stop.max_loss,
         "stop_price": stop.price, "stop_distance": stop.distance,
-        "binding": {"leverage": lev_bound, "size": size_bound, "stop": stop.bound,
-                    "action": key}}
+        "loss_per_notional": hv.loss_per_notional,
+        "binding": {"hedge": hedge_bound, "leverage": lev_bound, "size": size_bound,
+                    "stop": stop.bound, "action": key}}
 
 
 def decide(inputs: PolicyInputs, config: PolicyConfig,

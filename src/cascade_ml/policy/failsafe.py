@@ -65,10 +65,9 @@ def hedge_ratio(cfg: PolicyConfig) -> float:
 
 
 def loss_per_notional(cfg: PolicyConfig) -> float:
-    """Loss per unit notional on the adverse move at the worst sane forecast, top hedge in the
-    same perp (what the fail-safe risk-budget size cap divides by)."""
-    return float(rules.loss_per_notional(cfg.max_sigma_h, cfg.hedge_max,
-                                         cfg.same_perp_effectiveness, cfg))
+    """Loss per unit notional on the tail move at the worst sane vol, before the hedge (what the
+    fail-safe risk-budget size cap divides by)."""
+    return float(rules.loss_per_notional(cfg.max_sigma_h, cfg))
 
 
 def size_cap(equity: float, notional: float, lev_cap: float, cfg: PolicyConfig

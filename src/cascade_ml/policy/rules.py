@@ -80,10 +80,113 @@ def trigger_bump(n_fired: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
 
 def hedge_ratio(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike, n_fired: ArrayLike,
                 cfg: PolicyConfig, reference: ArrayLike | None = None) -> ArrayLike:
-    """Band bottom + band width x risk score + trigger bump, clipped to the band."""
+    """Band bottom + band width x risk score + trigger bump, clipped to the band (the
+    ``score`` rule)."""
     score = risk_score(sigma_h, horizon_hours, prob, cfg, reference)
     raw = cfg.hedge_min + (cfg.hedge_max - cfg.hedge_min) * score + trigger_bump(n_fired, cfg)
     return out(clip(raw, cfg.hedge_min, cfg.hedge_max))
+
+
+# ------------------------------------------------------------- the objective (hedge_rule)
+# The hedged position's next-H return is r = (1 - h R^2) x - h f: x the position's own return,
+# f the funding the hedge leg pays. Everything is measured in units of the perp's reference vol
+# over H (s_ref, its own trailing realised vol), so the rule reads a forecast *relative* to the
+# perp's history and works for any perp. x has vol rho = sigma_H / s_ref, drift theta (the
+# bot's expected Sharpe over H) and, with probability p, a cascade jump of J = jump_sigmas x rho
+# against the position; the base rate p0 is already in the drift, only p - p0 > 0 lowers it:
+#   m = theta - max(p - p0, 0) J,   v = rho^2 + q (1 - q) J^2 with q = min(p, 1/2)
+# (the Bernoulli variance held at its peak past 1/2: a surer cascade is never less risky).
+# Utility U(h) = e m - gamma/2 e^2 v - h f, e = 1 - h R^2; a move of the hedge by dh costs
+# c |dh| with c = trade cost x beta / (s_ref x holding_horizons), the fee and half spread spread
+# over the horizons the hedge is held. The interior optimum is e* = max(m + f / R^2, 0) /
+# (gamma v), h* = (1 - e*) / R^2, clipped to the band; e* never rises with rho or p, so h*
+# never falls (docs/policy.md proves it).
+
+def reference_sigma_h(reference_annual: ArrayLike, horizon_hours: ArrayLike) -> ArrayLike:
+    """The reference vol over H: the annual reference scaled down by the square-root rule."""
+    return out(asnum(reference_annual) * sqrt(div(asnum(horizon_hours), HOURS_PER_YEAR)))
+
+
+def objective_terms(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
+                    cfg: PolicyConfig, reference: ArrayLike | None = None,
+                    r2: ArrayLike = 1.0, trade_scale: ArrayLike = 1.0
+                    ) -> dict[str, ArrayLike]:
+    """The objective's parts, in reference-vol units over H: ``rho`` (forecast vol over the
+    reference), ``jump``, ``mean`` m, ``var`` v, ``carry`` f (funding paid per unit of hedge),
+    ``cost`` c (per unit of hedge traded), ``r2``, ``e_star`` and ``h_free`` (the unclipped
+    optimum) and ``hedge`` (clipped to the band)."""
+    ref = cfg.vol_reference_annual if reference is None else asnum(reference)
+    s_ref = reference_sigma_h(ref, horizon_hours)
+    rho = div(asnum(sigma_h), s_ref)
+    p = asnum(prob)
+    jump = cfg.jump_sigmas * rho
+    theta = cfg.expected_sharpe * sqrt(div(asnum(horizon_hours), HOURS_PER_YEAR))
+    mean = theta - maximum(p - cfg.cascade_prob_base, 0.0) * jump
+    q = minimum(p, 0.5)
+    var = rho * rho + q * (1 - q) * jump * jump
+    carry = div(cfg.hedge_funding_8h * asnum(horizon_hours) / 8.0, s_ref)
+    cost = div(cfg.trade_cost * asnum(trade_scale), s_ref * cfg.holding_horizons)
+    r = asnum(r2)
+    e_star = div(maximum(mean + div(carry, r), 0.0), cfg.risk_aversion * var)
+    h_free = div(1.0 - e_star, r)
+    return {"rho": out(rho), "jump": out(jump), "mean": out(mean), "var": out(var),
+            "carry": out(carry), "cost": out(cost), "r2": out(r), "e_star": out(e_star),
+            "h_free": out(h_free), "hedge": out(clip(h_free, cfg.hedge_min, cfg.hedge_max))}
+
+
+def hedge_utility(hedge: ArrayLike, terms: dict[str, ArrayLike], cfg: PolicyConfig
+                  ) -> ArrayLike:
+    """U(h) = e m - gamma/2 e^2 v - h f (e = 1 - h R^2), before trading costs."""
+    h = asnum(hedge)
+    e = 1.0 - h * asnum(terms["r2"])
+    return out(e * asnum(terms["mean"]) - 0.5 * cfg.risk_aversion * e * e * asnum(terms["var"])
+               - h * asnum(terms["carry"]))
+
+
+def hedge_trade_cost(target: ArrayLike, current: ArrayLike, notional: ArrayLike,
+                     trade_scale: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """Quote cost of moving the hedge from ``current`` to ``target`` on ``notional``: the hedge
+    notional traded (x ``trade_scale``, the beta of a proxy) times fee plus half spread, what the
+    trading core books for the same trade."""
+    return out(abs(asnum(target) - asnum(current)) * asnum(notional) * asnum(trade_scale)
+               * cfg.trade_cost)
+
+
+def objective_move(target: ArrayLike, current: ArrayLike, terms: dict[str, ArrayLike],
+                   cfg: PolicyConfig) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """(worth_it, gain, cost) of moving the hedge from ``current`` to ``target``, in
+    reference-vol units per unit notional: the utility gained beats the trading cost spread over
+    the holding time, and the change is at least the no-trade band."""
+    gain = hedge_utility(target, terms, cfg) - hedge_utility(current, terms, cfg)
+    change = abs(asnum(target) - asnum(current))
+    cost = change * asnum(terms["cost"])
+    worth = (change >= cfg.no_trade_band - 1e-12) & (gain >= cost)
+    return out_bool(worth), out(gain), out(cost)
+
+
+def target_hedge(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
+                 n_fired: ArrayLike, cfg: PolicyConfig, reference: ArrayLike | None = None,
+                 r2: ArrayLike = 1.0, trade_scale: ArrayLike = 1.0) -> ArrayLike:
+    """The hedge target of ``cfg.hedge_rule``: the objective's clipped optimum, or the score
+    map (``n_fired`` counts only there)."""
+    if cfg.hedge_rule == "score":
+        return hedge_ratio(sigma_h, horizon_hours, prob, n_fired, cfg, reference)
+    return objective_terms(sigma_h, horizon_hours, prob, cfg, reference, r2,
+                           trade_scale)["hedge"]
+
+
+def hedge_path(target: list[float], gain_ok: object, start: float | None = None
+               ) -> list[float]:
+    """The hedge held bar after bar: it moves to the bar's target only where
+    ``gain_ok(i, target, held)`` says the move pays, else keeps the hedge already held (the
+    first bar takes its target, or moves from ``start``)."""
+    held = target[0] if start is None else start
+    path = []
+    for i, t in enumerate(target):
+        if t != held and gain_ok(i, t, held):
+            held = t
+        path.append(held)
+    return path
 
 
 def k_sigma(prob: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
@@ -106,13 +209,29 @@ def vol_target_cap(sigma_h: ArrayLike, horizon_hours: ArrayLike, cfg: PolicyConf
     return out(div(cfg.target_vol_annual, annualised_vol(sigma_h, horizon_hours)))
 
 
+def risk_leverage_cap(hedge: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """The objective rule's leverage cap: the ceiling (at most ``max_leverage``) at the bottom of
+    the hedge band, falling linearly to ``min_leverage`` at its top, so the risk reading that
+    raises the hedge lowers the cap (3-5x with the defaults)."""
+    top = cfg.leverage_ceiling
+    low = minimum(cfg.min_leverage, top)
+    width = cfg.hedge_max - cfg.hedge_min
+    share = clip(div(asnum(hedge) - cfg.hedge_min, width), 0.0, 1.0) if width > 0 else 0.0
+    return out(top - (top - low) * share)
+
+
 def forecast_leverage_limits(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
-                             cfg: PolicyConfig, vol_q99: ArrayLike | None = None
-                             ) -> dict[str, ArrayLike]:
-    """The leverage limits the forecast sets whatever the position: the ceiling, the vol-target
-    cap and the liquidation distance to keep (``required_distance``)."""
-    return {"ceiling": cfg.leverage_ceiling,
-            "vol_target": vol_target_cap(sigma_h, horizon_hours, cfg),
+                             cfg: PolicyConfig, vol_q99: ArrayLike | None = None,
+                             hedge: ArrayLike | None = None) -> dict[str, ArrayLike]:
+    """The leverage limits the forecast sets whatever the position: the ceiling, the risk cap
+    (the ``objective`` rule, from the objective's ``hedge``) or the vol-target cap (the
+    ``score`` rule), and the liquidation distance to keep (``required_distance``)."""
+    if cfg.hedge_rule == "objective":
+        h = cfg.hedge_max if hedge is None else hedge
+        middle = {"risk": risk_leverage_cap(h, cfg)}
+    else:
+        middle = {"vol_target": vol_target_cap(sigma_h, horizon_hours, cfg)}
+    return {"ceiling": cfg.leverage_ceiling, **middle,
             "required_distance": required_distance(sigma_h, prob, cfg, vol_q99)}
 
 
@@ -122,23 +241,24 @@ def position_leverage_caps(limits: dict[str, ArrayLike], side: Side, notional: A
     (:func:`forecast_leverage_limits`), and their minimum under ``cap``."""
     distance = limits["required_distance"]
     mmr, exchange_max, cum = tier_params(notional, tiers)
-    parts = {
-        "ceiling": limits["ceiling"],
-        "vol_target": limits["vol_target"],
-        "liquidation": max_leverage_in_bracket(side, distance, notional, mmr, cum),
-        "exchange_tier": exchange_max,
-    }
+    parts = {name: v for name, v in limits.items() if name != "required_distance"}
+    parts["liquidation"] = max_leverage_in_bracket(side, distance, notional, mmr, cum)
+    parts["exchange_tier"] = exchange_max
     # each part is already a float or an array (the rules' results, a config float)
-    cap = minimum(minimum(minimum(parts["ceiling"], parts["vol_target"]), parts["liquidation"]),
-                  parts["exchange_tier"])
+    cap: ArrayLike = parts["ceiling"]
+    for name, v in parts.items():
+        if name != "ceiling":
+            cap = minimum(cap, v)
     return {**parts, "cap": out(cap), "required_distance": distance}
 
 
 def leverage_caps(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike, side: Side,
                   notional: ArrayLike, tiers: Sequence[MarginTier], cfg: PolicyConfig,
-                  vol_q99: ArrayLike | None = None) -> dict[str, ArrayLike]:
-    """Each leverage limit and their minimum under ``cap``."""
-    limits = forecast_leverage_limits(sigma_h, horizon_hours, prob, cfg, vol_q99)
+                  vol_q99: ArrayLike | None = None, hedge: ArrayLike | None = None
+                  ) -> dict[str, ArrayLike]:
+    """Each leverage limit and their minimum under ``cap`` (``hedge``: the objective's hedge
+    target, which sets the risk cap; None: the top of the band)."""
+    limits = forecast_leverage_limits(sigma_h, horizon_hours, prob, cfg, vol_q99, hedge)
     return position_leverage_caps(limits, side, notional, tiers)
 
 
@@ -168,9 +288,11 @@ def net_exposure(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:
     return out(1.0 - asnum(hedge) * asnum(r2))
 
 
-def adverse_move(sigma_h: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
-    """The adverse-move forecast: ``size_k_sigma`` sigmas over the horizon (fraction of price)."""
-    return out(cfg.size_k_sigma * asnum(sigma_h))
+def adverse_move(sigma_size: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """The tail move the 2 % rule is sized on: ``size_k_sigma`` sigmas over the horizon
+    (fraction of price); ``sigma_size`` is the perp's reference vol over H
+    (:func:`reference_sigma_h`), so the size does not churn with every forecast."""
+    return out(cfg.size_k_sigma * asnum(sigma_size))
 
 
 def residual_fraction(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:
@@ -184,18 +306,18 @@ def residual_fraction(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:
     return out(sqrt(maximum(1 - 2 * h * r + h * h * r, 0.0)))
 
 
-def loss_per_notional(sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
-                      cfg: PolicyConfig) -> ArrayLike:
-    """What one unit of notional, hedged ``hedge`` with effectiveness R^2, loses on the adverse
-    move (the stop's least distance)."""
-    return out(net_exposure(hedge, r2) * adverse_move(sigma_h, cfg))
+def loss_per_notional(sigma_size: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """What one unit of notional loses on the tail move *before* the hedge: the 2 % rule sizes
+    the main leg as if unhedged, so the hedge lowers the risk actually run instead of buying a
+    bigger main leg (with a hedged basis the net exposure, f x equity / move, would not depend
+    on the hedge at all)."""
+    return adverse_move(sigma_size, cfg)
 
 
-def size_cap(equity: ArrayLike, sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
-             cfg: PolicyConfig) -> ArrayLike:
-    """Risk-budget size cap: the notional whose hedged position loses at most
-    ``max_risk_fraction`` of equity on the adverse move."""
-    return risk_budget_cap(equity, loss_per_notional(sigma_h, hedge, r2, cfg), cfg)
+def size_cap(equity: ArrayLike, sigma_size: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """Risk-budget size cap: the notional that loses at most ``max_risk_fraction`` of equity on
+    the tail move, unhedged."""
+    return risk_budget_cap(equity, loss_per_notional(sigma_size, cfg), cfg)
 
 
 def risk_budget_cap(equity: ArrayLike, loss_per_notional: ArrayLike,
@@ -204,11 +326,11 @@ def risk_budget_cap(equity: ArrayLike, loss_per_notional: ArrayLike,
     return out(div(cfg.max_risk_fraction * asnum(equity), asnum(loss_per_notional)))
 
 
-def size_caps(equity: ArrayLike, sigma_h: ArrayLike, hedge: ArrayLike, r2: ArrayLike,
-              leverage_cap: ArrayLike, cfg: PolicyConfig) -> dict[str, ArrayLike]:
+def size_caps(equity: ArrayLike, sigma_size: ArrayLike, leverage_cap: ArrayLike,
+              cfg: PolicyConfig) -> dict[str, ArrayLike]:
     """Each size limit and their minimum under ``cap``: the risk budget, and what the leverage
     cap allows with the whole equity as margin (so the two caps never disagree)."""
-    return size_limits(equity, loss_per_notional(sigma_h, hedge, r2, cfg), leverage_cap, cfg)
+    return size_limits(equity, loss_per_notional(sigma_size, cfg), leverage_cap, cfg)
 
 
 def size_limits(equity: ArrayLike, loss_per_notional: ArrayLike, leverage_cap: ArrayLike,
@@ -240,29 +362,40 @@ def tail_weight(prob: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
 
 def rebalance_test(target: ArrayLike, current: ArrayLike, sigma_h: ArrayLike, prob: ArrayLike,
                    notional: ArrayLike, r2: ArrayLike, trade_scale: ArrayLike,
-                   cfg: PolicyConfig) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
-    """(worth_it, benefit, cost) of moving the hedge ratio from ``current`` to ``target``.
+                   cfg: PolicyConfig, sigma_size: ArrayLike | None = None
+                   ) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
+    """(worth_it, benefit, cost) of moving the hedge ratio from ``current`` to ``target`` (the
+    trading core's test).
 
-    Benefit: change of the k-sigma tail loss (the adverse move), weighted by
-    :func:`tail_weight`. Cost: hedge notional traded (x ``trade_scale``, the beta for a proxy
-    hedge) times fee plus half spread. Worth it when the change is at least the no-trade band and
-    the benefit beats the cost ``benefit_cost_multiple`` times.
+    ``objective`` rule: the policy's hedge already moves only when the objective's gain beats
+    the amortised cost (:func:`objective_move`, applied by ``decide`` and along the backtest's
+    hedge path), so here only the no-trade band applies (benefit NaN). ``score`` rule: benefit
+    = change of the tail loss on ``sigma_size`` (the adverse move; ``sigma_h`` when None)
+    weighted by :func:`tail_weight`; cost = hedge notional traded (x ``trade_scale``, the beta
+    of a proxy) times fee plus half spread; worth it when the change is at least the no-trade
+    band and the benefit beats the cost ``benefit_cost_multiple`` times.
     """
+    if cfg.hedge_rule == "objective":
+        change = abs(asnum(target) - asnum(current))
+        cost = hedge_trade_cost(target, current, notional, trade_scale, cfg)
+        nan = change * float("nan")
+        return out_bool(change >= cfg.no_trade_band - 1e-12), out(nan), cost
     return rebalance_check(target, current, notional, r2, trade_scale,
-                           adverse_move(sigma_h, cfg), tail_weight(prob, cfg),
-                           residual_fraction(target, r2), cfg)
+                           adverse_move(sigma_h if sigma_size is None else sigma_size, cfg),
+                           tail_weight(prob, cfg), residual_fraction(target, r2), cfg)
 
 
 def rebalance_check(target: ArrayLike, current: ArrayLike, notional: ArrayLike, r2: ArrayLike,
                     trade_scale: ArrayLike, adverse: ArrayLike, weight: ArrayLike,
                     target_residual: ArrayLike, cfg: PolicyConfig
                     ) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
-    """:func:`rebalance_test` from what does not depend on the position, computed once: the
-    :func:`adverse_move`, the :func:`tail_weight` and the target's :func:`residual_fraction`."""
+    """The ``score`` rule's :func:`rebalance_test` from what does not depend on the position,
+    computed once: the :func:`adverse_move`, the :func:`tail_weight` and the target's
+    :func:`residual_fraction`."""
     n = asnum(notional)
     benefit = asnum(weight) * (asnum(adverse) * n) * abs(
         residual_fraction(current, r2) - asnum(target_residual))
     change = abs(asnum(target) - asnum(current))
-    cost = change * n * asnum(trade_scale) * cfg.trade_cost
+    cost = hedge_trade_cost(target, current, n, trade_scale, cfg)
     worth = (change >= cfg.no_trade_band - 1e-12) & (benefit >= cfg.benefit_cost_multiple * cost)
     return out_bool(worth), out(benefit), out(cost)

@@ -123,6 +123,9 @@ class Decision(_Model):
         None, description="Protective stop, measured from the entry price: close the position "
         "(both legs) there. None when even a move to zero stays within max_loss.")
     stop_distance: float | None = Field(None, description="Stop distance from entry (fraction).")
+    loss_per_notional: float | None = Field(
+        None, description="What a unit of notional loses on the tail move the 2 % rule is "
+        "sized on (unhedged): the size cap's risk budget is max_risk_fraction x equity / this.")
     binding: dict[str, str] = Field(
-        default_factory=dict, description="The limit that bound each answer: 'leverage', "
-        "'size', 'stop' and 'action' -> the name of the binding limit or reason.")
+        default_factory=dict, description="The limit that bound each answer: 'hedge', "
+        "'leverage', 'size', 'stop' and 'action' -> the name of the binding limit or reason.")

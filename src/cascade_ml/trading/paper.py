@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.errors import CascadeError
-from cascade_ml.policy import failsafe, rules
+from cascade_ml.policy import failsafe
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.policy.schemas import Decision, Position
 from cascade_ml.trading import core
@@ -110,9 +110,12 @@ def targets_from_decision(decision: Decision, symbol: str, sigma_h: float | None
     safe."""
     sig = sigma_h if sigma_h is not None and math.isfinite(sigma_h) else 0.0
     prob = cascade_prob if cascade_prob is not None and math.isfinite(cascade_prob) else 0.0
-    hedge, r2 = decision.hedge_ratio, decision.hedge_effectiveness
+    r2 = decision.hedge_effectiveness
+    # a held hedge (the move does not pay under the objective) stays where it is
+    hedge = (decision.current_hedge_ratio if decision.binding.get("hedge") == "held"
+             else decision.hedge_ratio)
     lpn = (failsafe.loss_per_notional(policy) if decision.fail_safe
-           else float(rules.loss_per_notional(sig, hedge, r2, policy)))
+           or decision.loss_per_notional is None else decision.loss_per_notional)
     instrument = symbol if decision.hedge_instrument == "same_perp" else decision.hedge_instrument
     return Targets(min(trading.leverage, decision.leverage_cap), hedge, instrument,
                    decision.hedge_beta, r2, lpn, decision.fail_safe, sig, prob)
