@@ -17,13 +17,15 @@ from cascade_ml.trading.book import PaperBook
 from cascade_ml.trading.tables import Base
 
 BOOK_TABLES = {"account", "decisions", "orders", "fills", "positions", "hedges",
-               "funding_payments", "equity_snapshots"}
+               "funding_payments", "equity_snapshots", "stop_orders"}
 
 
 # ---------------------------------------------------------------------------- the book
 def test_book_migrations_run_on_postgres(pg_url: str) -> None:
     engine = db.make_engine(pg_url)
     assert engine.dialect.name == "postgresql" and db.current_revision(engine) is None
+    db.upgrade(engine, "0001")  # then 0002 (stop_orders) on its own
+    assert "stop_orders" not in inspect(engine).get_table_names()
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision()
     assert set(inspect(engine).get_table_names()) == BOOK_TABLES | {"alembic_version"}
