@@ -168,7 +168,8 @@ def test_a_replayed_bar_adds_nothing(tmp_path: Path) -> None:
         assert not restarted.record_cycle(first).written
         assert counts(restarted) == before == {"decisions": 1, "orders": 1, "fills": 1,
                                                "positions": 1, "hedges": 1,
-                                               "funding_payments": 0, "equity_snapshots": 1}
+                                               "funding_payments": 0, "equity_snapshots": 1,
+                                               "stop_orders": 0}
 
 
 KILL_SCRIPT = """
