@@ -13,12 +13,14 @@ import pandas as pd
 import pytest
 from live.live_helpers import OrderDesk, make_decision
 
-from cascade_ml.policy.config import NEAR_TIERS
+from cascade_ml.policy.config import NEAR_TIERS, PolicyConfig
 from cascade_ml.trading import core
 from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.config import TradingConfig
 from cascade_ml.trading.execution import Executor
 from cascade_ml.trading.margin import Tiers
 from cascade_ml.trading.orders import OrderIntent
+from cascade_ml.trading.paper import BarPrices, PaperTrader, Targets
 from cascade_ml.trading.stops import safe_trigger, wanted_stops
 
 BAR = pd.Timestamp("2026-03-10T11:00:00Z")  # 1773140400000 ms
@@ -157,6 +159,29 @@ def test_a_closed_position_cancels_its_stop(book: PaperBook) -> None:
     assert live_stops(book) == [] and book.state().legs_of("NEAR") == []
     cycle(ex, 2)  # flat: nothing more is asked of the exchange
     assert len(desk.calls("DELETE", ALGO)) == 1 and len(desk.calls("POST", ALGO)) == 1
+
+
+def test_the_stop_sent_is_the_trading_cores_for_the_same_decision(book: PaperBook) -> None:
+    free = PolicyConfig(taker_fee=0.0, spread=0.0, tiers={"NEAR": NEAR_TIERS})
+    trader = PaperTrader(["NEAR"], ["NEAR"], "long", TradingConfig(leverage=2.0), free)
+    price = 5.0001
+    trader.settle(0, {"NEAR": BarPrices(price, price, price, price, price)})
+    targets = Targets(2.0, 0.5, "NEAR", 1.0, 1.0, math.nan, False, 0.04, 0.05)
+    intents = trader.rebalance("NEAR", 0, targets, {"NEAR": price})
+    # 2x on a 5,000 margin, half hedged: the max loss 2 % x 10,000 = 200 on a net exposure of
+    # 10,000 x (1 - 0.5) = 5,000 puts the core's stop 4 % below the entry
+    stop = trader.positions["NEAR"].stop
+    assert stop == pytest.approx(price * 0.96)  # 4.800096
+    desk, exchange = desk_and_exchange(avg_price=price)
+    ex = Executor(book, mode="testnet", exchange=exchange, prices=lambda i: price, env=KEYS,
+                  hedge_mode=True)
+    ex.run_cycle("NEAR", BAR, make_decision(equity=100_000.0), intents, marks={"NEAR": price},
+                 as_of=BAR + pd.Timedelta("1h"), stop=stop)
+    sent = [r["params"] for r in desk.calls("POST", ALGO)]
+    # the nearest tick, 4.800, is past the core's stop: one tick nearer the entry, 4.801; the
+    # quantities are the legs the exchange filled (1999.96 and 999.98 NEAR to whole units)
+    assert [(p["type"], p["positionSide"], p["quantity"], p["triggerPrice"]) for p in sent] == [
+        ("STOP_MARKET", "LONG", "1999", "4.801"), ("TAKE_PROFIT_MARKET", "SHORT", "999", "4.801")]
 
 
 # ---------------------------------------------------------------------------- fired

@@ -49,7 +49,6 @@ from datetime import datetime
 import ccxt
 
 from cascade_ml.data.sources.exchange import market_symbol
-from cascade_ml.errors import CascadeError
 from cascade_ml.trading.book import OrderOutcome, PaperBook, StopRecord
 from cascade_ml.trading.costs import Fill
 from cascade_ml.trading.orders import FLAT, Legs, OrderIntent
@@ -203,9 +202,13 @@ class ExchangeStops:
                               else (stop.leg,))]
         covers = [(leg, q) for leg, q in covers if abs(q) > FLAT]
         total = sum(abs(q) for _, q in covers)
-        if total <= 0:
-            raise CascadeError(f"stop {stop.client_order_id} fired but the book holds no "
-                               f"{stop.instrument} leg it protects", stop.symbol)
+        if total <= 0:  # the book closed the leg already: the exchange disagrees with it
+            why = (f"fired ({filled:g} at {price:g}, order {actual}) while the book holds no "
+                   f"{stop.instrument} leg it protects: left to reconciliation")
+            log.error("stop %s %s", stop.client_order_id, why)
+            self.book.update_stop(stop.client_order_id, "fired", fill_order_id=str(actual),
+                                  reason=why)
+            return {}
         done = min(filled / stop.qty, 1.0)  # 1: the whole order filled
         out = {}
         for leg, q in covers:
