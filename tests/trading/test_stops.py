@@ -235,6 +235,38 @@ def test_a_stop_the_core_did_not_see_fire_is_booked_and_nothing_else_traded(
     assert realised == pytest.approx(600 * (4.876 - 5.0) - 200 * (4.876 - 5.0))  # -49.6
 
 
+def test_a_netted_stop_in_one_way_mode_closes_both_legs_in_the_book(book: PaperBook) -> None:
+    desk, exchange = desk_and_exchange(avg_price=5.0)
+    ex = Executor(book, mode="testnet", exchange=exchange, prices=lambda i: 5.0, env=KEYS)
+    cycle(ex, 0, [OrderIntent("main", "NEAR", "buy", 600), OrderIntent("hedge", "NEAR", "sell",
+                                                                       200)], stop=4.8764)
+    (sent,) = desk.calls("POST", ALGO)  # the exchange nets the legs: one order for 400
+    assert (sent["params"]["quantity"], sent["params"]["reduceOnly"]) == ("400", "true")
+    desk.fire("cml-NEAR-1773140400000-p-NEAR", avg_price=4.86)
+    assert cycle(ex, 1).stops_fired == 2  # one order, two legs of the book closed
+    fills = book.frames()["fills"].iloc[2:]
+    assert [(f.leg, f.side, f.qty, f.price) for f in fills.itertuples()] == [
+        ("main", "sell", 600.0, 4.86), ("hedge", "buy", 200.0, 4.86)]
+    # realised 600 x (4.86 - 5) - 200 x (4.86 - 5) = -56, the net 400's; the fee is the one
+    # the exchange charged on the 400 it filled (taker 0.05 %), split 3:1 over the legs
+    assert fills["realised_pnl"].sum() == pytest.approx(400 * (4.86 - 5.0))
+    assert fills["fee"].sum() == pytest.approx(0.0005 * 400 * 4.86)
+    assert book.state().legs_of("NEAR") == [] and book.live_stops("NEAR") == []
+    assert list(book.frames()["orders"]["client_order_id"].iloc[2:]) == [
+        "cml-NEAR-1773140400000-p-NEAR", "cml-NEAR-1773140400000-p-NEAR/hedge"]
+
+
+def test_when_only_the_core_saw_the_stop_the_cycle_closes_and_cancels(book: PaperBook) -> None:
+    desk, exchange = desk_and_exchange(avg_price=4.87)
+    ex = Executor(book, mode="testnet", exchange=exchange, prices=lambda i: 5.0, env=KEYS)
+    cycle(ex, 0, [OrderIntent("main", "NEAR", "buy", 600)], stop=4.8764)
+    core_close = OrderIntent("main", "NEAR", "sell", 600, "stop", ref_price=4.8764)
+    result = cycle(ex, 1, [core_close])  # the exchange's stop is still resting (NEW)
+    assert result.stops_fired == 0 and result.fills == 1
+    assert [o["params"]["side"] for o in desk.orders] == ["BUY", "SELL"]  # closed at market
+    assert len(desk.calls("DELETE", ALGO)) == 1 and book.live_stops("NEAR") == []
+
+
 def test_a_stop_that_never_reached_the_exchange_is_resolved_then_placed(
         book: PaperBook) -> None:
     from cascade_ml.trading.book import StopRecord

@@ -144,7 +144,7 @@ class CycleResult:
     fills: int = 0
     refused: int = 0
     funding: float = 0.0
-    stops_fired: int = 0  # exchange stops found fired and booked by this cycle (testnet / live)
+    stops_fired: int = 0  # legs closed by exchange stops that fired, booked by this cycle
 
 
 StopState = Literal["pending", "open", "cancelled", "fired", "failed"]

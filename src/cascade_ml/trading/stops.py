@@ -150,10 +150,10 @@ class ExchangeStops:
 
     def mark_fired(self, outcomes: Mapping[tuple[LegName, str], OrderOutcome]) -> None:
         """After the cycle that booked them: their stop orders are ``fired``."""
-        for cid in {o.client_order_id for o in outcomes.values()}:
-            order_id = next(o.exchange_order_id for o in outcomes.values()
-                            if o.client_order_id == cid)
-            self.book.update_stop(cid, "fired", fill_order_id=order_id)
+        for outcome in outcomes.values():
+            if "/" not in outcome.client_order_id:  # the stop's own leg (one per stop)
+                self.book.update_stop(outcome.client_order_id, "fired",
+                                      fill_order_id=outcome.exchange_order_id)
 
     def _lookup(self, stop: StopRecord) -> dict | None:
         """The exchange's view of one stop order (by its id, or its client id while pending);
@@ -219,9 +219,11 @@ class ExchangeStops:
                 else qty * (price - stop.trigger_price)
             fill = Fill(side=side, qty=qty, price=price, ref_price=stop.trigger_price,
                         fee=fee * share, slippage=cost)
+            # the book's client ids are unique: a netted hedge leg's share gets a suffix
+            cid = stop.client_order_id if leg == stop.leg else f"{stop.client_order_id}/{leg}"
             out[(leg, stop.instrument)] = OrderOutcome(
                 OrderIntent(leg, stop.instrument, side, qty, "stop", stop.trigger_price),
-                "filled", stop.client_order_id, reason=f"the exchange's stop fired "
+                "filled", cid, reason=f"the exchange's stop fired "
                 f"({stop.order_type} at {stop.trigger_price:g})", ref_price=stop.trigger_price,
                 fill=fill, fee_estimated=estimated, exchange_order_id=str(actual))
         return out
