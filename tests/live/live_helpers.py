@@ -32,17 +32,37 @@ class OrderDesk:
 
     Answers ``GET /fapi/v1/exchangeInfo`` from the recorded body and ``POST /fapi/v1/order``
     from ``fixtures/binanceusdm``, echoing the request's side, quantity and ids like the
-    exchange does. Every request is kept (method, host, path, parameters, headers).
+    exchange does; conditional (stop) orders through the Algo Order API, see
+    :data:`ALGO_ROUTES`. Every request is kept (method, host, path, parameters, headers).
     """
 
     def __init__(self, avg_price: float = 5.1, error: str | None = None) -> None:
         self.avg_price = avg_price
         self.error = error
         self.requests: list[dict] = []
+        self.algo: dict[int, dict[str, str]] = {}   # algoId -> the order's fields, as sent
+        self.spawned: dict[str, dict[str, str]] = {}  # orderId -> a fired stop's market order
 
     @property
     def orders(self) -> list[dict]:
-        return [r for r in self.requests if r["path"] == "/fapi/v1/order"]
+        """Market orders created (``POST /fapi/v1/order``)."""
+        return [r for r in self.requests
+                if (r["method"], r["path"]) == ("POST", "/fapi/v1/order")]
+
+    def calls(self, method: str, path: str) -> list[dict]:
+        return [r for r in self.requests if (r["method"], r["path"]) == (method, path)]
+
+    def fire(self, client_algo_id: str, avg_price: float) -> str:
+        """The price crossed a resting stop: Binance's algo service places its market order,
+        which fills at ``avg_price`` (status ``FINISHED``); returns that order's id."""
+        algo = next(a for a in self.algo.values() if a["clientAlgoId"] == client_algo_id)
+        order_id = str(5_000_000_000 + len(self.spawned))
+        algo.update(algoStatus="FINISHED", actualOrderId=order_id,
+                    actualPrice=f"{avg_price:.4f}", triggerTime="1773151200456")
+        self.spawned[order_id] = {"orderId": order_id, "clientOrderId": f"algo-{order_id}",
+                                  "side": algo["side"], "origQty": algo["quantity"],
+                                  "avgPrice": avg_price, "positionSide": algo["positionSide"]}
+        return order_id
 
     def send(self, request, **kwargs):  # noqa: ANN001, ANN201 - requests' adapter signature
         import requests
@@ -54,7 +74,9 @@ class OrderDesk:
         self.requests.append({"method": request.method, "host": parts.netloc,
                               "path": parts.path, "params": params, "body": body,
                               "headers": dict(request.headers)})
-        status, payload = self._answer(parts.path, params)
+        route = ALGO_ROUTES.get((request.method, parts.path))
+        status, payload = (route(self, params) if route is not None
+                           else self._answer(request.method, parts.path, params))
         response = requests.Response()
         response.status_code = status
         response.reason = "OK" if status == 200 else "Bad Request"
@@ -67,19 +89,90 @@ class OrderDesk:
     def close(self) -> None:
         pass
 
-    def _answer(self, path: str, params: dict[str, str]) -> tuple[int, str]:
+    def _answer(self, method: str, path: str, params: dict[str, str]) -> tuple[int, str]:
         if path == "/fapi/v1/exchangeInfo":
             return 200, EXCHANGE_INFO.read_text()
-        if path != "/fapi/v1/order":
+        if path != "/fapi/v1/order" or method not in ("POST", "GET"):
             return 404, json.dumps({"code": -5000, "msg": f"Path {path} is invalid"})
+        if method == "GET":
+            return query_order(self, params)
         if self.error:
             return 400, (ORDER_FIXTURES / self.error).read_text()
-        qty = params["quantity"]
-        text = (ORDER_FIXTURES / f"order_{params['symbol']}_MARKET.json").read_text()
-        fills = {"{clientOrderId}": params.get("newClientOrderId", ""),
-                 "{avgPrice}": f"{self.avg_price:.4f}", "{origQty}": qty,
-                 "{cumQuote}": f"{float(qty) * self.avg_price:.5f}", "{side}": params["side"],
-                 "{positionSide}": params.get("positionSide", "BOTH")}
-        for key, value in fills.items():
-            text = text.replace(key, value)
-        return 200, text
+        return 200, market_order(params["symbol"], params.get("newClientOrderId", ""),
+                                 params["side"], params["quantity"], self.avg_price,
+                                 params.get("positionSide", "BOTH"))
+
+
+def _filled(name: str, fields: dict[str, str]) -> str:
+    text = (ORDER_FIXTURES / name).read_text()
+    for key, value in fields.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def market_order(symbol: str, client_id: str, side: str, qty: str, avg_price: float,
+                 position_side: str = "BOTH", order_id: str = "4087922044") -> str:
+    """A filled market order's body (``order_<symbol>_MARKET.json``)."""
+    text = _filled(f"order_{symbol}_MARKET.json", {
+        "clientOrderId": client_id, "avgPrice": f"{avg_price:.4f}", "origQty": qty,
+        "cumQuote": f"{float(qty) * avg_price:.5f}", "side": side,
+        "positionSide": position_side})
+    return text.replace('"orderId": 4087922044', f'"orderId": {order_id}')
+
+
+def query_order(desk: OrderDesk, params: dict[str, str]) -> tuple[int, str]:
+    """``GET /fapi/v1/order``: the market order a fired stop placed, by ``orderId``."""
+    order = desk.spawned.get(params.get("orderId", ""))
+    if order is None:
+        return 400, (ORDER_FIXTURES / "error_algo_order_not_found.json").read_text()
+    return 200, market_order(params["symbol"], order["clientOrderId"], order["side"],
+                             order["origQty"], order["avgPrice"], order["positionSide"],
+                             order["orderId"])
+
+
+def algo_new(desk: OrderDesk, params: dict[str, str]) -> tuple[int, str]:
+    """``POST /fapi/v1/algoOrder``: a conditional order rests (``algoStatus`` NEW)."""
+    if params.get("algoType") != "CONDITIONAL":
+        return 400, json.dumps({"code": -1102, "msg": "Mandatory parameter 'algoType' was not "
+                                "sent, was empty/null, or malformed."})
+    algo_id = 3358 + len(desk.algo)
+    fields = {"algoId": str(algo_id), "clientAlgoId": params.get("clientAlgoId", ""),
+              "orderType": params["type"], "symbol": params["symbol"], "side": params["side"],
+              "positionSide": params.get("positionSide", "BOTH"), "quantity": params["quantity"],
+              "triggerPrice": params["triggerPrice"],
+              "workingType": params.get("workingType", "CONTRACT_PRICE"),
+              "reduceOnly": params.get("reduceOnly", "false"), "algoStatus": "NEW",
+              "actualOrderId": "", "actualPrice": "0.0000", "updateTime": "1773147600123",
+              "triggerTime": "0"}
+    desk.algo[algo_id] = fields
+    return 200, _filled("algoOrder_NEW.json", fields)
+
+
+def _algo_of(desk: OrderDesk, params: dict[str, str]) -> dict[str, str] | None:
+    if "algoId" in params:
+        return desk.algo.get(int(params["algoId"]))
+    return next((a for a in desk.algo.values()
+                 if a["clientAlgoId"] == params.get("clientAlgoId")), None)
+
+
+def algo_query(desk: OrderDesk, params: dict[str, str]) -> tuple[int, str]:
+    """``GET /fapi/v1/algoOrder`` by ``algoId`` or ``clientAlgoId``."""
+    algo = _algo_of(desk, params)
+    if algo is None:
+        return 400, (ORDER_FIXTURES / "error_algo_order_not_found.json").read_text()
+    return 200, _filled("algoOrder_query.json", algo)
+
+
+def algo_cancel(desk: OrderDesk, params: dict[str, str]) -> tuple[int, str]:
+    """``DELETE /fapi/v1/algoOrder``: a resting (NEW) order is cancelled; a fired one is not."""
+    algo = _algo_of(desk, params)
+    if algo is None or algo["algoStatus"] != "NEW":
+        return 400, (ORDER_FIXTURES / "error_algo_order_not_found.json").read_text()
+    algo["algoStatus"] = "CANCELED"
+    return 200, _filled("algoOrder_cancel.json", algo)
+
+
+ALGO_ROUTES = {("POST", "/fapi/v1/algoOrder"): algo_new, ("GET", "/fapi/v1/algoOrder"): algo_query,
+               ("DELETE", "/fapi/v1/algoOrder"): algo_cancel}
+"""Binance USD-M's Algo Order API (conditional orders: STOP_MARKET, TAKE_PROFIT_MARKET, ...),
+one plain function per endpoint: ``(desk, request parameters) -> (HTTP status, body)``."""

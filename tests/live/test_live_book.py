@@ -26,7 +26,7 @@ from cascade_ml.trading.tables import Base
 REPO = Path(__file__).resolve().parents[2]
 T0 = pd.Timestamp("2026-03-10T00:00:00Z")
 TABLES = {"account", "decisions", "orders", "fills", "positions", "hedges", "funding_payments",
-          "equity_snapshots"}
+          "equity_snapshots", "stop_orders"}
 FEES = PolicyConfig(taker_fee=0.0005, spread=0.002)  # 10 bps half spread
 
 
@@ -57,6 +57,8 @@ def counts(book: PaperBook) -> dict[str, int]:
 def test_migrations_create_the_schema_the_models_describe(tmp_path: Path) -> None:
     engine = db.make_engine(url(tmp_path))
     assert db.current_revision(engine) is None
+    db.upgrade(engine, "0001")  # a book of the first revision gains the stop orders' table
+    assert "stop_orders" not in inspect(engine).get_table_names()
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision()
     assert set(inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
@@ -166,7 +168,8 @@ def test_a_replayed_bar_adds_nothing(tmp_path: Path) -> None:
         assert not restarted.record_cycle(first).written
         assert counts(restarted) == before == {"decisions": 1, "orders": 1, "fills": 1,
                                                "positions": 1, "hedges": 1,
-                                               "funding_payments": 0, "equity_snapshots": 1}
+                                               "funding_payments": 0, "equity_snapshots": 1,
+                                               "stop_orders": 0}
 
 
 KILL_SCRIPT = """

@@ -22,7 +22,7 @@ from cascade_ml.trading import db
 from cascade_ml.trading.book import PaperBook
 
 BOOK_TABLES = {"account", "decisions", "orders", "fills", "positions", "hedges",
-               "funding_payments", "equity_snapshots", "alembic_version"}
+               "funding_payments", "equity_snapshots", "stop_orders", "alembic_version"}
 # the MLflow revision just before the one that creates trace_info (MLflow's own migrations)
 BEFORE_TRACE_INFO = "acf3f17fdcc7"
 

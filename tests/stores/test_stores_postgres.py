@@ -10,20 +10,23 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 from stores_helpers import T0, cycle_record, run_together
 
 from cascade_ml.trading import db
-from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.book import PaperBook, StopRecord
 from cascade_ml.trading.tables import Base
 
 BOOK_TABLES = {"account", "decisions", "orders", "fills", "positions", "hedges",
-               "funding_payments", "equity_snapshots"}
+               "funding_payments", "equity_snapshots", "stop_orders"}
 
 
 # ---------------------------------------------------------------------------- the book
 def test_book_migrations_run_on_postgres(pg_url: str) -> None:
     engine = db.make_engine(pg_url)
     assert engine.dialect.name == "postgresql" and db.current_revision(engine) is None
+    db.upgrade(engine, "0001")  # then 0002 (stop_orders) on its own
+    assert "stop_orders" not in inspect(engine).get_table_names()
     db.upgrade(engine)
     assert db.current_revision(engine) == db.head_revision()
     assert set(inspect(engine).get_table_names()) == BOOK_TABLES | {"alembic_version"}
@@ -51,13 +54,28 @@ def test_book_on_postgres_by_hand(pg_url: str) -> None:
         frames = book.frames()
     assert {k: len(v) for k, v in frames.items()} == {
         "decisions": 2, "orders": 2, "fills": 2, "positions": 1, "hedges": 2,
-        "funding_payments": 0, "equity_snapshots": 2}
+        "funding_payments": 0, "equity_snapshots": 2, "stop_orders": 0}
     (leg,) = frames["positions"].itertuples()
     assert (leg.qty, leg.entry_price) == pytest.approx((20.0, 5.5))
     # times come back as the same UTC instants
     assert pd.Timestamp(frames["decisions"]["bar_ts"].iloc[1]) == T0 + pd.Timedelta(hours=1)
     with PaperBook(pg_url, migrate=False) as book:  # an existing book opens read-only
         assert book.initial_cash == 10_000.0 and book.has_cycle("NEAR", T0)
+
+
+def test_stop_orders_on_postgres(pg_url: str) -> None:
+    stop = StopRecord("NEAR", "main", "NEAR", "sell", 600.0, 4.877, "STOP_MARKET", None,
+                      "cml-NEAR-1773140400000-p-NEAR", T0)
+    with PaperBook(pg_url, initial_cash=10_000.0) as book:
+        book.add_stop(stop)  # written ahead of sending: pending
+        book.update_stop(stop.client_order_id, "open", exchange_order_id="3358")
+        (live,) = book.live_stops("NEAR")
+        assert (live.state, live.exchange_order_id, live.trigger_price) == ("open", "3358", 4.877)
+        assert live.bar_ts == T0  # the same UTC instant back
+        book.update_stop(stop.client_order_id, "cancelled")
+        assert book.live_stops("NEAR") == []
+        with pytest.raises(IntegrityError):  # one row per client order id
+            book.add_stop(stop)
 
 
 def _final_snapshot(url: str) -> tuple[dict[str, int], pd.Series, pd.DataFrame]:

@@ -491,8 +491,10 @@ class LiveLoop:
         funding = [] if settled is not None and settled.closed else self._funding(symbol, now)
         result = self.executor.run_cycle(
             symbol, bar, decision, intents, marks=marks, as_of=now, funding=funding,
-            model_version=str(bundle.version), forecast=forecast)
-        if result.written and result.fills < len(intents):  # refused, failed or pending
+            model_version=str(bundle.version), forecast=forecast,
+            stop=trader.positions[symbol].stop)  # the core's stop rests on the exchange
+        # refused, failed or pending orders, or an exchange stop the core did not see fire
+        if result.written and (result.fills < len(intents) or result.stops_fired):
             trader.adopt(symbol, {(v.leg, v.instrument): v.qty
                                   for v in self.book.state().legs_of(symbol)})
         self._store_forecast(symbol, row_ts, values, str(bundle.version), now)

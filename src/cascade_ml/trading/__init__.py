@@ -5,4 +5,5 @@ The backtest (``backtest.engine``) loops these functions over whole price column
 paper book (``live.loop`` through :class:`cascade_ml.trading.paper.PaperTrader`) calls the same
 functions one bar at a time, so a replay and a backtest of the same bars and forecasts agree
 (``tests/trading/test_parity.py``). The rules are written out in docs/policy.md ("Execution").
+In testnet / live mode the same stop price rests on the exchange (``trading.stops``).
 """

@@ -17,6 +17,10 @@ Accounting (a USD-M perp account in hedge mode, every leg its own position):
   book records the orders and fills it is given, including the protective stop's and a
   liquidation's closing orders (order types ``stop`` and ``liq``).
 
+Protective stops resting on the exchange (testnet / live, ``cascade_ml.trading.stops``) are kept
+in ``stop_orders`` (``add_stop`` before sending, ``update_stop`` after each answer); a stop that
+fired is booked as an order of type ``stop`` under the stop's own client order id.
+
 Idempotence and atomicity: a cycle is one (symbol, bar timestamp). ``record_cycle`` writes the
 whole cycle in one transaction (a killed process leaves all of it or none) and does nothing
 when that cycle is already in the book, so a restart that replays a bar adds no duplicate.
@@ -51,6 +55,7 @@ from cascade_ml.trading.tables import (
     HedgeRow,
     OrderRow,
     PositionRow,
+    StopOrderRow,
 )
 from cascade_ml.trading.types import LegName, Mode, OrderKind
 
@@ -139,6 +144,31 @@ class CycleResult:
     fills: int = 0
     refused: int = 0
     funding: float = 0.0
+    stops_fired: int = 0  # legs closed by exchange stops that fired, booked by this cycle
+
+
+StopState = Literal["pending", "open", "cancelled", "fired", "failed"]
+LIVE_STOP_STATES: tuple[StopState, ...] = ("pending", "open")
+
+
+@dataclass(frozen=True)
+class StopRecord:
+    """One protective stop order on the exchange, as the book keeps it (``stop_orders``)."""
+
+    symbol: str
+    leg: LegName
+    instrument: str
+    side: str
+    qty: float
+    trigger_price: float
+    order_type: str
+    position_side: str | None
+    client_order_id: str
+    bar_ts: datetime
+    state: StopState = "pending"
+    exchange_order_id: str | None = None
+    reason: str | None = None
+    fill_order_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -276,7 +306,8 @@ class PaperBook:
         """Every table of the book as a DataFrame (for reports)."""
         tables = {"decisions": DecisionRow, "orders": OrderRow, "fills": FillRow,
                   "positions": PositionRow, "hedges": HedgeRow,
-                  "funding_payments": FundingPaymentRow, "equity_snapshots": EquitySnapshotRow}
+                  "funding_payments": FundingPaymentRow, "equity_snapshots": EquitySnapshotRow,
+                  "stop_orders": StopOrderRow}
         out = {}
         with Session(self.engine) as s:
             for name, model in tables.items():
@@ -286,7 +317,50 @@ class PaperBook:
                 out[name] = pd.DataFrame([tuple(r) for r in rows], columns=cols)
         return out
 
+    def has_order(self, client_order_id: str) -> bool:
+        """Whether an order with this client order id is booked (a fired stop is booked once)."""
+        with Session(self.engine) as s:
+            return s.scalar(select(OrderRow.id).where(
+                OrderRow.client_order_id == client_order_id)) is not None
+
+    def live_stops(self, symbol: str) -> list[StopRecord]:
+        """The symbol's stop orders that may rest on the exchange (pending or open), oldest
+        first."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(StopOrderRow).where(
+                StopOrderRow.symbol == symbol, StopOrderRow.state.in_(LIVE_STOP_STATES))
+                .order_by(StopOrderRow.id))
+            return [_stop_record(r) for r in rows]
+
     # ------------------------------------------------------------------ writing
+    def add_stop(self, stop: StopRecord) -> None:
+        """Record a stop order before it is sent (``pending``): a process killed after sending
+        leaves a row the next cycle resolves by its client order id."""
+        now = datetime.now(UTC)
+        with Session(self.engine) as s, s.begin():
+            s.add(StopOrderRow(
+                symbol=stop.symbol, leg=stop.leg, instrument=stop.instrument, side=stop.side,
+                qty=stop.qty, trigger_price=stop.trigger_price, order_type=stop.order_type,
+                position_side=stop.position_side, client_order_id=stop.client_order_id,
+                exchange_order_id=stop.exchange_order_id, state=stop.state, reason=stop.reason,
+                fill_order_id=stop.fill_order_id, bar_ts=utc(stop.bar_ts), created_at=now,
+                updated_at=now))
+
+    def update_stop(self, client_order_id: str, state: StopState, *,
+                    exchange_order_id: str | None = None, reason: str | None = None,
+                    fill_order_id: str | None = None) -> None:
+        """Move a stop order to ``state`` (ids and reason kept when not given)."""
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(select(StopOrderRow).where(
+                StopOrderRow.client_order_id == client_order_id))
+            if row is None:
+                raise CascadeError(f"no stop order {client_order_id} in the book", "paper book")
+            row.state = state
+            row.exchange_order_id = exchange_order_id or row.exchange_order_id
+            row.reason = reason or row.reason
+            row.fill_order_id = fill_order_id or row.fill_order_id
+            row.updated_at = datetime.now(UTC)
+
     def record_cycle(self, record: CycleRecord) -> CycleResult:
         """Write one cycle atomically; a cycle already in the book is left as it is."""
         bar_ts, as_of = utc(record.bar_ts), utc(record.as_of)
@@ -322,6 +396,15 @@ class PaperBook:
 def _decision(s: Session, symbol: str, bar_ts: datetime) -> DecisionRow | None:
     return s.scalar(select(DecisionRow).where(DecisionRow.symbol == symbol,
                                               DecisionRow.bar_ts == bar_ts))
+
+
+def _stop_record(r: StopOrderRow) -> StopRecord:
+    return StopRecord(symbol=r.symbol, leg=r.leg, instrument=r.instrument,  # type: ignore[arg-type]
+                      side=r.side, qty=r.qty, trigger_price=r.trigger_price,
+                      order_type=r.order_type, position_side=r.position_side,
+                      client_order_id=r.client_order_id, bar_ts=r.bar_ts,
+                      state=r.state, exchange_order_id=r.exchange_order_id,  # type: ignore[arg-type]
+                      reason=r.reason, fill_order_id=r.fill_order_id)
 
 
 def _ledger(s: Session) -> dict[str, float]:

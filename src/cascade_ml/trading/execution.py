@@ -17,6 +17,12 @@
 - A cycle already in the book sends nothing (restart safety). Client order ids are derived
   from (symbol, bar, kind and leg, instrument) so a later reconciliation can find an order that
   reached the exchange when the process died before the book's commit.
+- Protective stops (testnet / live, ``cascade_ml.trading.stops``): ``run_cycle(..., stop=...)``
+  takes the trading core's stop price after the cycle (``PositionState.stop``); the executor
+  keeps one reduce-only stop order per leg resting on the exchange at that price (moved beyond a
+  small tolerance, cancelled when the leg goes flat). Before each cycle's orders it looks its
+  stops up: a stop that fired is booked from the exchange's fill, once, and no closing order is
+  sent for that leg. In paper mode the core fires the same stop inside the bar; nothing is sent.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import math
 import os
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import ccxt
@@ -45,6 +52,7 @@ from cascade_ml.trading.book import (
 )
 from cascade_ml.trading.costs import Fill, fee_rate, simulate_fill
 from cascade_ml.trading.orders import OrderIntent
+from cascade_ml.trading.stops import ExchangeStops
 from cascade_ml.trading.types import LegName, Mode, OrderKind
 
 log = logging.getLogger(__name__)
@@ -80,14 +88,16 @@ def route_to(exchange: ccxt.Exchange, mode: Mode) -> None:
 
 
 _ID_CODE = {("trade", "main"): "m", ("trade", "hedge"): "h", ("stop", "main"): "s",
-            ("stop", "hedge"): "t", ("liquidation", "main"): "x", ("liquidation", "hedge"): "y"}
+            ("stop", "hedge"): "t", ("liquidation", "main"): "x", ("liquidation", "hedge"): "y",
+            ("resting", "main"): "p", ("resting", "hedge"): "q"}
 
 
 def client_order_id(symbol: str, bar_ts: datetime | pd.Timestamp, leg: LegName,
-                    instrument: str, kind: OrderKind = "trade") -> str:
+                    instrument: str, kind: OrderKind | typing.Literal["resting"] = "trade") -> str:
     """A deterministic id (<= 36 characters, Binance's limit) for one order of one cycle; one
     letter names the leg and why the order exists (m/h: rebalance of the main/hedge leg, s/t:
-    the protective stop, x/y: a liquidation)."""
+    the protective stop's close by the cycle, x/y: a liquidation, p/q: the stop order resting on
+    the exchange placed at that cycle)."""
     ms = int(pd.Timestamp(utc(bar_ts)).value // 1_000_000)
     return f"cml-{symbol[:8]}-{ms}-{_ID_CODE[(kind, leg)]}-{instrument[:8]}"
 
@@ -129,6 +139,7 @@ class Executor:
         self.policy = policy or PolicyConfig()  # the fee and spread model
         self.prices = prices
         self.hedge_mode = hedge_mode
+        self.stops: ExchangeStops | None = None
         if mode == "paper":
             self.exchange = exchange
             return
@@ -146,6 +157,9 @@ class Executor:
         # list (Binance: a signed /sapi call), one more private request that can fail.
         self.exchange.options["fetchCurrencies"] = False
         route_to(self.exchange, mode)
+        self.stops = ExchangeStops(self.exchange, book, hedge_mode=hedge_mode, fee_of=self._fee,
+                                   client_id=lambda s, b, leg, i: client_order_id(s, b, leg, i,
+                                                                                 "resting"))
 
     # ------------------------------------------------------------------ prices
     def reference_price(self, instrument: str) -> float:
@@ -170,9 +184,12 @@ class Executor:
     def run_cycle(self, symbol: str, bar_ts: datetime | pd.Timestamp | str, decision: Decision,
                   intents: Sequence[OrderIntent], *, marks: Mapping[str, float],
                   as_of: datetime | pd.Timestamp | str, funding: Sequence[FundingEvent] = (),
-                  model_version: str | None = None,
-                  forecast: Forecast | None = None) -> CycleResult:
-        """Check, execute and record one cycle; a cycle already in the book sends nothing."""
+                  model_version: str | None = None, forecast: Forecast | None = None,
+                  stop: float | None = None) -> CycleResult:
+        """Check, execute and record one cycle; a cycle already in the book sends nothing.
+
+        ``stop``: the trading core's protective stop price after the cycle (None or NaN: none),
+        kept resting on the exchange in testnet / live mode (``trading.stops``)."""
         bar = utc(bar_ts)
         keys = [(i.kind, i.leg, i.instrument) for i in intents]
         if len(set(keys)) != len(keys):
@@ -180,12 +197,21 @@ class Executor:
                                f"{symbol} {bar}")
         if self.book.has_cycle(symbol, bar):
             state = self.book.state()
+            self._sync_stops(symbol, bar, stop)  # a restart may have died before it
             return CycleResult(symbol=symbol, bar_ts=bar, written=False, equity=state.equity,
                                cash=state.cash, unrealised_pnl=state.unrealised)
         state = self.book.state(marks)
         held = {(v.leg, v.instrument): v.qty for v in state.legs if v.symbol == symbol}
-        outcomes = []
+        fired = self.stops.fired(symbol, held) if self.stops is not None else {}
+        outcomes = list(fired.values())
+        for key, done in fired.items():
+            assert done.fill is not None
+            held[key] += done.fill.qty if done.fill.side == "buy" else -done.fill.qty
         for intent in intents:
+            if (intent.leg, intent.instrument) in fired:  # the exchange's stop closed it
+                log.warning("%s %s %s not sent: the exchange's stop closed the leg", symbol,
+                            intent.leg, intent.instrument)
+                continue
             cid = client_order_id(symbol, bar, intent.leg, intent.instrument, intent.kind)
             ref = intent.ref_price or self.reference_price(intent.instrument)
             mark = marks.get(intent.instrument) or ref
@@ -202,10 +228,20 @@ class Executor:
             if outcome.fill is not None:
                 dq = outcome.fill.qty if outcome.fill.side == "buy" else -outcome.fill.qty
                 held[(intent.leg, intent.instrument)] = before + dq
-        return self.book.record_cycle(CycleRecord(
+        result = self.book.record_cycle(CycleRecord(
             symbol=symbol, bar_ts=bar, as_of=utc(as_of), mode=self.mode, decision=decision,
             marks=dict(marks), outcomes=outcomes, funding=list(funding),
             model_version=model_version, forecast=forecast))
+        if self.stops is not None:
+            self.stops.mark_fired(fired)
+            self._sync_stops(symbol, bar, stop)
+        return replace(result, stops_fired=len(fired))
+
+    def _sync_stops(self, symbol: str, bar: datetime, stop: float | None) -> None:
+        """Testnet / live: the resting stops made the core's ``stop`` on the book's legs."""
+        if self.stops is not None:
+            legs = {(v.leg, v.instrument): v.qty for v in self.book.state().legs_of(symbol)}
+            self.stops.sync(symbol, bar, stop, legs)
 
     def _paper(self, intent: OrderIntent, cid: str, ref: float) -> OrderOutcome:
         fill = simulate_fill(intent.side, intent.qty, ref, self.policy, fee=intent.fee)

@@ -5,7 +5,9 @@ and the migrations describe the same schema.
 Keys that make writes idempotent: a cycle is one (symbol, bar timestamp), so ``decisions``,
 ``orders`` and ``hedges`` are unique on it (plus leg and instrument for orders), funding payments
 on (symbol, leg, instrument, settlement time) and equity snapshots on the bar timestamp.
-Times are stored as naive UTC and read back as timezone-aware UTC.
+``stop_orders`` holds the protective stops resting on the exchange (testnet / live), one row per
+order placed, unique on its client order id. Times are stored as naive UTC and read back as
+timezone-aware UTC.
 """
 
 from __future__ import annotations
@@ -201,3 +203,28 @@ class EquitySnapshotRow(Base):
     slippage: Mapped[float] = mapped_column(Float)
     funding: Mapped[float] = mapped_column(Float)
     gross_notional: Mapped[float] = mapped_column(Float)
+
+
+class StopOrderRow(Base):
+    """A protective stop resting on the exchange (``trading.stops``): ``pending`` before it is
+    sent (write-ahead), then ``open``, and at the end ``cancelled``, ``fired`` (its fill is in
+    ``orders``/``fills`` under the same client order id) or ``failed``."""
+
+    __tablename__ = "stop_orders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), index=True)
+    leg: Mapped[str] = mapped_column(String(8))
+    instrument: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    qty: Mapped[float] = mapped_column(Float)
+    trigger_price: Mapped[float] = mapped_column(Float)
+    order_type: Mapped[str] = mapped_column(String(24))
+    position_side: Mapped[str | None] = mapped_column(String(8))
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    fill_order_id: Mapped[str | None] = mapped_column(String(64))
+    bar_ts: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

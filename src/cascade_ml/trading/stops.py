@@ -1,0 +1,296 @@
+"""Protective stops on the exchange (testnet / live): the trading core's stop as resting orders.
+
+The trading core (:mod:`cascade_ml.trading.core`) holds each position's protective stop
+(``PositionState.stop``, computed once by ``core.stop_price``) and, in paper mode, in a replay
+and in the backtest, fires it inside the bar when the bar's adverse extreme reaches it. In
+testnet and live mode the same price rests on the exchange, so the position stays protected
+while the process is down:
+
+- **What is sent** (:func:`wanted_stops`): the stop triggers on the position's own perp. In
+  hedge mode (``positionSide``; Binance refuses ``reduceOnly`` there) each leg held in that perp
+  gets its own order: the main leg a ``STOP_MARKET`` (a long's sell when the price falls to the
+  stop), a same-perp hedge a ``TAKE_PROFIT_MARKET`` closing it at the same trigger (a short's
+  buy as the price falls), as the core closes both legs at the stop. In one-way mode the legs net
+  on the exchange: one ``reduceOnly`` order closes the net quantity. A proxy hedge (BTC, ETH)
+  has no exchange order: no order on one perp can trigger on another's price, so it is closed
+  by the next cycle (the core closes it at the stop's moment: they may differ by up to a bar).
+  Orders go through ccxt's unified ``create_order(symbol, "market", side, qty, None,
+  {"stopLossPrice" | "takeProfitPrice": trigger, "reduceOnly" | "positionSide", "workingType":
+  "CONTRACT_PRICE", "clientOrderId"})``; ccxt routes Binance USD-M conditional orders to the
+  Algo Order API (``POST /fapi/v1/algoOrder``, ``triggerPrice``, ``clientAlgoId``).
+  ``CONTRACT_PRICE`` triggers on the last trade price, the price the core's candles are made of.
+- **The price** (:func:`safe_trigger`): the core's stop rounded to the market's tick by ccxt's
+  ``price_to_precision``, and when that rounding moved it away from the entry, one tick back:
+  a long's sell stop rounds up, a short's buy stop down, so the exchange never lets the position
+  lose more than the policy's ``max_risk_fraction`` (the stop may fire up to one tick earlier
+  than the core's; on a tick-aligned price they agree exactly).
+- **Moved, not churned** (:meth:`ExchangeStops.sync`, after each cycle's fills): a stop is
+  cancelled and a new one placed only when the wanted trigger differs from the resting one by
+  more than ``MOVE_TOLERANCE`` (relative), or the quantity, side or order type changed; it is
+  cancelled when its leg goes flat. A replacement is sent only after the old order's cancel was
+  acknowledged, so a leg never has two live stops.
+- **Write-ahead**: a stop is written to the book (``stop_orders``, ``pending``) before it is
+  sent and marked ``open`` with the exchange's id after; a process killed in between leaves a
+  ``pending`` row that the next cycle resolves by its client order id.
+- **Fired** (:meth:`ExchangeStops.fired`, before each cycle's orders): every live stop is
+  looked up; a triggered one is booked from the exchange's answer (the fill of the market order
+  the trigger spawned: its average price and executed quantity), once (an order booked under
+  the stop's client id is not booked again), and the cycle sends no closing order for that leg.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import ccxt
+
+from cascade_ml.data.sources.exchange import market_symbol
+from cascade_ml.trading.book import OrderOutcome, PaperBook, StopRecord
+from cascade_ml.trading.costs import Fill
+from cascade_ml.trading.orders import FLAT, Legs, OrderIntent
+from cascade_ml.trading.types import LegName, OrderSide
+
+log = logging.getLogger(__name__)
+
+MOVE_TOLERANCE = 1e-3
+"""A resting stop is moved when the wanted trigger differs from it by more than this fraction."""
+WORKING_TYPE = "CONTRACT_PRICE"
+STOP_MARKET, TAKE_PROFIT_MARKET = "STOP_MARKET", "TAKE_PROFIT_MARKET"
+
+ClientId = Callable[[str, datetime, LegName, str], str]
+FeeOf = Callable[[dict, float, float], tuple[float, bool]]
+
+
+@dataclass(frozen=True)
+class StopSpec:
+    """One resting stop order wanted: close ``qty`` of ``instrument`` by ``side`` when the
+    price reaches ``trigger`` (the core's price, before rounding to the tick)."""
+
+    leg: LegName
+    instrument: str
+    side: OrderSide
+    qty: float
+    trigger: float
+    order_type: str
+    position_side: str | None
+
+
+def wanted_stops(symbol: str, legs: Legs, stop: float | None, *,
+                 hedge_mode: bool) -> list[StopSpec]:
+    """The stop orders that protect ``symbol``'s legs (signed quantities per (leg,
+    instrument)) at the core's ``stop`` (None or NaN: none); see the module docstring."""
+    main = legs.get(("main", symbol), 0.0)
+    if stop is None or not math.isfinite(stop) or stop <= 0 or abs(main) <= FLAT:
+        return []
+    falls = main > 0  # the stop of a long triggers on a fall, a short's on a rise
+    here = [(leg, q) for (leg, inst), q in sorted(legs.items(), key=lambda kv: kv[0][0] != "main")
+            if inst == symbol and abs(q) > FLAT]
+
+    def spec(leg: LegName, qty: float, position_side: str | None) -> StopSpec:
+        side: OrderSide = "sell" if qty > 0 else "buy"
+        kind = STOP_MARKET if (side == "sell") == falls else TAKE_PROFIT_MARKET
+        return StopSpec(leg, symbol, side, abs(qty), float(stop), kind, position_side)
+
+    if hedge_mode:
+        return [spec(leg, q, "LONG" if q > 0 else "SHORT") for leg, q in here]
+    net = sum(q for _, q in here)
+    return [spec("main", net, None)] if abs(net) > FLAT else []
+
+
+def safe_trigger(exchange: ccxt.Exchange, market: str, price: float, *, long: bool) -> float:
+    """``price`` on the market's tick (ccxt ``price_to_precision``), one tick nearer the
+    entry when rounding to the nearest tick moved it away: up for a long's stop, down for a
+    short's, so the loss at the stop stays within the policy's maximum."""
+    rounded = float(exchange.price_to_precision(market, price))
+    if (rounded < price) if long else (rounded > price):
+        tick = float(exchange.market(market)["precision"]["price"])
+        rounded = float(exchange.price_to_precision(market, rounded + (tick if long else -tick)))
+    return rounded
+
+
+class ExchangeStops:
+    """The resting stops of one executor (testnet / live): looks them up, books the ones that
+    fired and keeps one per leg at the core's price (see the module docstring)."""
+
+    def __init__(self, exchange: ccxt.Exchange, book: PaperBook, *, hedge_mode: bool,
+                 client_id: ClientId, fee_of: FeeOf) -> None:
+        self.exchange, self.book, self.hedge_mode = exchange, book, hedge_mode
+        self.client_id, self.fee_of = client_id, fee_of
+
+    # ------------------------------------------------------------------ fired stops
+    def fired(self, symbol: str, legs: Legs) -> dict[tuple[LegName, str], OrderOutcome]:
+        """The fills of the symbol's stops that fired on the exchange and are not booked yet,
+        per (leg, instrument) of the book's ``legs`` they closed. Stops found cancelled,
+        expired or never sent are closed in ``stop_orders``; nothing here sends an order."""
+        out: dict[tuple[LegName, str], OrderOutcome] = {}
+        for stop in self.book.live_stops(symbol):
+            order = self._lookup(stop)
+            if order is None:
+                continue
+            status = order.get("status")
+            if status == "open":
+                if stop.state == "pending":
+                    self.book.update_stop(stop.client_order_id, "open",
+                                          exchange_order_id=_id(order))
+                continue
+            if status != "closed":  # canceled, expired, rejected
+                self.book.update_stop(stop.client_order_id, "cancelled",
+                                      exchange_order_id=_id(order),
+                                      reason=f"{self.exchange.id} reports it {status}")
+                continue
+            if self.book.has_order(stop.client_order_id):  # booked before a restart
+                self.book.update_stop(stop.client_order_id, "fired")
+                continue
+            out.update(self._booked_fill(stop, order, legs))
+        return out
+
+    def mark_fired(self, outcomes: Mapping[tuple[LegName, str], OrderOutcome]) -> None:
+        """After the cycle that booked them: their stop orders are ``fired``."""
+        for outcome in outcomes.values():
+            if "/" not in outcome.client_order_id:  # the stop's own leg (one per stop)
+                self.book.update_stop(outcome.client_order_id, "fired",
+                                      fill_order_id=outcome.exchange_order_id)
+
+    def _lookup(self, stop: StopRecord) -> dict | None:
+        """The exchange's view of one stop order (by its id, or its client id while pending);
+        None when the exchange cannot answer now (tried again next cycle)."""
+        market = market_symbol(self.exchange, stop.instrument)
+        params: dict = {"trigger": True}
+        if stop.exchange_order_id is None:
+            params["clientOrderId"] = stop.client_order_id
+        try:
+            return self.exchange.fetch_order(stop.exchange_order_id, market, params)
+        except ccxt.OrderNotFound:
+            if stop.state == "pending":  # the process died before the order reached it
+                self.book.update_stop(stop.client_order_id, "failed",
+                                      reason=f"never reached {self.exchange.id}")
+            else:
+                log.error("stop %s is open in the book but unknown to %s", stop.client_order_id,
+                          self.exchange.id)
+            return None
+        except ccxt.BaseError as exc:
+            log.error("looking up stop %s failed: %s", stop.client_order_id, exc)
+            return None
+
+    def _booked_fill(self, stop: StopRecord, order: dict,
+                     legs: Legs) -> dict[tuple[LegName, str], OrderOutcome]:
+        """The fill of a triggered stop: the market order it spawned (``actualOrderId``),
+        split over the legs it closed in proportion to their quantities."""
+        info = order.get("info") or {}
+        actual = info.get("actualOrderId")
+        if actual in (None, "", "0", 0):
+            log.warning("stop %s triggered; its order is not placed yet", stop.client_order_id)
+            return {}
+        market = market_symbol(self.exchange, stop.instrument)
+        try:
+            spawned = self.exchange.fetch_order(str(actual), market)
+        except ccxt.BaseError as exc:
+            log.error("fetching the order of fired stop %s failed: %s", stop.client_order_id, exc)
+            return {}
+        filled = float(spawned.get("filled") or 0.0)
+        price = spawned.get("average") or spawned.get("price")
+        if filled <= 0 or not price:
+            return {}  # triggered, not filled yet: booked at a later cycle
+        price = float(price)
+        fee, estimated = self.fee_of(spawned, filled, price)
+        covers = [(leg, legs.get((leg, stop.instrument), 0.0))
+                  for leg in (("main", "hedge") if stop.leg == "main" and not self.hedge_mode
+                              else (stop.leg,))]
+        covers = [(leg, q) for leg, q in covers if abs(q) > FLAT]
+        total = sum(abs(q) for _, q in covers)
+        if total <= 0:  # the book closed the leg already: the exchange disagrees with it
+            why = (f"fired ({filled:g} at {price:g}, order {actual}) while the book holds no "
+                   f"{stop.instrument} leg it protects: left to reconciliation")
+            log.error("stop %s %s", stop.client_order_id, why)
+            self.book.update_stop(stop.client_order_id, "fired", fill_order_id=str(actual),
+                                  reason=why)
+            return {}
+        done = min(filled / stop.qty, 1.0)  # 1: the whole order filled
+        out = {}
+        for leg, q in covers:
+            share = abs(q) / total
+            qty = abs(q) * done
+            side: OrderSide = "sell" if q > 0 else "buy"
+            cost = qty * (stop.trigger_price - price) if side == "sell" \
+                else qty * (price - stop.trigger_price)
+            fill = Fill(side=side, qty=qty, price=price, ref_price=stop.trigger_price,
+                        fee=fee * share, slippage=cost)
+            # the book's client ids are unique: a netted hedge leg's share gets a suffix
+            cid = stop.client_order_id if leg == stop.leg else f"{stop.client_order_id}/{leg}"
+            out[(leg, stop.instrument)] = OrderOutcome(
+                OrderIntent(leg, stop.instrument, side, qty, "stop", stop.trigger_price),
+                "filled", cid, reason=f"the exchange's stop fired "
+                f"({stop.order_type} at {stop.trigger_price:g})", ref_price=stop.trigger_price,
+                fill=fill, fee_estimated=estimated, exchange_order_id=str(actual))
+        return out
+
+    # ------------------------------------------------------------------ keeping them
+    def sync(self, symbol: str, bar: datetime, stop: float | None, legs: Legs) -> None:
+        """Make the resting stops those :func:`wanted_stops` asks for at the core's ``stop``
+        after this cycle (cancel, move beyond ``MOVE_TOLERANCE``, place); never raises."""
+        market = market_symbol(self.exchange, symbol)
+        wanted = {}
+        main = legs.get(("main", symbol), 0.0)
+        for spec in wanted_stops(symbol, legs, stop, hedge_mode=self.hedge_mode):
+            try:
+                qty = float(self.exchange.amount_to_precision(market, spec.qty))
+                trigger = safe_trigger(self.exchange, market, spec.trigger, long=main > 0)
+            except ccxt.BaseError as exc:
+                log.error("no stop for %s %s: %s", symbol, spec.leg, exc)
+                continue
+            if qty > 0:
+                wanted[(spec.leg, spec.instrument)] = (spec, qty, trigger)
+        for rest in self.book.live_stops(symbol):
+            want = wanted.get((rest.leg, rest.instrument))
+            if want is not None and not _moved(rest, *want):
+                wanted.pop((rest.leg, rest.instrument))
+                continue
+            if not self._cancel(rest, market):
+                wanted.pop((rest.leg, rest.instrument), None)  # never two live stops
+        for spec, qty, trigger in wanted.values():
+            self._place(symbol, bar, market, spec, qty, trigger)
+
+    def _cancel(self, rest: StopRecord, market: str) -> bool:
+        if rest.exchange_order_id is None:
+            return False  # pending: resolved by the next look-up first
+        try:
+            self.exchange.cancel_order(rest.exchange_order_id, market, {"trigger": True})
+        except ccxt.BaseError as exc:  # fired or gone: the next look-up books or closes it
+            log.error("cancelling stop %s failed: %s", rest.client_order_id, exc)
+            return False
+        self.book.update_stop(rest.client_order_id, "cancelled")
+        return True
+
+    def _place(self, symbol: str, bar: datetime, market: str, spec: StopSpec, qty: float,
+               trigger: float) -> None:
+        cid = self.client_id(symbol, bar, spec.leg, spec.instrument)
+        self.book.add_stop(StopRecord(symbol, spec.leg, spec.instrument, spec.side, qty, trigger,
+                                      spec.order_type, spec.position_side, cid, bar))
+        price_key = "stopLossPrice" if spec.order_type == STOP_MARKET else "takeProfitPrice"
+        params: dict = {price_key: trigger, "workingType": WORKING_TYPE, "clientOrderId": cid}
+        if spec.position_side is None:
+            params["reduceOnly"] = True
+        else:
+            params["positionSide"] = spec.position_side
+        try:
+            order = self.exchange.create_order(market, "market", spec.side, qty, None, params)
+        except ccxt.BaseError as exc:
+            log.error("stop %s refused: %s", cid, exc)
+            self.book.update_stop(cid, "failed", reason=f"{type(exc).__name__}: {exc}")
+            return
+        self.book.update_stop(cid, "open", exchange_order_id=_id(order))
+
+
+def _moved(rest: StopRecord, spec: StopSpec, qty: float, trigger: float) -> bool:
+    """Whether the resting stop must be replaced to be the wanted one."""
+    return (abs(trigger - rest.trigger_price) > MOVE_TOLERANCE * rest.trigger_price
+            or not math.isclose(qty, rest.qty, rel_tol=1e-9) or spec.side != rest.side
+            or spec.order_type != rest.order_type or spec.position_side != rest.position_side)
+
+
+def _id(order: dict) -> str | None:
+    return None if order.get("id") is None else str(order["id"])
