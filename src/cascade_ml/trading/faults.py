@@ -1,0 +1,97 @@
+"""The fault plan of a simulated venue (``cascade_ml.trading.venue``): which exchange faults a
+run meets, how often, drawn from one seed so a run is repeatable.
+
+Each order request (new order, new stop, cancel) draws at most one fault, in the order of
+``FAULTS``, each with its own probability; read requests meet only the rate limits. The faults
+are Binance USD-M's own:
+
+- ``rate_limit``: HTTP 429 with ``Retry-After`` and code -1003 (the request was not executed);
+- ``ban``: HTTP 418, the IP ban that follows ignored 429s, with ``Retry-After``;
+- ``timeout``: the venue accepts and executes the order, then the answer is lost (the client
+  sees ``requests.Timeout``, ccxt raises ``RequestTimeout``);
+- ``server_error``: HTTP 503 "execution status unknown": the order was executed or not, a coin
+  flip of the plan;
+- ``partial_fill``: a market order fills ``partial_fraction`` of its quantity and expires;
+- ``margin``: the order is rejected with -2019 "Margin is insufficient.";
+- ``hand_change``: before the request, someone changes a held position by hand on the
+  exchange (a trade without our client order id).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+from pydantic import Field
+
+from cascade_ml.config_base import StrictModel
+
+Fault = Literal["rate_limit", "ban", "timeout", "server_error", "partial_fill", "margin",
+                "hand_change"]
+FAULTS: tuple[Fault, ...] = ("hand_change", "ban", "rate_limit", "margin", "timeout",
+                             "server_error", "partial_fill")
+"""Order of the draws: the position changed by hand happens before the request; the limits
+refuse it before it is read; margin is checked before execution; the rest happen after."""
+
+
+class FaultPlan(StrictModel):
+    """Probabilities per order request of each fault (0: never), and the seed of the draws."""
+
+    seed: int = Field(0, description="Seed of the draws: the same plan meets the same faults.")
+    rate_limit: float = Field(0.0, ge=0, le=1, description="HTTP 429 with Retry-After.")
+    ban: float = Field(0.0, ge=0, le=1, description="HTTP 418 (IP ban) with Retry-After.")
+    timeout: float = Field(0.0, ge=0, le=1, description="The order is executed, the answer "
+                           "is lost (requests.Timeout).")
+    server_error: float = Field(0.0, ge=0, le=1, description="HTTP 503, execution unknown "
+                                "(executed with probability 1/2).")
+    partial_fill: float = Field(0.0, ge=0, le=1, description="A market order fills only "
+                                "partial_fraction of its quantity.")
+    margin: float = Field(0.0, ge=0, le=1, description="Rejected with -2019 (margin).")
+    hand_change: float = Field(0.0, ge=0, le=1, description="A held position is changed by "
+                               "hand on the exchange before the request.")
+    reads_rate_limited: float = Field(0.0, ge=0, le=1, description="HTTP 429 on read "
+                                      "requests (orders, trades, positions, balance).")
+    retry_after_s: float = Field(0.05, ge=0, description="Seconds in the Retry-After header.")
+    partial_fraction: float = Field(0.5, gt=0, lt=1, description="Share a partial fill fills.")
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f) > 0 for f in FAULTS) or self.reads_rate_limited > 0
+
+
+class FaultDice:
+    """The plan's draws: one seeded generator per run (``state`` survives a restart)."""
+
+    def __init__(self, plan: FaultPlan, state: object | None = None) -> None:
+        self.plan = plan
+        self.rng = random.Random(plan.seed)
+        if state is not None:
+            self.rng.setstate(_as_state(state))
+
+    def order_fault(self) -> Fault | None:
+        """The fault an order request meets (None: none)."""
+        for fault in FAULTS:
+            p = getattr(self.plan, fault)
+            if p > 0 and self.rng.random() < p:
+                return fault
+        return None
+
+    def read_fault(self) -> Fault | None:
+        p = self.plan.reads_rate_limited
+        return "rate_limit" if p > 0 and self.rng.random() < p else None
+
+    def coin(self) -> bool:
+        return self.rng.random() < 0.5
+
+    def pick(self, n: int) -> int:
+        return self.rng.randrange(n)
+
+    def state(self) -> list:
+        """JSON-ready generator state."""
+        version, internal, gauss = self.rng.getstate()
+        return [version, list(internal), gauss]
+
+
+def _as_state(raw: object) -> tuple:
+    version, internal, gauss = raw  # type: ignore[misc]
+    return version, tuple(internal), gauss
