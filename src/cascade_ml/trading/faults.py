@@ -51,6 +51,9 @@ class FaultPlan(StrictModel):
                                "hand on the exchange before the request.")
     reads_rate_limited: float = Field(0.0, ge=0, le=1, description="HTTP 429 on read "
                                       "requests (orders, trades, positions, balance).")
+    script: tuple[Fault | Literal["none"], ...] = Field(
+        (), description="Faults of the first order requests, in order ('none': no fault), "
+        "before the random draws take over (tests: one known fault at a known request).")
     retry_after_s: float = Field(0.05, ge=0, description="Seconds in the Retry-After header.")
     partial_fraction: float = Field(0.5, gt=0, lt=1, description="Share a partial fill fills.")
 
@@ -62,14 +65,20 @@ class FaultPlan(StrictModel):
 class FaultDice:
     """The plan's draws: one seeded generator per run (``state`` survives a restart)."""
 
-    def __init__(self, plan: FaultPlan, state: object | None = None) -> None:
+    def __init__(self, plan: FaultPlan, state: dict | None = None) -> None:
         self.plan = plan
         self.rng = random.Random(plan.seed)
+        self.scripted = 0
         if state is not None:
-            self.rng.setstate(_as_state(state))
+            self.rng.setstate(_as_state(state["rng"]))
+            self.scripted = int(state["scripted"])
 
     def order_fault(self) -> Fault | None:
         """The fault an order request meets (None: none)."""
+        if self.scripted < len(self.plan.script):
+            fault = self.plan.script[self.scripted]
+            self.scripted += 1
+            return None if fault == "none" else fault
         for fault in FAULTS:
             p = getattr(self.plan, fault)
             if p > 0 and self.rng.random() < p:
@@ -86,10 +95,10 @@ class FaultDice:
     def pick(self, n: int) -> int:
         return self.rng.randrange(n)
 
-    def state(self) -> list:
-        """JSON-ready generator state."""
+    def state(self) -> dict:
+        """JSON-ready state: the generator's and the script's position."""
         version, internal, gauss = self.rng.getstate()
-        return [version, list(internal), gauss]
+        return {"rng": [version, list(internal), gauss], "scripted": self.scripted}
 
 
 def _as_state(raw: object) -> tuple:

@@ -155,7 +155,7 @@ class SimulatedBinance(BaseAdapter):
 
     # ------------------------------------------------------------------ dispatch
     def _answer(self, method: str, path: str, params: dict[str, str]) -> Answer:
-        self._trigger_stops()
+        self.trigger_stops()
         public = {"/fapi/v1/exchangeInfo": self._exchange_info, "/fapi/v1/time": self._time}
         if path in public:
             return 200, public[path](), {}
@@ -372,7 +372,7 @@ class SimulatedBinance(BaseAdapter):
         self.state["algo"].append(algo)
         return 200, algo, {}
 
-    def _trigger_stops(self) -> None:
+    def trigger_stops(self) -> None:
         """Fire every open stop whose price a closed bar since its placement reached."""
         step = int(self.market.parse_timeframe(self.timeframe) * 1000)
         for algo in self.state["algo"]:
