@@ -56,6 +56,8 @@ STEP = 0.001   # quantity step of every simulated market (LOT_SIZE)
 TICK = 0.0001  # price tick (PRICE_FILTER)
 _FLAT = 1e-12
 Answer = tuple[int, Any, dict[str, str]]
+_UNAVAILABLE = ("<html><body><h1>503 Service Unavailable</h1>Unknown error, execution status "
+                "unknown</body></html>")
 
 
 def _err(status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> Answer:
@@ -204,6 +206,9 @@ class SimulatedBinance(BaseAdapter):
         if fault == "margin" and "quantity" in params:
             self._count("faults", "margin")
             return _err(400, -2019, "Margin is insufficient.")
+        if fault == "server_error" and not self.dice.coin():  # 503 before execution
+            self._count("faults", "server_error")
+            return 503, _UNAVAILABLE, {}
         partial = fault == "partial_fill" and path == "/fapi/v1/order" and "quantity" in params
         answer = handler(params, partial=partial) if partial else handler(params)
         if answer[0] != 200:
@@ -215,8 +220,7 @@ class SimulatedBinance(BaseAdapter):
             raise _AnswerLost((0, None, {}))
         if fault == "server_error":
             self._count("faults", "server_error")
-            raise _AnswerLost((503, "<html><body><h1>503 Service Unavailable</h1>Unknown error, "
-                                    "execution status unknown</body></html>", {}))
+            raise _AnswerLost((503, _UNAVAILABLE, {}))
         return answer
 
     # ------------------------------------------------------------------ markets
