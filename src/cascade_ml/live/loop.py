@@ -342,6 +342,11 @@ class LiveLoop:
         self.store.refresh()
         report = CycleReport(now, bar, collect(self.store, self.plan, now))
         marks = self._marks(bar)
+        # testnet / live: the book against the exchange first (trading.reconcile); legs it
+        # booked (an answer that was lost) are the trading core's from now on
+        for symbol in self.executor.reconcile(self.task.symbols, self.task.all_symbols, now):
+            self.trader.adopt(symbol, {(v.leg, v.instrument): v.qty
+                                       for v in self.book.state().legs_of(symbol)})
         settled = self._settle(bar, marks)
         persist = (self.state.cycles + 1) % self.persist_features_every == 0
         tables = {s: self.features[s].update(persist=persist) for s in self.task.symbols}
@@ -414,7 +419,8 @@ class LiveLoop:
                               position=trader.policy_position(symbol, marks[symbol]),
                               equity=max(trader.total, 1e-9),
                               freshness=Freshness(forecast_age_s=age, features_age_s=age))
-        decision = decide(inputs, self.s.policy, monitor_reasons=monitor.degrade_reasons)
+        decision = decide(inputs, self.s.policy, monitor_reasons=[
+            *monitor.degrade_reasons, *self.executor.halt_reasons(symbol)])
         intents = []
         if settled is not None:  # None: this bar is already in the saved account
             targets = targets_from_decision(decision, symbol, forecast.sigma_h,

@@ -244,7 +244,13 @@ class Executor:
         symbols whose legs in the book changed. Paper: nothing to reconcile."""
         if self.reconciler is None:
             return []
-        return self.reconciler.reconcile(symbols, instruments, now)
+        try:
+            return self.reconciler.reconcile(symbols, instruments, now)
+        except ccxt.BaseError as exc:  # the exchange cannot be read: nothing trades blind
+            log.error("reconciliation failed: %s", exc)
+            self.reconciler.halts = {s: f"the exchange could not be read to reconcile the book "
+                                        f"({type(exc).__name__}: {exc})" for s in symbols}
+            return []
 
     def halt_reasons(self, symbol: str) -> list[str]:
         """Why trading in ``symbol`` is halted (fail-safe reasons for its decisions)."""

@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import ccxt
+import pandas as pd
 import requests
 from requests.adapters import BaseAdapter
 
@@ -544,3 +546,52 @@ def venue_client(venue: SimulatedBinance, *, rate_limit_ms: float = 50.0) -> ccx
     exchange.session.mount("https://", venue)
     exchange.session.mount("http://", venue)
     return exchange
+
+
+def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[str, float],
+                     state: dict) -> list[str]:
+    """Where a book (its ``orders`` and ``fills`` tables, net ``legs`` per instrument) and the
+    venue's account ``state`` disagree: an order of the loop's on one side only, a filled
+    quantity, price or fee that differs, a net position that differs, a client order id the
+    venue accepted twice. Empty: they are equal."""
+    out = []
+    accepted: dict[str, list[dict]] = {}
+    for o in state["orders"]:
+        accepted.setdefault(o["clientOrderId"], []).append(o)
+    out += [f"{cid}: accepted {len(v)} times" for cid, v in accepted.items() if len(v) > 1]
+    fee_of: dict[int, float] = {}
+    for t in state["trades"]:
+        fee_of[t["orderId"]] = fee_of.get(t["orderId"], 0.0) + float(t["commission"])
+    by_cid = orders.set_index("client_order_id") if len(orders) else orders
+    fill_of = fills.set_index("order_id") if len(fills) else fills
+    for cid, (o, *_) in accepted.items():
+        if not cid.startswith("cml-") or float(o["executedQty"]) <= 0:
+            continue
+        if cid not in by_cid.index:
+            out.append(f"{cid}: filled {o['executedQty']} on the venue, not in the book")
+            continue
+        row = by_cid.loc[cid]
+        if row["id"] not in fill_of.index:
+            out.append(f"{cid}: filled {o['executedQty']} on the venue, {row['status']} in the "
+                       "book")
+            continue
+        f = fill_of.loc[row["id"]]
+        for what, venue_value, book_value in (
+                ("quantity", float(o["executedQty"]), float(f["qty"])),
+                ("price", float(o["avgPrice"]), float(f["price"])),
+                ("fee", fee_of.get(o["orderId"], 0.0), float(f["fee"]))):
+            if not math.isclose(venue_value, book_value, rel_tol=1e-9, abs_tol=1e-9):
+                out.append(f"{cid}: {what} {venue_value!r} on the venue, {book_value!r} in the "
+                           "book")
+    for row in orders[orders["status"] == "filled"].itertuples() if len(orders) else ():
+        if row.client_order_id not in accepted:
+            out.append(f"{row.client_order_id}: filled in the book, unknown to the venue")
+    held: dict[str, float] = {}
+    for key, pos in state["positions"].items():
+        instrument = key.split("|")[0][:-len(QUOTE)]
+        held[instrument] = held.get(instrument, 0.0) + float(pos["qty"])
+    for instrument in sorted(set(held) | set(legs)):
+        v, b = held.get(instrument, 0.0), legs.get(instrument, 0.0)
+        if abs(v - b) > STEP / 2:
+            out.append(f"{instrument}: the venue holds {v:+g}, the book {b:+g}")
+    return out
