@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
 from cascade_ml.policy.schemas import Decision, Forecast, Freshness, Position
+from cascade_ml.trading.venue import BinanceTransport
 
 HERE = Path(__file__).resolve().parent
 ORDER_FIXTURES = HERE / "fixtures" / "binanceusdm"
@@ -27,53 +27,30 @@ def make_decision(*, equity: float = 10_000.0, notional: float = 5_000.0, price:
     return decide(inputs, PolicyConfig())
 
 
-class OrderDesk:
-    """A requests transport adapter playing Binance USD-M for one ccxt client, offline.
+class OrderDesk(BinanceTransport):
+    """Binance USD-M's order endpoint for one ccxt client, offline, from recorded bodies.
 
     Answers ``GET /fapi/v1/exchangeInfo`` from the recorded body and ``POST /fapi/v1/order``
     from ``fixtures/binanceusdm``, echoing the request's side, quantity and ids like the
-    exchange does. Every request is kept (method, host, path, parameters, headers).
+    exchange does. Every request is kept (``trading.venue.BinanceTransport``).
     """
 
     def __init__(self, avg_price: float = 5.1, error: str | None = None) -> None:
+        super().__init__(keep=True)
         self.avg_price = avg_price
         self.error = error
-        self.requests: list[dict] = []
 
     @property
     def orders(self) -> list[dict]:
         return [r for r in self.requests if r["path"] == "/fapi/v1/order"]
 
-    def send(self, request, **kwargs):  # noqa: ANN001, ANN201 - requests' adapter signature
-        import requests
-
-        parts = urlsplit(request.url)
-        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
-        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        params.update({k: v[0] for k, v in parse_qs(body).items()})
-        self.requests.append({"method": request.method, "host": parts.netloc,
-                              "path": parts.path, "params": params, "body": body,
-                              "headers": dict(request.headers)})
-        status, payload = self._answer(parts.path, params)
-        response = requests.Response()
-        response.status_code = status
-        response.reason = "OK" if status == 200 else "Bad Request"
-        response._content = payload.encode()
-        response.headers["Content-Type"] = "application/json"
-        response.url = request.url
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
-
-    def _answer(self, path: str, params: dict[str, str]) -> tuple[int, str]:
+    def respond(self, method: str, path: str, params: dict[str, str]) -> tuple[int, str, dict]:
         if path == "/fapi/v1/exchangeInfo":
-            return 200, EXCHANGE_INFO.read_text()
+            return 200, json.loads(EXCHANGE_INFO.read_text()), {}
         if path != "/fapi/v1/order":
-            return 404, json.dumps({"code": -5000, "msg": f"Path {path} is invalid"})
+            return 404, {"code": -5000, "msg": f"Path {path} is invalid"}, {}
         if self.error:
-            return 400, (ORDER_FIXTURES / self.error).read_text()
+            return 400, json.loads((ORDER_FIXTURES / self.error).read_text()), {}
         qty = params["quantity"]
         text = (ORDER_FIXTURES / f"order_{params['symbol']}_MARKET.json").read_text()
         fills = {"{clientOrderId}": params.get("newClientOrderId", ""),
@@ -82,4 +59,4 @@ class OrderDesk:
                  "{positionSide}": params.get("positionSide", "BOTH")}
         for key, value in fills.items():
             text = text.replace(key, value)
-        return 200, text
+        return 200, json.loads(text), {}

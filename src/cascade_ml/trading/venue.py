@@ -75,7 +75,65 @@ def _step(qty: float) -> float:
     return math.floor(qty / STEP + 1e-9) * STEP
 
 
-class SimulatedBinance(BaseAdapter):
+class BinanceTransport(BaseAdapter):
+    """A requests transport adapter that answers a ccxt Binance client in process: the request
+    is parsed (query and form body), ``respond`` answers it as ``(status, payload, headers)``,
+    and the answer goes back as Binance sends it (JSON, or an HTML error page). Raising
+    :class:`AnswerLost` from ``respond`` loses the answer on the way: status 0 as a
+    ``requests.Timeout`` (ccxt: ``RequestTimeout``), else that status. With ``keep`` every
+    request is kept in ``requests`` (method, host, path, parameters, body, headers)."""
+
+    def __init__(self, *, keep: bool = False) -> None:
+        super().__init__()
+        self.keep = keep
+        self.requests: list[dict] = []
+
+    def respond(self, method: str, path: str, params: dict[str, str]) -> Answer:
+        raise NotImplementedError
+
+    def send(self, request, **kwargs):  # noqa: ANN001, ANN201 - requests' adapter signature
+        parts = urlsplit(request.url)
+        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
+        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        params.update({k: v[0] for k, v in parse_qs(body).items()})
+        if self.keep:
+            self.requests.append({"method": request.method, "host": parts.netloc,
+                                  "path": parts.path, "params": params, "body": body,
+                                  "headers": dict(request.headers)})
+        try:
+            status, payload, headers = self.respond(request.method, parts.path, params)
+        except AnswerLost as exc:
+            status, payload, headers = exc.answer
+            if status == 0:
+                raise requests.exceptions.ReadTimeout(
+                    f"read timed out after the request was accepted ({parts.path})",
+                    request=request) from None
+        response = requests.Response()
+        response.status_code = status
+        response.reason = {200: "OK", 418: "I'm a teapot", 429: "Too Many Requests",
+                           503: "Service Unavailable"}.get(status, "Bad Request")
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        response._content = text.encode()
+        response.headers["Content-Type"] = ("text/html" if isinstance(payload, str)
+                                            else "application/json")
+        response.headers.update(headers)
+        response.url = request.url
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+class AnswerLost(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The request was executed; its answer (``Answer``, status 0: none) is lost on the way."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__("answer lost")
+        self.answer = answer
+
+
+class SimulatedBinance(BinanceTransport):
     """One Binance USD-M account over a replay (see the module docstring)."""
 
     def __init__(self, market: ReplayExchange, *, policy: PolicyConfig | None = None,
@@ -94,38 +152,13 @@ class SimulatedBinance(BaseAdapter):
             "sent_ids": {}}
         self.dice = FaultDice(self.plan, self.state.get("dice"))
 
-    # ------------------------------------------------------------------ transport
-    def send(self, request, **kwargs):  # noqa: ANN001, ANN201 - requests' adapter signature
-        parts = urlsplit(request.url)
-        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
-        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        params.update({k: v[0] for k, v in parse_qs(body).items()})
-        self._count("requests", f"{request.method} {parts.path}")
-        lost = False
+    def respond(self, method: str, path: str, params: dict[str, str]) -> Answer:
+        """The answer, with the account written before it leaves (even a lost one)."""
+        self._count("requests", f"{method} {path}")
         try:
-            status, payload, headers = self._answer(request.method, parts.path, params)
-        except _AnswerLost as exc:
-            lost, (status, payload, headers) = True, exc.answer
-        self._save()
-        if lost and status == 0:
-            raise requests.exceptions.ReadTimeout(
-                f"simulated venue: read timed out after the order was accepted ({parts.path})",
-                request=request)
-        response = requests.Response()
-        response.status_code = status
-        response.reason = {200: "OK", 418: "I'm a teapot", 429: "Too Many Requests",
-                           503: "Service Unavailable"}.get(status, "Bad Request")
-        text = payload if isinstance(payload, str) else json.dumps(payload)
-        response._content = text.encode()
-        response.headers["Content-Type"] = ("application/json" if not isinstance(payload, str)
-                                            else "text/html")
-        response.headers.update(headers)
-        response.url = request.url
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
+            return self._answer(method, path, params)
+        finally:
+            self._save()
 
     # ------------------------------------------------------------------ bookkeeping
     @property
@@ -219,10 +252,10 @@ class SimulatedBinance(BaseAdapter):
             self._count("faults", "partial_fill")
         if fault == "timeout":
             self._count("faults", "timeout")
-            raise _AnswerLost((0, None, {}))
+            raise AnswerLost((0, None, {}))
         if fault == "server_error":
             self._count("faults", "server_error")
-            raise _AnswerLost((503, _UNAVAILABLE, {}))
+            raise AnswerLost((503, _UNAVAILABLE, {}))
         return answer
 
     # ------------------------------------------------------------------ markets
@@ -527,14 +560,6 @@ class SimulatedBinance(BaseAdapter):
         self._order(symbol_id, side, qty, f"web_{self.state['next_id']}", position_side, True,
                     self.now_ms)
         self._count("faults", "hand_change")
-
-
-class _AnswerLost(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """The order was executed; its answer is lost on the way (a timeout or a 5xx)."""
-
-    def __init__(self, answer: Answer) -> None:
-        super().__init__("answer lost")
-        self.answer = answer
 
 
 def venue_client(venue: SimulatedBinance, *, rate_limit_ms: float = 50.0) -> ccxt.binanceusdm:
