@@ -249,6 +249,9 @@ def run_replay(sections: LoopSections, start: pd.Timestamp | str, end: pd.Timest
     finally:
         loop.flush()
     seconds = time.perf_counter() - began
+    if executor is not None and executor.exchange is not None:
+        venue = executor.exchange.session.get_adapter("https://")
+        echo(f"simulated venue: faults injected {getattr(venue, 'fault_counts', {})}")
     summary = _summary(loop, start, end, counts, seconds, paths.db_url, trained)
     loop.book.close()
     return summary

@@ -22,7 +22,9 @@ Prices: a market order fills at the close of the newest closed bar of the replay
 fee on the filled notional (``trading.costs``: the paper book's model). A stop triggers on the
 first closed bar from the one it was placed in whose low (sell stop) or high (buy stop) reaches
 it, and fills at the stop, or at the bar's open when the bar gapped through it: the trading
-core's stop rule (``trading.core.settle``), then the same spread and fee.
+core's stop rule (``trading.core.settle``), then the same spread and fee. Stops are checked
+against every bar closed by the venue's clock whenever it answers a request (or on
+``trigger_stops``), before the answer.
 
 A client order id already used is refused with -4116 "ClientOrderId is duplicated." (Binance
 USD-M error codes, developers.binance.com/docs/derivatives/usds-margined-futures/error-code;
