@@ -178,3 +178,21 @@ def test_kill_between_send_and_book_books_the_order_once_from_the_exchange(
     fresh.reconcile(["NEAR"], ["NEAR"], at(2, 40))
     assert fresh.reconciler.halts == {} and fresh.reconciler.unbooked == {}
     book2.close()
+
+
+def test_a_cycle_retried_in_the_same_process_never_resends(venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, _ = venue()
+    ex = _executor(book, client)
+    record = ex.book.record_cycle
+
+    def fails_once(rec):  # noqa: ANN001, ANN202 - the book's commit fails, the process lives on
+        ex.book.record_cycle = record  # type: ignore[method-assign]
+        raise RuntimeError("database is locked")
+
+    ex.book.record_cycle = fails_once  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        _cycle(ex)
+    result = _cycle(ex)  # the same cycle again: the order is looked up, not sent
+    assert result.fills == 1 and _order(book)["reason"].startswith("booked from the exchange")
+    assert sim.client_ids_sent() == {CID: 1}
+    assert book.state().qty("NEAR", "main", "NEAR") == 100 == sim.position("NEARUSDT")

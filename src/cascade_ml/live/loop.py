@@ -431,7 +431,8 @@ class LiveLoop:
         result = self.executor.run_cycle(
             symbol, bar, decision, intents, marks=marks, as_of=now, funding=funding,
             model_version=str(bundle.version), forecast=forecast)
-        if result.written and result.fills < len(intents):  # refused, failed or pending
+        # refused, failed or pending; on an exchange also a partial fill: the book's legs
+        if result.written and (result.fills < len(intents) or self.executor.mode != "paper"):
             trader.adopt(symbol, {(v.leg, v.instrument): v.qty
                                   for v in self.book.state().legs_of(symbol)})
         self._store_forecast(symbol, row_ts, values, str(bundle.version), now)

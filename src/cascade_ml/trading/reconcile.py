@@ -75,6 +75,15 @@ class Reconciler:
         """The outcome of an order of this cycle that is already on the exchange (sent before a
         restart), taken from the exchange; None when it must be sent."""
         order = self.unbooked.pop(cid, None)
+        if order is None and cid in self.sent:  # sent by this process, its cycle never booked
+            market = market_symbol(self.exchange, intent.instrument)
+            try:
+                order = self._read(self.exchange.fetch_order, None, market,
+                                   {"clientOrderId": cid})
+            except ccxt.OrderNotFound:
+                return OrderOutcome(intent, "failed", cid, ref_price=ref,
+                                    reason="already sent once (not executed); an order is "
+                                           "never sent twice")
         if order is None:
             return None
         amount = float(order.get("amount") or intent.qty)
