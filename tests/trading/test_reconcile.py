@@ -196,3 +196,19 @@ def test_a_cycle_retried_in_the_same_process_never_resends(venue, book: PaperBoo
     assert result.fills == 1 and _order(book)["reason"].startswith("booked from the exchange")
     assert sim.client_ids_sent() == {CID: 1}
     assert book.state().qty("NEAR", "main", "NEAR") == 100 == sim.position("NEARUSDT")
+
+
+def test_the_halt_lifts_once_the_position_is_put_back(venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "hand_change"),
+                                         hand_change_undo_s=3600.0))
+    ex = _executor(book, client)
+    _cycle(ex)
+    bar2 = BAR + pd.Timedelta("1h")
+    clock.set(at(3))
+    _cycle(ex, bar2, [OrderIntent("main", "NEAR", "buy", 20.0, ref_price=4.9)])
+    ex.reconcile(["NEAR"], ["NEAR"], at(3, 20))
+    assert "NEAR" in ex.reconciler.halts
+    clock.set(at(4, 30))  # an hour later the 50 NEAR taken by hand are bought back by hand
+    ex.reconcile(["NEAR"], ["NEAR"], at(4, 30))
+    assert ex.reconciler.halts == {} and sim.position("NEARUSDT") == 120
+    assert sim.fault_counts == {"hand_change": 1, "hand_change_undone": 1}

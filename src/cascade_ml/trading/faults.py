@@ -14,7 +14,8 @@ are Binance USD-M's own:
 - ``partial_fill``: a market order fills ``partial_fraction`` of its quantity and expires;
 - ``margin``: the order is rejected with -2019 "Margin is insufficient.";
 - ``hand_change``: before the request, someone changes a held position by hand on the
-  exchange (a trade without our client order id).
+  exchange (a trade without our client order id); with ``hand_change_undo_s`` it is put back
+  by hand that long after (an operator repairing it).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class FaultPlan(StrictModel):
     margin: float = Field(0.0, ge=0, le=1, description="Rejected with -2019 (margin).")
     hand_change: float = Field(0.0, ge=0, le=1, description="A held position is changed by "
                                "hand on the exchange before the request.")
+    hand_change_undo_s: float = Field(0.0, ge=0, description="Seconds (venue clock) after "
+                                      "which the hand change is put back by hand (the "
+                                      "operator's recovery); 0: never.")
     reads_rate_limited: float = Field(0.0, ge=0, le=1, description="HTTP 429 on read "
                                       "requests (orders, trades, positions, balance).")
     script: tuple[Fault | Literal["none"], ...] = Field(

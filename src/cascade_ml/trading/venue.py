@@ -195,6 +195,7 @@ class SimulatedBinance(BinanceTransport):
     # ------------------------------------------------------------------ dispatch
     def _answer(self, method: str, path: str, params: dict[str, str]) -> Answer:
         self.trigger_stops()
+        self._undo_hand_changes()
         public = {"/fapi/v1/exchangeInfo": self._exchange_info, "/fapi/v1/time": self._time}
         if path in public:
             return 200, public[path](), {}
@@ -562,6 +563,20 @@ class SimulatedBinance(BinanceTransport):
         self._order(symbol_id, side, qty, f"web_{self.state['next_id']}", position_side, True,
                     self.now_ms)
         self._count("faults", "hand_change")
+        if self.plan.hand_change_undo_s > 0:
+            self.state.setdefault("undo", []).append(
+                {"symbol": symbol_id, "positionSide": position_side, "qty": qty,
+                 "side": "BUY" if side == "SELL" else "SELL",
+                 "due": self.now_ms + int(self.plan.hand_change_undo_s * 1000)})
+
+    def _undo_hand_changes(self) -> None:
+        """Put back, by hand, the hand changes whose time has come."""
+        due = [u for u in self.state.get("undo", []) if u["due"] <= self.now_ms]
+        for undo in due:
+            self._order(undo["symbol"], undo["side"], undo["qty"],
+                        f"web_{self.state['next_id']}", undo["positionSide"], False, self.now_ms)
+            self.state["undo"].remove(undo)
+            self._count("faults", "hand_change_undone")
 
 
 def venue_client(venue: SimulatedBinance, *, rate_limit_ms: float = 50.0) -> ccxt.binanceusdm:
@@ -576,11 +591,12 @@ def venue_client(venue: SimulatedBinance, *, rate_limit_ms: float = 50.0) -> ccx
 
 
 def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[str, float],
-                     state: dict) -> list[str]:
+                     state: dict, *, loop_only: bool = False) -> list[str]:
     """Where a book (its ``orders`` and ``fills`` tables, net ``legs`` per instrument) and the
     venue's account ``state`` disagree: an order of the loop's on one side only, a filled
     quantity, price or fee that differs, a net position that differs, a client order id the
-    venue accepted twice. Empty: they are equal."""
+    venue accepted twice. ``loop_only``: the venue's positions counted from the loop's own
+    trades (without the changes made by hand). Empty: they are equal."""
     out = []
     accepted: dict[str, list[dict]] = {}
     for o in state["orders"]:
@@ -614,9 +630,17 @@ def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[st
         if row.client_order_id not in accepted:
             out.append(f"{row.client_order_id}: filled in the book, unknown to the venue")
     held: dict[str, float] = {}
-    for key, pos in state["positions"].items():
-        instrument = key.split("|")[0][:-len(QUOTE)]
-        held[instrument] = held.get(instrument, 0.0) + float(pos["qty"])
+    if loop_only:
+        cid_of = {o["orderId"]: o["clientOrderId"] for o in state["orders"]}
+        for t in state["trades"]:
+            if cid_of.get(t["orderId"], "").startswith("cml-"):
+                instrument = t["symbol"][:-len(QUOTE)]
+                dq = float(t["qty"]) * (1 if t["side"] == "BUY" else -1)
+                held[instrument] = held.get(instrument, 0.0) + dq
+    else:
+        for key, pos in state["positions"].items():
+            instrument = key.split("|")[0][:-len(QUOTE)]
+            held[instrument] = held.get(instrument, 0.0) + float(pos["qty"])
     for instrument in sorted(set(held) | set(legs)):
         v, b = held.get(instrument, 0.0), legs.get(instrument, 0.0)
         if abs(v - b) > STEP / 2:
