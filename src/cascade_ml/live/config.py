@@ -37,7 +37,8 @@ class LiveConfig(StrictModel):
     ``task.side``, as in the backtest."""
 
     mode: Mode = Field("paper", description="paper: simulated fills into the book; testnet / "
-                       "live: real orders through ccxt (API keys from the environment).")
+                       "live: real orders through ccxt (API keys from the environment); a "
+                       "replay in testnet trades with the simulated venue (no keys).")
     db_url: str = Field(DEFAULT_DB_URL, description="SQLAlchemy URL of the book.")
     quote: str = "USDT"
     exchange: str = Field("binanceusdm", description="ccxt id the loop collects market data from "

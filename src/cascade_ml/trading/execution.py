@@ -15,8 +15,12 @@
   separate names so testnet runs can never pick up live keys). Testnet turns on ccxt's sandbox
   mode (Binance futures: its demo-trading venue, see ``route_to``); live turns both off.
 - A cycle already in the book sends nothing (restart safety). Client order ids are derived
-  from (symbol, bar, kind and leg, instrument) so a later reconciliation can find an order that
-  reached the exchange when the process died before the book's commit.
+  from (symbol, bar, kind and leg, instrument), so reconciliation (``trading.reconcile``, at
+  start and every cycle in testnet / live) finds an order that reached the exchange when the
+  process died before the book's commit, and books it instead of sending it again. An order
+  is sent once: only a 429/418 refusal is retried (``trading.retry``); a lost answer (timeout,
+  5xx) is booked ``submitted`` and resolved from the exchange. A symbol whose book and
+  exchange disagree beyond explanation is halted: its orders are refused with the reason.
 """
 
 from __future__ import annotations
