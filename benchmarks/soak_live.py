@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -73,6 +74,10 @@ def run(args: argparse.Namespace) -> None:
     folder = Path(args.dir or tempfile.mkdtemp(prefix="soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     spec = pipeline(folder, args.seed)
+    if args.reuse:  # the trained models (and ingested source) of an earlier soak's replay
+        for name in ("source", "models", "mlflow"):
+            if not (folder / "replay" / name).exists():
+                shutil.copytree(Path(args.reuse) / "replay" / name, folder / "replay" / name)
     cmd = [CLI, "--log-level", "ERROR", "live", "--pipeline", str(spec), "--replay", "--from",
            args.start, "--until", args.until, "--every", "0"]
     db, log = folder / "replay" / "book.db", folder / "soak.log"
@@ -146,6 +151,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--dir", default=None, help="working folder (default: a temp folder)")
+    parser.add_argument("--reuse", default=None, help="an earlier soak's folder whose trained "
+                        "models, MLflow and ingested source to start from (skips the training)")
     run(parser.parse_args())
 
 
