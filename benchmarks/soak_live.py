@@ -16,8 +16,8 @@ What it prints (measured in this run, nothing assumed):
   quantity, price and fee, and the net position per instrument, book against venue (the
   venue's positions counted from the loop's own trades, and as they stand, with the changes
   made by hand that the loop refused to book).
-The retrainings are off (``live.retrain_cron: null``): they do not touch execution and would
-only lengthen the run.
+The models are small (2 folds, 10 trees, as in the live tests) and the retrainings off
+(``live.retrain_cron: null``): they do not touch execution and would only lengthen the run.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ FAULTS = {"rate_limit": 0.12, "ban": 0.1, "timeout": 0.12, "server_error": 0.12,
 
 def pipeline(folder: Path, seed: int) -> Path:
     spec = yaml.safe_load((REPO / "pipelines" / "near.yaml").read_text())
+    small = {"n_estimators": 10, "min_child_samples": 200}  # execution is soaked, not models
+    spec["models"] = {**spec.get("models", {}), "n_folds": 2, "lgbm": small,
+                      "cascade_lgbm": small, "quantiles": [], "num_threads": 1,
+                      "garch_window": 500}
     live = spec.setdefault("live", {})
     live.update({"mode": "testnet", "retrain_cron": None, "metrics_port": None})
     live["replay"] = {**live.get("replay", {}), "source": str(REPO / "data" / "sample"),
