@@ -13,7 +13,7 @@ from cascade_ml.trading.book import PaperBook
 from cascade_ml.trading.venue import book_differences
 
 FAULTS = {"seed": 5, "rate_limit": 0.15, "ban": 0.1, "timeout": 0.2, "server_error": 0.2,
-          "partial_fill": 0.2, "margin": 0.1, "reads_rate_limited": 0.05, "retry_after_s": 0.0}
+          "partial_fill": 0.2, "margin": 0.1, "reads": 0.05, "retry_after_s": 0.0}
 
 
 def _run(replay_base: Path, tmp_path: Path, faults: dict) -> tuple[Path, list[str]]:

@@ -1,9 +1,11 @@
 """The fault plan of a simulated venue (``cascade_ml.trading.venue``): which exchange faults a
 run meets, how often, drawn from one seed so a run is repeatable.
 
-Each order request (new order, new stop, cancel) draws at most one fault, in the order of
-``FAULTS``, each with its own probability; read requests meet only the rate limits. The faults
-are Binance USD-M's own:
+Each order request (new order, new stop, cancel) meets at most one of the order faults, each
+with its own share of the requests (the shares add up to at most 1), and, independently, a
+hand change. A read request meets, with probability ``reads``, one of the faults a read can
+meet (rate limit, ban, 503, timeout), then is asked again by the client. The faults are
+Binance USD-M's own:
 
 - ``rate_limit``: HTTP 429 with ``Retry-After`` and code -1003 (the request was not executed);
 - ``ban``: HTTP 418, the IP ban that follows ignored 429s, with ``Retry-After``;
@@ -23,16 +25,15 @@ from __future__ import annotations
 import random
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from cascade_ml.config_base import StrictModel
 
 Fault = Literal["rate_limit", "ban", "timeout", "server_error", "partial_fill", "margin",
                 "hand_change"]
-FAULTS: tuple[Fault, ...] = ("hand_change", "ban", "rate_limit", "margin", "timeout",
-                             "server_error", "partial_fill")
-"""Order of the draws: the position changed by hand happens before the request; the limits
-refuse it before it is read; margin is checked before execution; the rest happen after."""
+ORDER_FAULTS: tuple[Fault, ...] = ("ban", "rate_limit", "margin", "timeout", "server_error",
+                                   "partial_fill")
+READ_FAULTS: tuple[Fault, ...] = ("rate_limit", "ban", "server_error", "timeout")
 
 
 class FaultPlan(StrictModel):
@@ -53,17 +54,21 @@ class FaultPlan(StrictModel):
     hand_change_undo_s: float = Field(0.0, ge=0, description="Seconds (venue clock) after "
                                       "which the hand change is put back by hand (the "
                                       "operator's recovery); 0: never.")
-    reads_rate_limited: float = Field(0.0, ge=0, le=1, description="HTTP 429 on read "
-                                      "requests (orders, trades, positions, balance).")
+    reads: float = Field(0.0, ge=0, le=1, description="Share of read requests (orders, "
+                         "trades, positions, balance) meeting a 429, 418, 503 or timeout.")
     script: tuple[Fault | Literal["none"], ...] = Field(
         (), description="Faults of the first order requests, in order ('none': no fault), "
         "before the random draws take over (tests: one known fault at a known request).")
     retry_after_s: float = Field(0.05, ge=0, description="Seconds in the Retry-After header.")
     partial_fraction: float = Field(0.5, gt=0, lt=1, description="Share a partial fill fills.")
 
-    @property
-    def active(self) -> bool:
-        return any(getattr(self, f) > 0 for f in FAULTS) or self.reads_rate_limited > 0
+    @model_validator(mode="after")
+    def _one_fault_per_request(self) -> FaultPlan:
+        total = sum(getattr(self, f) for f in ORDER_FAULTS)
+        if total > 1 + 1e-12:
+            raise ValueError(f"the order faults' shares add up to {total:g}; at most 1 (one "
+                             "fault per request)")
+        return self
 
 
 class FaultDice:
@@ -83,15 +88,23 @@ class FaultDice:
             fault = self.plan.script[self.scripted]
             self.scripted += 1
             return None if fault == "none" else fault
-        for fault in FAULTS:
-            p = getattr(self.plan, fault)
-            if p > 0 and self.rng.random() < p:
+        u, edge = self.rng.random(), 0.0
+        for fault in ORDER_FAULTS:
+            edge += getattr(self.plan, fault)
+            if u < edge:
                 return fault
         return None
 
+    def hand_change(self) -> bool:
+        """Whether a held position is changed by hand before this order request."""
+        p = self.plan.hand_change
+        return p > 0 and self.rng.random() < p
+
     def read_fault(self) -> Fault | None:
-        p = self.plan.reads_rate_limited
-        return "rate_limit" if p > 0 and self.rng.random() < p else None
+        p = self.plan.reads
+        if p > 0 and self.rng.random() < p:
+            return READ_FAULTS[self.rng.randrange(len(READ_FAULTS))]
+        return None
 
     def coin(self) -> bool:
         return self.rng.random() < 0.5

@@ -215,8 +215,15 @@ class SimulatedBinance(BinanceTransport):
         if (method, path) in writes:
             return self._write(writes[(method, path)], path, params)
         if method == "GET" and path in reads:
-            if self.dice.read_fault() == "rate_limit":
-                return self._limited("rate_limit")
+            fault = self.dice.read_fault()
+            if fault in ("rate_limit", "ban"):
+                return self._limited(fault)
+            if fault == "server_error":
+                self._count("faults", fault)
+                return 503, _UNAVAILABLE, {}
+            if fault == "timeout":
+                self._count("faults", fault)
+                raise AnswerLost((0, None, {}))
             return reads[path](params)
         return _err(404, -5000, f"Path {path}, Method {method} is invalid")
 
@@ -235,9 +242,11 @@ class SimulatedBinance(BinanceTransport):
         cid = params.get("newClientOrderId") or params.get("clientAlgoId")
         if cid and path.endswith(("/order", "/algoOrder")) and "quantity" in params:
             self._count("sent_ids", cid)
+        scripted = self.dice.scripted < len(self.plan.script)
         fault = self.dice.order_fault()
-        if fault == "hand_change":
+        if fault == "hand_change" or (not scripted and self.dice.hand_change()):
             self._hand_change()
+        if fault == "hand_change":
             fault = None
         if fault in ("rate_limit", "ban"):
             return self._limited(fault)
