@@ -157,7 +157,13 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="working folder (default: a temp folder)")
     parser.add_argument("--reuse", default=None, help="an earlier soak's folder whose trained "
                         "models, MLflow and ingested source to start from (skips the training)")
-    run(parser.parse_args())
+    parser.add_argument("--report-only", action="store_true", help="only audit --dir as it "
+                        "stands (a soak stopped early)")
+    args = parser.parse_args()
+    if args.report_only:
+        report(Path(args.dir), float("nan"), 0, 0)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":
