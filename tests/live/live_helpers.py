@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide
 from cascade_ml.policy.schemas import Decision, Forecast, Freshness, Position
+from cascade_ml.trading.venue import BinanceTransport
 
 HERE = Path(__file__).resolve().parent
 ORDER_FIXTURES = HERE / "fixtures" / "binanceusdm"
@@ -27,19 +27,19 @@ def make_decision(*, equity: float = 10_000.0, notional: float = 5_000.0, price:
     return decide(inputs, PolicyConfig())
 
 
-class OrderDesk:
-    """A requests transport adapter playing Binance USD-M for one ccxt client, offline.
+class OrderDesk(BinanceTransport):
+    """Binance USD-M's order endpoint for one ccxt client, offline, from recorded bodies.
 
     Answers ``GET /fapi/v1/exchangeInfo`` from the recorded body and ``POST /fapi/v1/order``
     from ``fixtures/binanceusdm``, echoing the request's side, quantity and ids like the
     exchange does; conditional (stop) orders through the Algo Order API, see
-    :data:`ALGO_ROUTES`. Every request is kept (method, host, path, parameters, headers).
+    :data:`ALGO_ROUTES`. Every request is kept (``trading.venue.BinanceTransport``).
     """
 
     def __init__(self, avg_price: float = 5.1, error: str | None = None) -> None:
+        super().__init__(keep=True)
         self.avg_price = avg_price
         self.error = error
-        self.requests: list[dict] = []
         self.algo: dict[int, dict[str, str]] = {}   # algoId -> the order's fields, as sent
         self.spawned: dict[str, dict[str, str]] = {}  # orderId -> a fired stop's market order
 
@@ -64,43 +64,23 @@ class OrderDesk:
                                   "avgPrice": avg_price, "positionSide": algo["positionSide"]}
         return order_id
 
-    def send(self, request, **kwargs):  # noqa: ANN001, ANN201 - requests' adapter signature
-        import requests
-
-        parts = urlsplit(request.url)
-        body = request.body.decode() if isinstance(request.body, bytes) else request.body or ""
-        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        params.update({k: v[0] for k, v in parse_qs(body).items()})
-        self.requests.append({"method": request.method, "host": parts.netloc,
-                              "path": parts.path, "params": params, "body": body,
-                              "headers": dict(request.headers)})
-        route = ALGO_ROUTES.get((request.method, parts.path))
-        status, payload = (route(self, params) if route is not None
-                           else self._answer(request.method, parts.path, params))
-        response = requests.Response()
-        response.status_code = status
-        response.reason = "OK" if status == 200 else "Bad Request"
-        response._content = payload.encode()
-        response.headers["Content-Type"] = "application/json"
-        response.url = request.url
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
-
-    def _answer(self, method: str, path: str, params: dict[str, str]) -> tuple[int, str]:
-        if path == "/fapi/v1/exchangeInfo":
-            return 200, EXCHANGE_INFO.read_text()
-        if path != "/fapi/v1/order" or method not in ("POST", "GET"):
-            return 404, json.dumps({"code": -5000, "msg": f"Path {path} is invalid"})
-        if method == "GET":
-            return query_order(self, params)
-        if self.error:
-            return 400, (ORDER_FIXTURES / self.error).read_text()
-        return 200, market_order(params["symbol"], params.get("newClientOrderId", ""),
-                                 params["side"], params["quantity"], self.avg_price,
-                                 params.get("positionSide", "BOTH"))
+    def respond(self, method: str, path: str, params: dict[str, str]) -> tuple[int, object, dict]:
+        route = ALGO_ROUTES.get((method, path))
+        if route is not None:
+            status, text = route(self, params)
+        elif path == "/fapi/v1/exchangeInfo":
+            status, text = 200, EXCHANGE_INFO.read_text()
+        elif path != "/fapi/v1/order" or method not in ("POST", "GET"):
+            return 404, {"code": -5000, "msg": f"Path {path} is invalid"}, {}
+        elif method == "GET":
+            status, text = query_order(self, params)
+        elif self.error:
+            status, text = 400, (ORDER_FIXTURES / self.error).read_text()
+        else:
+            status, text = 200, market_order(params["symbol"], params.get("newClientOrderId", ""),
+                                             params["side"], params["quantity"], self.avg_price,
+                                             params.get("positionSide", "BOTH"))
+        return status, json.loads(text), {}
 
 
 def _filled(name: str, fields: dict[str, str]) -> str:

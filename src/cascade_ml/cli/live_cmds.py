@@ -33,7 +33,7 @@ def live_cmd(
     start: str | None = typer.Option(None, "--from", help="Replay: first bar close (UTC)."),
     until: str | None = typer.Option(None, "--until", help="Replay: last bar close (UTC)."),
     fresh: bool = typer.Option(False, "--fresh", help="Replay: discard a previous replay's "
-                               "store, models, book and state first."),
+                               "store, models, book, simulated venue and state first."),
     every: int = typer.Option(24, "--every", help="Replay: print the decision every N bars "
                               "(and every fail-safe one); 0: only the summary."),
     reset_breakers: str | None = typer.Option(
@@ -43,7 +43,8 @@ def live_cmd(
 ) -> None:
     """Run the loop: at each bar close collect, build features, forecast, check, decide and
     trade (paper by default); retrain on live.retrain_cron. With --replay, run it over
-    [--from, --until] of the bundled history, offline, in minutes."""
+    [--from, --until] of the bundled history, offline, in minutes (live.mode testnet: trading
+    with a simulated Binance venue, live.replay.faults injected)."""
     config = load_pipeline(pipeline)
     sections = loop_sections(config)
     if reset_breakers is not None:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from cascade_ml.config_base import StrictModel
 from cascade_ml.monitoring.breakers import BreakerConfig
 from cascade_ml.trading.db import DEFAULT_DB_URL
+from cascade_ml.trading.faults import FaultPlan
 from cascade_ml.trading.types import Mode
 
 
@@ -25,6 +26,10 @@ class ReplayConfig(StrictModel):
     dir: Path = Field(Path("data/live/replay"), description="The replay's store, models, MLflow, "
                       "book and loop state.")
     venue: str = Field("binance", description="Venue of the history the replay exchange serves.")
+    faults: FaultPlan = Field(default_factory=FaultPlan, description="testnet replays: the "
+                              "exchange faults the simulated venue injects (trading.faults).")
+    rate_limit_ms: float = Field(50.0, ge=0, description="testnet replays: ccxt's rate limiter "
+                                 "spacing of requests to the simulated venue (Binance's: 50).")
 
 
 class LiveConfig(StrictModel):
@@ -33,7 +38,8 @@ class LiveConfig(StrictModel):
     ``task.side``, as in the backtest."""
 
     mode: Mode = Field("paper", description="paper: simulated fills into the book; testnet / "
-                       "live: real orders through ccxt (API keys from the environment).")
+                       "live: real orders through ccxt (API keys from the environment); a "
+                       "replay in testnet trades with the simulated venue (no keys).")
     db_url: str = Field(DEFAULT_DB_URL, description="SQLAlchemy URL of the book.")
     quote: str = "USDT"
     exchange: str = Field("binanceusdm", description="ccxt id the loop collects market data from "

@@ -354,6 +354,11 @@ class LiveLoop:
         self.store.refresh()
         report = CycleReport(now, bar, collect(self.store, self.plan, now))
         marks = self._marks(bar)
+        # testnet / live: the book against the exchange first (trading.reconcile); legs it
+        # booked (an answer that was lost) are the trading core's from now on
+        for symbol in self.executor.reconcile(self.task.symbols, self.task.all_symbols, now):
+            self.trader.adopt(symbol, {(v.leg, v.instrument): v.qty
+                                       for v in self.book.state().legs_of(symbol)})
         settled = self._settle(bar, marks)
         persist = (self.state.cycles + 1) % self.persist_features_every == 0
         tables = {s: self.features[s].update(persist=persist) for s in self.task.symbols}
@@ -475,7 +480,8 @@ class LiveLoop:
         if fallback is not None:
             forecast = policy_forecast(fallback, self.task.horizon_hours)
             inputs = inputs.model_copy(update={"forecast": forecast})
-        decision = decide(inputs, self.s.policy, monitor_reasons=fail_reasons)
+        decision = decide(inputs, self.s.policy, monitor_reasons=[
+            *fail_reasons, *self.executor.halt_reasons(symbol)])
         if fallback is not None:
             decision = decision.model_copy(update={"reasons": [
                 f"BASELINE: forecast by {BASELINE_NAME} (vol {forecast.sigma_h:.2%} over "
@@ -493,8 +499,10 @@ class LiveLoop:
             symbol, bar, decision, intents, marks=marks, as_of=now, funding=funding,
             model_version=str(bundle.version), forecast=forecast,
             stop=trader.positions[symbol].stop)  # the core's stop rests on the exchange
-        # refused, failed or pending orders, or an exchange stop the core did not see fire
-        if result.written and (result.fills < len(intents) or result.stops_fired):
+        # refused, failed or pending orders, an exchange stop the core did not see fire, or on an
+        # exchange a partial fill: the trading core takes the book's legs
+        if result.written and (result.fills < len(intents) or result.stops_fired
+                                or self.executor.mode != "paper"):
             trader.adopt(symbol, {(v.leg, v.instrument): v.qty
                                   for v in self.book.state().legs_of(symbol)})
         self._store_forecast(symbol, row_ts, values, str(bundle.version), now)

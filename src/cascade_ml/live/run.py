@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -25,6 +26,9 @@ from cascade_ml.live.schedule import Job, cron_trigger, cycle_trigger, next_fire
 from cascade_ml.tracking import TrackingConfig
 from cascade_ml.trading.book import PaperBook
 from cascade_ml.trading.execution import Executor
+
+if TYPE_CHECKING:
+    from cascade_ml.data.sources.replay import ReplayExchange
 
 log = logging.getLogger(__name__)
 Echo = Callable[[str], None]
@@ -187,15 +191,16 @@ def run_replay(sections: LoopSections, start: pd.Timestamp | str, end: pd.Timest
     from cascade_ml.live.state import LoopState
 
     live = sections.live
-    if live.mode != "paper":
-        raise CascadeError(f"a replay trades on paper only (live.mode is {live.mode!r})", "live")
+    if live.mode == "live":
+        raise CascadeError("a replay never trades live: use paper, or testnet (against the "
+                           "simulated venue)", "live")
     start, end = to_utc(start), to_utc(end)
     if end <= start:
         raise CascadeError(f"the replay ends ({end}) before it starts ({start})")
     paths = replay_paths(sections)
     d = live.replay.dir
     if fresh:
-        for name in ("store", "models", "mlflow", "book.db", "loop_state.json"):
+        for name in ("store", "models", "mlflow", "book.db", "loop_state.json", VENUE_FILE):
             target = d / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -217,8 +222,10 @@ def run_replay(sections: LoopSections, start: pd.Timestamp | str, end: pd.Timest
     exchange = ReplayExchange(history, clock, venue=live.replay.venue)
     # nobody serves a replay's features table while it runs: written once a day (and at the
     # end); rows not yet written are rebuilt from the store by a restarted run
+    executor = venue_executor(sections, paths, exchange) if live.mode == "testnet" else None
     loop, jobs = build_loop(sections, paths, clock=clock, exchange=exchange,
-                            fear_greed=StoredFearGreed(history), persist_features_every=24)
+                            fear_greed=StoredFearGreed(history), executor=executor,
+                            persist_features_every=24)
     counts = {"cycles": 0, "retrains": 0}
 
     def on_cycle(report: CycleReport) -> None:
@@ -242,9 +249,37 @@ def run_replay(sections: LoopSections, start: pd.Timestamp | str, end: pd.Timest
     finally:
         loop.flush()
     seconds = time.perf_counter() - began
+    if executor is not None and executor.exchange is not None:
+        venue = executor.exchange.session.get_adapter("https://")
+        echo(f"simulated venue: faults injected {getattr(venue, 'fault_counts', {})}")
     summary = _summary(loop, start, end, counts, seconds, paths.db_url, trained)
     loop.book.close()
     return summary
+
+
+VENUE_FILE = "venue.json"
+VENUE_KEYS = {"CASCADE_ML_TESTNET_API_KEY": "simulated-venue",
+              "CASCADE_ML_TESTNET_API_SECRET": "simulated-venue"}
+
+
+def venue_executor(sections: LoopSections, paths: LoopPaths, market: ReplayExchange) -> Executor:
+    """A testnet replay's executor: the real ccxt Binance USD-M client with the simulated venue
+    over the replay mounted as its transport (``trading.venue``; the venue's account in
+    ``<replay dir>/venue.json`` outlives the process, like an exchange). No keys are needed and
+    no request reaches the network."""
+    from cascade_ml.data.sources.exchange import market_symbol
+    from cascade_ml.trading.venue import SimulatedBinance, venue_client
+
+    live = sections.live
+    sim = SimulatedBinance(market, policy=sections.policy, faults=live.replay.faults,
+                           balance=sections.trading.initial_equity,
+                           path=live.replay.dir / VENUE_FILE, timeframe=sections.task.interval)
+    book = PaperBook(paths.db_url, initial_cash=sections.trading.initial_equity,
+                     quote=live.quote)
+    return Executor(book, mode="testnet", policy=sections.policy,
+                    exchange=venue_client(sim, rate_limit_ms=live.replay.rate_limit_ms),
+                    env=VENUE_KEYS, hedge_mode=live.hedge_mode,
+                    prices=lambda i: float(market.fetch_ticker(market_symbol(market, i))["last"]))
 
 
 def _counted(job: Job, counts: dict[str, int], echo: Echo) -> Callable[[], object]:

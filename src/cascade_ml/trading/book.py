@@ -391,6 +391,33 @@ class PaperBook:
                     raise
                 return _result(s, self.initial_cash, record.symbol, bar_ts, written=False)
 
+    # ------------------------------------------------------------------ reconciliation
+    def pending_orders(self) -> pd.DataFrame:
+        """Orders sent whose answer is not known yet (status ``submitted``)."""
+        orders = self.frames()["orders"]
+        return orders[orders["status"] == "submitted"]
+
+    def client_order_ids(self) -> set[str]:
+        """Every client order id the book holds."""
+        with Session(self.engine) as s:
+            return set(s.scalars(select(OrderRow.client_order_id)))
+
+    def resolve_order(self, client_order_id: str, status: OrderStatus, *, at: datetime,
+                      fill: Fill | None = None, fee_estimated: bool = False,
+                      exchange_order_id: str | None = None, reason: str | None = None) -> bool:
+        """Book what the exchange says became of a ``submitted`` order (its fill, if any), in
+        one transaction; False when the order is not pending (already resolved)."""
+        with Session(self.engine) as s, s.begin():
+            order = s.scalar(select(OrderRow).where(
+                OrderRow.client_order_id == client_order_id))
+            if order is None or order.status != "submitted":
+                return False
+            order.status, order.reason = status, reason
+            order.exchange_order_id = exchange_order_id or order.exchange_order_id
+            if fill is not None:
+                _apply_fill(s, order, fill, fee_estimated, None, utc(at))
+            return True
+
 
 # ---------------------------------------------------------------------------- helpers
 def _decision(s: Session, symbol: str, bar_ts: datetime) -> DecisionRow | None:
@@ -499,29 +526,35 @@ def _write_order(s: Session, record: CycleRecord, decision_id: int, outcome: Ord
                      ref_price=outcome.ref_price, created_at=as_of)
     s.add(order)
     s.flush()
-    fill = outcome.fill
-    if fill is None:
+    if outcome.fill is None:
         return 0
-    row = s.scalar(select(PositionRow).where(PositionRow.symbol == record.symbol,
-                                             PositionRow.leg == intent.leg,
-                                             PositionRow.instrument == intent.instrument))
+    _apply_fill(s, order, outcome.fill, outcome.fee_estimated,
+                record.marks.get(intent.instrument), as_of)
+    return 1
+
+
+def _apply_fill(s: Session, order: OrderRow, fill: Fill, fee_estimated: bool,
+                mark: float | None, at: datetime) -> None:
+    """The fill row of ``order`` and the leg it moves."""
+    row = s.scalar(select(PositionRow).where(PositionRow.symbol == order.symbol,
+                                             PositionRow.leg == order.leg,
+                                             PositionRow.instrument == order.instrument))
     if row is None:
-        row = PositionRow(symbol=record.symbol, leg=intent.leg, instrument=intent.instrument,
+        row = PositionRow(symbol=order.symbol, leg=order.leg, instrument=order.instrument,
                           qty=0.0, entry_price=0.0, mark_price=fill.price, realised_pnl=0.0,
-                          updated_at=as_of)
+                          updated_at=at)
         s.add(row)
     dq = fill.qty if fill.side == "buy" else -fill.qty
     row.qty, row.entry_price, realised = position_after_fill(row.qty, row.entry_price, dq,
                                                              fill.price)
     row.realised_pnl += realised
-    row.mark_price = float(record.marks.get(intent.instrument, row.mark_price))
-    row.updated_at = as_of
-    s.add(FillRow(order_id=order.id, symbol=record.symbol, leg=intent.leg,
-                  instrument=intent.instrument, side=fill.side, qty=fill.qty, price=fill.price,
-                  ref_price=fill.ref_price, fee=fill.fee, fee_estimated=outcome.fee_estimated,
-                  slippage=fill.slippage, realised_pnl=realised, filled_at=as_of))
+    row.mark_price = float(mark if mark is not None else row.mark_price)
+    row.updated_at = at
+    s.add(FillRow(order_id=order.id, symbol=order.symbol, leg=order.leg,
+                  instrument=order.instrument, side=fill.side, qty=fill.qty, price=fill.price,
+                  ref_price=fill.ref_price, fee=fill.fee, fee_estimated=fee_estimated,
+                  slippage=fill.slippage, realised_pnl=realised, filled_at=at))
     s.flush()
-    return 1
 
 
 def _hedge_snapshot(s: Session, record: CycleRecord, bar_ts: datetime) -> None:

@@ -15,8 +15,12 @@
   separate names so testnet runs can never pick up live keys). Testnet turns on ccxt's sandbox
   mode (Binance futures: its demo-trading venue, see ``route_to``); live turns both off.
 - A cycle already in the book sends nothing (restart safety). Client order ids are derived
-  from (symbol, bar, kind and leg, instrument) so a later reconciliation can find an order that
-  reached the exchange when the process died before the book's commit.
+  from (symbol, bar, kind and leg, instrument), so reconciliation (``trading.reconcile``, at
+  start and every cycle in testnet / live) finds an order that reached the exchange when the
+  process died before the book's commit, and books it instead of sending it again. An order
+  is sent once: only a 429/418 refusal is retried (``trading.retry``); a lost answer (timeout,
+  5xx) is booked ``submitted`` and resolved from the exchange. A symbol whose book and
+  exchange disagree beyond explanation is halted: its orders are refused with the reason.
 - Protective stops (testnet / live, ``cascade_ml.trading.stops``): ``run_cycle(..., stop=...)``
   takes the trading core's stop price after the cycle (``PositionState.stop``); the executor
   keeps one reduce-only stop order per leg resting on the exchange at that price (moved beyond a
@@ -30,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -42,6 +47,7 @@ from cascade_ml.data.sources.exchange import make_exchange, market_symbol
 from cascade_ml.errors import CascadeError
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.policy.schemas import Decision, Forecast
+from cascade_ml.trading import retry
 from cascade_ml.trading.book import (
     CycleRecord,
     CycleResult,
@@ -53,7 +59,10 @@ from cascade_ml.trading.book import (
 from cascade_ml.trading.costs import Fill, fee_rate, simulate_fill
 from cascade_ml.trading.orders import OrderIntent
 from cascade_ml.trading.stops import ExchangeStops
-from cascade_ml.trading.types import LegName, Mode, OrderKind
+from cascade_ml.trading.types import LegName, Mode, OrderKind, OrderSide
+
+if typing.TYPE_CHECKING:
+    from cascade_ml.trading.reconcile import Reconciler
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +111,15 @@ def client_order_id(symbol: str, bar_ts: datetime | pd.Timestamp, leg: LegName,
     return f"cml-{symbol[:8]}-{ms}-{_ID_CODE[(kind, leg)]}-{instrument[:8]}"
 
 
+def parse_client_order_id(cid: str) -> tuple[str, pd.Timestamp, str] | None:
+    """(symbol prefix, bar, leg/kind letter) of an id made by :func:`client_order_id`; None
+    for an id the loop did not make (an order placed by hand or by another program)."""
+    parts = cid.split("-")
+    if len(parts) != 5 or parts[0] != "cml" or not parts[2].isdigit():
+        return None
+    return parts[1], pd.Timestamp(int(parts[2]), unit="ms", tz="UTC"), parts[3]
+
+
 def cap_violation(symbol: str, intent: OrderIntent, decision: Decision, held: float,
                   price: float, equity: float) -> str | None:
     """Why ``intent`` breaks the decision's caps, or None when it may go.
@@ -140,6 +158,10 @@ class Executor:
         self.prices = prices
         self.hedge_mode = hedge_mode
         self.stops: ExchangeStops | None = None
+        # testnet / live: retries of exchange calls and the reconciler (trading.reconcile)
+        self.backoff: retry.Backoff | None = None
+        self.sleep: Callable[[float], None] = time.sleep
+        self.reconciler: Reconciler | None = None
         if mode == "paper":
             self.exchange = exchange
             return
@@ -160,6 +182,9 @@ class Executor:
         self.stops = ExchangeStops(self.exchange, book, hedge_mode=hedge_mode, fee_of=self._fee,
                                    client_id=lambda s, b, leg, i: client_order_id(s, b, leg, i,
                                                                                  "resting"))
+        from cascade_ml.trading.reconcile import Reconciler
+
+        self.reconciler = Reconciler(self)
 
     # ------------------------------------------------------------------ prices
     def reference_price(self, instrument: str) -> float:
@@ -217,6 +242,15 @@ class Executor:
             mark = marks.get(intent.instrument) or ref
             before = held.get((intent.leg, intent.instrument), 0.0)
             why = cap_violation(symbol, intent, decision, before, mark, state.equity)
+            known = self.reconciler.adopt(cid, intent, ref) if self.reconciler else None
+            if known is not None:  # sent before a restart: booked from the exchange, not resent
+                outcomes.append(known)
+                if known.fill is not None:
+                    dq = known.fill.qty if known.fill.side == "buy" else -known.fill.qty
+                    held[(intent.leg, intent.instrument)] = before + dq
+                continue
+            if self.reconciler is not None and symbol in self.reconciler.halts:
+                why = f"trading in {symbol} is halted: {self.reconciler.halts[symbol]}"
             if why is not None:
                 log.warning("refused: %s", why)
                 outcomes.append(OrderOutcome(intent, "refused", cid, reason=f"refused: {why}",
@@ -243,6 +277,27 @@ class Executor:
             legs = {(v.leg, v.instrument): v.qty for v in self.book.state().legs_of(symbol)}
             self.stops.sync(symbol, bar, stop, legs)
 
+    # ------------------------------------------------------------------ reconciliation
+    def reconcile(self, symbols: Sequence[str], instruments: Sequence[str],
+                  now: datetime | pd.Timestamp) -> list[str]:
+        """Testnet / live: the book against the exchange (``trading.reconcile``); returns the
+        symbols whose legs in the book changed. Paper: nothing to reconcile."""
+        if self.reconciler is None:
+            return []
+        try:
+            return self.reconciler.reconcile(symbols, instruments, now)
+        except ccxt.BaseError as exc:  # the exchange cannot be read: nothing trades blind
+            log.error("reconciliation failed: %s", exc)
+            self.reconciler.halts = {s: f"the exchange could not be read to reconcile the book "
+                                        f"({type(exc).__name__}: {exc})" for s in symbols}
+            return []
+
+    def halt_reasons(self, symbol: str) -> list[str]:
+        """Why trading in ``symbol`` is halted (fail-safe reasons for its decisions)."""
+        if self.reconciler is None or symbol not in self.reconciler.halts:
+            return []
+        return [f"reconciliation: {self.reconciler.halts[symbol]}; trading in {symbol} halted"]
+
     def _paper(self, intent: OrderIntent, cid: str, ref: float) -> OrderOutcome:
         fill = simulate_fill(intent.side, intent.qty, ref, self.policy, fee=intent.fee)
         return OrderOutcome(intent, "filled", cid, ref_price=ref, fill=fill)
@@ -267,27 +322,51 @@ class Executor:
         if self.hedge_mode:
             direction = held if held != 0 else sent.signed_qty
             params["positionSide"] = "LONG" if direction > 0 else "SHORT"
-        try:
-            order = ex.create_order(market, "market", sent.side, amount, None, params)
+        if self.reconciler is not None:
+            self.reconciler.note_sent(cid)
+        try:  # an order is never retried once it may have left (trading.retry)
+            order = retry.call(ex, ex.create_order, market, "market", sent.side, amount, None,
+                               params, idempotent=False, backoff=self.backoff,
+                               sleep=self.sleep)
+        except retry.AnswerLost as lost:
+            log.error("order %s: the answer was lost (%s); reconciliation resolves it", cid, lost)
+            return OrderOutcome(sent, "submitted", cid, ref_price=ref,
+                                reason=f"answer lost ({lost}); resolved by reconciliation by "
+                                       "its client order id, never sent again")
         except ccxt.BaseError as exc:
             log.error("order %s failed: %s", cid, exc)
             return OrderOutcome(sent, "failed", cid, ref_price=ref,
                                 reason=f"{type(exc).__name__}: {exc}")
-        filled = float(order.get("filled") or 0.0)
-        price = order.get("average") or order.get("price")
+        return self.outcome_of(sent, cid, ref, order)
+
+    def outcome_of(self, sent: OrderIntent, cid: str, ref: float, order: dict) -> OrderOutcome:
+        """The outcome of ``sent`` from the exchange's order (ccxt's unified structure)."""
+        ex = self.exchange
+        assert ex is not None
         order_id = None if order.get("id") is None else str(order["id"])
-        if filled <= 0 or not price:
+        fill, estimated = self.fill_of(sent.side, ref, order)
+        if fill is None:
             return OrderOutcome(sent, "submitted", cid, ref_price=ref, exchange_order_id=order_id,
                                 reason=f"accepted by {ex.id} as {order.get('status')}; no fill "
                                        "reported yet")
-        price = float(price)
-        fee, estimated = self._fee(order, filled, price)
-        cost = filled * (price - ref) if sent.side == "buy" else filled * (ref - price)
-        fill = Fill(side=sent.side, qty=filled, price=price, ref_price=ref, fee=fee,
-                             slippage=cost)
-        note = None if filled >= amount else f"partially filled: {filled:g} of {amount:g}"
+        amount = float(order.get("amount") or sent.qty)
+        note = (None if fill.qty >= amount - _TOL
+                else f"partially filled: {fill.qty:g} of {amount:g}")
         return OrderOutcome(sent, "filled", cid, reason=note, ref_price=ref, fill=fill,
                             fee_estimated=estimated, exchange_order_id=order_id)
+
+    def fill_of(self, side: OrderSide, ref: float, order: dict) -> tuple[Fill | None, bool]:
+        """The fill an exchange order reports (None: nothing filled), and whether its fee is
+        estimated."""
+        filled = float(order.get("filled") or 0.0)
+        price = order.get("average") or order.get("price")
+        if filled <= 0 or not price:
+            return None, False
+        price = float(price)
+        fee, estimated = self._fee(order, filled, price)
+        cost = filled * (price - ref) if side == "buy" else filled * (ref - price)
+        return Fill(side=side, qty=filled, price=price, ref_price=ref, fee=fee,
+                    slippage=cost), estimated
 
     def _fee(self, order: dict, filled: float, price: float) -> tuple[float, bool]:
         """The exchange's fee when it reports one in the quote currency, else the taker rate."""

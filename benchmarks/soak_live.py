@@ -1,0 +1,170 @@
+"""Fault soak of the live loop (issue 18's target): a replay in testnet mode against the
+simulated Binance venue, every fault type injected, the process killed (SIGKILL) at random
+moments and restarted; afterwards the book is audited against the venue.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/soak_live.py                # April 2026, 10 kills
+    PYTHONPATH=src .venv/bin/python benchmarks/soak_live.py --until 2026-04-03 --kills 2
+
+What it prints (measured in this run, nothing assumed):
+- faults injected per type (the venue's own counts), kills, restarts, wall time;
+- the book: decisions (fail-safe, and those failed safe by a reconciliation halt), orders by
+  status, lost answers that reconciliation resolved, orders booked from the exchange after a
+  restart;
+- client order ids: accepted twice by the venue (must be 0), and sent in more than one request
+  (only after a 429/418 refusal);
+- the audit (``trading.venue.book_differences``): every order of the loop's, its filled
+  quantity, price and fee, and the net position per instrument, book against venue (the
+  venue's positions counted from the loop's own trades, and as they stand, with the changes
+  made by hand that the loop refused to book).
+The models are small (2 folds, 10 trees, as in the live tests) and the retrainings off
+(``live.retrain_cron: null``): they do not touch execution and would only lengthen the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from cascade_ml.atomic import read_json
+from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.venue import book_differences
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "cascade-ml")
+FAULTS = {"rate_limit": 0.1, "ban": 0.08, "margin": 0.17, "timeout": 0.15, "server_error": 0.15,
+          "partial_fill": 0.2, "hand_change": 0.25, "hand_change_undo_s": 3600.0,
+          "reads": 0.02, "retry_after_s": 0.02}
+
+
+def pipeline(folder: Path, seed: int) -> Path:
+    spec = yaml.safe_load((REPO / "pipelines" / "near.yaml").read_text())
+    small = {"n_estimators": 10, "min_child_samples": 200}  # execution is soaked, not models
+    spec["models"] = {**spec.get("models", {}), "n_folds": 2, "lgbm": small,
+                      "cascade_lgbm": small, "quantiles": [], "num_threads": 1,
+                      "garch_window": 500}
+    live = spec.setdefault("live", {})
+    live.update({"mode": "testnet", "retrain_cron": None, "metrics_port": None})
+    live["replay"] = {**live.get("replay", {}), "source": str(REPO / "data" / "sample"),
+                      "dir": str(folder / "replay"), "rate_limit_ms": 1.0,
+                      "faults": {"seed": seed, **FAULTS}}
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def decisions(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return conn.execute("select count(*) from decisions").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="soak-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = pipeline(folder, args.seed)
+    if args.reuse:  # the trained models (and ingested source) of an earlier soak's replay
+        for name in ("source", "models", "mlflow"):
+            if not (folder / "replay" / name).exists():
+                shutil.copytree(Path(args.reuse) / "replay" / name, folder / "replay" / name)
+    cmd = [CLI, "--log-level", "ERROR", "live", "--pipeline", str(spec), "--replay", "--from",
+           args.start, "--until", args.until, "--every", "0"]
+    db, log = folder / "replay" / "book.db", folder / "soak.log"
+    bars = int((pd.Timestamp(args.until) - pd.Timestamp(args.start)).total_seconds() // 3600) + 1
+    rng = random.Random(args.seed)
+    targets = sorted(rng.sample(range(1, bars - 1), args.kills))
+    began, kills, starts = time.monotonic(), 0, 0
+    print(f"soak in {folder}: {args.start} .. {args.until} ({bars} bars), {args.kills} kills at "
+          f"decisions {targets}, faults {FAULTS}", flush=True)
+    while True:
+        starts += 1
+        proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        if kills < len(targets):
+            while decisions(db) < targets[kills] and proc.poll() is None:
+                time.sleep(0.01)
+            if proc.poll() is None:
+                time.sleep(rng.uniform(0.0, 0.5))  # a random moment inside the next cycle
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                print(f"kill -9 #{kills} at {decisions(db)} decisions", flush=True)
+                continue
+        code = proc.wait()
+        if code != 0:
+            raise SystemExit(f"the replay failed (exit {code}); see {log}")
+        break
+    wall = time.monotonic() - began
+    report(folder, wall, kills, starts)
+
+
+def report(folder: Path, wall: float, kills: int, starts: int) -> None:
+    state = read_json(folder / "replay" / "venue.json")
+    with PaperBook(f"sqlite:///{folder / 'replay' / 'book.db'}", migrate=False) as book:
+        frames, legs_view = book.frames(), book.state().legs
+    legs: dict[str, float] = {}
+    for v in legs_view:
+        legs[v.instrument] = legs.get(v.instrument, 0.0) + v.qty
+    orders, dec = frames["orders"], frames["decisions"]
+    halted = dec["reasons"].map(lambda rs: any("reconciliation:" in r for r in rs))
+    reasons = orders["reason"].fillna("")
+    accepted: dict[str, int] = {}
+    for o in state["orders"]:
+        accepted[o["clientOrderId"]] = accepted.get(o["clientOrderId"], 0) + 1
+    ours = {c: n for c, n in accepted.items() if c.startswith("cml-")}
+    resent = {c: n for c, n in state["sent_ids"].items() if n > 1}
+    loop_diff = book_differences(orders, frames["fills"], legs, state, loop_only=True)
+    as_is = book_differences(orders, frames["fills"], legs, state)
+    hand = [o for o in state["orders"] if o["clientOrderId"].startswith("web_")]
+    print(f"wall time {wall:.0f} s; {starts} starts, {kills} kill -9")
+    print(f"faults injected: {dict(sorted(state['faults'].items()))}")
+    print(f"decisions {len(dec)} ({int(dec['fail_safe'].sum())} fail-safe, {int(halted.sum())} "
+          "of them halted by reconciliation)")
+    print(f"orders {len(orders)} by status {orders['status'].value_counts().to_dict()}; lost "
+          f"answers resolved by reconciliation {int(reasons.str.contains('resolved from').sum())}"
+          f"; booked from the exchange after a restart "
+          f"{int(reasons.str.contains('booked from the exchange').sum())}; partial fills "
+          f"{int(reasons.str.contains('partially filled').sum())}")
+    print(f"venue: {len(ours)} orders of the loop, {len(hand)} by hand, "
+          f"{len(state['trades'])} trades; client ids accepted twice: "
+          f"{sum(n > 1 for n in accepted.values())}; ids in more than one request (after a "
+          f"429/418): {len(resent)}")
+    print(f"audit, the loop's orders and trades: {len(loop_diff)} difference(s) "
+          f"{loop_diff[:5]}")
+    print(f"audit, positions as they stand on the venue: {len(as_is)} difference(s) {as_is[:5]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="start", default="2026-04-01")
+    parser.add_argument("--until", default="2026-05-01")
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--dir", default=None, help="working folder (default: a temp folder)")
+    parser.add_argument("--reuse", default=None, help="an earlier soak's folder whose trained "
+                        "models, MLflow and ingested source to start from (skips the training)")
+    parser.add_argument("--report-only", action="store_true", help="only audit --dir as it "
+                        "stands (a soak stopped early)")
+    args = parser.parse_args()
+    if args.report_only:
+        report(Path(args.dir), float("nan"), 0, 0)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""A replay in testnet mode: the executor's real ccxt client trades with the simulated Binance
+venue over the replay, with faults injected; afterwards the book equals the venue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loop_helpers import FROM, SAMPLE, UNTIL, copy_replay, ledger_is_consistent
+
+from cascade_ml.atomic import read_json
+from cascade_ml.live.run import VENUE_FILE, replay_db_url, run_replay
+from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.venue import book_differences
+
+FAULTS = {"seed": 5, "rate_limit": 0.15, "ban": 0.1, "timeout": 0.2, "server_error": 0.2,
+          "partial_fill": 0.2, "margin": 0.1, "reads": 0.05, "retry_after_s": 0.0}
+
+
+def _run(replay_base: Path, tmp_path: Path, faults: dict) -> tuple[Path, list[str]]:
+    replay = {"source": str(SAMPLE), "dir": str(tmp_path / "replay"), "faults": faults,
+              "rate_limit_ms": 1}
+    _, sections = copy_replay(replay_base, tmp_path, mode="testnet", replay=replay)
+    lines: list[str] = []
+    run_replay(sections, FROM, UNTIL, echo=lines.append, report_every=1)
+    return tmp_path / "replay", lines
+
+
+def test_testnet_replay_with_faults_ends_with_the_book_equal_to_the_venue(
+        replay_base: Path, tmp_path: Path) -> None:
+    d, _ = _run(replay_base, tmp_path, FAULTS)
+    state = read_json(d / VENUE_FILE)
+    frames = ledger_is_consistent(replay_db_url(d))
+    with PaperBook(replay_db_url(d), migrate=False) as book:
+        legs: dict[str, float] = {}
+        for v in book.state().legs:
+            legs[v.instrument] = legs.get(v.instrument, 0.0) + v.qty
+    assert book_differences(frames["orders"], frames["fills"], legs, state) == []
+    assert state["trades"] and sum(state["faults"].values()) >= 3, state["faults"]
+    assert set(frames["orders"]["mode"]) == {"testnet"}
+    assert (frames["orders"]["status"] != "submitted").all()  # every lost answer resolved
+    assert max(state["sent_ids"].values()) <= 1 + sum(  # resent only after a 429/418 refusal
+        state["faults"].get(f, 0) for f in ("rate_limit", "ban"))
+
+
+def test_a_hand_change_on_the_venue_fails_the_next_decisions_safe(
+        replay_base: Path, tmp_path: Path) -> None:
+    d, lines = _run(replay_base, tmp_path, {"seed": 1, "hand_change": 1.0})
+    with PaperBook(replay_db_url(d), migrate=False) as book:
+        decisions = book.frames()["decisions"]
+    halted = decisions[decisions["reasons"].map(
+        lambda rs: any("changed outside the loop" in r for r in rs))]
+    assert len(halted) >= 1 and halted["fail_safe"].all()
+    assert any("halted" in line for line in lines)
