@@ -117,7 +117,7 @@ def main() -> None:
             config = config.model_copy(update={"backtest": config.backtest.model_copy(
                 update={"proxy_hedges": False, "book": config.backtest.book.model_copy(
                     update={"proxy_hedges": False})})})
-            holdout = symbols[-4:]
+            holdout = symbols[-4:] if len(symbols) > 4 else symbols[-1:]
         store = MarketStore(config.store.root)
         serial = timed(config, store, symbols, ComputeConfig(mode="serial"), holdout)
         dask = timed(config, store, symbols, ComputeConfig(mode="dask", n_workers=args.workers,

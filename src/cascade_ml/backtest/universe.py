@@ -100,6 +100,8 @@ def _equity(r: pd.Series) -> np.ndarray:
 def pooled_records(frames: dict[str, pd.DataFrame], rows: dict[str, list[dict]]) -> list[dict]:
     """Per strategy present on every perp: the basket's metrics (today's keys, daily returns),
     captures against the unhedged and capped-unhedged baskets, totals and per-perp medians."""
+    if not rows:
+        return []
     names = [r["strategy"] for r in next(iter(rows.values()))
              if all(RET + r["strategy"] in f for f in frames.values())]
     if "unhedged" not in names:
@@ -265,6 +267,7 @@ def run_universe_backtest(store: MarketStore, symbols: list[str], task: TaskConf
     groups = {"universe": list(symbols)}
     if left:
         groups.update(core=[s for s in symbols if s not in set(left)], left_out=left)
+    groups = {g: syms for g, syms in groups.items() if syms}
     pooled = {g: pooled_records({s: frames[s] for s in syms}, {s: rows[s] for s in syms})
               for g, syms in groups.items()}
     evs = {s: next((r.get("economic_value", {}) for r in rs
