@@ -102,3 +102,18 @@ def test_a_liquidated_static_hedge_draws_no_curve() -> None:
     assert (d["dominating"], d["dominated"], d["outside"]) == (0, 0, 1)
     pooled = frontier_report({"A": pts, "B": pts})["pooled"]["points"]
     assert next(p for p in pooled if p["label"] == "static 100%")["liquidations"] == 6
+
+
+def test_a_bad_frontier_variant_is_a_clear_error_naming_it() -> None:
+    from cascade_ml.backtest.simulate_all import variant_policies
+    from cascade_ml.errors import ConfigError
+    from cascade_ml.policy import PolicyConfig
+
+    ok = variant_policies(PolicyConfig(), [{}, {"hedge_min": 0.5, "hedge_max": 0.9}])
+    assert [label for label, _ in ok] == ["as configured", "hedge_min=0.5, hedge_max=0.9"]
+    assert (ok[1][1].hedge_min, ok[1][1].hedge_max) == (0.5, 0.9)
+    with pytest.raises(ConfigError, match=r"variants\[1\]") as bad:
+        variant_policies(PolicyConfig(), [{}, {"hedge_min": 0.8, "hedge_max": 0.5}])
+    assert "hedge_min must be <= hedge_max" in str(bad.value)
+    with pytest.raises(ConfigError, match="no_such_knob"):
+        variant_policies(PolicyConfig(), [{"no_such_knob": 1.0}])
