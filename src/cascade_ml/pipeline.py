@@ -122,21 +122,29 @@ def train_step(config: PipelineConfig) -> None:
 
 
 def backtest_step(config: PipelineConfig) -> None:
-    """Backtest every symbol of the task (with several, their economic value pooled into
-    ``economic_value.json``), then the book when ``backtest.book.symbols`` is set; JSON, plots
-    and the HTML report into the backtest report folder."""
-    from cascade_ml.backtest.run import run_backtest, run_book_backtest, universe_economic_value
+    """Backtest the task: one symbol alone (then the book when ``backtest.book.symbols`` is
+    set), or, with several, the universe backtest of every symbol (the one-book view inside,
+    per ``backtest.universe.book``); JSON, plots and the HTML report into the backtest report
+    folder."""
+    from cascade_ml.backtest.run import run_backtest, run_book_backtest
 
     store = MarketStore(config.store.root)
     out = config.backtest.report_dir
-    frames: dict = {}
-    for symbol in config.task.symbols:
-        run_backtest(store, symbol, config.task, config.backtest, config.trading, config.policy,
-                     config.tracking, json_path=out / f"{symbol}_backtest.json", report_dir=out,
-                     economic=frames)
-    if len(frames) > 1:
+    symbols = list(config.task.symbols)
+    if len(symbols) > 1:
+        from cascade_ml.backtest.universe import run_universe_backtest
+
         holdout = config.panel.holdout_symbols if config.panel.enabled else []
-        universe_economic_value(frames, config.backtest, holdout, out / "economic_value.json")
+        run_universe_backtest(store, symbols, config.task, config.backtest, config.trading,
+                              config.policy, config.tracking, holdout=holdout,
+                              compute=config.compute, json_path=out / "universe_backtest.json",
+                              report_dir=out, symbol_json=True)
+        if config.backtest.universe.book:
+            return
+    else:
+        run_backtest(store, symbols[0], config.task, config.backtest, config.trading,
+                     config.policy, config.tracking, json_path=out / f"{symbols[0]}_backtest.json",
+                     report_dir=out)
     if config.backtest.book.symbols:
         run_book_backtest(store, config.backtest.book.symbols, config.task, config.backtest,
                           config.trading, config.policy, config.tracking,

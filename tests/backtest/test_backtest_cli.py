@@ -35,7 +35,8 @@ def test_backtest_command_writes_json_plots_and_mlflow(workdir: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "model_policy" in out.stdout and "maxDD" in out.stdout
     rows = json.loads((workdir / "bt.json").read_text())
-    assert [r["strategy"] for r in rows] == ["unhedged", "static_hedge", "vol_target",
+    assert [r["strategy"] for r in rows] == ["unhedged", "capped_unhedged", "static_hedge",
+                                             "vol_target",
                                              "rule_triggers", "model_policy", "har_policy",
                                              "ewma_policy", "oracle_policy", "static_matched"]
     for r in rows:

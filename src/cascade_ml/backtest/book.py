@@ -68,6 +68,7 @@ class BookRun:
     positions: dict[str, SimResult]
     metrics: dict[str, float]
     position_metrics: dict[str, dict[str, float]]
+    capped: np.ndarray | None = None  # the book's capped-unhedged equity (capture benchmark)
 
 
 def load_book(store: MarketStore, symbols: list[str], task: TaskConfig, bt: BacktestConfig,
@@ -225,6 +226,7 @@ def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str
                                       leverage_tolerance=trading.leverage_tolerance,
                                       stop_cooldown=trading.stop_cooldown_bars)
     base = results["unhedged"].equity
+    capped = results["capped_unhedged"].equity if "capped_unhedged" in results else None
     alloc = trading.initial_equity / len(book.symbols)
     runs = {}
     for name in bt.book.strategies:
@@ -233,7 +235,7 @@ def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str
         one = _as_one(results[name])
         pos = dict(zip(book.symbols, results[name].positions, strict=True))
         per = {s: position_metrics(book, s, r, alloc) for s, r in pos.items()}
-        metrics = run_metrics(one, base)
+        metrics = run_metrics(one, base, capped=capped)
         metrics["proxy_share"] = float(np.mean([p["proxy_share"] for p in per.values()]))
-        runs[name] = BookRun(name, one, pos, metrics, per)
+        runs[name] = BookRun(name, one, pos, metrics, per, capped)
     return runs

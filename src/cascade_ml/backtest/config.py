@@ -10,13 +10,14 @@ from pydantic import Field, field_validator, model_validator
 
 from cascade_ml.config_base import StrictModel
 
-StrategyName = Literal["unhedged", "static_hedge", "vol_target", "rule_triggers", "model_policy",
-                       "har_policy", "ewma_policy", "oracle_policy", "static_matched"]
-ALL_STRATEGIES: list[StrategyName] = ["unhedged", "static_hedge", "vol_target", "rule_triggers",
-                                      "model_policy", "har_policy", "ewma_policy",
-                                      "oracle_policy", "static_matched"]
-BOOK_STRATEGIES: list[StrategyName] = ["unhedged", "static_hedge", "model_policy", "har_policy",
-                                       "static_matched"]
+StrategyName = Literal["unhedged", "capped_unhedged", "static_hedge", "vol_target",
+                       "rule_triggers", "model_policy", "har_policy", "ewma_policy",
+                       "oracle_policy", "static_matched"]
+ALL_STRATEGIES: list[StrategyName] = ["unhedged", "capped_unhedged", "static_hedge", "vol_target",
+                                      "rule_triggers", "model_policy", "har_policy",
+                                      "ewma_policy", "oracle_policy", "static_matched"]
+BOOK_STRATEGIES: list[StrategyName] = ["unhedged", "capped_unhedged", "static_hedge",
+                                       "model_policy", "har_policy", "static_matched"]
 
 
 class Period(StrictModel):
@@ -67,6 +68,47 @@ class BookConfig(StrictModel):
                                "instrument rule picks them.")
 
 
+FeedName = Literal["model", "har", "ewma", "oracle"]
+DEFAULT_VARIANTS: list[dict[str, float | str | bool]] = [
+    {"hedge_min": 0.1, "hedge_max": 0.5}, {}, {"hedge_min": 0.5, "hedge_max": 0.9}]
+"""The hedge band at 10-50 %, as configured (30-70 % by default) and at 50-90 %."""
+
+
+class FrontierConfig(StrictModel):
+    """The efficiency frontier (docs/policy.md): static hedges at every ratio against the
+    policy's variants fed by each forecast, hedge cost against CVaR, vol and drawdown."""
+
+    enabled: bool = Field(True, description="Compute the frontier (19 more simulations per "
+                          "perp with the defaults: 11 static ratios, 2 new variants x 4 feeds).")
+    static_ratios: list[float] = Field(
+        default_factory=lambda: [round(0.1 * k, 1) for k in range(11)],
+        description="Hedge ratios of the static curve, at the model policy's mean leverage.")
+    variants: list[dict[str, float | str | bool]] = Field(
+        default_factory=lambda: [dict(v) for v in DEFAULT_VARIANTS],
+        description="The swept trade-off: each entry overrides fields of the policy section "
+        "({} = the policy as configured), e.g. the band's position (hedge_min, hedge_max) or "
+        "any risk-aversion / cost knob of PolicyConfig.")
+    feeds: list[FeedName] = Field(default_factory=lambda: ["ewma", "har", "model", "oracle"],
+                                  description="Forecast feeds the policy's curves are drawn for.")
+
+    @field_validator("static_ratios")
+    @classmethod
+    def _ratios(cls, value: list[float]) -> list[float]:
+        bad = [r for r in value if not 0 <= r <= 1]
+        if bad:
+            raise ValueError(f"static hedge ratios must lie in [0, 1], got {bad}")
+        return value
+
+
+class UniverseConfig(StrictModel):
+    """The universe backtest (`cascade-ml backtest` without --symbol on a many-symbol task)."""
+
+    book: bool = Field(True, description="Also run the one-book view: every perp on one "
+                       "account (the `book` section's strategies and proxy hedges).")
+    symbol_reports: bool = Field(False, description="Also write each perp's plots and HTML "
+                                 "report (slow: four figures per perp).")
+
+
 class BacktestConfig(StrictModel):
     """Which strategies are simulated and how they are reported; the bot (equity, leverage,
     margin, stops) is the `trading` section, fees, band and risk limits come from `policy`."""
@@ -90,6 +132,8 @@ class BacktestConfig(StrictModel):
         None, gt=0, description="Mean block length (days); None = arch's optimal_block_length.")
     seed: int = 0
     book: BookConfig = BookConfig()
+    frontier: FrontierConfig = FrontierConfig()
+    universe: UniverseConfig = UniverseConfig()
     report_dir: Path = Path("reports/backtest")
     html_report: bool = Field(True, description="Write <SYMBOL>_report.html beside the JSON.")
     experiment: str = "backtest"

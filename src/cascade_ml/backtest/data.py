@@ -270,9 +270,17 @@ def align(ohlcv: pd.DataFrame, preds: pd.DataFrame, *, horizon: int,
                         cross=_cross(feats, px.index, proxy_window))
 
 
-def _optional_table(store: MarketStore, relpath: str) -> pd.DataFrame | None:
+def feature_columns(proxy_window: int) -> list[str]:
+    """The feature columns the backtest reads: the rule triggers and the BTC/ETH beta and
+    correlation over ``proxy_window``."""
+    return [*TRIGGER_COLUMNS, *(col(name, proxy_window) for name in ("btc", "eth")
+                                for col in (beta_column, corr_column))]
+
+
+def _optional_table(store: MarketStore, relpath: str,
+                    columns: list[str] | None = None) -> pd.DataFrame | None:
     try:
-        return store.read_table(relpath)
+        return store.read_table(relpath, columns)
     except CascadeError:
         log.warning("no %s in the store; going on without it", relpath)
         return None
@@ -321,7 +329,8 @@ def load(store: MarketStore, symbol: str, *, venue: str, interval: str, horizon:
         log.warning("no funding for %s: funding payments are left out", symbol)
     labels = _optional_table(store, labels_path(symbol, horizon))
     data = align(ohlcv, preds, horizon=horizon, funding=funding,
-                 features=_optional_table(store, features_path(symbol)), labels=labels,
+                 features=_optional_table(store, features_path(symbol),
+                                          feature_columns(proxy_window)), labels=labels,
                  bar=pd.Timedelta(interval), vol_window=vol_window, proxy_window=proxy_window)
     if proxy_tiers is not None:
         data.proxies = load_proxies(store, data.index, venue=venue, interval=interval,

@@ -132,7 +132,8 @@ def economic_frame(runs: dict[str, StrategyRun], data: BacktestData, horizon: in
     """One symbol's inputs of the measures, indexed by window start: the daily net return of
     each strategy (``ret:<name>``), each feed's realised utility on non-overlapping H-bar
     windows (``util:<feed>``, all feeds on the same windows: those where every feed and the
-    realised variance are known) and ``final`` (the window starts in the final period)."""
+    realised variance are known) and ``final`` (the window starts in the final period). Rows
+    are labelled by the UTC day the window starts in."""
     cols: dict[str, pd.Series] = {}
     starts = data.index[: len(data.index) - 1: bars_per_day]
     for name, run in runs.items():
@@ -151,7 +152,9 @@ def economic_frame(runs: dict[str, StrategyRun], data: BacktestData, horizon: in
     frame = pd.DataFrame(cols).sort_index()
     final = pd.Series(data.final_mask(), index=data.index)
     frame["final"] = final.reindex(frame.index, fill_value=False).to_numpy(bool)
-    return frame
+    # label each window by its UTC day, so perps whose windows start at other hours pool on
+    # one calendar (a day keeps the first window starting in it)
+    return frame.groupby(frame.index.floor("D")).first()
 
 
 # --- pooled over symbols, with intervals ------------------------------------------------------

@@ -85,12 +85,13 @@ class _Pos(core.PositionState):
     """A position in the loop, with its plan's targets as lists (fast indexing)."""
 
     __slots__ = ("plan", "lt", "ht", "sig", "prob", "hi_arr", "hb_arr", "hr_arr", "lpn", "nne",
-                 "rec")
+                 "rec", "main_close")
 
     def __init__(self, plan: PositionPlan, n: int) -> None:
         super().__init__(plan.main, plan.side, plan.stops)
         self.plan = plan
         self.rec: list[tuple] = []  # per bar: pnl, notional, leverage, hedge, instrument, costs
+        self.main_close: list[float] = []  # the main perp's closes (set by simulate_book)
         self.lt = plan.target_leverage.tolist()
         self.ht = plan.target_hedge.tolist()
         self.sig = np.where(np.isfinite(plan.sigma_h), plan.sigma_h, 0.0).tolist()
@@ -120,7 +121,10 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
     share = margin_fraction / max(len(plans), 1)
     free = initial_equity
     book = [_Pos(p, n) for p in plans]
-    equity = np.empty(n)
+    for ps in book:
+        ps.main_close = cl[ps.main]
+    one = book[0] if len(book) == 1 else None  # a book of one: no sum over positions
+    equity = [0.0] * n
     settle, allocate, rebalance = core.settle, core.allocate, core.rebalance
 
     for i in range(n):
@@ -129,21 +133,21 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
             for ps in book:
                 if ps.main_q != 0.0:
                     free += settle(ps, i, o, hi, lo, cl, fr, tiers, r)[1]
-        total = free + sum(ps.bucket for ps in book)
+        total = free + one.bucket if one is not None else free + sum(ps.bucket for ps in book)
         # --- 2. decisions at the close
         for ps in book:
             free = allocate(ps, i, free, total, share)
             free = rebalance(ps, i, cl, tiers, r, free, total, share, ps.lt[i], ps.ht[i],
                              ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
                              ps.lpn[i], ps.nne[i])
-        total = free + sum(ps.bucket for ps in book)
+        total = free + one.bucket if one is not None else free + sum(ps.bucket for ps in book)
         equity[i] = total
         for ps in book:
-            nq = ps.main_q * cl[ps.main][i]
-            held = ps.main_q > 0
-            ps.rec.append((ps.pnl, nq, nq / ps.bucket if ps.bucket > 0 else 0.0,
-                           ps.h_cur if held else 0.0,
-                           ps.hinst if held and ps.hedge_q > 0 else -1,
+            q = ps.main_q
+            nq = q * ps.main_close[i]
+            b = ps.bucket
+            ps.rec.append((ps.pnl, nq, nq / b if b > 0 else 0.0, ps.h_cur if q > 0 else 0.0,
+                           ps.hinst if q > 0 and ps.hedge_q > 0 else -1,
                            ps.fees, ps.funding, ps.traded))
     results = []
     for ps in book:
@@ -151,7 +155,7 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
         results.append(SimResult(rec[0], rec[2], rec[3], ps.liqs, ps.fees, ps.funding,
                                  ps.traded, ps.trades, ps.stops, rec[1],
                                  rec[4].astype(int), rec[0].copy(), rec[5:8].copy()))
-    return BookResult(equity, results)
+    return BookResult(np.array(equity), results)
 
 
 def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,

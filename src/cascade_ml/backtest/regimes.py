@@ -62,7 +62,7 @@ def period_tables(runs: dict[str, StrategyRun], data: BacktestData,
         rows = {}
         for sname, run in runs.items():
             bench = base if base is not None else run.result.equity
-            rows[sname] = run_metrics(run.result, bench, sl)
+            rows[sname] = run_metrics(run.result, bench, sl, capped=run.capped)
         tables[name] = {"status": status, "start": str(data.index[a]),
                         "end": str(data.index[b]), "bars": b - a + 1, "strategies": rows}
     return tables

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +36,20 @@ log = logging.getLogger(__name__)
 TABLE_COLS = [("total_return", "return", "{:+.1%}"), ("ann_vol", "vol", "{:.1%}"),
               ("max_drawdown", "maxDD", "{:.1%}"), ("cvar_95", "CVaR95", "{:+.2%}"),
               ("calmar", "calmar", "{:.2f}"), ("upside_capture", "up", "{:.2f}"),
-              ("downside_capture", "down", "{:.2f}"), ("liquidations", "liq", "{:.0f}"),
+              ("downside_capture", "down", "{:.2f}"), ("vol_ratio_capped", "vol/cap", "{:.2f}"),
+              ("upside_capture_capped", "up/cap", "{:.2f}"),
+              ("downside_capture_capped", "dn/cap", "{:.2f}"), ("liquidations", "liq", "{:.0f}"),
               ("stops", "stops", "{:.0f}"), ("fees_paid", "fees", "{:,.0f}"),
               ("funding_paid", "funding", "{:,.0f}"), ("turnover", "turnover", "{:.1f}")]
 TARGET_VOL, TARGET_UP, TARGET_DD = 0.5, 0.6, 0.6
+TARGET_DOWN_CAPPED = 0.45  # issue 16: downside capture against the capped unhedged position
 
 
 def _clean(x: object) -> object:
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
     if isinstance(x, bool | str) or x is None:
         return x
     if isinstance(x, int | np.integer):
@@ -77,9 +83,10 @@ def economic_values(frames: dict[str, pd.DataFrame], bt: BacktestConfig) -> dict
 
 def records(runs: dict[str, StrategyRun], data: BacktestData, symbol: str, horizon: int,
             periods: dict[str, dict] | None = None, fv: dict[str, dict] | None = None,
-            ev: dict[str, dict] | None = None) -> list[dict]:
+            ev: dict[str, dict] | None = None, frontier: dict | None = None) -> list[dict]:
     """One JSON-ready object per strategy; each carries its per-period metrics, and the
-    ``model_policy`` record the forecast value, the economic value and the targets."""
+    ``model_policy`` record the forecast value, the economic value, the frontier (its points
+    and each feed's dominance) and the targets."""
     span = {"start": str(data.index[0]), "end": str(data.index[-1]), "bars": len(data.index),
             "funding_coverage": data.funding_coverage,
             "funding_proxy_share": data.funding_proxy_share,
@@ -100,6 +107,8 @@ def records(runs: dict[str, StrategyRun], data: BacktestData, symbol: str, horiz
             by["model_policy"]["forecast_value"] = _clean(fv)
         if ev:
             by["model_policy"]["economic_value"] = _clean(ev)
+        if frontier:
+            by["model_policy"]["frontier"] = _clean(frontier)
         by["model_policy"]["targets"] = {
             "all": target_report(rows, (fv or {}).get("all")),
             **({"final": target_report(period_rows(rows, "final period"), fv.get("final"))}
@@ -182,6 +191,14 @@ def target_report(rows: list[dict], fv: dict | None = None) -> list[str]:
                  f"{up:.2f} (target >= {TARGET_UP:.2f}): "
                  f"{mark(r <= TARGET_VOL and up >= TARGET_UP)}"
                  if r is not None and up is not None else "vol / upside capture: n/a")
+    r, up, down = (m.get(k) for k in ("vol_ratio_capped", "upside_capture_capped",
+                                       "downside_capture_capped"))
+    if None not in (r, up, down):
+        ok = r <= TARGET_VOL and up >= TARGET_UP and down <= TARGET_DOWN_CAPPED
+        lines.append(f"against the capped unhedged position (the hedge alone): vol {r:.2f}x "
+                     f"(target <= {TARGET_VOL:.2f}), upside capture {up:.2f} (target >= "
+                     f"{TARGET_UP:.2f}), downside capture {down:.2f} (target <= "
+                     f"{TARGET_DOWN_CAPPED:.2f}): {mark(ok)}")
     r = ratio("max_drawdown")
     lines.append(f"max drawdown {r:.2f}x unhedged (target <= {TARGET_DD:.2f}): "
                  f"{mark(r <= TARGET_DD)}" if r is not None else "max drawdown: n/a")
@@ -258,30 +275,60 @@ def log_to_mlflow(tracking: TrackingConfig, bt: BacktestConfig, trading: Trading
         return run.info.run_id
 
 
-def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: BacktestConfig,
-                 trading: TradingConfig, policy: PolicyConfig, tracking: TrackingConfig, *,
-                 json_path: Path | None = None, report_dir: Path | None = None,
-                 log_mlflow: bool | None = None,
-                 economic: dict[str, pd.DataFrame] | None = None) -> list[dict]:
-    """Backtest one symbol; prints the tables, writes JSON/plots/HTML, logs to MLflow. When
-    ``economic`` is given, the symbol's economic-value windows are added to it under its name
-    (for :func:`universe_economic_value`)."""
-    horizon = task.horizon
+@dataclass
+class SymbolBacktest:
+    """Everything one symbol's backtest computed (what the printers and writers read)."""
+
+    symbol: str
+    horizon: int
+    data: BacktestData
+    runs: dict[str, StrategyRun]
+    periods: dict[str, dict]
+    fv: dict[str, dict]
+    frame: pd.DataFrame          # the economic-value inputs (economic_frame)
+    ev: dict[str, dict]
+    frontier: list[dict] | None  # frontier points (backtest.frontier.enabled)
+    rows: list[dict]
+
+
+def load_symbol(store: MarketStore, symbol: str, task: TaskConfig, bt: BacktestConfig,
+                policy: PolicyConfig) -> BacktestData:
+    """One symbol's aligned data, with the BTC/ETH proxies when the backtest allows them."""
     proxy_tiers = ({name: policy.tiers_for(name) for name in ("BTC", "ETH")}
                    if bt.proxy_hedges else None)
-    data = load(store, symbol, venue=bt.venue or task.venue, interval=task.interval,
-                horizon=horizon, funding_proxy=bt.funding_proxy,
+    return load(store, symbol, venue=bt.venue or task.venue, interval=task.interval,
+                horizon=task.horizon, funding_proxy=bt.funding_proxy,
                 vol_window=policy.vol_reference_window, proxy_window=policy.proxy_window,
                 proxy_tiers=proxy_tiers)
+
+
+def backtest_symbol(store: MarketStore, symbol: str, task: TaskConfig, bt: BacktestConfig,
+                    trading: TradingConfig, policy: PolicyConfig, *,
+                    frontier_in_records: bool = True) -> SymbolBacktest:
+    """Simulate every strategy of one symbol and compute its tables, forecast value, economic
+    value and frontier (no printing, no files): the one computation behind ``run_backtest``
+    and each perp of :func:`cascade_ml.backtest.universe.run_universe_backtest`."""
+    from cascade_ml.backtest.frontier import feed_dominance
+    from cascade_ml.backtest.simulate_all import frontier_points
+
+    data = load_symbol(store, symbol, task, bt, policy)
     runs = run_strategies(data, bt, policy, symbol, task.side, trading=trading)
     periods = period_tables(runs, data, bt.periods)
     fv = forecast_values(runs, data, bt)
-    frame = economic_frame(runs, data, horizon)
-    if economic is not None:
-        economic[symbol] = frame
+    frame = economic_frame(runs, data, task.horizon)
     ev = economic_values({symbol: frame}, bt)
-    rows = records(runs, data, symbol, horizon, periods, fv, ev)
-    typer.echo(f"{symbol} h={horizon}: {len(data.index)} OOS bars {data.index[0]} .. "
+    points = (frontier_points(data, bt, policy, symbol, task.side, trading=trading, runs=runs)
+              if bt.frontier.enabled else None)
+    front = ({"points": points, "dominance": feed_dominance(points)}
+             if points and frontier_in_records else None)
+    rows = records(runs, data, symbol, task.horizon, periods, fv, ev, front)
+    return SymbolBacktest(symbol, task.horizon, data, runs, periods, fv, frame, ev, points, rows)
+
+
+def echo_symbol(sb: SymbolBacktest) -> None:
+    """Print one symbol's tables, forecast value, economic value and targets."""
+    data, rows, periods = sb.data, sb.rows, sb.periods
+    typer.echo(f"{sb.symbol} h={sb.horizon}: {len(data.index)} OOS bars {data.index[0]} .. "
                f"{data.index[-1]}; forecasts on {data.forecast_coverage:.0%} of bars, funding "
                f"data on {data.funding_coverage:.0%} (other venues' funding as proxy on "
                f"{data.funding_proxy_share:.0%})")
@@ -294,32 +341,74 @@ def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: Backtest
         typer.echo(format_table(final_rows))
     typer.echo("per period, return / max drawdown:")
     typer.echo(period_summary(periods))
-    for span, block in fv.items():
+    for span, block in sb.fv.items():
         typer.echo(f"forecast value ({span}): {block['verdict']}")
-    echo_economic(ev)
+    echo_economic(sb.ev)
+    if sb.frontier:
+        from cascade_ml.backtest.frontier import feed_dominance
+
+        echo_dominance(feed_dominance(sb.frontier), f" ({sb.symbol})")
     targets = next((r["targets"] for r in rows if r["strategy"] == "model_policy"), {})
     for span, lines in targets.items():
         for line in lines:
             typer.echo(f"  model_policy target ({span}): {line}")
-    if json_path is not None:
-        write_json(Path(json_path), rows)
-    out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
-    paths = model_policy_paths(data, trading, policy, symbol, task.side)
-    plots = save_plots(runs, data, paths, out_dir, symbol)
+
+
+def echo_dominance(dom: dict[str, dict[str, dict]], label: str = "") -> None:
+    """Per feed: the share of its frontier points below / above the static curve, per risk."""
+    for feed, risks in dom.items():
+        cells = "; ".join(
+            f"{risk} {d['dominating']}/{d['points']} below, {d['dominated']} above"
+            + (f", {d['outside']} outside" if d["outside"] else "")
+            for risk, d in risks.items())
+        typer.echo(f"frontier{label}, {feed}-fed policy vs static hedges: {cells}")
+
+
+def write_symbol_outputs(sb: SymbolBacktest, bt: BacktestConfig, trading: TradingConfig,
+                         policy: PolicyConfig, side: str, out_dir: Path) -> list[Path]:
+    """One symbol's plots and HTML report into ``out_dir``; returns the files written."""
+    from cascade_ml.backtest.plots import frontier_figure, save_figures
+
+    paths = model_policy_paths(sb.data, trading, policy, sb.symbol, side)
+    plots = save_plots(sb.runs, sb.data, paths, out_dir, sb.symbol)
+    if sb.frontier:
+        plots += save_figures({"frontier": frontier_figure(sb.frontier, sb.symbol)}, out_dir,
+                              sb.symbol)
     artifacts = list(plots)
     if bt.html_report:
         from cascade_ml.backtest.report import write_report
 
-        html = write_report(out_dir / f"{symbol}_report.html", symbol, rows, periods, fv,
-                            plots, data, bt, trading, policy, task.side)
-        artifacts.append(html)
-        typer.echo(f"report: {html}")
+        artifacts.append(write_report(out_dir / f"{sb.symbol}_report.html", sb.symbol, sb.rows,
+                                      sb.periods, sb.fv, plots, sb.data, bt, trading, policy,
+                                      side))
+    return artifacts
+
+
+def run_backtest(store: MarketStore, symbol: str, task: TaskConfig, bt: BacktestConfig,
+                 trading: TradingConfig, policy: PolicyConfig, tracking: TrackingConfig, *,
+                 json_path: Path | None = None, report_dir: Path | None = None,
+                 log_mlflow: bool | None = None,
+                 economic: dict[str, pd.DataFrame] | None = None) -> list[dict]:
+    """Backtest one symbol; prints the tables, writes JSON/plots/HTML, logs to MLflow. When
+    ``economic`` is given, the symbol's economic-value windows are added to it under its name
+    (for :func:`universe_economic_value`)."""
+    sb = backtest_symbol(store, symbol, task, bt, trading, policy)
+    if economic is not None:
+        economic[symbol] = sb.frame
+    echo_symbol(sb)
+    if json_path is not None:
+        write_json(Path(json_path), sb.rows)
+    out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
+    artifacts = write_symbol_outputs(sb, bt, trading, policy, task.side, out_dir)
+    for a in artifacts:
+        if a.suffix == ".html":
+            typer.echo(f"report: {a}")
     typer.echo(f"plots in {out_dir}")
     if bt.log_mlflow if log_mlflow is None else log_mlflow:
-        run_id = log_to_mlflow(tracking, bt, trading, policy, symbol, horizon, rows, artifacts,
-                               json_path)
+        run_id = log_to_mlflow(tracking, bt, trading, policy, symbol, task.horizon, sb.rows,
+                               artifacts, json_path)
         typer.echo(f"logged to MLflow experiment '{bt.experiment}' run {run_id}")
-    return rows
+    return sb.rows
 
 
 def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
@@ -328,32 +417,10 @@ def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
                       json_path: Path | None = None, report_dir: Path | None = None,
                       log_mlflow: bool | None = None) -> list[dict]:
     """Backtest the book: print the book and position tables, write JSON/plots/HTML, log."""
-    from cascade_ml.backtest.book import load_book, run_book
     from cascade_ml.backtest.report import positions_section, write_report
 
-    book = load_book(store, symbols, task, bt, policy)
-    runs = run_book(book, bt, policy, task.side, trading=trading)
-    cal = book.calendar()
-    periods = period_tables(runs, cal, bt.periods)  # type: ignore[arg-type]
-    fv = forecast_values(runs, cal, bt)  # type: ignore[arg-type]
-    rows = records(runs, cal, "BOOK", task.horizon, periods, fv)  # type: ignore[arg-type]
-    by = {r["strategy"]: r for r in rows}
-    for name, run in runs.items():
-        by[name]["symbols"] = list(book.symbols)
-        by[name]["positions"] = {s: _clean(m) for s, m in run.position_metrics.items()}
-    typer.echo(f"book {', '.join(book.symbols)} h={task.horizon}: {len(cal.index)} common OOS "
-               f"bars {cal.index[0]} .. {cal.index[-1]}")
-    typer.echo(format_table(rows))
-    final_rows = period_rows(rows, "final period")
-    if final_rows:
-        typer.echo("final period (every symbol untouched):")
-        typer.echo(format_table(final_rows))
-    for name in ("model_policy", "har_policy"):
-        if name in runs:
-            typer.echo(f"{name} positions:")
-            typer.echo(position_table(runs[name].position_metrics))
-    for span, block in fv.items():
-        typer.echo(f"book forecast value ({span}): {block['verdict']}")
+    runs, cal, periods, fv, rows = book_backtest(store, symbols, task, bt, trading, policy)
+    echo_book(rows, task.horizon)
     if json_path is not None:
         write_json(Path(json_path), rows)
     out_dir = Path(report_dir) if report_dir is not None else bt.report_dir
@@ -367,7 +434,7 @@ def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
                             cal, bt, trading, policy, task.side,  # type: ignore[arg-type]
                             extra=[positions_section({n: r.position_metrics
                                                       for n, r in runs.items()})],
-                            title=f"Book backtest: {', '.join(book.symbols)}")
+                            title=f"Book backtest: {', '.join(rows[0]['symbols'])}")
         artifacts.append(html)
         typer.echo(f"report: {html}")
     if bt.log_mlflow if log_mlflow is None else log_mlflow:
@@ -375,6 +442,44 @@ def run_book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig,
                                json_path, run_name=f"backtest-book-h{task.horizon}")
         typer.echo(f"logged to MLflow experiment '{bt.experiment}' run {run_id}")
     return rows
+
+
+def book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig, bt: BacktestConfig,
+                  trading: TradingConfig, policy: PolicyConfig) -> tuple:
+    """The book's runs, calendar, periods, forecast value and records (each record with the
+    book's ``symbols`` and per-position metrics); no printing, no files."""
+    from cascade_ml.backtest.book import load_book, run_book
+
+    book = load_book(store, symbols, task, bt, policy)
+    runs = run_book(book, bt, policy, task.side, trading=trading)
+    cal = book.calendar()
+    periods = period_tables(runs, cal, bt.periods)  # type: ignore[arg-type]
+    fv = forecast_values(runs, cal, bt)  # type: ignore[arg-type]
+    rows = records(runs, cal, "BOOK", task.horizon, periods, fv)  # type: ignore[arg-type]
+    by = {r["strategy"]: r for r in rows}
+    for name, run in runs.items():
+        by[name]["symbols"] = list(book.symbols)
+        by[name]["positions"] = {s: _clean(m) for s, m in run.position_metrics.items()}
+    return runs, cal, periods, fv, rows
+
+
+def echo_book(rows: list[dict], horizon: int) -> None:
+    """Print the book's tables (whole span, final period, positions) and forecast value."""
+    first = rows[0]
+    typer.echo(f"book {', '.join(first['symbols'])} h={horizon}: {first['bars']} common OOS "
+               f"bars {first['start']} .. {first['end']}")
+    typer.echo(format_table(rows))
+    final_rows = period_rows(rows, "final period")
+    if final_rows:
+        typer.echo("final period (every symbol untouched):")
+        typer.echo(format_table(final_rows))
+    by = {r["strategy"]: r for r in rows}
+    for name in ("model_policy", "har_policy"):
+        if name in by:
+            typer.echo(f"{name} positions:")
+            typer.echo(position_table(by[name]["positions"]))
+    for span, block in by.get("model_policy", {}).get("forecast_value", {}).items():
+        typer.echo(f"book forecast value ({span}): {block['verdict']}")
 
 
 def position_table(per: dict[str, dict]) -> str:

@@ -6,13 +6,21 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import ValidationError
 
 from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.backtest.data import BacktestData
 from cascade_ml.backtest.engine import SimResult, simulate
 from cascade_ml.backtest.metrics import capture, summarize
-from cascade_ml.backtest.strategies import Plan, policy_targets, strategy_plan
+from cascade_ml.backtest.strategies import (
+    POLICY_FEEDS,
+    Plan,
+    policy_targets,
+    strategy_plan,
+    without_hedge,
+)
 from cascade_ml.contracts.task import Side
+from cascade_ml.errors import ConfigError
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.trading.config import TradingConfig
 
@@ -25,10 +33,19 @@ class StrategyRun:
     result: SimResult
     metrics: dict[str, float]
     plan: Plan | None = None
+    capped: np.ndarray | None = None  # equity of its capped-unhedged benchmark
 
 
-def run_metrics(r: SimResult, base_equity: np.ndarray, sl: slice = slice(None)) -> dict:
-    """Metrics of one simulated strategy over the bars ``sl`` (capture against ``base``)."""
+def _ratio(a: float, b: float) -> float:
+    return a / b if np.isfinite(a) and np.isfinite(b) and b != 0 else float("nan")
+
+
+def run_metrics(r: SimResult, base_equity: np.ndarray, sl: slice = slice(None),
+                capped: np.ndarray | None = None) -> dict:
+    """Metrics of one simulated strategy over the bars ``sl``: capture against ``base`` (the
+    full-size unhedged bot) and, given ``capped`` (the same size-capped position without its
+    hedge, :func:`~cascade_ml.backtest.strategies.without_hedge`), capture and vol ratio against
+    it, which measure the hedge alone."""
     eq = r.equity[sl]
     m = summarize(eq)
     up, down = capture(eq, base_equity[sl])
@@ -36,7 +53,13 @@ def run_metrics(r: SimResult, base_equity: np.ndarray, sl: slice = slice(None)) 
     lo, hi, _ = sl.indices(len(r.equity))
     inside = lambda bars: float(sum(lo < b < hi for b in bars))  # noqa: E731
     m.update({"upside_capture": up, "downside_capture": down,
+              "capture_ratio": _ratio(up, down),
               "liquidations": inside(r.liquidation_bars), "stops": inside(r.stop_bars)})
+    if capped is not None:
+        cup, cdown = capture(eq, capped[sl])
+        m.update({"upside_capture_capped": cup, "downside_capture_capped": cdown,
+                  "capture_ratio_capped": _ratio(cup, cdown),
+                  "vol_ratio_capped": _ratio(m["ann_vol"], summarize(capped[sl])["ann_vol"])})
     if sl == slice(None) or r.cum_costs is None:
         fees, funding, traded = r.fees, r.funding, r.traded_notional
     else:  # costs accrued inside the slice (the first bar is the slice's base)
@@ -74,7 +97,10 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
 
     ``static_matched`` holds the model policy's *average* leverage and hedge ratio fixed (the
     same average size and cost, no forecasts), so it runs after ``model_policy``. Strategies
-    whose inputs are missing (e.g. no HAR column) are left out with a warning.
+    whose inputs are missing (e.g. no HAR column) are left out with a warning. With
+    ``capped_unhedged`` among the strategies, each policy row is also measured against its own
+    feed's position without the hedge (the model feed's is the ``capped_unhedged`` row; the
+    other feeds' are simulated for the measure only), every other row against the model's.
     """
     tiers = policy.tiers_for(symbol)
     notional = trading.nominal_notional()
@@ -98,9 +124,22 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
             continue
         results[name] = (_simulate(plan, data, trading, policy, tiers, side, proxies), plan)
     base = results["unhedged"][0].equity
-    return {name: StrategyRun(name, results[name][0], run_metrics(results[name][0], base),
-                              results[name][1])
-            for name in bt.strategies if name in results}
+    capped: dict[str, np.ndarray] = {}
+    if "capped_unhedged" in results:
+        capped["model_policy"] = results["capped_unhedged"][0].equity
+        for name in POLICY_FEEDS:
+            if name in results and name not in capped:
+                capped[name] = _simulate(without_hedge(results[name][1]), data, trading,
+                                         policy, tiers, side, proxies).equity
+    default = capped.get("model_policy")
+    out = {}
+    for name in bt.strategies:
+        if name in results:
+            c = capped.get(name, default)
+            out[name] = StrategyRun(name, results[name][0],
+                                    run_metrics(results[name][0], base, capped=c),
+                                    results[name][1], c)
+    return out
 
 
 def model_policy_paths(data: BacktestData, trading: TradingConfig, policy: PolicyConfig,
@@ -109,3 +148,67 @@ def model_policy_paths(data: BacktestData, trading: TradingConfig, policy: Polic
     return policy_targets(data.signals, side, trading.nominal_notional(),
                           policy.tiers_for(symbol), policy,
                           trailing_vol_annual=data.trailing_vol_annual, cross=data.cross)
+
+
+def variant_policies(policy: PolicyConfig, variants: list[dict]
+                     ) -> list[tuple[str, PolicyConfig]]:
+    """(label, policy) of each frontier variant: the policy section with the variant's fields
+    overridden and validated again; a bad variant is a ConfigError naming it."""
+    out = []
+    for k, variant in enumerate(variants):
+        try:
+            cfg = PolicyConfig.model_validate({**policy.model_dump(), **variant})
+        except ValidationError as exc:
+            msg = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'policy'}: {e['msg']}"
+                            for e in exc.errors())
+            raise ConfigError(f"variant {variant} is not a valid policy ({msg})",
+                              f"backtest.frontier.variants[{k}]") from exc
+        label = ", ".join(f"{key}={v}" for key, v in variant.items()) or "as configured"
+        out.append((label, cfg))
+    return out
+
+
+def frontier_points(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig, symbol: str,
+                    side: Side, *, trading: TradingConfig, runs: dict[str, StrategyRun]
+                    ) -> list[dict]:
+    """One perp's frontier points (:mod:`cascade_ml.backtest.frontier`): the static hedges at
+    ``backtest.frontier.static_ratios`` held at the model policy's mean leverage (the size of
+    ``static_matched``), and the policy fed by each of ``frontier.feeds`` under each variant
+    (the configured policy's runs are reused)."""
+    from cascade_ml.backtest.frontier import point
+
+    fc = bt.frontier
+    tiers = policy.tiers_for(symbol)
+    notional = trading.nominal_notional()
+    proxies = data.proxies if bt.proxy_hedges else None
+    ref = runs.get("model_policy") or runs.get("static_matched")
+    lev = float(np.mean(ref.result.leverage)) if ref is not None else trading.leverage
+
+    def coords(r: SimResult) -> dict:
+        return point(r.equity, data.close, r.hedge, r.notional, r.fees, r.funding,
+                     liquidations=len(r.liquidation_bars), side=side)
+
+    points = []
+    for h in fc.static_ratios:
+        plan = strategy_plan("static_matched", data.signals, bt, trading, policy, tiers,
+                             notional, side, matched=(lev, h))
+        res = _simulate(plan, data, trading, policy, tiers, side, proxies)
+        points.append({"kind": "static", "feed": None, "label": f"static {h:.0%}", "ratio": h,
+                       "leverage": lev, **coords(res)})
+    for (label, cfg), variant in zip(variant_policies(policy, fc.variants), fc.variants,
+                                     strict=True):
+        for feed in fc.feeds:
+            name = f"{feed}_policy"
+            if not variant and name in runs:
+                res = runs[name].result
+            else:
+                plan = strategy_plan(name, data.signals, bt, trading, cfg, tiers, notional,
+                                     side, feeds=data.feeds,
+                                     trailing_vol_annual=data.trailing_vol_annual,
+                                     cross=data.cross, proxies=proxies is not None)
+                if plan is None:
+                    continue
+                res = _simulate(plan, data, trading, cfg, tiers, side, proxies)
+            points.append({"kind": "policy", "feed": feed, "label": label,
+                           "variant": dict(variant), **coords(res)})
+    return points

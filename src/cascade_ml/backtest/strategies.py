@@ -8,7 +8,9 @@ The policy strategies are one policy fed by different forecasts (the ablation):
 ``ewma_policy`` (EWMA vol + climatology) and ``oracle_policy`` (the realised future variance and
 cascade label: the ceiling). They enforce the size cap and honour the protective stop when the
 backtest section says so; the benchmarks (unhedged, static, vol targeting, rule triggers,
-static_matched) hold their fixed size.
+static_matched) hold their fixed size. Two unhedged benchmarks: ``unhedged`` is the bot's full
+position (``trading.leverage``, no size cap), ``capped_unhedged`` the model policy's own
+size-capped position with hedge 0 (what captures of the hedge alone are measured against).
 """
 
 from __future__ import annotations
@@ -87,6 +89,16 @@ def policy_plan(sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig, tie
                 engine, t)
 
 
+def without_hedge(plan: Plan) -> Plan:
+    """The same size-capped position without its hedge: the plan's leverage targets, size cap
+    (the hedged position's loss per notional, so the main leg is the same size), stop and
+    fail-safe, with hedge 0 on every bar. Against it, captures measure the hedge alone."""
+    engine = {k: v for k, v in plan.engine.items()
+              if k not in ("hedge_instrument", "hedge_beta")}
+    return Plan(plan.target_leverage, np.zeros_like(plan.target_hedge), plan.sigma_h,
+                plan.cascade_prob, engine, plan.decisions)
+
+
 def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig,
                   tiers, notional: float, side: Side, *, feeds: dict[str, Signals] | None = None,
                   trailing_vol_annual: np.ndarray | None = None,
@@ -108,6 +120,11 @@ def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: Poli
     if name == "rule_triggers":
         return _fixed(trading.leverage,
                       np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min), sig)
+    if name == "capped_unhedged":
+        plan = strategy_plan("model_policy", sig, bt, trading, cfg, tiers, notional, side,
+                             feeds=feeds, trailing_vol_annual=trailing_vol_annual, cross=cross,
+                             proxies=proxies)
+        return None if plan is None else without_hedge(plan)
     if name in POLICY_FEEDS:
         feed = (feeds or {"model": sig}).get(POLICY_FEEDS[name])
         if feed is None:

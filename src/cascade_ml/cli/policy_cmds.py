@@ -56,43 +56,60 @@ def register(app: typer.Typer) -> None:
 
     @app.command("backtest")
     def backtest_cmd(
-        symbol: str = typer.Option("NEAR", "--symbol", help="Target symbol."),
-        json_out: Path | None = typer.Option(None, "--json", help="Write metrics per strategy."),
+        symbol: str | None = typer.Option(
+            None, "--symbol", help="Backtest this perp alone. Default: the task's symbol; with "
+            "several task symbols, the universe backtest of all of them."),
+        json_out: Path | None = typer.Option(None, "--json", help="Write the JSON: the "
+                                             "strategy records (one perp, --book) or the "
+                                             "universe document."),
         report_dir: Path | None = typer.Option(None, "--report-dir",
                                                 help="Folder for plots and the HTML report."),
         pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline file."),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
-        book: bool = typer.Option(False, "--book", help="Backtest the book instead: every "
+        book: bool = typer.Option(False, "--book", help="Backtest the book alone: every "
                                   "perp of backtest.book.symbols (default task.symbols) on one "
                                   "account; --symbol is ignored."),
         tune: int = typer.Option(0, "--tune", min=0, help="Tune the policy's maps with Optuna "
-                                 "(this many trials) on --symbol's development folds only, then "
-                                 "score it once on its final period and on the other book "
-                                 "symbols; writes policy_tuning.json."),
+                                 "(this many trials) on --symbol's (default: the first task "
+                                 "symbol's) development folds only, then score it once on its "
+                                 "final period and on the other book symbols; writes "
+                                 "policy_tuning.json."),
     ) -> None:
         """Backtest the hedging strategies on out-of-sample forecasts and compare them: the
-        policy fed by the models, HAR, EWMA and an oracle, beside static hedges, with the
-        forecast value (model-fed minus HAR-fed, bootstrap interval), regimes and an HTML
-        report."""
+        policy fed by the models, HAR, EWMA and an oracle, beside static hedges and the
+        size-capped position unhedged, with the forecast value (model-fed minus HAR-fed,
+        bootstrap interval), the economic value, the efficiency frontier, regimes and an HTML
+        report. Without --symbol on a task of several symbols: every perp, pooled, with the
+        left-out perps apart and the one-book view, in one JSON."""
         from cascade_ml.backtest.run import run_backtest, run_book_backtest, run_tuning
         from cascade_ml.config import load_pipeline
         from cascade_ml.data.store import MarketStore
 
         config = load_pipeline(pipeline)
         store = MarketStore(config.store.root)
+        symbols = [s.upper() for s in config.task.symbols]
         if tune:
             others = config.backtest.book.symbols or config.task.symbols
-            run_tuning(store, symbol.upper(), [s.upper() for s in others], config.task,
-                       config.backtest, config.trading, config.policy, trials=tune,
-                       out_dir=report_dir)
+            run_tuning(store, (symbol or symbols[0]).upper(), [s.upper() for s in others],
+                       config.task, config.backtest, config.trading, config.policy,
+                       trials=tune, out_dir=report_dir)
             return
         if book:
-            symbols = [s.upper() for s in (config.backtest.book.symbols or config.task.symbols)]
-            run_book_backtest(store, symbols, config.task, config.backtest, config.trading,
+            members = [s.upper() for s in (config.backtest.book.symbols or config.task.symbols)]
+            run_book_backtest(store, members, config.task, config.backtest, config.trading,
                               config.policy, config.tracking, json_path=json_out,
                               report_dir=report_dir,
                               log_mlflow=not no_mlflow)
             return
-        run_backtest(store, symbol.upper(), config.task, config.backtest, config.trading,
-                     config.policy, config.tracking, json_path=json_out, report_dir=report_dir,
-                     log_mlflow=not no_mlflow)
+        if symbol is None and len(symbols) > 1:
+            from cascade_ml.backtest.universe import run_universe_backtest
+
+            holdout = config.panel.holdout_symbols if config.panel.enabled else []
+            run_universe_backtest(store, symbols, config.task, config.backtest, config.trading,
+                                  config.policy, config.tracking, holdout=holdout,
+                                  compute=config.compute, json_path=json_out,
+                                  report_dir=report_dir, log_mlflow=not no_mlflow)
+            return
+        run_backtest(store, (symbol or symbols[0]).upper(), config.task, config.backtest,
+                     config.trading, config.policy, config.tracking, json_path=json_out,
+                     report_dir=report_dir, log_mlflow=not no_mlflow)

@@ -221,11 +221,16 @@ class MarketStore:
         self._atomic_write(path, frame, meta or {})
         return path
 
-    def read_table(self, relpath: str | Path) -> pd.DataFrame:
+    def read_table(self, relpath: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+        """A stored table; ``columns``: only those of them it has (and its index), so a wide
+        table costs what its needed columns cost."""
         path = self.root / relpath
         if not path.exists():
             raise CascadeError(f"no table {relpath} in the store at {self.root}")
-        frame = pq.read_table(path).to_pandas()
+        if columns is not None:
+            names = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in names]
+        frame = pq.read_table(path, columns=columns, use_pandas_metadata=True).to_pandas()
         raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
         frame.attrs = json.loads(raw) if raw else {}
         return frame

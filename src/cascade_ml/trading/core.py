@@ -205,6 +205,8 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
     # one-sided: above the cap is never tolerated (only float rounding); below, the tolerance
     relever = (ps.main_q == 0.0 or cur_lev > lt_eff * (1.0 + _ROUNDING)
                or cur_lev < lt_eff * (1.0 - r.leverage_tolerance))
+    if not relever and abs(ht - ps.h_cur) < r.band:
+        return free  # inside both no-trade bands: nothing trades (most bars)
     if ps.main_q == 0.0:
         move_hedge = True
     elif abs(ht - ps.h_cur) < r.band:  # inside the no-trade band: the test fails

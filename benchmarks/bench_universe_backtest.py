@@ -1,0 +1,137 @@
+"""Universe backtest speed: every perp, every feed, pooled, frontier and book, two ways in one run.
+
+The baseline is the per-symbol loop in this process (``compute.mode: serial``); the path under
+test is the same ``run_universe_backtest`` with one dask worker process per core
+(``compute.mode: dask``). Both do the same work (every strategy and feed of every perp, the
+economic value and its bootstraps, the frontier, the one-book view; no HTML, no MLflow).
+
+By default the universe is built here from the real 1h bars of data/sample (NEAR, BTC, ETH,
+2023-01 .. 2026-03): each of ``--perps`` perps is one of the three paths shifted in time by a
+different offset, on its last ``--years`` years, with trailing-variance 'forecasts' and labels
+from the bars (as in the tests). ``--pipeline pipelines/universe.yaml`` runs on that pipeline's
+store instead (the real panel forecasts; run the pipeline first).
+
+Prints wall and CPU seconds of both, microseconds per perp-bar, and the ratio.
+
+    .venv/bin/python benchmarks/bench_universe_backtest.py [--perps 21] [--years 3]
+    .venv/bin/python benchmarks/bench_universe_backtest.py --pipeline pipelines/universe.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cascade_ml.backtest.universe import run_universe_backtest
+from cascade_ml.compute import ComputeConfig
+from cascade_ml.config import PipelineConfig, load_pipeline
+from cascade_ml.data.store import MarketStore, PartitionKey
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+VARANUS = SAMPLE / "yagokhan-varanus-neo-flow-hybrid-extended" / "data"
+
+
+def _bars(name: str) -> pd.DataFrame:
+    df = pd.read_parquet(VARANUS / f"{name}USDT_1h.parquet")
+    df = df[["open", "high", "low", "close", "volume"]]
+    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC").as_unit("ns").rename("timestamp")
+    return df
+
+
+def synthetic_store(root: Path, perps: int, hours: int) -> list[str]:
+    """``perps`` perps from the sample's three real paths, shifted; predictions and labels."""
+    store = MarketStore(root)
+    bases = [_bars(n) for n in ("NEAR", "BTC", "ETH")]
+    symbols = []
+    for k in range(perps):
+        base = bases[k % 3]
+        vals = np.roll(base.to_numpy(float), 997 * k, axis=0)
+        bars = pd.DataFrame(vals, index=base.index, columns=base.columns).iloc[-hours - 800:]
+        r = np.log(bars["close"]).diff()
+        var24 = (r ** 2).rolling(168).mean() * 24
+        dd = 1 - bars["close"] / bars["close"].rolling(24).max()
+        n = len(bars)
+        preds = pd.DataFrame({"fold": np.where(np.arange(n) > 0.85 * n, 1, 0),
+                              "var_forecast": var24, "vol_forecast": np.sqrt(var24),
+                              "cascade_prob": (dd / 0.15).clip(0, 1) * 0.5 + 0.02,
+                              "var_har": (r ** 2).rolling(720).mean() * 24,
+                              "var_ewma": (r ** 2).ewm(halflife=24).mean() * 24,
+                              "prob_climatology": 0.04}, index=bars.index).iloc[800:].dropna()
+        low = bars["low"][::-1].rolling(24).min()[::-1].shift(-1)
+        labels = pd.DataFrame({"cascade": (np.log(low / bars["close"]) < -0.08).astype(float),
+                               "fwd_rv": (r ** 2)[::-1].rolling(24).sum()[::-1].shift(-1)})
+        sym = f"P{k:02d}"
+        store.write(PartitionKey("ohlcv", "binance", sym, "1h"), bars)
+        store.write_table(f"predictions/symbol={sym}/h=24/oos.parquet", preds)
+        store.write_table(f"labels/symbol={sym}/h=24/labels.parquet", labels)
+        symbols.append(sym)
+    return symbols
+
+
+def timed(config: PipelineConfig, store: MarketStore, symbols: list[str],
+          compute: ComputeConfig, holdout: list[str]) -> tuple[float, float, dict]:
+    """Wall and CPU seconds (this process and its reaped workers) of one universe run."""
+    def cpu() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    bt = config.backtest.model_copy(update={"html_report": False, "log_mlflow": False})
+    w0, c0 = time.perf_counter(), cpu()
+    with contextlib.redirect_stdout(io.StringIO()):
+        doc = run_universe_backtest(store, symbols, config.task, bt, config.trading,
+                                    config.policy, config.tracking, holdout=holdout,
+                                    compute=compute)
+    return time.perf_counter() - w0, cpu() - c0, doc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--perps", type=int, default=21)
+    ap.add_argument("--years", type=float, default=3.0)
+    ap.add_argument("--pipeline", type=Path, default=None,
+                    help="Run on this pipeline's store and task (default: built from the "
+                         "sample).")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.pipeline is not None:
+            config = load_pipeline(args.pipeline)
+            symbols = [s.upper() for s in config.task.symbols][: args.perps]
+            holdout = config.panel.holdout_symbols if config.panel.enabled else []
+        else:
+            config = PipelineConfig.model_validate({"store": {"root": tmp}})
+            t0 = time.perf_counter()
+            symbols = synthetic_store(Path(tmp), args.perps, int(args.years * 365 * 24))
+            print(f"built {len(symbols)} perps x {args.years:g} years from the sample in "
+                  f"{time.perf_counter() - t0:.1f} s")
+            config = config.model_copy(update={"backtest": config.backtest.model_copy(
+                update={"proxy_hedges": False, "book": config.backtest.book.model_copy(
+                    update={"proxy_hedges": False})})})
+            holdout = symbols[-4:] if len(symbols) > 4 else symbols[-1:]
+        store = MarketStore(config.store.root)
+        serial = timed(config, store, symbols, ComputeConfig(mode="serial"), holdout)
+        dask = timed(config, store, symbols, ComputeConfig(mode="dask", n_workers=args.workers,
+                                                           threads_per_worker=1), holdout)
+    bars = sum(r[0]["bars"] for r in serial[2]["per_symbol"].values())
+    print(f"{len(symbols)} perps, {bars:,} perp-bars, every feed, frontier and book "
+          f"(os.cpu_count() = {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
+    print(f"{'path':<34}{'wall s':>9}{'cpu s':>9}{'us/perp-bar':>13}")
+    for name, (wall, cpu, _) in (("per-symbol loop, one process", serial),
+                                 (f"dask, {args.workers} worker processes", dask)):
+        print(f"{name:<34}{wall:>9.1f}{cpu:>9.1f}{wall / bars * 1e6:>13.1f}")
+    print(f"ratio loop / dask wall: {serial[0] / dask[0]:.2f}x (target: universe under 60 s "
+          "on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()
