@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import timedelta
 
 from cascade_ml.contracts.columns import (
     CASCADE_PROB,
@@ -42,7 +43,8 @@ def expected_decision(symbol: str, values: Mapping[str, object], row: Mapping[st
                       ) -> Decision:
     """``decide`` on: sigma_H = the forecast volatility (sqrt of the variance forecast),
     quantile vols = sqrt of the variance quantiles, triggers fired where their column is 1.0
-    (unknown where NaN), beta/corr of each reference at ``policy.proxy_window``."""
+    (unknown where NaN), beta/corr of each reference at ``policy.proxy_window``, trailing vol
+    from ``rv_<policy.vol_reference_window>h``."""
     hours = task.horizon_hours
     q90, q99 = _num(values.get(quantile_key(0.9))), _num(values.get(quantile_key(0.99)))
     forecast = Forecast(sigma_h=_num(values.get(VOL_FORECAST)), horizon_hours=hours,
@@ -59,8 +61,14 @@ def expected_decision(symbol: str, values: Mapping[str, object], row: Mapping[st
         corr = _num(row.get(corr_column(ref, policy.proxy_window)))
         cross[f"beta_{ref.lower()}"] = _num(row.get(beta_column(ref, policy.proxy_window)))
         cross[f"corr_{ref.lower()}"] = corr if corr is None or -1 <= corr <= 1 else None
+    # the perp's trailing vol: realised variance over vol_reference_window bars, per year
+    rv = _num(row.get(f"rv_{policy.vol_reference_window}h"))
+    bars_per_year = 24 * 365 / (task.bar / timedelta(hours=1))
+    trailing = (None if rv is None
+                else math.sqrt(rv) * math.sqrt(bars_per_year / policy.vol_reference_window))
     inputs = PolicyInputs(symbol=symbol, forecast=forecast, triggers=Triggers(**fired),
-                          cross_asset=CrossAsset(**cross), position=position, equity=equity,
+                          cross_asset=CrossAsset(**cross), trailing_vol_annual=trailing,
+                          position=position, equity=equity,
                           freshness=Freshness(forecast_age_s=age, features_age_s=age,
                                               max_age_s=policy.max_data_age_s))
     return decide(inputs, policy)

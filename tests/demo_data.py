@@ -23,6 +23,7 @@ from cascade_ml.scoring.score import ScoreResult, score
 SYMBOL = "NEAR"
 REFERENCES = ("BTC", "ETH")
 WINDOWS = (168, 720)  # the default features.corr_windows
+TRAILING = 720  # the default policy.vol_reference_window
 
 
 def last_closed_bar(interval: str = "1h") -> pd.Timestamp:
@@ -50,11 +51,16 @@ def synthetic_features(n: int, end: pd.Timestamp | None = None, seed: int = 0) -
         ret[i] = np.sqrt(var) * rng.standard_t(5) / np.sqrt(5 / 3)
         var = 2e-6 + 0.08 * ret[i] ** 2 + 0.9 * var
     rv1 = pd.Series(ret ** 2)
+    # older returns (their own generator, so the rows above stay as they were) fill the 720-bar
+    # realised variance the policy's trailing vol reference reads (policy.vol_reference_window)
+    older = np.random.default_rng([seed, TRAILING]).standard_t(5, TRAILING) * 0.01 / np.sqrt(5 / 3)
+    rv_long = pd.Series(np.concatenate([older, ret]) ** 2).rolling(TRAILING).sum()
     frame = pd.DataFrame({
         "ret_1h": ret[warm:],
         "rv_1h": rv1.to_numpy()[warm:],
         "rv_24h": rv1.rolling(24).sum().to_numpy()[warm:],
         "rv_168h": rv1.rolling(168).sum().to_numpy()[warm:],
+        f"rv_{TRAILING}h": rv_long.to_numpy()[TRAILING + warm:],
         "funding_z": rng.normal(0, 1, n),
         "oi_change_24h": rng.normal(0, 0.05, n),
     }, index=index)

@@ -94,6 +94,11 @@ class PipelineConfig(StrictModel):
             raise ValueError(f"policy.proxy_window {self.policy.proxy_window} is not one of "
                              f"features.corr_windows {list(self.features.corr_windows)}: proxy "
                              "hedges would have no beta to read")
+        window = self.policy.vol_reference_window
+        if self.policy.vol_reference == "trailing" and window not in self.features.rv_windows:
+            raise ValueError(f"policy.vol_reference_window {window} is not one of "
+                             f"features.rv_windows {list(self.features.rv_windows)}: scoring, "
+                             "serving and the live loop would have no trailing vol to read")
         return self
 
 

@@ -51,6 +51,19 @@ def test_proxy_window_must_be_a_built_window(tmp_path: Path) -> None:
     assert load_pipeline(path).policy.proxy_window == 720
 
 
+def test_trailing_vol_window_must_be_a_built_window(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("features:\n  rv_windows: [1, 24, 168]\n")
+    with pytest.raises(ConfigError, match="vol_reference_window 720 is not one of"):
+        load_pipeline(path)
+    path.write_text("features:\n  rv_windows: [1, 24, 168]\n"
+                    "policy:\n  vol_reference_window: 168\n")
+    assert load_pipeline(path).policy.vol_reference_window == 168
+    path.write_text("features:\n  rv_windows: [1, 24, 168]\n"
+                    "policy:\n  vol_reference: fixed\n")
+    assert load_pipeline(path).policy.vol_reference == "fixed"
+
+
 def test_shipped_pipelines_validate() -> None:
     repo = Path(__file__).resolve().parents[2]
     files = sorted((repo / "pipelines").glob("*.yaml"))

@@ -57,7 +57,10 @@ class Case:
 def symbol_case(tmp_path_factory) -> Case:
     """A per-symbol bundle (real estimators on synthetic GARCH rows) and NEAR's features."""
     tmp = tmp_path_factory.mktemp("symbol_case")
-    frame = synthetic_features(2000, pd.Timestamp("2025-06-01", tz="UTC"), seed=3)
+    # without the policy's trailing-vol column (rv_720h): the contract's bounds were set on
+    # this frame, and the forecaster contract does not involve the policy
+    frame = synthetic_features(2000, pd.Timestamp("2025-06-01", tz="UTC"), seed=3).drop(
+        columns="rv_720h")
     make_demo_bundle(tmp / "models" / "NEAR", frame=frame.iloc[:1500], n_estimators=20)
     store = MarketStore(tmp / "store")
     store.write_table(features_path("NEAR"), frame, {"symbol": "NEAR"})

@@ -13,6 +13,7 @@ from loop_helpers import FROM, HOUR, UNTIL, ledger_is_consistent
 from cascade_ml.contracts.layout import features_path, monitor_path, scores_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.features.build import build_features
+from cascade_ml.forecasting.inputs import trailing_vol_annual
 from cascade_ml.live.run import replay_db_url, run_replay
 from cascade_ml.live.state import LoopState
 from cascade_ml.monitoring.persist import read_report
@@ -124,3 +125,20 @@ def test_loop_metrics_export_the_book_and_the_monitor(reference_replay: dict) ->
     assert 'cascade_live_fail_safe{symbol="NEAR"} 0.0' in text
     assert "cascade_live_collect_failures 1.0" in text
     assert 'cascade_feature_psi{feature="rv_24h",symbol="NEAR"}' in text
+
+
+def test_each_decision_is_judged_against_the_backtests_trailing_vol(
+        reference_replay: dict) -> None:
+    """The loop reads the trailing vol reference from the bar's feature row; the backtest
+    computes it from closes: the same number at every decided bar."""
+    store = MarketStore(reference_replay["dir"] / "store")
+    key = next(k for k in store.partitions("ohlcv", "NEAR", "binance") if k.interval == "1h")
+    close = store.read_partition(key)["close"]
+    policy = reference_replay["sections"].policy
+    assert policy.vol_reference == "trailing" and policy.vol_reference_window == 720
+    want = trailing_vol_annual(close, 720, HOUR)
+    for s in reference_replay["seen"]:
+        reference = want.loc[s["bar"]]
+        assert 0.2 < reference < 3.0  # a full 720-bar window of NEAR: tens of percent a year
+        assert (f"its own trailing reference ({reference:.0%} a year)"
+                in s["cycle"].decision.reasons[0]), s["bar"]

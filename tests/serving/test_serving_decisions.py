@@ -5,6 +5,7 @@ independently (tests/decision_oracle.py), reasons included."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import httpx
@@ -108,7 +109,14 @@ def test_served_decisions_equal_decide_on_the_served_forecast(tmp_path: Path,
     assert sum("trigger(s)" in w["reasons"][0] for w in compared) >= 40
     assert {w["instrument"] for w in compared} == {"same_perp", "BTC", "ETH"}
     assert not any(w["fail_safe"] for w in compared)
-    # the service passes no trailing vol yet (the objective falls back to the fixed 80 %/yr
-    # reference), and NEAR's forecasts sit above 1.25x it: every served hedge is the band's top
-    # (issue 16 closing note: plumbing the trailing vol into the service is still to do)
-    assert all(0.3 - 1e-12 <= w["hedge_ratio"] <= 0.7 + 1e-12 for w in compared)
+    # the service judges each forecast against its perp's own trailing vol, the newest feature
+    # row's rv_720h annualised (sqrt(rv * 8760 / 720), by hand here), not the fixed reference
+    for k, symbol in enumerate(symbols):
+        rv = newest_rows[symbol][1]["rv_720h"]
+        reference = f"its own trailing reference ({math.sqrt(rv * 8760 / 720):.0%} a year)"
+        assert all(reference in w["reasons"][0] for w in compared[25 * k:25 * (k + 1)]), symbol
+    # forecasts below and around that reference: not every hedge at the band's 70 % top
+    hedges = [w["hedge_ratio"] for w in compared]
+    assert all(0.3 - 1e-12 <= h <= 0.7 + 1e-12 for h in hedges)
+    assert sum(h < 0.7 - 1e-9 for h in hedges) >= 25
+    assert len({round(h, 6) for h in hedges}) >= 2

@@ -4,7 +4,8 @@ driver).
 The paper path is the live loop's trading part, bar by bar: ``PaperTrader.settle`` on the
 bar's prices (``trading.paper.bar_prices``, as the loop builds them from the store), ``decide``
 on the position the trader reports (triggers and BTC/ETH beta and correlation read from the
-feature row by ``forecasting.inputs.policy_context``, as the loop reads them),
+feature row by ``forecasting.inputs.policy_context``, the trailing vol reference from its
+``rv_<vol_reference_window>h`` by ``forecasting.inputs.trailing_vol``, as the loop reads them),
 ``targets_from_decision`` + ``PaperTrader.rebalance``, and ``Executor.run_cycle`` into a real
 ``PaperBook`` (SQLite) with the funding events the loop would pass
 (``live.book.funding_events``)."""
@@ -23,12 +24,18 @@ from cascade_ml.backtest.data import (
     align,
     funding_per_bar,
     proxy_market,
-    trailing_vol_annual,
 )
 from cascade_ml.backtest.engine import SimResult
 from cascade_ml.backtest.simulate_all import run_strategies
-from cascade_ml.contracts.columns import beta_column, corr_column
-from cascade_ml.forecasting.inputs import context_columns, finite, policy_context
+from cascade_ml.contracts.columns import beta_column, corr_column, rv_column
+from cascade_ml.features.config import FeatureConfig
+from cascade_ml.features.stats import log_return
+from cascade_ml.features.volatility import realized
+from cascade_ml.forecasting.inputs import (
+    context_columns,
+    policy_context,
+    trailing_vol,
+)
 from cascade_ml.policy import PolicyConfig, decide
 from cascade_ml.policy.schemas import Forecast, Freshness, PolicyInputs
 from cascade_ml.trading.book import PaperBook, funding_events
@@ -107,10 +114,13 @@ def paper(market: Market, preds: pd.DataFrame, policy: PolicyConfig, trading: Tr
     names = list(market.bars)
     trader = PaperTrader(["NEAR"], names, "long", trading, policy)
     rates = {n: f["funding_rate"] for n, f in market.funding.items()}
-    columns = context_columns([p for p in names if p != "NEAR"], WINDOW)
-    # the perp's own trailing vol, the policy's vol reference, as the backtest computes it
-    trailing = trailing_vol_annual(market.bars["NEAR"]["close"], policy.vol_reference_window,
-                                   HOUR)
+    columns = context_columns([p for p in names if p != "NEAR"],
+                              policy.model_copy(update={"proxy_window": WINDOW}), HOUR)
+    # the perp's realised variance over the policy's vol window, by the feature code: the loop
+    # reads the trailing vol reference from this feature (the backtest computes it from closes)
+    window = policy.vol_reference_window
+    rv = realized(log_return(market.bars["NEAR"]["close"]),
+                  FeatureConfig(rv_windows=[window]))[rv_column(window)]
     equity = []
     with PaperBook(f"sqlite:///{db}", initial_cash=trading.initial_equity) as book:
         ex = Executor(book, policy=policy)
@@ -122,13 +132,14 @@ def paper(market: Market, preds: pd.DataFrame, policy: PolicyConfig, trading: Tr
             row = preds.loc[bar]
             sigma, prob = float(row["vol_forecast"]), float(row["cascade_prob"])
             feats = {} if market.features is None else market.features.loc[bar].to_dict()
+            feats[columns.rv] = rv.get(bar)
             triggers, cross = policy_context(feats, columns)
             decision = decide(PolicyInputs(
                 symbol="NEAR", forecast=Forecast(sigma_h=sigma, horizon_hours=24.0,
                                                  cascade_prob=prob),
                 triggers=triggers, cross_asset=cross,
                 position=trader.policy_position("NEAR", marks["NEAR"]),
-                trailing_vol_annual=finite(trailing.get(bar)),
+                trailing_vol_annual=trailing_vol(feats, columns),
                 equity=max(trader.total, 1e-9),
                 freshness=Freshness(forecast_age_s=10.0, features_age_s=10.0)), policy)
             targets = targets_from_decision(decision, "NEAR", sigma, prob, trading, policy)

@@ -36,7 +36,8 @@ from cascade_ml.contracts.columns import (
 from cascade_ml.contracts.layout import features_path, labels_path, predictions_path
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.policy.rules import HOURS_PER_YEAR, INSTRUMENTS
+from cascade_ml.forecasting.inputs import trailing_vol_annual
+from cascade_ml.policy.rules import INSTRUMENTS
 
 log = logging.getLogger(__name__)
 FundingInput = pd.DataFrame | list[pd.DataFrame] | None
@@ -144,14 +145,6 @@ def funding_per_bar(index: pd.DatetimeIndex, funding: FundingInput,
             proxy |= take
     n = max(len(index), 1)
     return out, float(covered.sum() / n), float(proxy.sum() / n)
-
-
-def trailing_vol_annual(close: pd.Series, window: int, bar: pd.Timedelta) -> pd.Series:
-    """Realised vol of the last ``window`` bars (log returns, bars up to and including t),
-    annualised: the symbol's own vol reference. NaN until the window is full."""
-    r = np.log(close.astype(float)).diff()
-    per_year = pd.Timedelta(hours=HOURS_PER_YEAR) / bar
-    return np.sqrt((r ** 2).rolling(window, min_periods=window).mean() * per_year)
 
 
 def _feed(p: pd.DataFrame, var_col: str, prob_col: str, n_fired: np.ndarray,

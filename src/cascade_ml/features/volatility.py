@@ -39,12 +39,18 @@ def describe(cfg: FeatureConfig, refs: list[str]) -> dict[str, str]:
     return out
 
 
+def rolling_rv(ret: pd.Series, window: int) -> pd.Series:
+    """Sum of squared returns over the last ``window`` bars (t inclusive), full windows only:
+    the ``rv_<N>h`` features and the policy's trailing vol reference are both this."""
+    sq = ret**2
+    return sq if window == 1 else sq.rolling(window, min_periods=window).sum()
+
+
 def realized(ret: pd.Series, cfg: FeatureConfig, prefix: str = "") -> dict[str, pd.Series]:
     """rv_N = sum of squared returns over the last N bars, full windows only."""
-    sq = ret**2
     out = {}
     for w in cfg.rv_windows:
-        rv = sq if w == 1 else sq.rolling(w, min_periods=w).sum()
+        rv = rolling_rv(ret, w)
         out[f"{prefix}rv_{w}h"] = rv
         if not prefix:
             out[f"log_rv_{w}h"] = safe_log(rv)

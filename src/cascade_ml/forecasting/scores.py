@@ -16,7 +16,12 @@ from cascade_ml.contracts.columns import SERVED_FORECASTS
 from cascade_ml.contracts.layout import scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
-from cascade_ml.forecasting.inputs import context_columns, policy_context, policy_forecast
+from cascade_ml.forecasting.inputs import (
+    context_columns,
+    policy_context,
+    policy_forecast,
+    trailing_vol,
+)
 from cascade_ml.forecasting.protocol import Forecaster
 from cascade_ml.policy import PolicyConfig, decide
 from cascade_ml.policy.schemas import Freshness, PolicyInputs, Position
@@ -48,7 +53,7 @@ def decision_columns(symbol: str, forecasts: pd.DataFrame, features: pd.DataFram
     """The policy's decision for the default position on each forecast row, decided as of the
     row's own bar close (age 0) with the triggers and betas of that bar's feature row (unknown
     where the features table has no such row)."""
-    columns = context_columns(task.references_for(symbol), policy.proxy_window)
+    columns = context_columns(task.references_for(symbol), policy, task.bar)
     frame = features if features is not None else pd.DataFrame(index=forecasts.index)
     wanted = [c for c in columns.names if c in frame.columns]
     context = frame.reindex(index=forecasts.index, columns=wanted).to_dict("records")
@@ -59,7 +64,8 @@ def decision_columns(symbol: str, forecasts: pd.DataFrame, features: pd.DataFram
         triggers, cross = policy_context(row, columns)
         decision = decide(PolicyInputs(
             symbol=symbol, forecast=policy_forecast(values, task.horizon_hours),
-            triggers=triggers, cross_asset=cross, position=position, equity=position.notional,
+            triggers=triggers, cross_asset=cross, trailing_vol_annual=trailing_vol(row, columns),
+            position=position, equity=position.notional,
             freshness=fresh), policy)
         rows.append((decision.hedge_ratio, decision.hedge_instrument, decision.leverage_cap,
                      decision.size_cap_notional, decision.action, decision.fail_safe,

@@ -55,7 +55,12 @@ from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.incremental import LiveFeatures
 from cascade_ml.forecasting import Forecaster, forecaster_dir, load_forecaster, read_forecaster
 from cascade_ml.forecasting.baseline import BASELINE_NAME, BaselineForecaster
-from cascade_ml.forecasting.inputs import context_columns, policy_context, policy_forecast
+from cascade_ml.forecasting.inputs import (
+    context_columns,
+    policy_context,
+    policy_forecast,
+    trailing_vol,
+)
 from cascade_ml.forecasting.pyfunc import log_forecast_model
 from cascade_ml.forecasting.scores import merge_scores
 from cascade_ml.labels.config import LabelConfig
@@ -197,8 +202,8 @@ class LiveLoop:
         self.baselines: dict[str, BaselineForecaster | None] = {}  # per bundle, fitted on drift
         self.features = {s: LiveFeatures(self.store, s, self.task, sections.features,
                                          sections.live.warmup_bars) for s in self.task.symbols}
-        self.columns = {s: context_columns(self.task.references_for(s),
-                                           sections.policy.proxy_window)
+        self.columns = {s: context_columns(self.task.references_for(s), sections.policy,
+                                           self.task.bar)
                         for s in self.task.symbols}
         self.bundles: dict[str, Forecaster] = {}
         self.guards: dict[str, Guard] = {}
@@ -458,7 +463,9 @@ class LiveLoop:
         x = self._input_row(bundle, symbol, row, panel)
         values = {k: float(v[0]) for k, v in bundle.predict(x, symbol).items()}
         forecast = policy_forecast(values, self.task.horizon_hours)
-        triggers, cross = policy_context(row.to_dict(), self.columns[symbol])
+        context = row.to_dict()
+        triggers, cross = policy_context(context, self.columns[symbol])
+        trailing = trailing_vol(context, self.columns[symbol])
         if bundle.kind == PANEL_KIND and panel is not None:
             table = self._watch_panel(symbol, panel)
         monitor = guard.check(table, now)
@@ -471,7 +478,7 @@ class LiveLoop:
         age = max((now - (row_ts + self.bar)).total_seconds(), 0.0)
         trader = self.trader
         inputs = PolicyInputs(symbol=symbol, forecast=forecast, triggers=triggers,
-                              cross_asset=cross,
+                              cross_asset=cross, trailing_vol_annual=trailing,
                               position=trader.policy_position(symbol, marks[symbol]),
                               equity=max(trader.total, 1e-9),
                               freshness=Freshness(forecast_age_s=age, features_age_s=age))

@@ -36,7 +36,7 @@ def create_app(task: TaskConfig, serving: ServingConfig, policy: PolicyConfig, *
     token = token if token is not None else load_token(serving)
     metrics = ServiceMetrics()
     state = ServingState()
-    poller = Poller(store, task, models_dir, policy.proxy_window, policy.max_data_age_s, state,
+    poller = Poller(store, task, models_dir, policy, policy.max_data_age_s, state,
                     metrics)
     service = Service(task, serving, policy, state, poller, metrics)
 

@@ -33,7 +33,13 @@ from cascade_ml.contracts.layout import features_path, predictions_path, scores_
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
-from cascade_ml.forecasting.inputs import ContextColumns, context_columns, policy_context
+from cascade_ml.forecasting.inputs import (
+    ContextColumns,
+    context_columns,
+    policy_context,
+    trailing_vol,
+)
+from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.serving.state import Forecast, forecast_record
 from cascade_ml.serving.tables import read_if_changed
 
@@ -104,12 +110,12 @@ def _history(frame: pd.DataFrame, source: str, bar: pd.Timedelta) -> History | N
 class AsOfLookup:
     """The forecast of a symbol available at a time t (see the module docstring)."""
 
-    def __init__(self, store: MarketStore, task: TaskConfig, proxy_window: int) -> None:
+    def __init__(self, store: MarketStore, task: TaskConfig, policy: PolicyConfig) -> None:
         self.store = store
         self.task = task
         self.bar = task.bar
         self.columns: dict[str, ContextColumns] = {
-            s: context_columns(task.references_for(s), proxy_window) for s in task.symbols}
+            s: context_columns(task.references_for(s), policy, task.bar) for s in task.symbols}
         self._cache: dict[str, tuple] = {}  # table path -> (file mtime, value read from it)
 
     def forecast(self, symbol: str, as_of: datetime, served: Forecast | None,
@@ -140,7 +146,8 @@ class AsOfLookup:
         row = self._context_row(symbol, fc.timestamp)
         if row is not None:
             triggers, cross = policy_context(row, self.columns[symbol])
-            fc = replace(fc, triggers=triggers, cross=cross)
+            fc = replace(fc, triggers=triggers, cross=cross,
+                         trailing_vol=trailing_vol(row, self.columns[symbol]))
         return fc
 
     # ------------------------------------------------------------------ tables

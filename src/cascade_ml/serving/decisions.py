@@ -63,7 +63,8 @@ class DecisionPlans:
             return Planned(None, plan(symbol, no_forecast(self.horizon_hours), self.policy),
                            None, None)
         return Planned(forecast, plan(symbol, forecast.policy, self.policy,
-                                      triggers=forecast.triggers, cross_asset=forecast.cross),
+                                      triggers=forecast.triggers, cross_asset=forecast.cross,
+                                      trailing_vol_annual=forecast.trailing_vol),
                        forecast.model_version,
                        _DATETIME.dump_python(forecast.timestamp.to_pydatetime(), mode="json"))
 
@@ -143,6 +144,7 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
         fields = decide(PolicyInputs(
             symbol=symbol, forecast=forecast.policy, model_available=model_loaded,
             triggers=triggers, cross_asset=forecast.cross,
+            trailing_vol_annual=forecast.trailing_vol,
             position=Position(**position._asdict()), equity=equity,
             freshness=Freshness(**freshness._asdict())), policy,
             forecast.monitor_reasons).model_dump()

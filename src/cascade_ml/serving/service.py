@@ -40,7 +40,7 @@ class Service:
         self.symbols = frozenset(self.task.symbols)
         self.horizon_hours = self.task.horizon_hours
         self.plans = DecisionPlans(self.policy, self.horizon_hours)
-        self.asof = AsOfLookup(self.poller.store, self.task, self.policy.proxy_window)
+        self.asof = AsOfLookup(self.poller.store, self.task, self.policy)
 
     async def forecast_as_of(self, symbol: str, as_of: datetime, loc: tuple[str, ...]
                              ) -> Forecast:

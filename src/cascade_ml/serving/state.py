@@ -38,11 +38,13 @@ from cascade_ml.forecasting.inputs import (
     finite,
     policy_context,
     policy_forecast,
+    trailing_vol,
 )
 from cascade_ml.forecasting.loader import check_task
 from cascade_ml.monitoring.exporter import export_reports
 from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.persist import StoredReport, read_report
+from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.policy.schemas import CrossAsset, Triggers
 from cascade_ml.policy.schemas import Forecast as PolicyForecast
 from cascade_ml.serving.metrics import ServiceMetrics
@@ -77,6 +79,7 @@ class Forecast:
     policy: PolicyForecast  # the values as the policy reads them (sigma_h = vol, not variance)
     triggers: Triggers = field(default_factory=Triggers)  # from the forecast bar's feature row
     cross: CrossAsset = field(default_factory=CrossAsset)
+    trailing_vol: float | None = None  # the perp's trailing realised vol at that bar, annualised
     monitor_reasons: tuple[str, ...] = ()  # the monitor's degrade reasons on this bar's inputs
 
     def age(self, now: float | None = None) -> float:
@@ -147,7 +150,7 @@ class Poller:
     change. Symbols served by one folder (the universe's panel bundle) share one loaded
     forecaster; its input rows are read per symbol from the table it names."""
 
-    def __init__(self, store: MarketStore, task: TaskConfig, models_dir: Path, proxy_window: int,
+    def __init__(self, store: MarketStore, task: TaskConfig, models_dir: Path, policy: PolicyConfig,
                  max_age_s: float, state: ServingState, metrics: ServiceMetrics) -> None:
         self.store = store
         self.task = task
@@ -157,7 +160,7 @@ class Poller:
         self.metrics = metrics
         self.bar = task.bar
         self.columns: dict[str, ContextColumns] = {
-            s: context_columns(task.references_for(s), proxy_window) for s in task.symbols}
+            s: context_columns(task.references_for(s), policy, task.bar) for s in task.symbols}
         self._seen_bundles: dict[str, tuple] = {}
         # table path -> (file mtime, value read from it)
         self._scores: dict[str, tuple[int | None, Forecast | None]] = {}
@@ -201,7 +204,8 @@ class Poller:
         if chosen is not None and features is not None and chosen.timestamp in features.index:
             row = features.loc[chosen.timestamp].to_dict()
             triggers, cross = policy_context(row, self.columns[symbol])
-            chosen = replace(chosen, triggers=triggers, cross=cross)
+            chosen = replace(chosen, triggers=triggers, cross=cross,
+                             trailing_vol=trailing_vol(row, self.columns[symbol]))
         if chosen is not None and monitor is not None and monitor.covers(chosen):
             chosen = replace(chosen, monitor_reasons=monitor.reasons)
         current = self.state.forecasts.get(symbol)
@@ -342,7 +346,7 @@ class Poller:
 
 def _key(fc: Forecast) -> tuple:
     return (fc.timestamp, fc.model_version, fc.source, fc.values, fc.triggers, fc.cross,
-            fc.monitor_reasons)
+            fc.trailing_vol, fc.monitor_reasons)
 
 
 def _newest(scored: Forecast | None, live: Forecast | None) -> Forecast | None:
