@@ -28,12 +28,14 @@ from cascade_ml.models.baselines import HAR, Climatology
 BASELINE_NAME = "HAR + climatology"
 
 
-def _label(labels: pd.DataFrame | pd.Series, name: str) -> pd.Series:
-    if isinstance(labels, pd.Series):
-        return labels
-    if name not in labels:
-        raise CascadeError(f"label {name!r} missing", hint=f"have {list(labels.columns)}")
-    return labels[name]
+def column_of(values: pd.DataFrame | pd.Series, name: str) -> pd.Series:
+    """``values`` itself when it is one series, else its column ``name`` (a clear error when
+    missing), so callers take a labels table or the one label they need alike."""
+    if isinstance(values, pd.Series):
+        return values
+    if name not in values:
+        raise CascadeError(f"column {name!r} missing", hint=f"have {list(values.columns)}")
+    return values[name]
 
 
 def _span_rows(features: pd.DataFrame, y: pd.Series, span: tuple[pd.Timestamp, pd.Timestamp],
@@ -51,7 +53,7 @@ def _span_rows(features: pd.DataFrame, y: pd.Series, span: tuple[pd.Timestamp, p
 def fit_har(features: pd.DataFrame, labels: pd.DataFrame | pd.Series,
             span: tuple[pd.Timestamp, pd.Timestamp], horizon: int) -> HAR:
     """HAR-RV fitted on the span's rows that have a label (``fwd_rv``) and HAR inputs."""
-    rv = _label(labels, FWD_RV)
+    rv = column_of(labels, FWD_RV)
     rows = _span_rows(features, rv, span, HAR_COLUMNS)
     if len(rows) < 10:
         raise CascadeError(f"only {len(rows)} training rows with labels and HAR inputs")
@@ -70,7 +72,7 @@ class BaselineForecaster:
     def fit(cls, features: pd.DataFrame, labels: pd.DataFrame,
             span: tuple[pd.Timestamp, pd.Timestamp], horizon: int) -> BaselineForecaster:
         """Both baselines on the span's rows whose labels are complete."""
-        cascade = _label(labels, CASCADE)
+        cascade = column_of(labels, CASCADE)
         rows = _span_rows(features, cascade, span, ())
         if not len(rows):
             raise CascadeError("no training row with a cascade label for the climatology")

@@ -22,7 +22,7 @@ from cascade_ml.contracts.columns import (
     baseline_var,
 )
 from cascade_ml.errors import CascadeError
-from cascade_ml.forecasting.baseline import fit_har
+from cascade_ml.forecasting.baseline import column_of, fit_har
 from cascade_ml.models.metrics import qlike_loss
 from cascade_ml.monitoring.config import MonitoringConfig
 
@@ -43,14 +43,6 @@ def realised_mask(index: pd.DatetimeIndex, now: pd.Timestamp, horizon: int,
     return np.asarray(label_known_at(index, horizon, bar) <= now)
 
 
-def _column(values: pd.DataFrame | pd.Series, name: str) -> pd.Series:
-    if isinstance(values, pd.Series):
-        return values
-    if name not in values:
-        raise CascadeError(f"column {name!r} missing", hint=f"have {list(values.columns)}")
-    return values[name]
-
-
 def _known(series: pd.Series, target: pd.Series, now: pd.Timestamp, horizon: int,
            bar: pd.Timedelta) -> pd.Index:
     """Rows of ``series`` with a finite value whose finite target is realised by ``now``."""
@@ -69,7 +61,7 @@ def rolling_qlike(forecasts: pd.DataFrame, labels: pd.DataFrame | pd.Series, *,
     realised ``fwd_rv``, their means over the last ``window`` realised rows and the ratio
     model / HAR (< 1: the model is better). Rows where either forecast is missing are left out,
     so both are always scored on the same rows."""
-    rv = _column(labels, FWD_RV)
+    rv = column_of(labels, FWD_RV)
     f_model, f_har = forecasts[model], forecasts[baseline]
     rows = _known(f_model, rv, now, horizon, bar)
     rows = rows[np.isfinite(f_har.loc[rows].to_numpy(float))]
