@@ -93,6 +93,9 @@ def test_just_past_each_limit_rebalances() -> None:
     assert calm.size_cap_notional == pytest.approx(cap)
     over = decide(inputs(0.01, 0.0, notional=cap * 1.01, lev=1.0, hedge=0.3), CFG)
     assert over.binding["action"] == "limits"
+    # a notional that would lose 2.01 % of equity on that move (0.5 % above the cap) is cut too
+    edge = decide(inputs(0.01, 0.0, notional=cap * 2.01 / 2.0, lev=1.0, hedge=0.3), CFG)
+    assert edge.binding["action"] == "limits" and edge.size_cap_notional == pytest.approx(cap)
     at = decide(inputs(0.01, 0.0, notional=cap * 0.999, lev=1.0, hedge=0.3), CFG)
     assert at.action == "hold"
 
@@ -129,5 +132,5 @@ def test_the_objectives_cost_is_what_the_trading_core_books() -> None:
     assert rules.hedge_trade_cost(0.7, 0.3, notional, 1.0, CFG) == pytest.approx(booked)
     t = rules.objective_terms(0.04, H, 0.05, CFG, 0.8)
     s_ref = 0.8 * (24 / 8760) ** 0.5
-    charged = t["cost"] * 0.4 * s_ref * CFG.holding_horizons * notional
+    charged = t["cost"] * 0.4 * s_ref * 3.0 * notional  # held 3 horizons
     assert charged == pytest.approx(booked, rel=1e-12)
