@@ -136,9 +136,12 @@ def test_leverage_above_cap_forces_rebalance_inside_band() -> None:
     ({"sigma": None}, "missing"),
     ({"sigma": -0.1}, "not positive"),
     ({"sigma": 5.0}, "sane limit"),
+    ({"sigma": 1.0001}, "sane limit"),  # just past the 100 % sane limit on sigma_H
     ({"prob": 1.5}, "outside [0, 1]"),
+    ({"prob": 1.0001}, "outside [0, 1]"),
     ({"prob": None}, "missing"),
     ({"age": 1e6}, "old"),
+    ({"age": 7201.0}, "7201 s old, more than the 7200 s allowed"),  # 2 h + 1 s
     ({"model_available": False}, "no model"),
 ])
 def test_fail_safe_is_conservative(kwargs: dict, why: str) -> None:
@@ -151,6 +154,11 @@ def test_fail_safe_is_conservative(kwargs: dict, why: str) -> None:
     assert d.size_cap_notional <= d.leverage_cap * 100_000.0 + 1e-9
     assert d.action == "rebalance"
     assert any(why in r for r in d.reasons)
+
+
+@pytest.mark.parametrize("kwargs", [{"sigma": 1.0}, {"prob": 1.0}, {"age": 7200.0}])
+def test_inputs_at_the_sane_limits_are_trusted(kwargs: dict) -> None:
+    assert not decide(make_inputs(**kwargs), CFG).fail_safe
 
 
 def test_fail_safe_cap_is_lowest_cap() -> None:
