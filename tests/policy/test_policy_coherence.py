@@ -114,6 +114,11 @@ def test_stop_from_the_max_loss_by_hand() -> None:
     # 5,000 notional, hedge target h, same perp: the stop sits where 5,000 x (1 - h) x d = 2,000
     d = decide(inputs(0.04, 0.05, notional=5_000.0, equity=100_000.0, lev=2.0), CFG)
     assert d.binding["stop"] == "liquidation_buffer"  # 2 % of 100k is more than 2x can lose
+    # 1,000 NEAR at 5.0 on 2,500 of isolated margin, tier 1 (MMR 1 %, cum 0):
+    # LP = (2,500 - 5,000) / (0.01 x 1,000 - 1,000) = 2.5253; the stop sits 80 % of the way there
+    lp = (2_500 - 5_000) / (10 - 1_000)
+    assert d.liquidation_price == pytest.approx(lp)
+    assert d.stop_price == pytest.approx(5.0 - 0.8 * (5.0 - lp))  # 3.0202
     small = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0), CFG)
     n = min(50_000.0, small.size_cap_notional)
     expected = 400.0 / (n * (1 - small.hedge_ratio))
