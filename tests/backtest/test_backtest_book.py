@@ -55,7 +55,7 @@ def test_two_positions_share_the_account_and_the_pnl_adds_up(near) -> None:
                     trading=TradingConfig())
     for run in runs.values():
         pnl = sum(r.pnl[-1] for r in run.positions.values())
-        assert run.result.equity[-1] - TradingConfig().initial_equity == pytest.approx(pnl)
+        assert run.result.equity[-1] - 10_000.0 == pytest.approx(pnl)  # the starting equity
     # each position opens on half of the margin share: 5x of 10,000 x 50 % / 2
     for r in runs["unhedged"].positions.values():
         # net of the open's own fee (0.06 % of N): N = 5 x (2,500 - 0.0006 N)

@@ -130,8 +130,15 @@ def test_pooled_fee_and_utility_match_hand_values_and_flag_a_clear_gain() -> Non
     assert fee["gamma_0"]["value"] == pytest.approx(0.0002 * 365 * 1e4)
     pooled_new = np.concatenate([r + 0.0002 for r in har.values()])
     pooled_old = np.concatenate(list(har.values()))
-    assert fee["gamma_1"]["value"] == pytest.approx(
-        performance_fee(pooled_new, pooled_old, 1.0) * 365 * 1e4)
+    # gamma 1: a = 1 / (2 x 2) = 1/4; the fee D solves mean[(R1 - D) - a (R1 - D)^2] =
+    # mean[R0 - a R0^2] on the pooled gross returns: a D^2 + (1 - 2 a m1) D + (u0 - u1) = 0,
+    # the root nearer zero (b > 0 here)
+    g1, g0 = 1.0 + pooled_new, 1.0 + pooled_old
+    u1, u0 = np.mean(g1 - 0.25 * g1 ** 2), np.mean(g0 - 0.25 * g0 ** 2)
+    b = 1.0 - 0.5 * np.mean(g1)
+    by_hand = (-b + np.sqrt(b * b - 4 * 0.25 * (u0 - u1))) / (2 * 0.25)
+    assert 0 < by_hand < 0.0002  # below the risk-neutral 2 bp: the variance is charged
+    assert fee["gamma_1"]["value"] == pytest.approx(by_hand * 365 * 1e4, rel=1e-9)
     assert fee["gamma_1"]["model_better"] and not fee["gamma_1"]["har_better"]
     assert ev["realised_utility"]["model_minus_har"]["value"] == pytest.approx(0.1)
     assert ev["realised_utility"]["model"] == pytest.approx(0.9)

@@ -84,6 +84,9 @@ def test_no_trade_band_suppresses_tiny_rebalances() -> None:
     assert banded.hedge[-2] == pytest.approx(0.50) and banded.hedge[-1] == pytest.approx(0.60)
     loose = PolicyConfig(no_trade_band=0.0, benefit_cost_multiple=0.0)
     assert run(close, hedge=wiggle, policy=loose).trades == 8
+    # the 5 % band's edge: a 4.99 % move is held back, a 5.01 % one is traded
+    edge = run([100.0] * 3, hedge=[0.50, 0.5499, 0.5501], policy=PolicyConfig())
+    assert edge.trades == 2 and edge.hedge.tolist() == pytest.approx([0.50, 0.50, 0.5501])
 
 
 def test_leverage_drift_inside_tolerance_is_left_alone() -> None:

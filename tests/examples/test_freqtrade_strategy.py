@@ -103,8 +103,9 @@ def test_callbacks_keep_the_bot_inside_the_served_decision(
     assert bot.custom_stake_amount("SOL/USDT:USDT", now, price, proposed_stake=1_000.0,
                                    min_stake=5.0, max_stake=50_000.0, leverage=2.0,
                                    entry_tag=None, side="long") == 0.0
+    assert stale.leverage_cap <= 1.0  # the fail-safe's 1x: the bot's floor of 1x applies
     assert bot.leverage("SOL/USDT:USDT", now, price, proposed_leverage=1.0, max_leverage=50.0,
-                        entry_tag=None, side="long") == max(1.0, stale.leverage_cap)
+                        entry_tag=None, side="long") == 1.0
 
 
 def test_no_service_means_no_entry_and_the_lowest_leverage(

@@ -111,6 +111,8 @@ def test_a_tripped_breaker_adds_no_risk(tripped: dict) -> None:
         d = r.symbols[0].decision
         assert d.binding["size"] in ("current_notional", "risk_budget", "leverage_cap",
                                      "stop_reached")
+        # failing safe: the band's 70 % top and at most 1x
+        assert d.fail_safe and d.hedge_ratio == 0.70 and d.leverage_cap <= 1.0
 
 
 def test_the_trip_is_alerted_by_log_metric_and_webhook(tripped: dict) -> None:

@@ -18,7 +18,7 @@ from cascade_ml.errors import CascadeError
 from cascade_ml.live.clock import SimClock
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.trading.book import PaperBook
-from cascade_ml.trading.execution import Executor, cap_violation, client_order_id
+from cascade_ml.trading.execution import Executor, cap_violation
 from cascade_ml.trading.orders import OrderIntent
 
 BAR = pd.Timestamp("2026-03-10T11:00:00Z")
@@ -35,14 +35,25 @@ def book(tmp_path: Path) -> PaperBook:
 
 def test_cap_check_refuses_growth_never_reduction() -> None:
     d = make_decision()
-    cap = d.size_cap_notional
+    # the 2 % rule: 2 % of 10,000 on a 3-sigma move of the 80 %/yr reference over 24 h
+    cap = 0.02 * 10_000 / (3 * 0.8 * (24 / 8760) ** 0.5)  # 1,592.08
+    assert d.size_cap_notional == pytest.approx(cap)
     grow = OrderIntent("main", "NEAR", "buy", (cap + 100) / 5.0)
     assert "above the size cap" in cap_violation("NEAR", grow, d, 0.0, 5.0, 1e9)
+    # at the edge: 0.1 % above the size cap is refused, 0.1 % below goes
+    over = OrderIntent("main", "NEAR", "buy", cap * 1.001 / 5.0)
+    assert "above the size cap" in cap_violation("NEAR", over, d, 0.0, 5.0, 1e9)
+    under = OrderIntent("main", "NEAR", "buy", cap * 0.999 / 5.0)
+    assert cap_violation("NEAR", under, d, 0.0, 5.0, 1e9) is None
     small = OrderIntent("main", "NEAR", "buy", 10.0)
     assert cap_violation("NEAR", small, d, 0.0, 5.0, 1e9) is None
-    lev = d.leverage_cap
-    tiny_equity = 50.0 / (2 * lev)  # 50 notional would be twice the cap on this equity
+    # sigma 5 % over 24 h is above the reference: hedge at the band's top, leverage cap 3x
+    assert d.leverage_cap == pytest.approx(3.0)
+    tiny_equity = 50.0 / (2 * 3.0)  # 50 notional would be twice the cap on this equity
     assert "above the leverage cap" in cap_violation("NEAR", small, d, 0.0, 5.0, tiny_equity)
+    # 50 notional on 50 / 3.003 equity is 3.003x: just past the 3x cap; on 50 / 2.997, inside
+    assert "above the leverage cap" in cap_violation("NEAR", small, d, 0.0, 5.0, 50.0 / 3.003)
+    assert cap_violation("NEAR", small, d, 0.0, 5.0, 50.0 / 2.997) is None
     cut = OrderIntent("main", "NEAR", "sell", 10.0)
     assert cap_violation("NEAR", cut, d, 5 * cap, 5.0, tiny_equity) is None  # far above: may cut
     flip = OrderIntent("main", "NEAR", "sell", 10 * cap)
@@ -97,7 +108,8 @@ def test_testnet_order_is_the_request_binance_expects(book: PaperBook, order_des
     p = sent["params"]
     assert (p["symbol"], p["side"], p["type"], p["quantity"]) == ("NEARUSDT", "SELL", "MARKET",
                                                                   "120")
-    assert p["newClientOrderId"] == client_order_id("NEAR", BAR, "hedge", "NEAR")
+    # cml-<symbol>-<bar open in ms: 2026-03-10 11:00 UTC>-<h: a hedge rebalance>-<instrument>
+    assert p["newClientOrderId"] == "cml-NEAR-1773140400000-h-NEAR"
     assert p["newOrderRespType"] == "RESULT" and "positionSide" not in p
     assert sent["headers"]["X-MBX-APIKEY"] == "test-key"
     signed, signature = sent["body"].rsplit("&signature=", 1)  # HMAC-SHA256 with the env secret

@@ -92,7 +92,8 @@ def test_every_symbol_is_decided_on_the_model_path_on_the_newest_bar(
         for symbol, cycle in s["cycles"].items():
             assert not cycle.decision.fail_safe, (symbol, cycle.decision.reasons)
             assert cycle.model_version == "p1" and cycle.forecast_age_s == pytest.approx(10.0)
-            assert cycle.decision.hedge_ratio is not None
+            assert 0.30 <= cycle.decision.hedge_ratio <= 0.70  # the seed's band
+            assert cycle.decision.leverage_cap <= 5.0  # and its 5x ceiling
         # the panel the loop built holds one row per symbol, at the bar that just closed
         panel = s["panel"]
         assert sorted(panel[SYMBOL]) == sorted(SYMBOLS) and (panel[TIMESTAMP] == s["bar"]).all()

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cascade_ml.contracts.layout import features_path, labels_path
+from cascade_ml.data.store import MarketStore
 from cascade_ml.models.config import ModelConfig
 from cascade_ml.models.dataset import Dataset, make_dataset
 
@@ -53,6 +55,16 @@ def build_frames(candles: pd.DataFrame, horizon: int = H) -> tuple[pd.DataFrame,
     lab["fwd_min_return"] = fwd_min.where(complete)
     lab["cascade"] = (lab["fwd_min_return"] < -0.08).astype(float).where(complete)
     return f, lab
+
+
+def near_store(root: Path, n_rows: int) -> MarketStore:
+    """A store under ``root`` holding NEAR's features and 24 h labels (:func:`build_frames`)
+    from the first ``n_rows`` sample candles, where the training step reads them."""
+    store = MarketStore(root / "store")
+    features, labels = build_frames(pd.read_parquet(RAW).iloc[:n_rows])
+    store.write_table(features_path("NEAR"), features)
+    store.write_table(labels_path("NEAR", H), labels)
+    return store
 
 
 def near_dataset(n_rows: int, horizon: int = H, offset: int = 0) -> Dataset:

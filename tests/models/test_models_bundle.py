@@ -72,7 +72,7 @@ def test_bundle_json_carries_the_fitted_parameters(tmp_path, fitted):
     meta = json.loads((path / "bundle.json").read_text())
     assert len(meta["volatility"]["har_coef"]) == 4  # intercept + day, week, month
     assert meta["volatility"]["smearing"] == vol.smearing_
-    assert meta["cascade"]["calibration"]["method"] == cfg.calibration
+    assert meta["cascade"]["calibration"]["method"] == "platt"  # the default calibration map
 
 
 def test_feature_mismatch_raises_model_bundle_error(tmp_path, fitted):

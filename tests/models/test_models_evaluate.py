@@ -69,7 +69,7 @@ def test_test_labels_never_reach_any_fitted_part(near_small):
     assert np.array_equal(a[roll].to_numpy()[:24], b[roll].to_numpy()[:24])
     assert not np.allclose(a[roll].to_numpy()[48:], b[roll].to_numpy()[48:])
     # the calibrator saw only the last rows of the training window, after a gap of H rows
-    assert clf.calibration_.method == cfg.calibration
+    assert clf.calibration_.method == "platt"  # the default calibration map
     assert clf.calibration_rows_.max() == len(train) - 1
     assert clf.calibration_rows_.min() >= int(len(train) * 0.8) - 1
 
@@ -115,7 +115,8 @@ def test_volatility_shrink_is_chosen_on_training_rows_and_bounded(near_small):
     train = ds.rows[:2000]
     y = np.log(ds.labels.loc[train, "fwd_rv"].to_numpy())
     vol, _ = make_models(cfg, ds.feature_names, ds.horizon)
-    assert vol.shrink_frac == cfg.vol_shrink_frac and vol.shrink_gap == ds.horizon
+    # the defaults: the last 20 % of the window, after a gap of H = 24 rows
+    assert vol.shrink_frac == 0.2 and vol.shrink_gap == ds.horizon == 24
     vol.fit(ds.X(train), y)
     assert 0.0 <= vol.shrink_ <= 1.0
     x = ds.X(ds.rows[2100:2300])

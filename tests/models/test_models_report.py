@@ -14,9 +14,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import RAW, build_frames
+from conftest import near_store
 
 from cascade_ml.data.store import MarketStore
 from cascade_ml.forecasting.pyfunc import log_forecast_model
@@ -92,10 +91,7 @@ def close(cell: str, value: float, digits: int) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Trained:
     root = tmp_path_factory.mktemp("evalreport")
-    store = MarketStore(root / "store")
-    features, labels = build_frames(pd.read_parquet(RAW).iloc[:2400])
-    store.write_table("features/symbol=NEAR/features.parquet", features)
-    store.write_table("labels/symbol=NEAR/h=24/labels.parquet", labels)
+    store = near_store(root, 2400)
     track = TrackingConfig(uri=f"sqlite:///{root}/mlflow.db", artifact_root=root / "artifacts")
     cfg = ModelConfig(**TINY, models_dir=root / "models", reports_dir=root / "reports")
     report = train_symbol(store, "NEAR", 24, cfg, track, log_model=log_forecast_model,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import RAW, build_frames
+from conftest import near_store
 from mlflow import MlflowClient
 from numpy.testing import assert_allclose
 
@@ -68,10 +68,7 @@ class World:
 def template(tmp_path_factory) -> World:
     """Run 1 (forced champion) and run 2 (same data and seed: must not replace it)."""
     root = tmp_path_factory.mktemp("mlworld")
-    store = MarketStore(root / "store")
-    features, labels = build_frames(pd.read_parquet(RAW).iloc[:2600])
-    store.write_table("features/symbol=NEAR/features.parquet", features)
-    store.write_table("labels/symbol=NEAR/h=24/labels.parquet", labels)
+    store = near_store(root, 2600)
     track = TrackingConfig(uri=f"sqlite:///{root}/mlflow/mlflow.db",
                            artifact_root=root / "mlflow" / "artifacts")
     cfg = ModelConfig(**FAST, models_dir=root / "models", reports_dir=root / "reports",

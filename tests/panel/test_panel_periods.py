@@ -62,7 +62,7 @@ def test_final_start_is_the_first_final_bar_and_the_frac_path_is_unchanged(small
                                                                             panel_cfg):
     folds = time_folds(small_panel, cfg, HOUR)
     final = folds[-1]
-    assert final.k == cfg.n_folds and final.test_start == FINAL_START
+    assert final.k == 2 and final.test_start == FINAL_START  # small_panel_config: 2 folds
     _, test = fold_masks(small_panel.frame, final, cfg, H, HOUR)
     times = small_panel.frame["timestamp"]
     assert times[test].min() == FINAL_START

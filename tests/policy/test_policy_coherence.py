@@ -40,8 +40,8 @@ def test_caps_agree_and_the_stop_bounds_the_loss(sigma, prob, side, notional, eq
     assert d.size_cap_notional <= d.leverage_cap * equity * (1 + 1e-9)
     if d.fail_safe:
         assert d.size_cap_notional <= notional  # no new exposure
-        assert d.leverage_cap <= CFG.fail_safe_leverage
-    assert d.max_loss == pytest.approx(CFG.max_risk_fraction * equity)
+        assert d.leverage_cap <= 1.0  # the fail-safe's 1x
+    assert d.max_loss == pytest.approx(0.02 * equity)  # the 2 % rule
     n_after = min(notional, d.size_cap_notional)
     lev_after = min(lev, d.leverage_cap)
     assume(n_after > 0)
@@ -67,8 +67,8 @@ def test_caps_agree_and_the_stop_bounds_the_loss(sigma, prob, side, notional, eq
 @given(st.floats(0.005, 0.3), probs, st.floats(-0.99, 0.99), st.floats(0.05, 1.0))
 def test_hold_when_the_position_already_matches(sigma, prob, frac, lev_frac) -> None:
     first = decide(inputs(sigma, prob), CFG)
-    hedge = min(max(first.hedge_ratio + frac * CFG.no_trade_band, 0.0), 1.0)
-    assume(abs(hedge - first.hedge_ratio) < CFG.no_trade_band)
+    hedge = min(max(first.hedge_ratio + frac * 0.05, 0.0), 1.0)  # inside the 5 % band
+    assume(abs(hedge - first.hedge_ratio) < 0.05)
     lev = max(first.leverage_cap * lev_frac, 1e-3)
     d = decide(inputs(sigma, prob, hedge=hedge, lev=lev), CFG)
     assert d.leverage_cap == pytest.approx(first.leverage_cap)  # same tier, same cap
@@ -80,16 +80,25 @@ def test_fail_safe_holds_when_already_conservative() -> None:
     """The issue's churn: top of the band, at the fail-safe cap, inside the size cap."""
     first = decide(inputs(None), CFG)
     assert first.fail_safe and first.action == "rebalance"
-    settled = decide(inputs(None, hedge=CFG.hedge_max, lev=first.leverage_cap * 0.99,
+    assert first.hedge_ratio == 0.70  # the band's top
+    settled = decide(inputs(None, hedge=0.70, lev=first.leverage_cap * 0.99,
                             notional=first.size_cap_notional * 0.99), CFG)
     assert settled.action == "hold" and settled.binding["action"] == "within_band"
     # a hedge below the top by less than the band also holds; by more, rebalances
-    near = decide(inputs(None, hedge=CFG.hedge_max - 0.04, lev=first.leverage_cap * 0.99,
+    near = decide(inputs(None, hedge=0.70 - 0.04, lev=first.leverage_cap * 0.99,
                          notional=first.size_cap_notional * 0.99), CFG)
     assert near.action == "hold"
-    far = decide(inputs(None, hedge=CFG.hedge_max - 0.06, lev=first.leverage_cap * 0.99,
+    far = decide(inputs(None, hedge=0.70 - 0.06, lev=first.leverage_cap * 0.99,
                         notional=first.size_cap_notional * 0.99), CFG)
     assert far.action == "rebalance" and far.binding["action"] == "hedge_change"
+    # at the 5 % band's edge: 4.99 % below the top holds, 5.01 % rebalances
+    edge = {"lev": first.leverage_cap * 0.99, "notional": first.size_cap_notional * 0.99}
+    assert decide(inputs(None, hedge=0.6501, **edge), CFG).action == "hold"
+    assert decide(inputs(None, hedge=0.6499, **edge), CFG).action == "rebalance"
+    # and leverage 0.1 % above the fail-safe cap rebalances on the limits
+    over = decide(inputs(None, hedge=0.70, lev=first.leverage_cap * 1.001,
+                         notional=first.size_cap_notional * 0.99), CFG)
+    assert over.action == "rebalance" and over.binding["action"] == "limits"
 
 
 def test_fail_safe_size_cap_agrees_with_its_leverage_cap() -> None:
@@ -105,6 +114,11 @@ def test_stop_from_the_max_loss_by_hand() -> None:
     # 5,000 notional, hedge target h, same perp: the stop sits where 5,000 x (1 - h) x d = 2,000
     d = decide(inputs(0.04, 0.05, notional=5_000.0, equity=100_000.0, lev=2.0), CFG)
     assert d.binding["stop"] == "liquidation_buffer"  # 2 % of 100k is more than 2x can lose
+    # 1,000 NEAR at 5.0 on 2,500 of isolated margin, tier 1 (MMR 1 %, cum 0):
+    # LP = (2,500 - 5,000) / (0.01 x 1,000 - 1,000) = 2.5253; the stop sits 80 % of the way there
+    lp = (2_500 - 5_000) / (10 - 1_000)
+    assert d.liquidation_price == pytest.approx(lp)
+    assert d.stop_price == pytest.approx(5.0 - 0.8 * (5.0 - lp))  # 3.0202
     small = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0), CFG)
     n = min(50_000.0, small.size_cap_notional)
     expected = 400.0 / (n * (1 - small.hedge_ratio))

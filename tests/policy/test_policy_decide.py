@@ -43,8 +43,8 @@ def test_bounds_always_hold(sigma, prob, side, notional, n_triggers) -> None:
                     [i < n_triggers for i in range(3)], strict=True))
     d = decide(make_inputs(sigma, prob, side=side, notional=notional, triggers=trig), CFG)
     assert not d.fail_safe
-    assert CFG.hedge_min <= d.hedge_ratio <= CFG.hedge_max
-    assert 0 < d.leverage_cap <= CFG.max_leverage
+    assert 0.30 <= d.hedge_ratio <= 0.70  # the seed's band
+    assert 0 < d.leverage_cap <= 5.0  # the seed's 5x ceiling
     assert d.size_cap_notional > 0
     assert len(d.reasons) >= 5
 
@@ -69,13 +69,13 @@ def test_liquidation_distance_at_cap_is_enough(sigma, prob, side, notional) -> N
 def test_hedge_rises_with_risk_and_triggers() -> None:
     calm = decide(make_inputs(0.01, 0.0), CFG)
     storm = decide(make_inputs(0.20, 0.5), CFG)
-    assert calm.hedge_ratio == pytest.approx(CFG.hedge_min)
-    assert storm.hedge_ratio == pytest.approx(CFG.hedge_max)
+    assert calm.hedge_ratio == pytest.approx(0.30)
+    assert storm.hedge_ratio == pytest.approx(0.70)
     score = PolicyConfig(hedge_rule="score")  # the triggers' bump is the score rule's
     mid = decide(make_inputs(0.04, 0.05), score)
     bumped = decide(make_inputs(0.04, 0.05, triggers={"funding_divergence": True,
                                                       "volume_breakdown": True}), score)
-    assert bumped.hedge_ratio == pytest.approx(mid.hedge_ratio + 2 * score.trigger_bump)
+    assert bumped.hedge_ratio == pytest.approx(mid.hedge_ratio + 2 * 0.05)  # 5 % a trigger
     assert "funding_divergence" in bumped.reasons[0]
 
 
@@ -85,6 +85,8 @@ def test_ceiling_never_above_20x_without_override() -> None:
     d = decide(make_inputs(0.005, 0.0), wild)
     assert d.leverage_cap == pytest.approx(20.0)
     assert "hard limit" in d.reasons[2]
+    just_past = wild.model_copy(update={"max_leverage": 20.01})  # the edge of the hard limit
+    assert decide(make_inputs(0.005, 0.0), just_past).leverage_cap == pytest.approx(20.0)
     allowed = wild.model_copy(update={"allow_above_20x": True})
     assert decide(make_inputs(0.005, 0.0), allowed).leverage_cap > 20
 
@@ -104,8 +106,13 @@ def test_cross_hedge_chosen_only_when_better_and_effective() -> None:
 
 def test_no_trade_band_holds_small_changes_and_acts_on_large() -> None:
     target = decide(make_inputs(0.04, 0.05, hedge=0.3, lev=1.0), CFG).hedge_ratio
-    near = decide(make_inputs(0.04, 0.05, hedge=target - 0.02, lev=1.0), CFG)
+    assert target == pytest.approx(0.70)  # 24 h sigma 4 % is near the 80 %/yr reference's 4.2 %
+    near = decide(make_inputs(0.04, 0.05, hedge=0.70 - 0.02, lev=1.0), CFG)
     assert near.action == "hold" and "no-trade band" in near.reasons[-1]
+    # the 5 % band's edges: a change of 4.99 % holds, one of 5.01 % rebalances
+    assert decide(make_inputs(0.04, 0.05, hedge=0.6501, lev=1.0), CFG).action == "hold"
+    just_past = decide(make_inputs(0.04, 0.05, hedge=0.6499, lev=1.0), CFG)
+    assert just_past.action == "rebalance" and just_past.binding["action"] == "hedge_change"
     far = decide(make_inputs(0.04, 0.05, hedge=0.0, lev=1.0), CFG)
     assert far.action == "rebalance"
     costly = PolicyConfig(taker_fee=0.05, spread=0.05)
@@ -113,9 +120,15 @@ def test_no_trade_band_holds_small_changes_and_acts_on_large() -> None:
 
 
 def test_leverage_above_cap_forces_rebalance_inside_band() -> None:
-    target = decide(make_inputs(0.04, 0.05), CFG).hedge_ratio
-    d = decide(make_inputs(0.04, 0.05, hedge=target, lev=15.0), CFG)
+    first = decide(make_inputs(0.04, 0.05), CFG)
+    # the band's top (70 %) sets the objective rule's risk cap to the seed's 3x
+    assert first.hedge_ratio == pytest.approx(0.70) and first.leverage_cap == pytest.approx(3.0)
+    d = decide(make_inputs(0.04, 0.05, hedge=0.70, lev=15.0), CFG)
     assert d.action == "rebalance" and "leverage above its cap" in d.reasons[-1]
+    # at the edge: exactly 3x holds, 3.01x rebalances on the limits
+    assert decide(make_inputs(0.04, 0.05, hedge=0.70, lev=3.0), CFG).action == "hold"
+    edge = decide(make_inputs(0.04, 0.05, hedge=0.70, lev=3.01), CFG)
+    assert edge.action == "rebalance" and edge.binding["action"] == "limits"
 
 
 @pytest.mark.parametrize("kwargs, why", [
@@ -123,21 +136,29 @@ def test_leverage_above_cap_forces_rebalance_inside_band() -> None:
     ({"sigma": None}, "missing"),
     ({"sigma": -0.1}, "not positive"),
     ({"sigma": 5.0}, "sane limit"),
+    ({"sigma": 1.0001}, "sane limit"),  # just past the 100 % sane limit on sigma_H
     ({"prob": 1.5}, "outside [0, 1]"),
+    ({"prob": 1.0001}, "outside [0, 1]"),
     ({"prob": None}, "missing"),
     ({"age": 1e6}, "old"),
+    ({"age": 7201.0}, "7201 s old, more than the 7200 s allowed"),  # 2 h + 1 s
     ({"model_available": False}, "no model"),
 ])
 def test_fail_safe_is_conservative(kwargs: dict, why: str) -> None:
     d = decide(make_inputs(**kwargs), CFG)
     assert d.fail_safe
-    assert d.hedge_ratio == CFG.hedge_max
-    assert d.leverage_cap <= CFG.fail_safe_leverage
+    assert d.hedge_ratio == 0.70  # the band's top
+    assert d.leverage_cap <= 1.0  # the fail-safe's 1x
     # no new exposure, and never more than the leverage cap allows on the equity
     assert d.size_cap_notional <= 5_000.0
     assert d.size_cap_notional <= d.leverage_cap * 100_000.0 + 1e-9
     assert d.action == "rebalance"
     assert any(why in r for r in d.reasons)
+
+
+@pytest.mark.parametrize("kwargs", [{"sigma": 1.0}, {"prob": 1.0}, {"age": 7200.0}])
+def test_inputs_at_the_sane_limits_are_trusted(kwargs: dict) -> None:
+    assert not decide(make_inputs(**kwargs), CFG).fail_safe
 
 
 def test_fail_safe_cap_is_lowest_cap() -> None:

@@ -15,7 +15,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,6 +32,18 @@ def free_port() -> int:
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """The first truthy value of ``check()``, polled every 0.1 s: the service reloads in the
+    background, so a test waits for what it expects to appear."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
 
 
 # --------------------------------------------------------------------------- server

@@ -39,6 +39,8 @@ def test_no_model_fails_safe_then_ready_after_bundle_lands(tmp_path, server_fact
         assert any("no model" in p for p in not_ready.json()["problems"])
         decision = http.post("/v1/decisions", json=DECISION).json()
         assert decision["fail_safe"] is True and decision["model_version"] is None
+        # the fail-safe's answer: the band's 70 % top, at most 1x
+        assert decision["hedge_ratio"] == 0.70 and decision["leverage_cap"] <= 1.0
         assert any("no model" in r for r in decision["reasons"])
         assert http.get(f"/v1/forecasts/{SYMBOL}").status_code == 404
         assert 'cascade_failsafe_decisions_total{reason="no_model",symbol="NEAR"} 1.0' \
@@ -65,6 +67,7 @@ def test_stale_forecast_is_flagged_and_decision_fails_safe(tmp_path, server_fact
         assert forecast["source"] == "scores"
         decision = http.post("/v1/decisions", json=DECISION).json()
         assert decision["fail_safe"] is True and decision["stale"] is True
+        assert decision["hedge_ratio"] == 0.70 and decision["leverage_cap"] <= 1.0
         assert any("old" in r for r in decision["reasons"])
         ready = http.get("/ready")
         assert ready.status_code == 503 and "stale" in " ".join(ready.json()["problems"])

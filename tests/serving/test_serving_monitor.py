@@ -4,8 +4,6 @@ bar (or a newer one) but not for a newer forecast."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import numpy as np
 import pandas as pd
@@ -19,7 +17,7 @@ from demo_data import (
     write_pipeline,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from serving_helpers import auth
+from serving_helpers import auth, until
 
 from cascade_ml.contracts.layout import monitor_path
 from cascade_ml.monitoring.config import MonitoringConfig
@@ -52,16 +50,6 @@ def _report(features: pd.DataFrame, bar: pd.Timestamp, *, degraded: bool) -> Mon
     return health(SYMBOL, frame, profile, sources, CFG, bar + HOUR + pd.Timedelta("10s"))
 
 
-def _until(check, timeout: float = 15.0):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
 def _samples(text: str) -> dict[tuple[str, frozenset], float]:
     return {(s.name, frozenset(s.labels.items())): s.value
             for fam in text_string_to_metric_families(text) for s in fam.samples}
@@ -92,7 +80,7 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
 
         # 1. a degraded report on the forecast's bar: fail-safe, every reason named
         write_report(store, bad, end)
-        block = _until(lambda: monitor(end))
+        block = until(lambda: monitor(end))
         assert block["in_force"] is True and block["degraded"] is True
         assert block["degrade_reasons"] == bad.degrade_reasons
         assert block["missing_families"] == ["funding"] and "ret_1h" in block["drifted_features"]
@@ -117,7 +105,7 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
 
         # 2. a degraded report on an older bar than the forecast: shown and exported, ignored
         write_report(store, _report(features, end - HOUR, degraded=True), end - HOUR)
-        block = _until(lambda: monitor(end - HOUR))
+        block = until(lambda: monitor(end - HOUR))
         assert block["in_force"] is False and block["degraded"] is True
         assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False
         got = _samples(http.get("/metrics").text)
@@ -125,7 +113,7 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
 
         # 3. a clean report on the forecast's bar: the model's decision, gauges follow
         write_report(store, _report(features, end, degraded=False), end)
-        assert _until(lambda: monitor(end))["degraded"] is False
+        assert until(lambda: monitor(end))["degraded"] is False
         assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False
         got = _samples(http.get("/metrics").text)
         assert got[("cascade_monitor_degraded", near)] == 0.0
@@ -133,12 +121,12 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
 
         # 4. a degraded report on a newer bar than the forecast still holds for it
         write_report(store, bad, end + HOUR)
-        _until(lambda: monitor(end + HOUR))
+        until(lambda: monitor(end + HOUR))
         assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is True
 
         # 5. an unreadable report: named in /v1/models, the last good one still applies
         (store / monitor_path(SYMBOL)).write_text("{ not json")
-        model = _until(lambda: (m := http.get("/v1/models").json()["models"][0])
+        model = until(lambda: (m := http.get("/v1/models").json()["models"][0])
                        ["monitor_error"] and m)
         assert "unreadable monitor report" in model["monitor_error"]
         assert model["monitor"]["degraded"] is True

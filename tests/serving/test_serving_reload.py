@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 
 import httpx
 from demo_data import (
@@ -17,19 +16,9 @@ from demo_data import (
     write_features,
     write_pipeline,
 )
-from serving_helpers import auth
+from serving_helpers import auth, until
 
 DECISION = {"symbol": SYMBOL, "notional": 1000.0, "mark_price": 5.0, "leverage": 2.0}
-
-
-def _until(check, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def _model(http: httpx.Client) -> dict:
@@ -68,20 +57,20 @@ def test_hot_reload_swaps_and_keeps_old_on_bad_bundle(tmp_path, server_factory) 
             assert v2 != v1
             shutil.rmtree(bundle_dir)
             shutil.copytree(staging, bundle_dir)
-            _until(lambda: _model(http)["version"] == v2)
-            _until(lambda: http.get(f"/v1/forecasts/{SYMBOL}").json()["model_version"] == v2)
+            until(lambda: _model(http)["version"] == v2)
+            until(lambda: http.get(f"/v1/forecasts/{SYMBOL}").json()["model_version"] == v2)
 
             # 2. a corrupt bundle: old one kept, error exposed
             for path in bundle_dir.iterdir():
                 if path.suffix == ".json":
                     path.write_text("{ this is not json")
-            model = _until(lambda: (m := _model(http))["load_error"] and m)
+            model = until(lambda: (m := _model(http))["load_error"] and m)
             assert model["version"] == v2
 
             # 3. a valid bundle for other features: rejected, old one kept
             shutil.rmtree(bundle_dir)
             make_bundle(bundle_dir, seed=13, features=["foo", "bar", "baz"])
-            model = _until(lambda: (m := _model(http))["load_error"]
+            model = until(lambda: (m := _model(http))["load_error"]
                            and "foo" in m["load_error"] and m)
             assert model["version"] == v2
             assert http.get(f"/v1/forecasts/{SYMBOL}").json()["model_version"] == v2

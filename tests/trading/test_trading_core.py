@@ -27,7 +27,7 @@ def test_fill_pays_the_policy_fee_and_half_the_spread() -> None:
     cfg = PolicyConfig(taker_fee=0.0005, spread=0.0002)  # trade_cost 0.06 %
     buy = simulate_fill("buy", 2.0, 100.0, cfg)
     assert (buy.price, buy.fee, buy.slippage) == pytest.approx((100.01, 0.1, 0.02))
-    assert (buy.fee + buy.slippage) / (2.0 * 100.0) == pytest.approx(cfg.trade_cost)
+    assert (buy.fee + buy.slippage) / (2.0 * 100.0) == pytest.approx(0.0005 + 0.0002 / 2)
     sell = simulate_fill("sell", 2.0, 100.0, PolicyConfig(use_maker=True, maker_fee=0.0002,
                                                           spread=0.001))
     assert (sell.price, sell.fee, sell.slippage) == pytest.approx((99.95, 0.04, 0.1))
