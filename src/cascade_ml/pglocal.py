@@ -34,7 +34,7 @@ def start_server(pgdata: Path, *, stop_at_exit: bool = True) -> PostgresServer:
 
 
 def database_url(server: PostgresServer, name: str) -> str:
-    """The SQLAlchemy URL (``postgresql://``, psycopg2) of database ``name`` on ``server``."""
+    """The SQLAlchemy URL (``postgresql://``, psycopg) of database ``name`` on ``server``."""
     socket_dir = server.get_postmaster_info().socket_dir
     return f"postgresql://postgres@/{name}?host={socket_dir}"
 

@@ -33,7 +33,7 @@ def pg_server():  # noqa: ANN201 - pgserver.PostgresServer
 
 @pytest.fixture
 def pg_url(pg_server) -> Iterator[str]:  # noqa: ANN001
-    """A new, empty database on the session's server, as a ``postgresql://`` URL (psycopg2)."""
+    """A new, empty database on the session's server, as a ``postgresql://`` URL (psycopg)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     yield create_database(pg_server, name)
     drop_database(pg_server, name)
