@@ -4,6 +4,7 @@ moments and restarted; afterwards the book is audited against the venue.
 
     PYTHONPATH=src .venv/bin/python benchmarks/soak_live.py                # April 2026, 10 kills
     PYTHONPATH=src .venv/bin/python benchmarks/soak_live.py --until 2026-04-03 --kills 2
+    PYTHONPATH=src .venv/bin/python benchmarks/soak_live.py --postgres     # the book on PostgreSQL
 
 What it prints (measured in this run, nothing assumed):
 - faults injected per type (the venue's own counts), kills, restarts, wall time;
@@ -16,6 +17,9 @@ What it prints (measured in this run, nothing assumed):
   quantity, price and fee, and the net position per instrument, book against venue (the
   venue's positions counted from the loop's own trades, and as they stand, with the changes
   made by hand that the loop refused to book).
+With ``--postgres`` the book (``live.replay.db_url``) is database ``book`` on a PostgreSQL server
+the soak starts from the ``pgserver`` package (``cascade_ml.pglocal``), its data in
+``<dir>/postgres``; the soak stops it when it ends (``--report-only --postgres`` starts it again).
 The models are small (2 folds, 10 trees, as in the live tests) and the retrainings off
 (``live.retrain_cron: null``): they do not touch execution and would only lengthen the run.
 """
@@ -27,7 +31,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,8 +39,13 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from cascade_ml.atomic import read_json
+from cascade_ml.live.run import replay_db_url
+from cascade_ml.pglocal import create_database, start_server
+from cascade_ml.sqlstore import sqlite_path
 from cascade_ml.trading.book import PaperBook
 from cascade_ml.trading.venue import book_differences
 
@@ -48,7 +56,16 @@ FAULTS = {"rate_limit": 0.1, "ban": 0.08, "margin": 0.17, "timeout": 0.15, "serv
           "reads": 0.02, "retry_after_s": 0.02}
 
 
-def pipeline(folder: Path, seed: int) -> Path:
+def book_url(folder: Path, postgres: bool) -> str:
+    """The soak's book: ``<folder>/replay/book.db``, or with ``postgres`` database ``book`` on
+    the server of ``<folder>/postgres`` (started here if it is not running, stopped when this
+    process exits; its data stay)."""
+    if not postgres:
+        return replay_db_url(folder / "replay")
+    return create_database(start_server(folder / "postgres"), "book", exist_ok=True)
+
+
+def pipeline(folder: Path, seed: int, db_url: str) -> Path:
     spec = yaml.safe_load((REPO / "pipelines" / "near.yaml").read_text())
     small = {"n_estimators": 10, "min_child_samples": 200}  # execution is soaked, not models
     spec["models"] = {**spec.get("models", {}), "n_folds": 2, "lgbm": small,
@@ -58,39 +75,43 @@ def pipeline(folder: Path, seed: int) -> Path:
     live.update({"mode": "testnet", "retrain_cron": None, "metrics_port": None})
     live["replay"] = {**live.get("replay", {}), "source": str(REPO / "data" / "sample"),
                       "dir": str(folder / "replay"), "rate_limit_ms": 1.0,
-                      "faults": {"seed": seed, **FAULTS}}
+                      "faults": {"seed": seed, **FAULTS}, "db_url": db_url}
     path = folder / "pipeline.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
 
 
-def decisions(db: Path) -> int:
-    if not db.exists():
-        return 0
+def decisions(engine: Engine) -> int:
+    """Decisions booked so far; 0 before the loop created the book. A plain engine, not the
+    book's (``trading.db.make_engine``): a poll must not take the book's write lock."""
+    path = sqlite_path(str(engine.url))
+    if path is not None and not path.exists():
+        return 0  # connecting would create the file
     try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return conn.execute("select count(*) from decisions").fetchone()[0]
-    except sqlite3.OperationalError:
+        with engine.connect() as conn:
+            return conn.execute(text("select count(*) from decisions")).scalar_one()
+    except SQLAlchemyError:
         return 0
 
 
 def run(args: argparse.Namespace) -> None:
     folder = Path(args.dir or tempfile.mkdtemp(prefix="soak-"))
     folder.mkdir(parents=True, exist_ok=True)
-    spec = pipeline(folder, args.seed)
+    url = book_url(folder, args.postgres)
+    spec = pipeline(folder, args.seed, url)
     if args.reuse:  # the trained models (and ingested source) of an earlier soak's replay
         for name in ("source", "models", "mlflow"):
             if not (folder / "replay" / name).exists():
                 shutil.copytree(Path(args.reuse) / "replay" / name, folder / "replay" / name)
     cmd = [CLI, "--log-level", "ERROR", "live", "--pipeline", str(spec), "--replay", "--from",
            args.start, "--until", args.until, "--every", "0"]
-    db, log = folder / "replay" / "book.db", folder / "soak.log"
+    db, log = create_engine(url), folder / "soak.log"
     bars = int((pd.Timestamp(args.until) - pd.Timestamp(args.start)).total_seconds() // 3600) + 1
     rng = random.Random(args.seed)
     targets = sorted(rng.sample(range(1, bars - 1), args.kills))
     began, kills, starts = time.monotonic(), 0, 0
-    print(f"soak in {folder}: {args.start} .. {args.until} ({bars} bars), {args.kills} kills at "
-          f"decisions {targets}, faults {FAULTS}", flush=True)
+    print(f"soak in {folder}, book at {url}: {args.start} .. {args.until} ({bars} bars), "
+          f"{args.kills} kills at decisions {targets}, faults {FAULTS}", flush=True)
     while True:
         starts += 1
         proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -109,12 +130,13 @@ def run(args: argparse.Namespace) -> None:
             raise SystemExit(f"the replay failed (exit {code}); see {log}")
         break
     wall = time.monotonic() - began
-    report(folder, wall, kills, starts)
+    db.dispose()
+    report(folder, url, wall, kills, starts)
 
 
-def report(folder: Path, wall: float, kills: int, starts: int) -> None:
+def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None:
     state = read_json(folder / "replay" / "venue.json")
-    with PaperBook(f"sqlite:///{folder / 'replay' / 'book.db'}", migrate=False) as book:
+    with PaperBook(url, migrate=False) as book:
         frames, legs_view = book.frames(), book.state().legs
     legs: dict[str, float] = {}
     for v in legs_view:
@@ -158,10 +180,15 @@ def main() -> None:
     parser.add_argument("--reuse", default=None, help="an earlier soak's folder whose trained "
                         "models, MLflow and ingested source to start from (skips the training)")
     parser.add_argument("--report-only", action="store_true", help="only audit --dir as it "
-                        "stands (a soak stopped early)")
+                        "stands (a soak stopped early; with --postgres if it ran with it)")
+    parser.add_argument("--postgres", action="store_true", help="the book on a PostgreSQL "
+                        "server started from the pgserver package, its data in <dir>/postgres")
     args = parser.parse_args()
     if args.report_only:
-        report(Path(args.dir), float("nan"), 0, 0)
+        if args.dir is None:
+            parser.error("--report-only needs the --dir of the soak to audit")
+        folder = Path(args.dir)
+        report(folder, book_url(folder, args.postgres), float("nan"), 0, 0)
     else:
         run(args)
 

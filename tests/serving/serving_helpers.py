@@ -1,5 +1,6 @@
-"""Helpers for serving tests: the real service under uvicorn, and a raw HTTP/1.1 connection
-(the data, bundles and pipeline files come from ``tests/demo_data.py``).
+"""Helpers for serving tests: the real service under uvicorn, a raw HTTP/1.1 connection, and the
+monitor's reports the service reads (the data, bundles and pipeline files come from
+``tests/demo_data.py``).
 
 The service runs as ``cascade-ml serve`` in a subprocess on a free loopback port and is called over
 a real socket with httpx; nothing in the request path is mocked.
@@ -20,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
+from demo_data import SYMBOL
+
+from cascade_ml.monitoring.config import MonitoringConfig
+from cascade_ml.monitoring.drift import fit_profile
+from cascade_ml.monitoring.health import MonitorReport, health
+from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
 
 TOKEN = "test-token-0123456789"
 
@@ -140,3 +149,30 @@ class RawConnection:
             self.writer.close()
             with contextlib.suppress(ConnectionError):
                 await self.writer.wait_closed()
+
+
+# --------------------------------------------------------------------------- monitor reports
+MONITOR_CFG = MonitoringConfig(recent_rows=24)
+
+
+def monitor_report(features: pd.DataFrame, bar: pd.Timestamp, *, drift: bool = False,
+                   missing: bool = False, stale: bool = False) -> MonitorReport:
+    """The monitor's verdict on ``bar``, trained on every row up to it: with ``drift``,
+    ``ret_1h`` shifted far beyond its training range over the recent window; with ``missing``,
+    ``funding_z`` blank in the newest row; with ``stale``, the funding source 10 h old (9 h
+    allowed; else 600 s). (A slow level such as ``rv_24h`` spends whole training windows in one
+    decile, so its calibrated limit is the PSI of a window all in one bin, which no shift can
+    exceed.)"""
+    frame = features[features.index <= bar].copy()
+    families = {n: "funding" if n == "funding_z" else "volatility" for n in frame.columns}
+    profile = fit_profile(frame, (frame.index[0], frame.index[-1]), families, MONITOR_CFG)
+    if drift:
+        recent = frame.index[-MONITOR_CFG.recent_rows:]
+        frame.loc[recent, "ret_1h"] += 10 * frame["ret_1h"].std()
+    if missing:
+        frame.loc[frame.index[-1], "funding_z"] = np.nan
+    age = 36_000.0 if stale else 600.0
+    sources = pd.DataFrame([["funding", "binance", SYMBOL, "8h", pd.NaT, pd.NaT, age]],
+                           columns=SOURCE_COLUMNS)
+    return health(SYMBOL, frame, profile, sources, MONITOR_CFG,
+                  bar + pd.Timedelta("1h") + pd.Timedelta("10s"))

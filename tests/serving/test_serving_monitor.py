@@ -1,11 +1,11 @@
 """The monitor's stored report in the service: /metrics exports it with the loop's metric names,
-/v1/models carries it, and its degrade reasons make /v1/decisions fail safe for the forecast's
-bar (or a newer one) but not for a newer forecast."""
+/v1/models carries it, and its degrade reasons (drift with missing and stale inputs) make
+/v1/decisions fail safe for the forecast's bar (or a newer one) but not for a newer forecast.
+Drift alone is graded instead: test_serving_drift.py."""
 
 from __future__ import annotations
 
 import httpx
-import numpy as np
 import pandas as pd
 from demo_data import (
     SYMBOL,
@@ -17,37 +17,13 @@ from demo_data import (
     write_pipeline,
 )
 from prometheus_client.parser import text_string_to_metric_families
-from serving_helpers import auth, until
+from serving_helpers import auth, monitor_report, until
 
 from cascade_ml.contracts.layout import monitor_path
-from cascade_ml.monitoring.config import MonitoringConfig
-from cascade_ml.monitoring.drift import fit_profile
-from cascade_ml.monitoring.health import MonitorReport, health
 from cascade_ml.monitoring.persist import write_report
-from cascade_ml.monitoring.staleness import SOURCE_COLUMNS
 
 DECISION = {"symbol": SYMBOL, "notional": 2000.0, "mark_price": 4.0, "leverage": 2.0}
 HOUR = pd.Timedelta("1h")
-CFG = MonitoringConfig(recent_rows=24)
-
-
-def _report(features: pd.DataFrame, bar: pd.Timestamp, *, degraded: bool) -> MonitorReport:
-    """The monitor's verdict on ``bar``, trained on every row up to it: with ``degraded``,
-    ``ret_1h`` shifted far beyond its training range over the recent window, ``funding_z`` blank
-    in the newest row and the funding source 10 h old (9 h allowed). (A slow level such as
-    ``rv_24h`` spends whole training windows in one decile, so its calibrated limit is the PSI
-    of a window all in one bin, which no shift can exceed.)"""
-    frame = features[features.index <= bar].copy()
-    families = {n: "funding" if n == "funding_z" else "volatility" for n in frame.columns}
-    profile = fit_profile(frame, (frame.index[0], frame.index[-1]), families, CFG)
-    age = 36_000.0 if degraded else 600.0
-    if degraded:
-        recent = frame.index[-CFG.recent_rows:]
-        frame.loc[recent, "ret_1h"] += 10 * frame["ret_1h"].std()
-        frame.loc[frame.index[-1], "funding_z"] = np.nan
-    sources = pd.DataFrame([["funding", "binance", SYMBOL, "8h", pd.NaT, pd.NaT, age]],
-                           columns=SOURCE_COLUMNS)
-    return health(SYMBOL, frame, profile, sources, CFG, bar + HOUR + pd.Timedelta("10s"))
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset], float]:
@@ -64,7 +40,7 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
     write_features(tmp_path, features)
     assert run_score(pipeline)[0].ok
     store = tmp_path / "store"
-    bad = _report(features, end, degraded=True)
+    bad = monitor_report(features, end, drift=True, missing=True, stale=True)
     assert len(bad.degrade_reasons) == 3, bad.degrade_reasons  # drift, missing, stale
     server = server_factory(pipeline).start()
 
@@ -104,7 +80,8 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
                     frozenset({"symbol": SYMBOL, "reason": "monitor"}.items()))] == 1.0
 
         # 2. a degraded report on an older bar than the forecast: shown and exported, ignored
-        write_report(store, _report(features, end - HOUR, degraded=True), end - HOUR)
+        write_report(store, monitor_report(features, end - HOUR, drift=True, missing=True,
+                                                stale=True), end - HOUR)
         block = until(lambda: monitor(end - HOUR))
         assert block["in_force"] is False and block["degraded"] is True
         assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False
@@ -112,7 +89,7 @@ def test_stored_report_governs_decisions_of_its_bar_and_is_exported(
         assert got[("cascade_monitor_degraded", near)] == 1.0
 
         # 3. a clean report on the forecast's bar: the model's decision, gauges follow
-        write_report(store, _report(features, end, degraded=False), end)
+        write_report(store, monitor_report(features, end), end)
         assert until(lambda: monitor(end))["degraded"] is False
         assert http.post("/v1/decisions", json=DECISION).json()["fail_safe"] is False
         got = _samples(http.get("/metrics").text)

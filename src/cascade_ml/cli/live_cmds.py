@@ -90,18 +90,18 @@ def _reset_breakers(sections: LoopSections, config: PipelineConfig, replay: bool
 
 def report_cmd(
     pipeline: Path | None = typer.Option(None, "--pipeline", help="Pipeline YAML file."),
-    replay: bool = typer.Option(False, "--replay", help="The replay's book "
-                                "(live.replay.dir/book.db) instead of live.db_url."),
+    replay: bool = typer.Option(False, "--replay", help="The replay's book (live.replay.db_url, "
+                                "default live.replay.dir/book.db) instead of live.db_url."),
     db: str | None = typer.Option(None, "--db", help="Any book's SQLAlchemy URL."),
     out: Path | None = typer.Option(None, "--out", help="Folder of the PNG and JSON; default: "
                                     "reports/paper (reports/paper-replay for --replay)."),
 ) -> None:
     """Draw the book: equity and P&L, drawdown, hedge ratio, forecast vs realised vol."""
     from cascade_ml.live.report import write_paper_report
-    from cascade_ml.live.run import replay_db_url
+    from cascade_ml.live.run import replay_book_url
 
     config = load_pipeline(pipeline)
-    url = db or (replay_db_url(config.live.replay.dir) if replay else config.live.db_url)
+    url = db or (replay_book_url(config.live.replay) if replay else config.live.db_url)
     folder = out or Path("reports") / ("paper-replay" if replay else "paper")
     summary = write_paper_report(url, folder)
     typer.echo(f"{summary['start']} .. {summary['end']}: {summary['cycles']} decisions "

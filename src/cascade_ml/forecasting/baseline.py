@@ -1,10 +1,11 @@
 """The baseline forecaster: HAR-RV for the variance and the climatological cascade rate.
 
-When the model's inputs drift the live loop does not trust the model, but the data are there
-and fresh, so it forecasts with the two yardsticks every model is promoted against
-(``models.baselines.HAR`` and ``Climatology``), fitted on the bundle's training span, instead of
-falling to the policy's fail-safe. HAR reads only the realised-variance columns, which drift
-cannot make wrong, only unusual. Missing or stale inputs still fail safe.
+When the model's inputs drift the live loop and the service (``monitoring.fallback``) do not
+trust the model, but the data are there and fresh, so they forecast with the two yardsticks
+every model is promoted against (``models.baselines.HAR`` and ``Climatology``), fitted on the
+bundle's training span, instead of falling to the policy's fail-safe. HAR reads only the
+realised-variance columns, which drift cannot make wrong, only unusual. Missing or stale inputs
+still fail safe.
 """
 
 from __future__ import annotations

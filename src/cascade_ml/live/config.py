@@ -25,6 +25,8 @@ class ReplayConfig(StrictModel):
                          "<dir>/source) that the replay exchange serves bar by bar.")
     dir: Path = Field(Path("data/live/replay"), description="The replay's store, models, MLflow, "
                       "book and loop state.")
+    db_url: str | None = Field(None, description="SQLAlchemy URL of the replay's book (e.g. a "
+                               "PostgreSQL database); null: <dir>/book.db (SQLite).")
     venue: str = Field("binance", description="Venue of the history the replay exchange serves.")
     faults: FaultPlan = Field(default_factory=FaultPlan, description="testnet replays: the "
                               "exchange faults the simulated venue injects (trading.faults).")

@@ -45,7 +45,6 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.contracts.columns import SERVED_FORECASTS
-from cascade_ml.contracts.layout import labels_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.cache import CachedMarketStore
 from cascade_ml.data.collect import CollectPlan, CollectResult, collect
@@ -54,7 +53,6 @@ from cascade_ml.errors import CascadeError, ModelBundleError
 from cascade_ml.features.config import FeatureConfig
 from cascade_ml.features.incremental import LiveFeatures
 from cascade_ml.forecasting import Forecaster, forecaster_dir, load_forecaster, read_forecaster
-from cascade_ml.forecasting.baseline import BASELINE_NAME, BaselineForecaster
 from cascade_ml.forecasting.inputs import (
     context_columns,
     policy_context,
@@ -72,6 +70,7 @@ from cascade_ml.models.config import ModelConfig
 from cascade_ml.monitoring.alerts import send_alerts
 from cascade_ml.monitoring.breakers import BreakerEvent, BreakerState, BreakerStatus
 from cascade_ml.monitoring.config import MonitoringConfig
+from cascade_ml.monitoring.fallback import Fallbacks, baseline_reason
 from cascade_ml.monitoring.guard import Guard, evaluation_span
 from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.persist import write_report
@@ -199,7 +198,8 @@ class LiveLoop:
         if "trading" in self.state.extra:
             self.trader.load(self.state.extra["trading"])
         self.breakers = BreakerState.from_dict(self.state.extra.get("breakers"))
-        self.baselines: dict[str, BaselineForecaster | None] = {}  # per bundle, fitted on drift
+        self.fallbacks = Fallbacks(self.store, self.task.horizon,
+                                   lambda s: self.features[s].table)  # fitted on drift
         self.features = {s: LiveFeatures(self.store, s, self.task, sections.features,
                                          sections.live.warmup_bars) for s in self.task.symbols}
         self.columns = {s: context_columns(self.task.references_for(s), sections.policy,
@@ -240,7 +240,6 @@ class LiveLoop:
         else:
             bundle.input_rows(self.store, symbol, last=1)  # refuses mismatched columns by name
         self.bundles[symbol] = bundle
-        self.baselines.pop(symbol, None)
         self.guards[symbol] = Guard(self.store, symbol, self.task, self.s.features,
                                     self.s.monitoring, bundle, table, family_of=family_of)
         for waiver in self.guards[symbol].waivers:
@@ -397,34 +396,13 @@ class LiveLoop:
         send_alerts(events, cfg)
         report.alerts, report.breakers = events, self.breakers.status()
 
-    def _baseline(self, symbol: str, bundle: Forecaster) -> BaselineForecaster | None:
-        """The symbol's baseline forecaster on the training span of the bundle serving it
-        (fitted at the first drift of the bundle); None when it cannot be (no labels yet)."""
-        if symbol not in self.baselines:
-            try:
-                labels = self.store.read_table(labels_path(symbol, self.task.horizon))
-                self.baselines[symbol] = BaselineForecaster.fit(
-                    self.features[symbol].table, labels, training_span_of(bundle),
-                    self.task.horizon)
-            except CascadeError as exc:
-                log.warning("%s: no baseline forecaster, drift fails safe: %s", symbol,
-                            exc.message)
-                self.baselines[symbol] = None
-        return self.baselines[symbol]
-
     def _graded(self, symbol: str, bundle: Forecaster, monitor: MonitorReport,
                 row_ts: pd.Timestamp) -> tuple[list[str], dict[str, float] | None]:
-        """(reasons to fail safe, the baseline's forecast values or None). A tripped breaker
-        or missing / stale inputs fail safe (drift named beside them); drift alone switches to
-        the baseline forecaster, or fails safe when there is none."""
+        """(reasons to fail safe, the baseline's forecast values or None): the graded response
+        of ``monitoring.fallback``, a tripped breaker counted with the hard reasons."""
         hard = [*self.breakers.reasons(symbol), *monitor.fail_safe_reasons]
-        if hard or not monitor.drift_reasons:
-            return [*hard, *monitor.drift_reasons] if hard else [], None
-        baseline = self._baseline(symbol, bundle)
-        if baseline is None:
-            return list(monitor.drift_reasons), None
-        got = baseline.predict(self.features[symbol].table, pd.DatetimeIndex([row_ts]))
-        return [], {k: float(v[0]) for k, v in got.items()}
+        return self.fallbacks.grade(symbol, bundle, self.features[symbol].table, row_ts, hard,
+                                    monitor.drift_reasons)
 
     def _bar_no(self, bar: pd.Timestamp) -> int:
         return int(bar.value // self.bar.value)
@@ -491,10 +469,8 @@ class LiveLoop:
             *fail_reasons, *self.executor.halt_reasons(symbol)])
         if fallback is not None:
             decision = decision.model_copy(update={"reasons": [
-                f"BASELINE: forecast by {BASELINE_NAME} (vol {forecast.sigma_h:.2%} over "
-                f"{self.task.horizon_hours:g} h, cascade probability "
-                f"{forecast.cascade_prob:.1%}) instead of model v{bundle.version}, whose "
-                f"inputs drifted: {'; '.join(monitor.drift_reasons)}", *decision.reasons]})
+                baseline_reason(forecast, self.task.horizon_hours, str(bundle.version),
+                                monitor.drift_reasons), *decision.reasons]})
         intents = []
         if settled is not None:  # None: this bar is already in the saved account
             targets = targets_from_decision(decision, symbol, forecast.sigma_h,

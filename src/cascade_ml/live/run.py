@@ -21,6 +21,7 @@ from cascade_ml.data.sources.fear_greed import AlternativeMe, FearGreedSource, S
 from cascade_ml.data.store import MarketStore, to_utc
 from cascade_ml.errors import CascadeError
 from cascade_ml.live.clock import Clock, SimClock, WallClock
+from cascade_ml.live.config import ReplayConfig
 from cascade_ml.live.loop import CycleReport, LiveLoop, LoopPaths, LoopSections
 from cascade_ml.live.schedule import Job, cron_trigger, cycle_trigger, next_fire
 from cascade_ml.tracking import TrackingConfig
@@ -51,12 +52,17 @@ def replay_paths(sections: LoopSections) -> LoopPaths:
     tracking = TrackingConfig(uri=f"sqlite:///{d / 'mlflow' / 'mlflow.db'}",
                               artifact_root=d / "mlflow" / "artifacts")
     models = sections.panel.bundle_dir if sections.panel.enabled else d / "models"
-    return LoopPaths(d / "store", models, tracking, replay_db_url(sections.live.replay.dir),
+    return LoopPaths(d / "store", models, tracking, replay_book_url(sections.live.replay),
                      d / "loop_state.json")
 
 
 def replay_db_url(replay_dir: Path) -> str:
     return f"sqlite:///{Path(replay_dir) / 'book.db'}"
+
+
+def replay_book_url(replay: ReplayConfig) -> str:
+    """The replay's book: ``live.replay.db_url`` if set, else ``<dir>/book.db``."""
+    return replay.db_url or replay_db_url(replay.dir)
 
 
 # ---------------------------------------------------------------------------- assembling

@@ -12,9 +12,9 @@ Reasons that degrade the decision (``degrade_reasons``):
   family holding inputs the model uses.
 
 Drift is graded, not a breaker: its reasons are also listed apart (``drift_reasons``), and the
-live loop answers them with the baseline forecaster (HAR and climatology) instead of the
-fail-safe; ``fail_safe_reasons`` are the others (no row, missing inputs, stale sources), which
-always fail safe. The service, which has no baseline forecaster, fails safe on all of them.
+live loop and the service answer them with the baseline forecaster (HAR and climatology,
+``monitoring.fallback``) instead of the fail-safe; ``fail_safe_reasons`` are the others (no
+row, missing inputs, stale sources), which always fail safe.
 
 Forecast quality (QLIKE vs HAR, calibration) is reported and exported but never degrades a
 decision by itself: it is measured a horizon late and over weeks.

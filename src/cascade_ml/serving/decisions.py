@@ -6,6 +6,10 @@ the decision that depends only on that forecast (``policy.decide.plan``) is made
 forecast (``DecisionPlans``); per request only the position, the freshness and the bot's fresher
 trigger flags are added (``decide_position``), so the answer is ``decide`` on the same inputs,
 reasons included, without redoing the forecast's half for every position.
+
+A forecast the poller graded to the baseline forecaster (drift alone, ``Forecast.baseline``) is
+planned like any other on the baseline's values; its answer names the forecaster
+(``forecaster``) and leads its reasons with why, as the live loop's decision does.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from fastapi import HTTPException
 from pydantic import TypeAdapter
 
 from cascade_ml.contracts.task import Side
+from cascade_ml.forecasting.baseline import BASELINE_NAME
 from cascade_ml.forecasting.inputs import no_forecast
 from cascade_ml.policy import PolicyConfig, decide
 from cascade_ml.policy.decide import ForecastPlan, decision_fields, plan
@@ -98,9 +103,12 @@ class Ages(NamedTuple):
     max_age_s: float
 
 
+MODEL = "model"  # ``forecaster`` of an answer on the served model's forecast
+
+
 def decision_body(d: Mapping[str, Any], *, model_version: str | None,
                   forecast_timestamp: str | None, age: float | None, stale: bool,
-                  as_of: str | None = None) -> dict:
+                  as_of: str | None = None, forecaster: str = MODEL) -> dict:
     """``DecisionOut`` of a decision's fields (``Decision.model_dump()`` or
     ``decision_fields``), as a JSON-ready dict in its field order (a test checks the two agree)."""
     return {
@@ -109,7 +117,7 @@ def decision_body(d: Mapping[str, Any], *, model_version: str | None,
         "hedge_notional": d["hedge_notional"], "leverage_cap": d["leverage_cap"],
         "size_cap": d["size_cap_notional"], "liquidation_price": d["liquidation_price"],
         "risk_score": d["risk_score"], "action": d["action"], "reasons": d["reasons"],
-        "fail_safe": d["fail_safe"], "model_version": model_version,
+        "fail_safe": d["fail_safe"], "forecaster": forecaster, "model_version": model_version,
         "forecast_timestamp": forecast_timestamp,
         "forecast_age_seconds": None if age is None else round(age, 3), "stale": stale,
         "as_of": as_of}
@@ -120,8 +128,9 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
                   planned: Planned | None = None) -> Served:
     """One decision for a bot's position, the forecast aged at ``now`` (epoch seconds: the
     clock, or the request's ``as_of``). No forecast, no model, or inputs the monitor distrusts
-    (``forecast.monitor_reasons``) -> the policy's fail-safe. ``planned``: the forecast's plan
-    when it is not the served one (``DecisionPlans.make``)."""
+    (``forecast.monitor_reasons``) -> the policy's fail-safe, unless drift alone made the
+    poller serve the baseline's forecast (``forecast.baseline``). ``planned``: the forecast's
+    plan when it is not the served one (``DecisionPlans.make``)."""
     policy = plans.policy
     max_age = policy.max_data_age_s
     market = request.market
@@ -139,7 +148,8 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
                             "greater than 0")
     freshness = Ages(age, age, max_age)
     planned = planned or plans.get(symbol, forecast)
-    if forecast is not None and forecast.monitor_reasons:  # the monitor's fail-safe
+    baseline = None if forecast is None else forecast.baseline
+    if forecast is not None and forecast.monitor_reasons and not baseline:  # the monitor's
         triggers = forecast.triggers.model_copy(update=seen) if seen else forecast.triggers
         fields = decide(PolicyInputs(
             symbol=symbol, forecast=forecast.policy, model_available=model_loaded,
@@ -152,10 +162,13 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
         p = planned.plan
         fields = decision_fields(p, position, equity, fired=p.fired_with(seen),
                                  model_available=model_loaded, freshness=freshness)
+        if baseline:
+            fields = {**fields, "reasons": [baseline, *fields["reasons"]]}
     stale = age is None or age > max_age
     as_of = (None if request.as_of is None
              else _DATETIME.dump_python(request.as_of.astimezone(UTC), mode="json"))
     body = decision_body(fields, model_version=planned.model_version,
-                         forecast_timestamp=planned.timestamp, age=age, stale=stale, as_of=as_of)
+                         forecast_timestamp=planned.timestamp, age=age, stale=stale, as_of=as_of,
+                         forecaster=BASELINE_NAME if baseline else MODEL)
     return Served(orjson.dumps(body), fields["fail_safe"], stale)
 

@@ -76,6 +76,10 @@ class DecisionOut(BaseModel):
     action: str
     reasons: list[str]
     fail_safe: bool
+    forecaster: str = Field("model", description="Whose forecast the policy read: 'model' (the "
+                            "served model, model_version), or 'HAR + climatology' (the baseline "
+                            "forecaster, when the monitor found the model's inputs drifted and "
+                            "nothing else wrong; reasons[0] says why).")
     model_version: str | None
     forecast_timestamp: datetime | None
     forecast_age_seconds: float | None

@@ -9,9 +9,11 @@ reference they already took.
 The monitor's verdict (the report the live loop stores at ``contracts.layout.monitor_path``) is
 attached to the forecast it judges: a report on the forecast's bar or a newer one puts its
 ``degrade_reasons`` on the served ``Forecast`` (``monitor_reasons``), so a decision and the
-reasons it must fail safe for always come from one record. A report on an older bar than the
-forecast is ignored for decisions (it judged inputs the forecast no longer uses) but still shown
-and exported.
+reasons it must fail safe for always come from one record. The response is graded as in the
+live loop (``monitoring.fallback``): missing or stale inputs fail safe, drift alone swaps the
+forecast the policy reads for the baseline forecaster's (HAR and climatology) on the same bar
+and names it (``Forecast.baseline``). A report on an older bar than the forecast is ignored for
+decisions (it judged inputs the forecast no longer uses) but still shown and exported.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from cascade_ml.forecasting.inputs import (
 )
 from cascade_ml.forecasting.loader import check_task
 from cascade_ml.monitoring.exporter import export_reports
+from cascade_ml.monitoring.fallback import Fallbacks, baseline_reason
 from cascade_ml.monitoring.health import MonitorReport
 from cascade_ml.monitoring.persist import StoredReport, read_report
 from cascade_ml.policy.config import PolicyConfig
@@ -81,6 +84,7 @@ class Forecast:
     cross: CrossAsset = field(default_factory=CrossAsset)
     trailing_vol: float | None = None  # the perp's trailing realised vol at that bar, annualised
     monitor_reasons: tuple[str, ...] = ()  # the monitor's degrade reasons on this bar's inputs
+    baseline: str | None = None  # drift alone: ``policy`` is the baseline forecaster's, and why
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.available_at
@@ -169,6 +173,8 @@ class Poller:
         self._live: dict[str, tuple[tuple, Forecast]] = {}
         self._read: dict[Path, tuple[tuple, Forecaster]] = {}  # folder -> (signature, loaded)
         self._inputs: dict[str, tuple[tuple, pd.DataFrame | None]] = {}
+        self.fallbacks = Fallbacks(store, task.horizon,
+                                   lambda s: store.read_table(features_path(s)))
 
     # ------------------------------------------------------------------ one poll
     def poll(self) -> None:
@@ -211,10 +217,29 @@ class Poller:
         current = self.state.forecasts.get(symbol)
         if chosen is not None and current is not None and _key(current) == _key(chosen):
             return  # unchanged: keep the same object (per-forecast work stays cached)
+        if chosen is not None and chosen.monitor_reasons:
+            chosen = self._graded(chosen, monitor.report, features)
         if chosen is not None:
             self.state.forecasts = {**self.state.forecasts, symbol: chosen}
         elif symbol in self.state.forecasts:
             self.state.forecasts = {k: v for k, v in self.state.forecasts.items() if k != symbol}
+
+    def _graded(self, forecast: Forecast, report: MonitorReport,
+                features: pd.DataFrame | None) -> Forecast:
+        """Drift alone: the forecast with the baseline's values for the policy
+        (``monitoring.fallback``); anything else, or no baseline to be had, as it is (the
+        decision fails safe on ``monitor_reasons``)."""
+        slot = self.state.models.get(forecast.symbol)
+        if (slot is None or features is None or forecast.timestamp not in features.index
+                or report.fail_safe_reasons):
+            return forecast
+        _, values = self.fallbacks.grade(forecast.symbol, slot.bundle, features,
+                                         forecast.timestamp, (), report.drift_reasons)
+        if values is None:
+            return forecast
+        policy = policy_forecast(values, self.task.horizon_hours)
+        return replace(forecast, policy=policy, baseline=baseline_reason(
+            policy, self.task.horizon_hours, forecast.model_version, report.drift_reasons))
 
     # ------------------------------------------------------------------ bundles
     def _reload_bundle(self, symbol: str) -> None:

@@ -29,8 +29,10 @@ async def post_decision(http: Request) -> Response:
     """The policy's answer for the bot's position on a served symbol (404 for any other).
 
     Falls back to the policy's fail-safe when the forecast is stale, no model is loaded or the
-    monitor's report on the forecast's bar names a degraded input. With ``as_of``: the answer
-    then, from the newest forecast available at that time (404 when there was none).
+    monitor's report on the forecast's bar names a missing or stale input; when it names only
+    drift, the answer is made on the baseline forecaster's forecast (``forecaster``). With
+    ``as_of``: the answer then, from the newest forecast available at that time (404 when
+    there was none).
     """
     service: Service = http.app.state.service
     request = await parse_body(http, DecisionRequest)
@@ -49,6 +51,7 @@ async def post_decision(http: Request) -> Response:
         forecast, loaded = then, loaded or not served
     if out.fail_safe:
         reason = ("no_model" if not loaded else "stale" if out.stale else
-                  "monitor" if forecast is not None and forecast.monitor_reasons else "policy")
+                  "monitor" if forecast is not None and forecast.monitor_reasons
+                  and not forecast.baseline else "policy")
         service.metrics.failsafe.labels(symbol, reason).inc()
     return json_bytes(out.body)
