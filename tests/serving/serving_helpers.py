@@ -70,7 +70,9 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 120.0) -> Server:
+        """Waits up to ``timeout`` for /ready: a loaded 2-core machine can take over 30 s to
+        import the service and load its bundle; a fast start returns at once."""
         env = {**os.environ, "CASCADE_ML_TOKEN": TOKEN}
         cmd = [str(Path(sys.executable).parent / "cascade-ml"), "serve", "--pipeline",
                str(self.pipeline), "--port", str(self.port)]
