@@ -110,8 +110,12 @@ class _Pos(core.PositionState):
 
 def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyConfig,
                   initial_equity: float = 10_000.0, margin_fraction: float = 0.5,
-                  leverage_tolerance: float = 0.1, stop_cooldown: int = 24) -> BookResult:
-    """Simulate every position of the book on one shared account (the trading core's rules)."""
+                  leverage_tolerance: float = 0.1, stop_cooldown: int = 24,
+                  inline: bool = True) -> BookResult:
+    """Simulate every position of the book on one shared account (the trading core's rules).
+
+    A book of one inlines its quiet bars (:func:`_run_one`); ``inline=False`` runs every bar
+    through the core's functions (the reference that path is tested against)."""
     k, n = market.close.shape
     o, hi, lo, cl, fr = (a.tolist() for a in (market.open, market.high, market.low,
                                               market.close, market.funding_rate))
@@ -123,32 +127,12 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
     book = [_Pos(p, n) for p in plans]
     for ps in book:
         ps.main_close = cl[ps.main]
-    one = book[0] if len(book) == 1 else None  # a book of one: no sum over positions
     equity = [0.0] * n
-    settle, allocate, rebalance = core.settle, core.allocate, core.rebalance
-
-    for i in range(n):
-        # --- 1. stops, liquidations, marks and funding from the previous close to this one
-        if i > 0:
-            for ps in book:
-                if ps.main_q != 0.0:
-                    free += settle(ps, i, o, hi, lo, cl, fr, tiers, r)[1]
-        total = free + one.bucket if one is not None else free + sum(ps.bucket for ps in book)
-        # --- 2. decisions at the close
-        for ps in book:
-            free = allocate(ps, i, free, total, share)
-            free = rebalance(ps, i, cl, tiers, r, free, total, share, ps.lt[i], ps.ht[i],
-                             ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
-                             ps.lpn[i], ps.nne[i])
-        total = free + one.bucket if one is not None else free + sum(ps.bucket for ps in book)
-        equity[i] = total
-        for ps in book:
-            q = ps.main_q
-            nq = q * ps.main_close[i]
-            b = ps.bucket
-            ps.rec.append((ps.pnl, nq, nq / b if b > 0 else 0.0, ps.h_cur if q > 0 else 0.0,
-                           ps.hinst if q > 0 and ps.hedge_q > 0 else -1,
-                           ps.fees, ps.funding, ps.traded))
+    if len(book) == 1 and inline:
+        _run_one(book[0], n, o, hi, lo, cl, fr, tiers, r, free, share, equity)
+    else:
+        for i in range(n):
+            free = _bar(book, i, o, hi, lo, cl, fr, tiers, r, free, share, equity)
     results = []
     for ps in book:
         rec = np.array(ps.rec, dtype=float).reshape(n, 8).T
@@ -156,6 +140,124 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
                                  ps.traded, ps.trades, ps.stops, rec[1],
                                  rec[4].astype(int), rec[0].copy(), rec[5:8].copy()))
     return BookResult(np.array(equity), results)
+
+
+def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: core.Rows,
+         fr: core.Rows, tiers: list[Tiers], r: core.CoreRules, free: float, share: float,
+         equity: list[float]) -> float:
+    """Bar ``i`` of the book by the trading core's functions; records it, returns free cash."""
+    # --- 1. stops, liquidations, marks and funding from the previous close to this one
+    if i > 0:
+        for ps in book:
+            if ps.main_q != 0.0:
+                free += core.settle(ps, i, o, hi, lo, cl, fr, tiers, r)[1]
+    total = free + sum(ps.bucket for ps in book)
+    # --- 2. decisions at the close
+    for ps in book:
+        free = core.allocate(ps, i, free, total, share)
+        free = core.rebalance(ps, i, cl, tiers, r, free, total, share, ps.lt[i], ps.ht[i],
+                              ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
+                              ps.lpn[i], ps.nne[i])
+    equity[i] = free + sum(ps.bucket for ps in book)
+    for ps in book:
+        q = ps.main_q
+        nq = q * ps.main_close[i]
+        b = ps.bucket
+        ps.rec.append((ps.pnl, nq, nq / b if b > 0 else 0.0, ps.h_cur if q > 0 else 0.0,
+                       ps.hinst if q > 0 and ps.hedge_q > 0 else -1,
+                       ps.fees, ps.funding, ps.traded))
+    return free
+
+
+def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: core.Rows,
+             fr: core.Rows, tiers: list[Tiers], r: core.CoreRules, free: float, share: float,
+             equity: list[float]) -> None:
+    """A book of one, bar by bar, with the held position's quiet bars inlined.
+
+    Most bars of a held position only mark it and pay funding: no stop reached, the bucket far
+    from its maintenance margin even at the highest rate of any bracket (a bound, since every
+    bracket's ``cum`` is >= 0), and ``core.rebalance`` would return at once (both no-trade
+    bands hold). Those bars run here with the same float operations as ``core.settle``'s mark
+    and ``core.rebalance``'s first test, in locals; every other bar (a stop or a liquidation
+    possible, a trade, a flat position) runs :func:`_bar`, the core's functions. Same results,
+    bit for bit, as :func:`_bar` on every bar (tests/backtest/test_backtest_fast_path.py);
+    about half the time.
+    """
+    m = ps.main
+    o_m, hi_m, lo_m, cl_m, fr_m = o[m], hi[m], lo[m], cl[m], fr[m]
+    lt_a, ht_a, lpn_a, nne_a, rec = ps.lt, ps.ht, ps.lpn, ps.nne, ps.rec
+    band, f_risk = r.band, r.f_risk
+    up, down = 1.0 + core._ROUNDING, 1.0 - r.leverage_tolerance
+    top_m = tiers[m].top
+    book = [ps]
+    stale = True
+    for i in range(n):
+        if stale:  # reload the position after the core's functions ran
+            q, hq, s, stop, j = ps.main_q, ps.hedge_q, ps.s, ps.stop, ps.hinst
+            b, pnl_t, fund, fees, traded = ps.bucket, ps.pnl, ps.funding, ps.fees, ps.traded
+            cool, h_cur = ps.cool_until, ps.h_cur
+            sq, shq, nshq = s * q, s * hq, -s * hq
+            hi_j, lo_j, cl_j, fr_j, top_j = hi[j], lo[j], cl[j], fr[j], tiers[j].top
+            h_rec = h_cur if q > 0 else 0.0
+            inst = ps.hinst if q > 0 and hq > 0 else -1
+            stale = False
+        if q != 0.0 and i > 0:
+            lm, hm = lo_m[i], hi_m[i]
+            if not (stop == stop and (lm <= stop if s > 0 else hm >= stop)):
+                p0, h0 = cl_m[i - 1], cl_j[i - 1]
+                lj, hj = lo_j[i], hi_j[i]
+                tol = 1e-6 * abs(b) + 1e-9
+                if (b + sq * (lm - p0) - shq * (lj - h0) - q * lm * top_m - hq * lj * top_j > tol
+                        and b + sq * (hm - p0) - shq * (hj - h0) - q * hm * top_m
+                        - hq * hj * top_j > tol):
+                    c, hc = cl_m[i], cl_j[i]
+                    pnl = sq * (c - p0) - shq * (hc - h0)
+                    pay = -(-sq * c * fr_m[i] + -nshq * hc * fr_j[i])
+                    b += pnl - pay
+                    fund += pay
+                    pnl_t += pnl - pay
+                    lt, ht = lt_a[i], ht_a[i]
+                    quiet = True
+                    if b > 0 and lt == lt and ht == ht and i >= cool:
+                        gross = q * c
+                        n_cap = math.inf
+                        lpn = lpn_a[i]
+                        if lpn > 0:
+                            n_cap = f_risk * (free + b) / lpn
+                        if nne_a[i]:
+                            n_cap = min(n_cap, gross)
+                        lt_eff = min(lt, n_cap / b)
+                        cur = gross / b
+                        quiet = (cur <= lt_eff * up and not cur < lt_eff * down
+                                 and abs(ht - h_cur) < band)
+                    if quiet:
+                        nq = q * c
+                        rec.append((pnl_t, nq, nq / b if b > 0 else 0.0, h_rec, inst, fees,
+                                    fund, traded))
+                        equity[i] = free + b
+                        continue
+                    # marked here: the decision at the close by the core
+                    ps.bucket, ps.pnl, ps.funding = b, pnl_t, fund
+                    free = core.allocate(ps, i, free, free + b, share)
+                    free = core.rebalance(ps, i, cl, tiers, r, free, free + b, share, lt, ht,
+                                          ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i],
+                                          ps.hr_arr[i], lpn_a[i], nne_a[i])
+                    equity[i] = free + ps.bucket
+                    q2 = ps.main_q
+                    nq = q2 * cl_m[i]
+                    b2 = ps.bucket
+                    rec.append((ps.pnl, nq, nq / b2 if b2 > 0 else 0.0,
+                                ps.h_cur if q2 > 0 else 0.0,
+                                ps.hinst if q2 > 0 and ps.hedge_q > 0 else -1,
+                                ps.fees, ps.funding, ps.traded))
+                    stale = True
+                    continue
+        if not stale:  # the quiet bars' marks, back into the position
+            ps.bucket, ps.pnl, ps.funding = b, pnl_t, fund
+        free = _bar(book, i, o, hi, lo, cl, fr, tiers, r, free, share, equity)
+        stale = True
+    if not stale:
+        ps.bucket, ps.pnl, ps.funding = b, pnl_t, fund
 
 
 def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,

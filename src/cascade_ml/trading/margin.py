@@ -22,6 +22,7 @@ class Tiers:
         self._m = [float(m) for m in mmr]
         self._c = [float(c) for c in cum]
         self.last = len(self._b) - 1
+        self.top = max(self._m)  # the highest rate: a bound on any bracket's margin (cum >= 0)
 
     def get(self, notional: float) -> tuple[float, float]:
         """(maintenance margin rate, maintenance amount) of the bracket of ``notional``."""
