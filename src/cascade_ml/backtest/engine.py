@@ -184,7 +184,7 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
     about half the time.
     """
     m = ps.main
-    o_m, hi_m, lo_m, cl_m, fr_m = o[m], hi[m], lo[m], cl[m], fr[m]
+    hi_m, lo_m, cl_m, fr_m = hi[m], lo[m], cl[m], fr[m]
     lt_a, ht_a, lpn_a, nne_a, rec = ps.lt, ps.ht, ps.lpn, ps.nne, ps.rec
     band, f_risk = r.band, r.f_risk
     up, down = 1.0 + core._ROUNDING, 1.0 - r.leverage_tolerance
