@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,16 @@ class Market:
     def index_of(self, name: str) -> int:
         return self.names.index(name)
 
+    def rows(self) -> tuple[core.Rows, ...]:
+        """Open, high, low, close and funding rate as lists of lists (the loop's plain floats),
+        built once per market: its many simulations share them."""
+        cached = self.__dict__.get("_rows")
+        if cached is None:
+            cached = tuple(a.tolist() for a in (self.open, self.high, self.low, self.close,
+                                                self.funding_rate))
+            self.__dict__["_rows"] = cached
+        return cached
+
 
 @dataclass
 class PositionPlan:
@@ -90,7 +101,7 @@ class _Pos(core.PositionState):
     def __init__(self, plan: PositionPlan, n: int) -> None:
         super().__init__(plan.main, plan.side, plan.stops)
         self.plan = plan
-        self.rec: list[tuple] = []  # per bar: pnl, notional, leverage, hedge, instrument, costs
+        self.rec: list[float] = []  # 8 per bar: pnl, notional, leverage, hedge, instrument, costs
         self.main_close: list[float] = []  # the main perp's closes (set by simulate_book)
         self.lt = plan.target_leverage.tolist()
         self.ht = plan.target_hedge.tolist()
@@ -117,8 +128,7 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
     A book of one inlines its quiet bars (:func:`_run_one`); ``inline=False`` runs every bar
     through the core's functions (the reference that path is tested against)."""
     k, n = market.close.shape
-    o, hi, lo, cl, fr = (a.tolist() for a in (market.open, market.high, market.low,
-                                              market.close, market.funding_rate))
+    o, hi, lo, cl, fr = market.rows()
     tiers = [Tiers(t) for t in market.tiers]
     r = core.CoreRules.of(policy, leverage_tolerance=leverage_tolerance,
                           stop_cooldown=stop_cooldown)
@@ -135,7 +145,7 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
             free = _bar(book, i, o, hi, lo, cl, fr, tiers, r, free, share, equity)
     results = []
     for ps in book:
-        rec = np.array(ps.rec, dtype=float).reshape(n, 8).T
+        rec = np.array(ps.rec, dtype=float).reshape(n, 8).T  # a flat list: fast to convert
         results.append(SimResult(rec[0], rec[2], rec[3], ps.liqs, ps.fees, ps.funding,
                                  ps.traded, ps.trades, ps.stops, rec[1],
                                  rec[4].astype(int), rec[0].copy(), rec[5:8].copy()))
@@ -163,7 +173,7 @@ def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, c
         q = ps.main_q
         nq = q * ps.main_close[i]
         b = ps.bucket
-        ps.rec.append((ps.pnl, nq, nq / b if b > 0 else 0.0, ps.h_cur if q > 0 else 0.0,
+        ps.rec.extend((ps.pnl, nq, nq / b if b > 0 else 0.0, ps.h_cur if q > 0 else 0.0,
                        ps.hinst if q > 0 and ps.hedge_q > 0 else -1,
                        ps.fees, ps.funding, ps.traded))
     return free
@@ -232,7 +242,7 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
                                  and abs(ht - h_cur) < band)
                     if quiet:
                         nq = q * c
-                        rec.append((pnl_t, nq, nq / b if b > 0 else 0.0, h_rec, inst, fees,
+                        rec.extend((pnl_t, nq, nq / b if b > 0 else 0.0, h_rec, inst, fees,
                                     fund, traded))
                         equity[i] = free + b
                         continue
@@ -246,7 +256,7 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
                     q2 = ps.main_q
                     nq = q2 * cl_m[i]
                     b2 = ps.bucket
-                    rec.append((ps.pnl, nq, nq / b2 if b2 > 0 else 0.0,
+                    rec.extend((ps.pnl, nq, nq / b2 if b2 > 0 else 0.0,
                                 ps.h_cur if q2 > 0 else 0.0,
                                 ps.hinst if q2 > 0 and ps.hedge_q > 0 else -1,
                                 ps.fees, ps.funding, ps.traded))
@@ -260,22 +270,10 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
         ps.bucket, ps.pnl, ps.funding = b, pnl_t, fund
 
 
-def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-             funding_rate: np.ndarray, target_leverage: np.ndarray, target_hedge: np.ndarray,
-             sigma_h: np.ndarray, cascade_prob: np.ndarray, *, side: str, tiers: list[MarginTier],
-             policy: PolicyConfig, initial_equity: float = 10_000.0, margin_fraction: float = 0.5,
-             leverage_tolerance: float = 0.1, loss_per_notional: np.ndarray | None = None,
-             no_new_exposure: np.ndarray | None = None, stops: bool = False,
-             stop_cooldown: int = 24, proxies: Market | None = None,
-             hedge_instrument: np.ndarray | None = None, hedge_beta: np.ndarray | None = None,
-             hedge_r2: np.ndarray | None = None) -> SimResult:
-    """Simulate one position (a book of one); NaN targets mean 'keep the position as it is'.
-
-    ``funding_rate[i]`` settles at the close of bar i (0 when none). ``sigma_h``/``cascade_prob``
-    feed the no-trade band's benefit estimate (NaN: floor tail weight and a 0 benefit).
-    ``proxies`` holds the proxy perps a hedge may use (``hedge_instrument`` codes 1, 2, ... index
-    them in order; 0 is the same perp). Equity is the account's.
-    """
+def single_market(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                  funding_rate: np.ndarray, tiers: list[MarginTier],
+                  proxies: Market | None = None) -> Market:
+    """The market of one position: its perp (index 0), then the ``proxies`` (1, 2, ...)."""
     rows = [np.asarray(a, dtype=float) for a in (open_, high, low, close, funding_rate)]
     names, tier_list = ["main"], [list(tiers)]
     if proxies is not None:
@@ -285,7 +283,36 @@ def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.nda
         tier_list += proxies.tiers
     else:
         rows = [r[None, :] for r in rows]
-    market = Market(names, *rows, tiers=tier_list)
+    return Market(names, *rows, tiers=tier_list)
+
+
+def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+             funding_rate: np.ndarray, target_leverage: np.ndarray, target_hedge: np.ndarray,
+             sigma_h: np.ndarray, cascade_prob: np.ndarray, *, side: str, tiers: list[MarginTier],
+             policy: PolicyConfig, proxies: Market | None = None, **kw: Any) -> SimResult:
+    """Simulate one position (a book of one); NaN targets mean 'keep the position as it is'.
+
+    ``funding_rate[i]`` settles at the close of bar i (0 when none). ``sigma_h``/``cascade_prob``
+    feed the no-trade band's benefit estimate (NaN: floor tail weight and a 0 benefit).
+    ``proxies`` holds the proxy perps a hedge may use (``hedge_instrument`` codes 1, 2, ... index
+    them in order; 0 is the same perp). Equity is the account's. The other keywords are
+    :func:`simulate_on`'s.
+    """
+    market = single_market(open_, high, low, close, funding_rate, tiers, proxies)
+    return simulate_on(market, target_leverage, target_hedge, sigma_h, cascade_prob, side=side,
+                       policy=policy, **kw)
+
+
+def simulate_on(market: Market, target_leverage: np.ndarray, target_hedge: np.ndarray,
+                sigma_h: np.ndarray, cascade_prob: np.ndarray, *, side: str,
+                policy: PolicyConfig, initial_equity: float = 10_000.0,
+                margin_fraction: float = 0.5, leverage_tolerance: float = 0.1,
+                loss_per_notional: np.ndarray | None = None,
+                no_new_exposure: np.ndarray | None = None, stops: bool = False,
+                stop_cooldown: int = 24, hedge_instrument: np.ndarray | None = None,
+                hedge_beta: np.ndarray | None = None,
+                hedge_r2: np.ndarray | None = None) -> SimResult:
+    """:func:`simulate` on a :func:`single_market` built once (many strategies share it)."""
     plan = PositionPlan(0, np.asarray(target_leverage, dtype=float),
                         np.asarray(target_hedge, dtype=float), np.asarray(sigma_h, dtype=float),
                         np.asarray(cascade_prob, dtype=float), side=side,
