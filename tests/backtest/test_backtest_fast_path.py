@@ -80,3 +80,24 @@ def test_inlined_quiet_bars_equal_the_core_bar_by_bar(side: str, seed: int) -> N
         seen["trades"] += a.trades
     # the paths reach the branches the fast path hands to the core
     assert seen["liquidations"] > 0 and seen["stops"] > 0 and seen["trades"] > 100
+
+
+@pytest.mark.parametrize("side", ["long", "short"])
+def test_a_book_of_many_inlines_its_quiet_bars_with_the_same_numbers(side: str) -> None:
+    n = 2_000
+    mk = market(n, 2)
+    ps = plans(n, 2, side)
+    rng = np.random.default_rng(7)
+    btc = PositionPlan(1, np.full(n, 6.0), np.repeat(rng.uniform(0, 0.9, n // 100), 100),
+                       ps[0].sigma_h, ps[0].cascade_prob, side=side, stops=True)
+    book = [ps[1], ps[3], ps[4], btc]
+    kw = dict(policy=POLICY, leverage_tolerance=0.1, stop_cooldown=24)
+    fast = simulate_book(mk, book, **kw)
+    ref = simulate_book(mk, book, inline=False, **kw)
+    np.testing.assert_array_equal(fast.equity, ref.equity)
+    for a, b in zip(fast.positions, ref.positions, strict=True):
+        for key in ("equity", "leverage", "hedge", "notional", "instrument", "cum_costs"):
+            np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
+        assert (a.trades, a.liquidation_bars, a.stop_bars) == \
+            (b.trades, b.liquidation_bars, b.stop_bars)
+    assert sum(len(p.liquidation_bars) + len(p.stop_bars) for p in fast.positions) > 0
