@@ -20,6 +20,10 @@ from cascade_ml.policy.config import MarginTier, PolicyConfig
 from cascade_ml.trading import core
 from cascade_ml.trading.margin import Tiers
 
+INLINE_QUIET_BARS = True
+"""Default of :func:`simulate_book`'s ``inline`` (benchmarks/bench_universe_backtest.py turns it
+off in-process to time the engine as it was before)."""
+
 
 @dataclass
 class SimResult:
@@ -122,11 +126,11 @@ class _Pos(core.PositionState):
 def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyConfig,
                   initial_equity: float = 10_000.0, margin_fraction: float = 0.5,
                   leverage_tolerance: float = 0.1, stop_cooldown: int = 24,
-                  inline: bool = True) -> BookResult:
+                  inline: bool | None = None) -> BookResult:
     """Simulate every position of the book on one shared account (the trading core's rules).
 
     ``inline=False`` runs every bar through the core's functions (the reference the quiet bars
-    of :func:`_bar` are tested against)."""
+    of :func:`_bar` are tested against); None: :data:`INLINE_QUIET_BARS`."""
     k, n = market.close.shape
     o, hi, lo, cl, fr = market.rows()
     tiers = [Tiers(t) for t in market.tiers]
@@ -138,6 +142,8 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
     for ps in book:
         ps.main_close = cl[ps.main]
     equity = [0.0] * n
+    if inline is None:
+        inline = INLINE_QUIET_BARS
     if len(book) == 1 and inline:
         _run_one(book[0], n, o, hi, lo, cl, fr, tiers, r, free, share, equity)
     else:
