@@ -113,16 +113,22 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
     names = list(dict.fromkeys(["unhedged", *bt.strategies]))
     if "static_matched" in names and "model_policy" not in names:
         names.insert(names.index("static_matched"), "model_policy")
-    names.sort(key=lambda n: n == "static_matched")
+    # capped_unhedged is the model policy's plan without its hedge: after model_policy, it
+    # reuses that plan's decisions instead of computing them again
+    names.sort(key=lambda n: (n == "static_matched", n == "capped_unhedged"))
     results: dict[str, tuple[SimResult, Plan]] = {}
     for name in names:
         matched = None
         if name == "static_matched":
             mp = results["model_policy"][0]
             matched = (float(np.mean(mp.leverage)), float(np.mean(mp.hedge)))
-        plan = strategy_plan(name, data.signals, bt, trading, policy, tiers, notional, side,
-                             feeds=data.feeds, trailing_vol_annual=data.trailing_vol_annual,
-                             cross=data.cross, proxies=proxies is not None, matched=matched)
+        if name == "capped_unhedged" and "model_policy" in results:
+            plan = without_hedge(results["model_policy"][1])
+        else:
+            plan = strategy_plan(name, data.signals, bt, trading, policy, tiers, notional,
+                                 side, feeds=data.feeds,
+                                 trailing_vol_annual=data.trailing_vol_annual, cross=data.cross,
+                                 proxies=proxies is not None, matched=matched)
         if plan is None:
             log.warning("%s: inputs missing (no %s forecasts in the OOS table); left out",
                         name, name.removesuffix("_policy"))
