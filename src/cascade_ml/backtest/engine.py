@@ -166,7 +166,7 @@ def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, c
     With ``inline`` a held position's quiet bar skips the core's functions: :func:`_mark`
     instead of ``core.settle`` when no stop or liquidation can happen, and nothing instead of
     ``core.rebalance`` when :func:`_holds` says it would return at once. Same numbers, bit for
-    bit (tests/backtest/test_backtest_fast_path.py), in about half the time."""
+    bit (tests/backtest/test_backtest_fast_path.py), in less time."""
     # --- 1. stops, liquidations, marks and funding from the previous close to this one
     if i > 0:
         for ps in book:
