@@ -7,8 +7,8 @@ import pytest
 
 from cascade_ml.backtest.engine import simulate
 from cascade_ml.policy.config import NEAR_TIERS, PolicyConfig
-from cascade_ml.policy.liquidation import bucket_liquidation_price
-from cascade_ml.trading.margin import Tiers, liquidation_price
+from cascade_ml.policy.liquidation import bucket_liquidation_bounds
+from cascade_ml.trading.margin import Tiers, liquidation_bounds
 
 FREE = PolicyConfig(taker_fee=0.0, spread=0.0)
 
@@ -113,8 +113,8 @@ def test_fast_liquidation_price_matches_policy_module() -> None:
         if lq == sq == 0:
             continue
         eq, px = rng.uniform(100, 2e5), rng.uniform(1, 10)
-        a = liquidation_price(lq, sq, eq, px, t)
-        b = bucket_liquidation_price(lq, sq, eq, px, NEAR_TIERS)
+        a = liquidation_bounds(lq, sq, eq, px, t)
+        b = bucket_liquidation_bounds(lq, sq, eq, px, NEAR_TIERS)
         assert a == pytest.approx(b)
 
 

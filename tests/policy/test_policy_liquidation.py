@@ -7,7 +7,7 @@ import pytest
 from cascade_ml.errors import CascadeError
 from cascade_ml.policy.config import GENERIC_TIERS, NEAR_TIERS
 from cascade_ml.policy.liquidation import (
-    bucket_liquidation_price,
+    bucket_liquidation_bounds,
     liquidation_distance,
     liquidation_price,
     maintenance_margin,
@@ -72,16 +72,25 @@ def test_references_formula_for_long_with_cum_zero() -> None:
 
 def test_bucket_price_equals_single_position_formula() -> None:
     lp = liquidation_price("long", 40_000, 5.0, 20_000.0, NEAR_TIERS)
-    assert bucket_liquidation_price(40_000, 0, 20_000.0, 5.0, NEAR_TIERS) == pytest.approx(lp)
+    assert bucket_liquidation_bounds(40_000, 0, 20_000.0, 5.0, NEAR_TIERS) == pytest.approx(
+        (lp, math.inf))
     lps = liquidation_price("short", 10_000, 5.0, 10_000.0, NEAR_TIERS)
-    assert bucket_liquidation_price(0, 10_000, 10_000.0, 5.0, NEAR_TIERS) == pytest.approx(lps)
+    assert bucket_liquidation_bounds(0, 10_000, 10_000.0, 5.0, NEAR_TIERS) == pytest.approx(
+        (-math.inf, lps))
 
 
 def test_hedge_leg_moves_liquidation_away() -> None:
-    alone = bucket_liquidation_price(2_000, 0, 1_000.0, 5.0, NEAR_TIERS)
-    hedged = bucket_liquidation_price(2_000, 1_000, 1_000.0, 5.0, NEAR_TIERS)
+    alone = bucket_liquidation_bounds(2_000, 0, 1_000.0, 5.0, NEAR_TIERS)[0]
+    hedged = bucket_liquidation_bounds(2_000, 1_000, 1_000.0, 5.0, NEAR_TIERS)[0]
     assert hedged < alone
-    assert math.isnan(bucket_liquidation_price(0, 0, 1_000.0, 5.0, NEAR_TIERS))
+    assert all(math.isnan(x) for x in bucket_liquidation_bounds(0, 0, 1_000.0, 5.0, NEAR_TIERS))
+
+
+def test_a_near_full_hedge_is_liquidated_only_by_a_rise() -> None:
+    # 40,000 NEAR long at 5 (200k, 2 % bracket, cum 550) on 40,000 of margin, 98 % hedged:
+    # f(x) = 40,000 - 800 x 5 + 1,100 + (800 - 0.02 x 79,200) x = 37,100 - 784 x
+    assert bucket_liquidation_bounds(40_000, 39_200, 40_000.0, 5.0, NEAR_TIERS) == \
+        pytest.approx((-math.inf, 37_100 / 784))
 
 
 def test_unknown_side_is_a_cascade_error() -> None:

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from cascade_ml.policy.config import MarginTier, PolicyConfig
 from cascade_ml.trading import core
 from cascade_ml.trading.margin import Tiers
+
+INLINE_QUIET_BARS = True
+"""Default of :func:`simulate_book`'s ``inline`` (benchmarks/bench_universe_backtest.py turns it
+off in-process to time the engine as it was before)."""
 
 
 @dataclass
@@ -53,6 +58,16 @@ class Market:
 
     def index_of(self, name: str) -> int:
         return self.names.index(name)
+
+    def rows(self) -> tuple[core.Rows, ...]:
+        """Open, high, low, close and funding rate as lists of lists (the loop's plain floats),
+        built once per market: its many simulations share them."""
+        cached = self.__dict__.get("_rows")
+        if cached is None:
+            cached = tuple(a.tolist() for a in (self.open, self.high, self.low, self.close,
+                                                self.funding_rate))
+            self.__dict__["_rows"] = cached
+        return cached
 
 
 @dataclass
@@ -90,7 +105,7 @@ class _Pos(core.PositionState):
     def __init__(self, plan: PositionPlan, n: int) -> None:
         super().__init__(plan.main, plan.side, plan.stops)
         self.plan = plan
-        self.rec: list[tuple] = []  # per bar: pnl, notional, leverage, hedge, instrument, costs
+        self.rec: list[float] = []  # 8 per bar: pnl, notional, leverage, hedge, instrument, costs
         self.main_close: list[float] = []  # the main perp's closes (set by simulate_book)
         self.lt = plan.target_leverage.tolist()
         self.ht = plan.target_hedge.tolist()
@@ -110,11 +125,14 @@ class _Pos(core.PositionState):
 
 def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyConfig,
                   initial_equity: float = 10_000.0, margin_fraction: float = 0.5,
-                  leverage_tolerance: float = 0.1, stop_cooldown: int = 24) -> BookResult:
-    """Simulate every position of the book on one shared account (the trading core's rules)."""
+                  leverage_tolerance: float = 0.1, stop_cooldown: int = 24,
+                  inline: bool | None = None) -> BookResult:
+    """Simulate every position of the book on one shared account (the trading core's rules).
+
+    ``inline=False`` runs every bar through the core's functions (the reference the quiet bars
+    of :func:`_bar` are tested against); None: :data:`INLINE_QUIET_BARS`."""
     k, n = market.close.shape
-    o, hi, lo, cl, fr = (a.tolist() for a in (market.open, market.high, market.low,
-                                              market.close, market.funding_rate))
+    o, hi, lo, cl, fr = market.rows()
     tiers = [Tiers(t) for t in market.tiers]
     r = core.CoreRules.of(policy, leverage_tolerance=leverage_tolerance,
                           stop_cooldown=stop_cooldown)
@@ -123,57 +141,194 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
     book = [_Pos(p, n) for p in plans]
     for ps in book:
         ps.main_close = cl[ps.main]
-    one = book[0] if len(book) == 1 else None  # a book of one: no sum over positions
     equity = [0.0] * n
-    settle, allocate, rebalance = core.settle, core.allocate, core.rebalance
-
-    for i in range(n):
-        # --- 1. stops, liquidations, marks and funding from the previous close to this one
-        if i > 0:
-            for ps in book:
-                if ps.main_q != 0.0:
-                    free += settle(ps, i, o, hi, lo, cl, fr, tiers, r)[1]
-        total = free + one.bucket if one is not None else free + sum(ps.bucket for ps in book)
-        # --- 2. decisions at the close
-        for ps in book:
-            free = allocate(ps, i, free, total, share)
-            free = rebalance(ps, i, cl, tiers, r, free, total, share, ps.lt[i], ps.ht[i],
-                             ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
-                             ps.lpn[i], ps.nne[i])
-        total = free + one.bucket if one is not None else free + sum(ps.bucket for ps in book)
-        equity[i] = total
-        for ps in book:
-            q = ps.main_q
-            nq = q * ps.main_close[i]
-            b = ps.bucket
-            ps.rec.append((ps.pnl, nq, nq / b if b > 0 else 0.0, ps.h_cur if q > 0 else 0.0,
-                           ps.hinst if q > 0 and ps.hedge_q > 0 else -1,
-                           ps.fees, ps.funding, ps.traded))
+    if inline is None:
+        inline = INLINE_QUIET_BARS
+    if len(book) == 1 and inline:
+        _run_one(book[0], n, o, hi, lo, cl, fr, tiers, r, free, share, equity)
+    else:
+        for i in range(n):
+            free = _bar(book, i, o, hi, lo, cl, fr, tiers, r, free, share, equity, inline)
     results = []
     for ps in book:
-        rec = np.array(ps.rec, dtype=float).reshape(n, 8).T
+        rec = np.array(ps.rec, dtype=float).reshape(n, 8).T  # a flat list: fast to convert
         results.append(SimResult(rec[0], rec[2], rec[3], ps.liqs, ps.fees, ps.funding,
                                  ps.traded, ps.trades, ps.stops, rec[1],
                                  rec[4].astype(int), rec[0].copy(), rec[5:8].copy()))
     return BookResult(np.array(equity), results)
 
 
-def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-             funding_rate: np.ndarray, target_leverage: np.ndarray, target_hedge: np.ndarray,
-             sigma_h: np.ndarray, cascade_prob: np.ndarray, *, side: str, tiers: list[MarginTier],
-             policy: PolicyConfig, initial_equity: float = 10_000.0, margin_fraction: float = 0.5,
-             leverage_tolerance: float = 0.1, loss_per_notional: np.ndarray | None = None,
-             no_new_exposure: np.ndarray | None = None, stops: bool = False,
-             stop_cooldown: int = 24, proxies: Market | None = None,
-             hedge_instrument: np.ndarray | None = None, hedge_beta: np.ndarray | None = None,
-             hedge_r2: np.ndarray | None = None) -> SimResult:
-    """Simulate one position (a book of one); NaN targets mean 'keep the position as it is'.
+def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: core.Rows,
+         fr: core.Rows, tiers: list[Tiers], r: core.CoreRules, free: float, share: float,
+         equity: list[float], inline: bool) -> float:
+    """Bar ``i`` of the book by the trading core's rules; records it, returns free cash.
 
-    ``funding_rate[i]`` settles at the close of bar i (0 when none). ``sigma_h``/``cascade_prob``
-    feed the no-trade band's benefit estimate (NaN: floor tail weight and a 0 benefit).
-    ``proxies`` holds the proxy perps a hedge may use (``hedge_instrument`` codes 1, 2, ... index
-    them in order; 0 is the same perp). Equity is the account's.
+    With ``inline`` a held position's quiet bar skips the core's functions: :func:`_mark`
+    instead of ``core.settle`` when no stop or liquidation can happen, and nothing instead of
+    ``core.rebalance`` when :func:`_holds` says it would return at once. Same numbers, bit for
+    bit (tests/backtest/test_backtest_fast_path.py), in less time."""
+    # --- 1. stops, liquidations, marks and funding from the previous close to this one
+    if i > 0:
+        for ps in book:
+            if ps.main_q != 0.0 and not (inline and _mark(ps, i, hi, lo, cl, fr, tiers)):
+                free += core.settle(ps, i, o, hi, lo, cl, fr, tiers, r)[1]
+    total = free + sum(ps.bucket for ps in book)
+    # --- 2. decisions at the close
+    for ps in book:
+        if inline and ps.main_q != 0.0 and _holds(ps, i, cl[ps.main][i], r, total):
+            continue  # allocate does nothing to a held position, rebalance would return
+        free = core.allocate(ps, i, free, total, share)
+        free = core.rebalance(ps, i, cl, tiers, r, free, total, share, ps.lt[i], ps.ht[i],
+                              ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
+                              ps.lpn[i], ps.nne[i])
+    equity[i] = free + sum(ps.bucket for ps in book)
+    for ps in book:
+        q = ps.main_q
+        nq = q * ps.main_close[i]
+        b = ps.bucket
+        ps.rec.extend((ps.pnl, nq, nq / b if b > 0 else 0.0, ps.h_cur if q > 0 else 0.0,
+                       ps.hinst if q > 0 and ps.hedge_q > 0 else -1,
+                       ps.fees, ps.funding, ps.traded))
+    return free
+
+
+def _mark(ps: _Pos, i: int, hi: core.Rows, lo: core.Rows, cl: core.Rows, fr: core.Rows,
+          tiers: list[Tiers]) -> bool:
+    """``core.settle``'s mark and funding of a held position (the same float operations), done
+    only when the bar reaches no stop and the bucket stays above its maintenance margin at both
+    extremes even at the highest rate of any bracket (a bound: every bracket's ``cum`` is
+    >= 0), with a margin for rounding. False: nothing done, the core decides."""
+    m, j, s, q, hq, b, stop = (ps.main, ps.hinst, ps.s, ps.main_q, ps.hedge_q, ps.bucket,
+                               ps.stop)
+    lm, hm = lo[m][i], hi[m][i]
+    if stop == stop and (lm <= stop if s > 0 else hm >= stop):
+        return False
+    p0, h0 = cl[m][i - 1], cl[j][i - 1]
+    lj, hj = lo[j][i], hi[j][i]
+    sq, shq, top_m, top_j = s * q, s * hq, tiers[m].top, tiers[j].top
+    tol = 1e-6 * abs(b) + 1e-9
+    if not (b + sq * (lm - p0) - shq * (lj - h0) - q * lm * top_m - hq * lj * top_j > tol
+            and b + sq * (hm - p0) - shq * (hj - h0) - q * hm * top_m - hq * hj * top_j > tol):
+        return False
+    c, hc = cl[m][i], cl[j][i]
+    pnl = sq * (c - p0) - shq * (hc - h0)
+    pay = -(-sq * c * fr[m][i] + -(-s * hq) * hc * fr[j][i])  # funding_amount, both legs
+    ps.bucket = b + (pnl - pay)
+    ps.funding += pay
+    ps.pnl += pnl - pay
+    return True
+
+
+def _holds(ps: _Pos, i: int, c: float, r: core.CoreRules, total: float) -> bool:
+    """True when ``core.rebalance`` would return at once for this held position (no target, or
+    inside both no-trade bands): its first tests, the same float operations."""
+    lt, ht, b = ps.lt[i], ps.ht[i], ps.bucket
+    if not (b > 0 and lt == lt and ht == ht and i >= ps.cool_until):
+        return True
+    gross = ps.main_q * c
+    n_cap = math.inf
+    lpn = ps.lpn[i]
+    if lpn > 0:
+        n_cap = r.f_risk * total / lpn
+    if ps.nne[i]:
+        n_cap = min(n_cap, gross)
+    lt_eff = min(lt, n_cap / b)
+    cur = gross / b
+    return (cur <= lt_eff * (1.0 + core._ROUNDING)
+            and not cur < lt_eff * (1.0 - r.leverage_tolerance)
+            and abs(ht - ps.h_cur) < r.band)
+
+
+def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: core.Rows,
+             fr: core.Rows, tiers: list[Tiers], r: core.CoreRules, free: float, share: float,
+             equity: list[float]) -> None:
+    """A book of one: :func:`_bar`'s quiet bars (:func:`_mark` then :func:`_holds`) with the
+    position in locals, a quarter faster again than calling them (the universe backtest runs
+    some 30 books of one per perp); every other bar (a stop or a liquidation possible, a trade,
+    a flat position) runs :func:`_bar` without them, i.e. the core's functions. Bit-equal to
+    every bar through the core (tests/backtest/test_backtest_fast_path.py).
     """
+    m = ps.main
+    hi_m, lo_m, cl_m, fr_m = hi[m], lo[m], cl[m], fr[m]
+    lt_a, ht_a, lpn_a, nne_a, rec = ps.lt, ps.ht, ps.lpn, ps.nne, ps.rec
+    band, f_risk = r.band, r.f_risk
+    up, down = 1.0 + core._ROUNDING, 1.0 - r.leverage_tolerance
+    top_m = tiers[m].top
+    book = [ps]
+    stale = True
+    for i in range(n):
+        if stale:  # reload the position after the core's functions ran
+            q, hq, s, stop, j = ps.main_q, ps.hedge_q, ps.s, ps.stop, ps.hinst
+            b, pnl_t, fund, fees, traded = ps.bucket, ps.pnl, ps.funding, ps.fees, ps.traded
+            cool, h_cur = ps.cool_until, ps.h_cur
+            sq, shq, nshq = s * q, s * hq, -s * hq
+            hi_j, lo_j, cl_j, fr_j, top_j = hi[j], lo[j], cl[j], fr[j], tiers[j].top
+            h_rec = h_cur if q > 0 else 0.0
+            inst = ps.hinst if q > 0 and hq > 0 else -1
+            stale = False
+        if q != 0.0 and i > 0:
+            lm, hm = lo_m[i], hi_m[i]
+            if not (stop == stop and (lm <= stop if s > 0 else hm >= stop)):
+                p0, h0 = cl_m[i - 1], cl_j[i - 1]
+                lj, hj = lo_j[i], hi_j[i]
+                tol = 1e-6 * abs(b) + 1e-9
+                if (b + sq * (lm - p0) - shq * (lj - h0) - q * lm * top_m - hq * lj * top_j > tol
+                        and b + sq * (hm - p0) - shq * (hj - h0) - q * hm * top_m
+                        - hq * hj * top_j > tol):
+                    c, hc = cl_m[i], cl_j[i]
+                    pnl = sq * (c - p0) - shq * (hc - h0)
+                    pay = -(-sq * c * fr_m[i] + -nshq * hc * fr_j[i])
+                    b += pnl - pay
+                    fund += pay
+                    pnl_t += pnl - pay
+                    lt, ht = lt_a[i], ht_a[i]
+                    quiet = True
+                    if b > 0 and lt == lt and ht == ht and i >= cool:
+                        gross = q * c
+                        n_cap = math.inf
+                        lpn = lpn_a[i]
+                        if lpn > 0:
+                            n_cap = f_risk * (free + b) / lpn
+                        if nne_a[i]:
+                            n_cap = min(n_cap, gross)
+                        lt_eff = min(lt, n_cap / b)
+                        cur = gross / b
+                        quiet = (cur <= lt_eff * up and not cur < lt_eff * down
+                                 and abs(ht - h_cur) < band)
+                    if quiet:
+                        nq = q * c
+                        rec.extend((pnl_t, nq, nq / b if b > 0 else 0.0, h_rec, inst, fees,
+                                    fund, traded))
+                        equity[i] = free + b
+                        continue
+                    # marked here: the decision at the close by the core
+                    ps.bucket, ps.pnl, ps.funding = b, pnl_t, fund
+                    free = core.allocate(ps, i, free, free + b, share)
+                    free = core.rebalance(ps, i, cl, tiers, r, free, free + b, share, lt, ht,
+                                          ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i],
+                                          ps.hr_arr[i], lpn_a[i], nne_a[i])
+                    equity[i] = free + ps.bucket
+                    q2 = ps.main_q
+                    nq = q2 * cl_m[i]
+                    b2 = ps.bucket
+                    rec.extend((ps.pnl, nq, nq / b2 if b2 > 0 else 0.0,
+                                ps.h_cur if q2 > 0 else 0.0,
+                                ps.hinst if q2 > 0 and ps.hedge_q > 0 else -1,
+                                ps.fees, ps.funding, ps.traded))
+                    stale = True
+                    continue
+        if not stale:  # the quiet bars' marks, back into the position
+            ps.bucket, ps.pnl, ps.funding = b, pnl_t, fund
+        free = _bar(book, i, o, hi, lo, cl, fr, tiers, r, free, share, equity, False)
+        stale = True
+    if not stale:
+        ps.bucket, ps.pnl, ps.funding = b, pnl_t, fund
+
+
+def single_market(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                  funding_rate: np.ndarray, tiers: list[MarginTier],
+                  proxies: Market | None = None) -> Market:
+    """The market of one position: its perp (index 0), then the ``proxies`` (1, 2, ...)."""
     rows = [np.asarray(a, dtype=float) for a in (open_, high, low, close, funding_rate)]
     names, tier_list = ["main"], [list(tiers)]
     if proxies is not None:
@@ -183,7 +338,36 @@ def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.nda
         tier_list += proxies.tiers
     else:
         rows = [r[None, :] for r in rows]
-    market = Market(names, *rows, tiers=tier_list)
+    return Market(names, *rows, tiers=tier_list)
+
+
+def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
+             funding_rate: np.ndarray, target_leverage: np.ndarray, target_hedge: np.ndarray,
+             sigma_h: np.ndarray, cascade_prob: np.ndarray, *, side: str, tiers: list[MarginTier],
+             policy: PolicyConfig, proxies: Market | None = None, **kw: Any) -> SimResult:
+    """Simulate one position (a book of one); NaN targets mean 'keep the position as it is'.
+
+    ``funding_rate[i]`` settles at the close of bar i (0 when none). ``sigma_h``/``cascade_prob``
+    feed the no-trade band's benefit estimate (NaN: floor tail weight and a 0 benefit).
+    ``proxies`` holds the proxy perps a hedge may use (``hedge_instrument`` codes 1, 2, ... index
+    them in order; 0 is the same perp). Equity is the account's. The other keywords are
+    :func:`simulate_on`'s.
+    """
+    market = single_market(open_, high, low, close, funding_rate, tiers, proxies)
+    return simulate_on(market, target_leverage, target_hedge, sigma_h, cascade_prob, side=side,
+                       policy=policy, **kw)
+
+
+def simulate_on(market: Market, target_leverage: np.ndarray, target_hedge: np.ndarray,
+                sigma_h: np.ndarray, cascade_prob: np.ndarray, *, side: str,
+                policy: PolicyConfig, initial_equity: float = 10_000.0,
+                margin_fraction: float = 0.5, leverage_tolerance: float = 0.1,
+                loss_per_notional: np.ndarray | None = None,
+                no_new_exposure: np.ndarray | None = None, stops: bool = False,
+                stop_cooldown: int = 24, hedge_instrument: np.ndarray | None = None,
+                hedge_beta: np.ndarray | None = None,
+                hedge_r2: np.ndarray | None = None) -> SimResult:
+    """:func:`simulate` on a :func:`single_market` built once (many strategies share it)."""
     plan = PositionPlan(0, np.asarray(target_leverage, dtype=float),
                         np.asarray(target_hedge, dtype=float), np.asarray(sigma_h, dtype=float),
                         np.asarray(cascade_prob, dtype=float), side=side,

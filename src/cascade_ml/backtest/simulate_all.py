@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from cascade_ml.backtest.config import BacktestConfig
 from cascade_ml.backtest.data import BacktestData
-from cascade_ml.backtest.engine import SimResult, simulate
+from cascade_ml.backtest.engine import Market, SimResult, simulate_on, single_market
 from cascade_ml.backtest.metrics import capture, summarize
 from cascade_ml.backtest.strategies import (
     POLICY_FEEDS,
@@ -79,15 +79,19 @@ def run_metrics(r: SimResult, base_equity: np.ndarray, sl: slice = slice(None),
     return m
 
 
-def _simulate(plan: Plan, data: BacktestData, trading: TradingConfig, policy: PolicyConfig,
-              tiers, side: Side, proxies) -> SimResult:
-    return simulate(
-        data.open, data.high, data.low, data.close, data.funding_rate, plan.target_leverage,
-        plan.target_hedge, plan.sigma_h, plan.cascade_prob, side=side, tiers=tiers,
-        policy=policy, initial_equity=trading.initial_equity,
+def _market(data: BacktestData, tiers, proxies) -> Market:
+    """The perp (and its proxies) as the engine's market, built once for many strategies."""
+    return single_market(data.open, data.high, data.low, data.close, data.funding_rate, tiers,
+                         proxies)
+
+
+def _simulate(plan: Plan, market: Market, trading: TradingConfig, policy: PolicyConfig,
+              side: Side) -> SimResult:
+    return simulate_on(
+        market, plan.target_leverage, plan.target_hedge, plan.sigma_h, plan.cascade_prob,
+        side=side, policy=policy, initial_equity=trading.initial_equity,
         margin_fraction=trading.margin_fraction, leverage_tolerance=trading.leverage_tolerance,
-        stop_cooldown=trading.stop_cooldown_bars,
-        proxies=proxies, **plan.engine)
+        stop_cooldown=trading.stop_cooldown_bars, **plan.engine)
 
 
 def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
@@ -105,32 +109,39 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
     tiers = policy.tiers_for(symbol)
     notional = trading.nominal_notional()
     proxies = data.proxies if bt.proxy_hedges else None
+    market = _market(data, tiers, proxies)
     names = list(dict.fromkeys(["unhedged", *bt.strategies]))
     if "static_matched" in names and "model_policy" not in names:
         names.insert(names.index("static_matched"), "model_policy")
-    names.sort(key=lambda n: n == "static_matched")
+    # capped_unhedged is the model policy's plan without its hedge: after model_policy, it
+    # reuses that plan's decisions instead of computing them again
+    names.sort(key=lambda n: (n == "static_matched", n == "capped_unhedged"))
     results: dict[str, tuple[SimResult, Plan]] = {}
     for name in names:
         matched = None
         if name == "static_matched":
             mp = results["model_policy"][0]
             matched = (float(np.mean(mp.leverage)), float(np.mean(mp.hedge)))
-        plan = strategy_plan(name, data.signals, bt, trading, policy, tiers, notional, side,
-                             feeds=data.feeds, trailing_vol_annual=data.trailing_vol_annual,
-                             cross=data.cross, proxies=proxies is not None, matched=matched)
+        if name == "capped_unhedged" and "model_policy" in results:
+            plan = without_hedge(results["model_policy"][1])
+        else:
+            plan = strategy_plan(name, data.signals, bt, trading, policy, tiers, notional,
+                                 side, feeds=data.feeds,
+                                 trailing_vol_annual=data.trailing_vol_annual, cross=data.cross,
+                                 proxies=proxies is not None, matched=matched)
         if plan is None:
             log.warning("%s: inputs missing (no %s forecasts in the OOS table); left out",
                         name, name.removesuffix("_policy"))
             continue
-        results[name] = (_simulate(plan, data, trading, policy, tiers, side, proxies), plan)
+        results[name] = (_simulate(plan, market, trading, policy, side), plan)
     base = results["unhedged"][0].equity
     capped: dict[str, np.ndarray] = {}
     if "capped_unhedged" in results:
         capped["model_policy"] = results["capped_unhedged"][0].equity
         for name in POLICY_FEEDS:
             if name in results and name not in capped:
-                capped[name] = _simulate(without_hedge(results[name][1]), data, trading,
-                                         policy, tiers, side, proxies).equity
+                capped[name] = _simulate(without_hedge(results[name][1]), market, trading,
+                                         policy, side).equity
     default = capped.get("model_policy")
     out = {}
     for name in bt.strategies:
@@ -181,6 +192,7 @@ def frontier_points(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig
     tiers = policy.tiers_for(symbol)
     notional = trading.nominal_notional()
     proxies = data.proxies if bt.proxy_hedges else None
+    market = _market(data, tiers, proxies)
     ref = runs.get("model_policy") or runs.get("static_matched")
     lev = float(np.mean(ref.result.leverage)) if ref is not None else trading.leverage
 
@@ -192,7 +204,7 @@ def frontier_points(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig
     for h in fc.static_ratios:
         plan = strategy_plan("static_matched", data.signals, bt, trading, policy, tiers,
                              notional, side, matched=(lev, h))
-        res = _simulate(plan, data, trading, policy, tiers, side, proxies)
+        res = _simulate(plan, market, trading, policy, side)
         points.append({"kind": "static", "feed": None, "label": f"static {h:.0%}", "ratio": h,
                        "leverage": lev, **coords(res)})
     for (label, cfg), variant in zip(variant_policies(policy, fc.variants), fc.variants,
@@ -208,7 +220,7 @@ def frontier_points(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig
                                      cross=data.cross, proxies=proxies is not None)
                 if plan is None:
                     continue
-                res = _simulate(plan, data, trading, cfg, tiers, side, proxies)
+                res = _simulate(plan, market, trading, cfg, side)
             points.append({"kind": "policy", "feed": feed, "label": label,
                            "variant": dict(variant), **coords(res)})
     return points

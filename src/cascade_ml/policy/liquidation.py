@@ -88,27 +88,31 @@ def liquidation_price(side: Side, qty: float, entry_price: float, wallet_balance
     return max(float(price), 0.0)
 
 
-def bucket_liquidation_price(long_qty: float, short_qty: float, equity: float, price: float,
-                             tiers: Sequence[MarginTier]) -> float:
-    """Liquidation price of a long and a short leg of one symbol sharing margin ``equity``.
+def bucket_liquidation_bounds(long_qty: float, short_qty: float, equity: float, price: float,
+                              tiers: Sequence[MarginTier]) -> tuple[float, float]:
+    """(low, high): prices at which a long and a short leg of one symbol sharing margin
+    ``equity`` reach their maintenance margin, falling or rising; -inf / inf where never.
 
     Solves ``equity + q_net (x - price) = mm(long at x) + mm(short at x)`` with brackets taken at
-    ``price``. Returns 0 (net long) or inf (net short) when the price can never get there, and nan
-    with no position. With one leg and ``equity = WB`` it equals :func:`liquidation_price`.
+    ``price`` (hedge mode: each leg carries its own maintenance margin). The difference is linear
+    in ``x`` with slope ``q_net - (long mmr_l + short mmr_s)``, so the bucket is liquidated on one
+    side only, given by that slope: a net long hedged above ``(1 - mmr) / (1 + mmr)`` only on a
+    rise. (nan, nan) with no position. With one leg and ``equity = WB`` the bound on the
+    position's adverse side equals :func:`liquidation_price`.
     """
-    q_net = long_qty - short_qty
     if long_qty <= 0 and short_qty <= 0:
-        return float("nan")
+        return float("nan"), float("nan")
+    q_net = long_qty - short_qty
     mmr_l, _, cum_l = tier_params(long_qty * price, tiers)
     mmr_s, _, cum_s = tier_params(short_qty * price, tiers)
     cum = (cum_l if long_qty > 0 else 0.0) + (cum_s if short_qty > 0 else 0.0)
-    denom = long_qty * mmr_l + short_qty * mmr_s - q_net
-    if denom == 0:
-        return 0.0 if q_net > 0 else float("inf")
-    x = (equity - q_net * price + cum) / denom
-    if q_net > 0:
-        return max(float(x), 0.0)
-    return float(x) if x > 0 else float("inf")
+    slope = q_net - long_qty * mmr_l - short_qty * mmr_s
+    level = equity - q_net * price + cum
+    if slope > 0:
+        return float(-level / slope), float("inf")
+    if slope < 0:
+        return float("-inf"), float(-level / slope)
+    return (float("inf"), float("-inf")) if level <= 0 else (float("-inf"), float("inf"))
 
 
 def liquidation_distance(side: Side, leverage: ArrayLike, notional: ArrayLike,

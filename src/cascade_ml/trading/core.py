@@ -11,10 +11,13 @@ hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated 
      its bar's range), paying :func:`fee + half spread <cascade_ml.trading.costs>` on both;
      unless the bucket was below its maintenance margin at that point: then it is a liquidation.
      After a stop the position stays flat for ``stop_cooldown`` bars;
-   - liquidation: a same-perp bucket is liquidated when the bar's adverse extreme reaches the
-     liquidation price of both legs with tiered maintenance margin; a proxy bucket when its
-     equity falls to its maintenance margin with both perps at their lows, or both at their
-     highs. A liquidated bucket's equity is lost and the position re-enters from the next bar;
+   - liquidation: a same-perp bucket is liquidated when the bar's low or high reaches the
+     liquidation price of both legs with tiered maintenance margin (on the side where equity
+     less maintenance margin falls: the low for a net long, but the high for a near-full
+     hedge, whose two legs' margin grows faster with the price than its small net position
+     earns); a proxy bucket when its equity falls to its maintenance margin with both perps
+     at their lows, or both at their highs. A liquidated bucket's equity is lost and the
+     position re-enters from the next bar;
    - otherwise both legs are marked to the close and pay funding settling at that close, each
      at its own perp's rate (:func:`cascade_ml.trading.funding.funding_amount`).
 2. :func:`allocate` then :func:`rebalance` at the close, with the decision for that bar: a flat
@@ -45,7 +48,7 @@ from typing import Any
 from cascade_ml.policy import rules
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.trading.funding import funding_amount
-from cascade_ml.trading.margin import Tiers, liquidation_price, maintenance_margin
+from cascade_ml.trading.margin import Tiers, liquidation_bounds, maintenance_margin
 
 HELD, STOPPED, LIQUIDATED = 0, 1, 2
 _ROUNDING = 1e-6  # relative leverage above the cap taken as rounding (fee sizing's residue)
@@ -150,9 +153,8 @@ def settle(ps: PositionState, i: int, o: Rows, hi: Rows, lo: Rows, cl: Rows, fr:
     if liquidated is None:
         if same:
             long_q, short_q = (ps.main_q, ps.hedge_q) if s > 0 else (ps.hedge_q, ps.main_q)
-            x = liquidation_price(long_q, short_q, ps.bucket, p0, tm)
-            q_net = long_q - short_q
-            liquidated = (q_net > 0 and lo[m][i] <= x) or (q_net < 0 and hi[m][i] >= x)
+            low, high = liquidation_bounds(long_q, short_q, ps.bucket, p0, tm)
+            liquidated = lo[m][i] <= low or hi[m][i] >= high  # either side (a near-full hedge)
         else:
             liquidated = any(
                 ps.bucket + s * ps.main_q * (xm - p0) - s * ps.hedge_q * (xh - h0)
@@ -279,7 +281,8 @@ def stop_price(ps: PositionState, tiers: list[Tiers], c: float, max_loss: float,
         long_q, short_q = (ps.main_q, ps.hedge_q) if s > 0 else (ps.hedge_q, ps.main_q)
     else:
         long_q, short_q = (ps.main_q, 0.0) if s > 0 else (0.0, ps.main_q)
-    x = liquidation_price(long_q, short_q, ps.bucket, c, tiers[ps.main])
+    low, high = liquidation_bounds(long_q, short_q, ps.bucket, c, tiers[ps.main])
+    x = low if s > 0 else high  # the adverse side: a near-full hedge has none on it
     liq_dist = s * (ps.entry - x) / ps.entry if 0.0 < x < math.inf else math.inf
     exposure = 1.0 - ps.h_cur * ps.hr2
     notional = ps.main_q * ps.entry

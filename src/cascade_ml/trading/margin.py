@@ -22,6 +22,7 @@ class Tiers:
         self._m = [float(m) for m in mmr]
         self._c = [float(c) for c in cum]
         self.last = len(self._b) - 1
+        self.top = max(self._m)  # the highest rate: a bound on any bracket's margin (cum >= 0)
 
     def get(self, notional: float) -> tuple[float, float]:
         """(maintenance margin rate, maintenance amount) of the bracket of ``notional``."""
@@ -29,22 +30,29 @@ class Tiers:
         return self._m[i], self._c[i]
 
 
-def liquidation_price(long_q: float, short_q: float, equity: float, price: float,
-                      t: Tiers) -> float:
-    """Price at which a bucket of ``equity`` holding ``long_q`` and ``short_q`` of one perp
-    (brackets at ``price``) reaches its maintenance margin; 0 / inf when never. Same solution
-    as ``policy.liquidation.bucket_liquidation_price`` (tested equal)."""
+def liquidation_bounds(long_q: float, short_q: float, equity: float, price: float,
+                       t: Tiers) -> tuple[float, float]:
+    """(low, high): a bucket of ``equity`` holding ``long_q`` and ``short_q`` of one perp
+    (brackets at ``price``) reaches its maintenance margin when the price falls to ``low`` or
+    rises to ``high``; -inf / inf on a side where it never does.
+
+    Equity less the two legs' maintenance margin (hedge mode: each leg carries its own) is
+    linear in the price, ``f(x) = equity - q_net price + cum + (q_net - M) x`` with
+    ``M = long_q mmr_l + short_q mmr_s``: its slope, not the sign of ``q_net``, says the side.
+    A near-full hedge of a long (``0 < q_net < M``, h above ``(1 - mmr) / (1 + mmr)``) is
+    liquidated only by a rise. Same solution as
+    ``policy.liquidation.bucket_liquidation_bounds`` (tested equal)."""
     q_net = long_q - short_q
     mmr_l, cum_l = t.get(long_q * price)
     mmr_s, cum_s = t.get(short_q * price)
     cum = (cum_l if long_q > 0 else 0.0) + (cum_s if short_q > 0 else 0.0)
-    denom = long_q * mmr_l + short_q * mmr_s - q_net
-    if denom == 0:
-        return 0.0 if q_net > 0 else math.inf
-    x = (equity - q_net * price + cum) / denom
-    if q_net > 0:
-        return max(x, 0.0)
-    return x if x > 0 else math.inf
+    slope = q_net - (long_q * mmr_l + short_q * mmr_s)
+    level = equity - q_net * price + cum
+    if slope > 0:
+        return -level / slope, math.inf
+    if slope < 0:
+        return -math.inf, -level / slope
+    return (math.inf, -math.inf) if level <= 0 else (-math.inf, math.inf)
 
 
 def maintenance_margin(q: float, price_now: float, price_ref: float, t: Tiers) -> float:
