@@ -43,9 +43,11 @@ from cascade_ml.trading.venue import book_differences
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "cascade-ml")
-FAULTS = {"rate_limit": 0.1, "ban": 0.08, "margin": 0.17, "timeout": 0.15, "server_error": 0.15,
+# shares per order request (and of reads): a 49-bar trial sent 21 order requests (market orders,
+# stops, cancels) and ~230 reads, so 721 bars meet each fault type more than 20 times
+FAULTS = {"rate_limit": 0.12, "ban": 0.1, "margin": 0.17, "timeout": 0.12, "server_error": 0.12,
           "partial_fill": 0.2, "hand_change": 0.25, "hand_change_undo_s": 3600.0,
-          "reads": 0.02, "retry_after_s": 0.02}
+          "reads": 0.03, "retry_after_s": 0.02}
 
 
 def pipeline(folder: Path, seed: int) -> Path:

@@ -120,6 +120,12 @@ def parse_client_order_id(cid: str) -> tuple[str, pd.Timestamp, str] | None:
     return parts[1], pd.Timestamp(int(parts[2]), unit="ms", tz="UTC"), parts[3]
 
 
+def only_reduces(held: float, dq: float) -> bool:
+    """Whether a trade of signed ``dq`` only reduces a position ``held`` (never crosses
+    zero): the orders a one-way account sends ``reduceOnly``."""
+    return abs(held) > _TOL and (held > 0) != (dq > 0) and abs(dq) <= abs(held) * (1 + _TOL)
+
+
 def cap_violation(symbol: str, intent: OrderIntent, decision: Decision, held: float,
                   price: float, equity: float) -> str | None:
     """Why ``intent`` breaks the decision's caps, or None when it may go.
@@ -227,6 +233,10 @@ class Executor:
                                cash=state.cash, unrealised_pnl=state.unrealised)
         state = self.book.state(marks)
         held = {(v.leg, v.instrument): v.qty for v in state.legs if v.symbol == symbol}
+        others: dict[str, float] = {}  # the other symbols' legs: with ours, the net per perp
+        for v in state.legs:
+            if v.symbol != symbol:
+                others[v.instrument] = others.get(v.instrument, 0.0) + v.qty
         fired = self.stops.fired(symbol, held) if self.stops is not None else {}
         outcomes = list(fired.values())
         for key, done in fired.items():
@@ -256,8 +266,10 @@ class Executor:
                 outcomes.append(OrderOutcome(intent, "refused", cid, reason=f"refused: {why}",
                                              ref_price=ref))
                 continue
+            net = others.get(intent.instrument, 0.0) + sum(
+                q for (_, inst), q in held.items() if inst == intent.instrument)
             outcome = (self._paper(intent, cid, ref) if self.mode == "paper"
-                       else self._send(intent, cid, ref, before))
+                       else self._send(intent, cid, ref, before, net))
             outcomes.append(outcome)
             if outcome.fill is not None:
                 dq = outcome.fill.qty if outcome.fill.side == "buy" else -outcome.fill.qty
@@ -302,8 +314,14 @@ class Executor:
         fill = simulate_fill(intent.side, intent.qty, ref, self.policy, fee=intent.fee)
         return OrderOutcome(intent, "filled", cid, ref_price=ref, fill=fill)
 
-    def _send(self, intent: OrderIntent, cid: str, ref: float, held: float) -> OrderOutcome:
-        """A market order through ccxt; its answer becomes the outcome (never raises)."""
+    def _send(self, intent: OrderIntent, cid: str, ref: float, held: float,
+              net: float) -> OrderOutcome:
+        """A market order through ccxt; its answer becomes the outcome (never raises).
+
+        ``held``: the leg's signed quantity in the book; ``net``: the book's net position in
+        the perp (every leg in it), what a one-way account holds. In one-way mode an order that
+        only reduces ``net`` goes ``reduceOnly``: if the exchange's stop closed the position
+        first, the exchange cuts or rejects it instead of opening the opposite position."""
         ex = self.exchange
         assert ex is not None
         try:
@@ -322,6 +340,8 @@ class Executor:
         if self.hedge_mode:
             direction = held if held != 0 else sent.signed_qty
             params["positionSide"] = "LONG" if direction > 0 else "SHORT"
+        elif only_reduces(net, sent.signed_qty):
+            params["reduceOnly"] = True
         if self.reconciler is not None:
             self.reconciler.note_sent(cid)
         try:  # an order is never retried once it may have left (trading.retry)

@@ -173,6 +173,7 @@ class SimulatedBinance(BinanceTransport):
 
     def _save(self) -> None:
         self.state["dice"] = self.dice.state()
+        self.state["clock_ms"] = self.now_ms  # how far the venue has seen the bars (audits)
         if self.path is not None:
             write_json(self.path, self.state)
 
