@@ -15,7 +15,10 @@ What it prints (measured in this run, nothing assumed):
 - the audit (``trading.venue.book_differences``): every order of the loop's, its filled
   quantity, price and fee, and the net position per instrument, book against venue (the
   venue's positions counted from the loop's own trades, and as they stand, with the changes
-  made by hand that the loop refused to book).
+  made by hand that the loop refused to book);
+- the stop audit (``trading.venue.stop_audit``): the loop's stop orders on the venue replayed
+  over the bars: placed, crossed by a bar while resting, fired, crossed but not fired (must be
+  0), fired at another bar or price than the core's rule, and fired but not booked as fired.
 The models are small (2 folds, 10 trees, as in the live tests) and the retrainings off
 (``live.retrain_cron: null``): they do not touch execution and would only lengthen the run.
 """
@@ -38,8 +41,10 @@ import pandas as pd
 import yaml
 
 from cascade_ml.atomic import read_json
+from cascade_ml.config import load_pipeline
+from cascade_ml.data.store import MarketStore
 from cascade_ml.trading.book import PaperBook
-from cascade_ml.trading.venue import book_differences
+from cascade_ml.trading.venue import book_differences, stop_audit
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "cascade-ml")
@@ -148,6 +153,33 @@ def report(folder: Path, wall: float, kills: int, starts: int) -> None:
     print(f"audit, the loop's orders and trades: {len(loop_diff)} difference(s) "
           f"{loop_diff[:5]}")
     print(f"audit, positions as they stand on the venue: {len(as_is)} difference(s) {as_is[:5]}")
+    stops = stop_audit(state, replay_bars(folder), step_ms=3_600_000,
+                       policy=load_pipeline(folder / "pipeline.yaml").policy)
+    booked = frames["stop_orders"]
+    fired_ids = {a["clientAlgoId"] for a in state["algo"] if a["algoStatus"] == "FINISHED"
+                 and a["clientAlgoId"].startswith("cml-")}
+    unbooked = sorted(fired_ids - set(booked.loc[booked["state"] == "fired", "client_order_id"]))
+    print(f"stops: {stops.placed} placed on the venue ({len(booked)} in the book's stop_orders, "
+          f"by state {booked['state'].value_counts().to_dict()}); {stops.crossed} crossed by the "
+          f"bars while resting; {stops.fired} fired ({stops.fired_empty} with nothing left to "
+          f"close); crossed but not fired: {len(stops.crossed_not_fired)} "
+          f"{stops.crossed_not_fired[:5]}; fired without a crossing: "
+          f"{len(stops.fired_not_crossed)}; fired at another bar or price than the rule's: "
+          f"{len(stops.fired_off)} {stops.fired_off[:5]}; fired on the venue, not booked as "
+          f"fired: {len(unbooked)} {unbooked[:5]}")
+
+
+def replay_bars(folder: Path) -> dict[str, pd.DataFrame]:
+    """The replay's hourly bars per venue symbol id (``NEARUSDT``), indexed by open time in ms
+    (what ``stop_audit`` replays the stops over)."""
+    store = MarketStore(folder / "replay" / "source")
+    out = {}
+    for key in store.partitions("ohlcv"):
+        if key.interval == "1h":
+            frame = store.read_partition(key)
+            frame.index = frame.index.as_unit("ns").asi8 // 1_000_000
+            out[f"{key.symbol}USDT"] = frame
+    return out
 
 
 def main() -> None:

@@ -187,10 +187,16 @@ class Executor:
         route_to(self.exchange, mode)
         self.stops = ExchangeStops(self.exchange, book, hedge_mode=hedge_mode, fee_of=self._fee,
                                    client_id=lambda s, b, leg, i: client_order_id(s, b, leg, i,
-                                                                                 "resting"))
+                                                                                 "resting"),
+                                   call=self._call)
         from cascade_ml.trading.reconcile import Reconciler
 
         self.reconciler = Reconciler(self)
+
+    def _call(self, fn: Callable[..., object], *args: object, idempotent: bool) -> object:
+        """An exchange call with this executor's retries (``trading.retry``)."""
+        return retry.call(self.exchange, fn, *args, idempotent=idempotent,
+                          backoff=self.backoff, sleep=self.sleep)
 
     # ------------------------------------------------------------------ prices
     def reference_price(self, instrument: str) -> float:

@@ -45,10 +45,12 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import ccxt
 
 from cascade_ml.data.sources.exchange import market_symbol
+from cascade_ml.trading import retry
 from cascade_ml.trading.book import OrderOutcome, PaperBook, StopRecord
 from cascade_ml.trading.costs import Fill
 from cascade_ml.trading.orders import FLAT, Legs, OrderIntent
@@ -62,6 +64,7 @@ WORKING_TYPE = "CONTRACT_PRICE"
 STOP_MARKET, TAKE_PROFIT_MARKET = "STOP_MARKET", "TAKE_PROFIT_MARKET"
 
 ClientId = Callable[[str, datetime, LegName, str], str]
+Call = Callable[..., Any]  # retry.call(exchange, ...) bound to the executor's exchange
 FeeOf = Callable[[dict, float, float], tuple[float, bool]]
 
 
@@ -114,12 +117,16 @@ def safe_trigger(exchange: ccxt.Exchange, market: str, price: float, *, long: bo
 
 class ExchangeStops:
     """The resting stops of one executor (testnet / live): looks them up, books the ones that
-    fired and keeps one per leg at the core's price (see the module docstring)."""
+    fired and keeps one per leg at the core's price (see the module docstring). ``call`` makes
+    the exchange calls with the executor's retries (``trading.retry.call``'s signature without
+    the exchange): a look-up is asked again, a placement or a cancel whose answer was lost is
+    not, and is resolved by the next look-up by its client id."""
 
     def __init__(self, exchange: ccxt.Exchange, book: PaperBook, *, hedge_mode: bool,
-                 client_id: ClientId, fee_of: FeeOf) -> None:
+                 client_id: ClientId, fee_of: FeeOf, call: Call | None = None) -> None:
         self.exchange, self.book, self.hedge_mode = exchange, book, hedge_mode
         self.client_id, self.fee_of = client_id, fee_of
+        self.call: Call = call or (lambda fn, *args, idempotent: fn(*args))
 
     # ------------------------------------------------------------------ fired stops
     def fired(self, symbol: str, legs: Legs) -> dict[tuple[LegName, str], OrderOutcome]:
@@ -163,7 +170,8 @@ class ExchangeStops:
         if stop.exchange_order_id is None:
             params["clientOrderId"] = stop.client_order_id
         try:
-            return self.exchange.fetch_order(stop.exchange_order_id, market, params)
+            return self.call(self.exchange.fetch_order, stop.exchange_order_id, market, params,
+                             idempotent=True)
         except ccxt.OrderNotFound:
             if stop.state == "pending":  # the process died before the order reached it
                 self.book.update_stop(stop.client_order_id, "failed",
@@ -187,7 +195,8 @@ class ExchangeStops:
             return {}
         market = market_symbol(self.exchange, stop.instrument)
         try:
-            spawned = self.exchange.fetch_order(str(actual), market)
+            spawned = self.call(self.exchange.fetch_order, str(actual), market,
+                                idempotent=True)
         except ccxt.BaseError as exc:
             log.error("fetching the order of fired stop %s failed: %s", stop.client_order_id, exc)
             return {}
@@ -258,8 +267,10 @@ class ExchangeStops:
         if rest.exchange_order_id is None:
             return False  # pending: resolved by the next look-up first
         try:
-            self.exchange.cancel_order(rest.exchange_order_id, market, {"trigger": True})
-        except ccxt.BaseError as exc:  # fired or gone: the next look-up books or closes it
+            self.call(self.exchange.cancel_order, rest.exchange_order_id, market,
+                      {"trigger": True}, idempotent=False)
+        except (ccxt.BaseError, retry.AnswerLost) as exc:  # fired, gone or answer lost: the
+            # next look-up books it, closes it or finds it still open
             log.error("cancelling stop %s failed: %s", rest.client_order_id, exc)
             return False
         self.book.update_stop(rest.client_order_id, "cancelled")
@@ -277,7 +288,12 @@ class ExchangeStops:
         else:
             params["positionSide"] = spec.position_side
         try:
-            order = self.exchange.create_order(market, "market", spec.side, qty, None, params)
+            order = self.call(self.exchange.create_order, market, "market", spec.side, qty,
+                              None, params, idempotent=False)
+        except retry.AnswerLost as lost:  # placed or not: the next look-up resolves it
+            log.error("stop %s: the answer was lost (%s); left pending for the next look-up",
+                      cid, lost)
+            return
         except ccxt.BaseError as exc:
             log.error("stop %s refused: %s", cid, exc)
             self.book.update_stop(cid, "failed", reason=f"{type(exc).__name__}: {exc}")
