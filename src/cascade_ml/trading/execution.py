@@ -26,7 +26,8 @@
   keeps one reduce-only stop order per leg resting on the exchange at that price (moved beyond a
   small tolerance, cancelled when the leg goes flat). Before each cycle's orders it looks its
   stops up: a stop that fired is booked from the exchange's fill, once, and no closing order is
-  sent for that leg. In paper mode the core fires the same stop inside the bar; nothing is sent.
+  sent for that leg. In paper mode the core fires the same stop inside the bar; nothing is sent,
+  and the same stop orders are kept in the book's ``stop_orders`` (``stops.PaperStops``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from cascade_ml.trading.book import (
 )
 from cascade_ml.trading.costs import Fill, fee_rate, simulate_fill
 from cascade_ml.trading.orders import OrderIntent
-from cascade_ml.trading.stops import ExchangeStops
+from cascade_ml.trading.stops import ExchangeStops, PaperStops
 from cascade_ml.trading.types import LegName, Mode, OrderKind, OrderSide
 
 if typing.TYPE_CHECKING:
@@ -109,6 +110,11 @@ def client_order_id(symbol: str, bar_ts: datetime | pd.Timestamp, leg: LegName,
     the exchange placed at that cycle)."""
     ms = int(pd.Timestamp(utc(bar_ts)).value // 1_000_000)
     return f"cml-{symbol[:8]}-{ms}-{_ID_CODE[(kind, leg)]}-{instrument[:8]}"
+
+
+def _resting_id(symbol: str, bar_ts: datetime, leg: LegName, instrument: str) -> str:
+    """The client id of a stop order resting on the exchange (or simulated so in paper)."""
+    return client_order_id(symbol, bar_ts, leg, instrument, "resting")
 
 
 def parse_client_order_id(cid: str) -> tuple[str, pd.Timestamp, str] | None:
@@ -170,6 +176,7 @@ class Executor:
         self.reconciler: Reconciler | None = None
         if mode == "paper":
             self.exchange = exchange
+            self.stops = PaperStops(book, hedge_mode=hedge_mode, client_id=_resting_id)
             return
         env = os.environ if env is None else env
         key_name, secret_name = KEY_ENV[mode]
@@ -186,9 +193,7 @@ class Executor:
         self.exchange.options["fetchCurrencies"] = False
         route_to(self.exchange, mode)
         self.stops = ExchangeStops(self.exchange, book, hedge_mode=hedge_mode, fee_of=self._fee,
-                                   client_id=lambda s, b, leg, i: client_order_id(s, b, leg, i,
-                                                                                 "resting"),
-                                   call=self._call)
+                                   client_id=_resting_id, call=self._call)
         from cascade_ml.trading.reconcile import Reconciler
 
         self.reconciler = Reconciler(self)
@@ -286,11 +291,12 @@ class Executor:
             model_version=model_version, forecast=forecast))
         if self.stops is not None:
             self.stops.mark_fired(fired)
+            self.stops.booked(symbol, outcomes)
             self._sync_stops(symbol, bar, stop)
         return replace(result, stops_fired=len(fired))
 
     def _sync_stops(self, symbol: str, bar: datetime, stop: float | None) -> None:
-        """Testnet / live: the resting stops made the core's ``stop`` on the book's legs."""
+        """The resting stops (simulated in paper) made the core's ``stop`` on the book's legs."""
         if self.stops is not None:
             legs = {(v.leg, v.instrument): v.qty for v in self.book.state().legs_of(symbol)}
             self.stops.sync(symbol, bar, stop, legs)
