@@ -1,7 +1,8 @@
 """Protective stops on the exchange (``trading.stops``): the requests a real ccxt client sends
 Binance USD-M for them (offline, ``tests/live/live_helpers.OrderDesk`` answering with Binance's
 recorded formats), written out by hand; moved, cancelled, fired and booked once; the price
-the trading core's stop, rounded the safe way; paper mode sends nothing."""
+the trading core's stop, rounded the safe way; paper mode sends nothing and keeps the same
+stop orders in the book."""
 
 from __future__ import annotations
 
@@ -292,4 +293,13 @@ def test_paper_mode_sends_nothing(book: PaperBook) -> None:
     ex = Executor(book, mode="paper", exchange=exchange, prices=lambda i: 5.0, env=KEYS)
     cycle(ex, 0, [OrderIntent("main", "NEAR", "buy", 600)], stop=4.8764)
     cycle(ex, 1, stop=4.95)
-    assert desk.requests == [] and book.frames()["stop_orders"].empty
+    assert desk.requests == []
+    # the same stop orders are kept in the book, at the core's price (no tick), moved as on
+    # the exchange, with the resting stop's client ids and no exchange id
+    rows = book.frames()["stop_orders"]
+    assert [(r.state, r.trigger_price, r.qty, r.side, r.order_type, r.exchange_order_id)
+            for r in rows.itertuples()] == [
+        ("cancelled", 4.8764, 600.0, "sell", "STOP_MARKET", None),
+        ("open", 4.95, 600.0, "sell", "STOP_MARKET", None)]
+    assert list(rows["client_order_id"]) == ["cml-NEAR-1773140400000-p-NEAR",
+                                             "cml-NEAR-1773144000000-p-NEAR"]

@@ -26,7 +26,8 @@
   keeps one reduce-only stop order per leg resting on the exchange at that price (moved beyond a
   small tolerance, cancelled when the leg goes flat). Before each cycle's orders it looks its
   stops up: a stop that fired is booked from the exchange's fill, once, and no closing order is
-  sent for that leg. In paper mode the core fires the same stop inside the bar; nothing is sent.
+  sent for that leg. In paper mode the core fires the same stop inside the bar; nothing is sent,
+  and the same stop orders are kept in the book's ``stop_orders`` (``stops.PaperStops``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from cascade_ml.trading.book import (
 )
 from cascade_ml.trading.costs import Fill, fee_rate, simulate_fill
 from cascade_ml.trading.orders import OrderIntent
-from cascade_ml.trading.stops import ExchangeStops
+from cascade_ml.trading.stops import ExchangeStops, PaperStops
 from cascade_ml.trading.types import LegName, Mode, OrderKind, OrderSide
 
 if typing.TYPE_CHECKING:
@@ -111,6 +112,11 @@ def client_order_id(symbol: str, bar_ts: datetime | pd.Timestamp, leg: LegName,
     return f"cml-{symbol[:8]}-{ms}-{_ID_CODE[(kind, leg)]}-{instrument[:8]}"
 
 
+def _resting_id(symbol: str, bar_ts: datetime, leg: LegName, instrument: str) -> str:
+    """The client id of a stop order resting on the exchange (or simulated so in paper)."""
+    return client_order_id(symbol, bar_ts, leg, instrument, "resting")
+
+
 def parse_client_order_id(cid: str) -> tuple[str, pd.Timestamp, str] | None:
     """(symbol prefix, bar, leg/kind letter) of an id made by :func:`client_order_id`; None
     for an id the loop did not make (an order placed by hand or by another program)."""
@@ -118,6 +124,12 @@ def parse_client_order_id(cid: str) -> tuple[str, pd.Timestamp, str] | None:
     if len(parts) != 5 or parts[0] != "cml" or not parts[2].isdigit():
         return None
     return parts[1], pd.Timestamp(int(parts[2]), unit="ms", tz="UTC"), parts[3]
+
+
+def only_reduces(held: float, dq: float) -> bool:
+    """Whether a trade of signed ``dq`` only reduces a position ``held`` (never crosses
+    zero): the orders a one-way account sends ``reduceOnly``."""
+    return abs(held) > _TOL and (held > 0) != (dq > 0) and abs(dq) <= abs(held) * (1 + _TOL)
 
 
 def cap_violation(symbol: str, intent: OrderIntent, decision: Decision, held: float,
@@ -164,6 +176,7 @@ class Executor:
         self.reconciler: Reconciler | None = None
         if mode == "paper":
             self.exchange = exchange
+            self.stops = PaperStops(book, hedge_mode=hedge_mode, client_id=_resting_id)
             return
         env = os.environ if env is None else env
         key_name, secret_name = KEY_ENV[mode]
@@ -180,11 +193,15 @@ class Executor:
         self.exchange.options["fetchCurrencies"] = False
         route_to(self.exchange, mode)
         self.stops = ExchangeStops(self.exchange, book, hedge_mode=hedge_mode, fee_of=self._fee,
-                                   client_id=lambda s, b, leg, i: client_order_id(s, b, leg, i,
-                                                                                 "resting"))
+                                   client_id=_resting_id, call=self._call)
         from cascade_ml.trading.reconcile import Reconciler
 
         self.reconciler = Reconciler(self)
+
+    def _call(self, fn: Callable[..., object], *args: object, idempotent: bool) -> object:
+        """An exchange call with this executor's retries (``trading.retry``)."""
+        return retry.call(self.exchange, fn, *args, idempotent=idempotent,
+                          backoff=self.backoff, sleep=self.sleep)
 
     # ------------------------------------------------------------------ prices
     def reference_price(self, instrument: str) -> float:
@@ -227,6 +244,10 @@ class Executor:
                                cash=state.cash, unrealised_pnl=state.unrealised)
         state = self.book.state(marks)
         held = {(v.leg, v.instrument): v.qty for v in state.legs if v.symbol == symbol}
+        others: dict[str, float] = {}  # the other symbols' legs: with ours, the net per perp
+        for v in state.legs:
+            if v.symbol != symbol:
+                others[v.instrument] = others.get(v.instrument, 0.0) + v.qty
         fired = self.stops.fired(symbol, held) if self.stops is not None else {}
         outcomes = list(fired.values())
         for key, done in fired.items():
@@ -256,8 +277,10 @@ class Executor:
                 outcomes.append(OrderOutcome(intent, "refused", cid, reason=f"refused: {why}",
                                              ref_price=ref))
                 continue
+            net = others.get(intent.instrument, 0.0) + sum(
+                q for (_, inst), q in held.items() if inst == intent.instrument)
             outcome = (self._paper(intent, cid, ref) if self.mode == "paper"
-                       else self._send(intent, cid, ref, before))
+                       else self._send(intent, cid, ref, before, net))
             outcomes.append(outcome)
             if outcome.fill is not None:
                 dq = outcome.fill.qty if outcome.fill.side == "buy" else -outcome.fill.qty
@@ -268,11 +291,12 @@ class Executor:
             model_version=model_version, forecast=forecast))
         if self.stops is not None:
             self.stops.mark_fired(fired)
+            self.stops.booked(symbol, outcomes)
             self._sync_stops(symbol, bar, stop)
         return replace(result, stops_fired=len(fired))
 
     def _sync_stops(self, symbol: str, bar: datetime, stop: float | None) -> None:
-        """Testnet / live: the resting stops made the core's ``stop`` on the book's legs."""
+        """The resting stops (simulated in paper) made the core's ``stop`` on the book's legs."""
         if self.stops is not None:
             legs = {(v.leg, v.instrument): v.qty for v in self.book.state().legs_of(symbol)}
             self.stops.sync(symbol, bar, stop, legs)
@@ -302,8 +326,14 @@ class Executor:
         fill = simulate_fill(intent.side, intent.qty, ref, self.policy, fee=intent.fee)
         return OrderOutcome(intent, "filled", cid, ref_price=ref, fill=fill)
 
-    def _send(self, intent: OrderIntent, cid: str, ref: float, held: float) -> OrderOutcome:
-        """A market order through ccxt; its answer becomes the outcome (never raises)."""
+    def _send(self, intent: OrderIntent, cid: str, ref: float, held: float,
+              net: float) -> OrderOutcome:
+        """A market order through ccxt; its answer becomes the outcome (never raises).
+
+        ``held``: the leg's signed quantity in the book; ``net``: the book's net position in
+        the perp (every leg in it), what a one-way account holds. In one-way mode an order that
+        only reduces ``net`` goes ``reduceOnly``: if the exchange's stop closed the position
+        first, the exchange cuts or rejects it instead of opening the opposite position."""
         ex = self.exchange
         assert ex is not None
         try:
@@ -322,6 +352,8 @@ class Executor:
         if self.hedge_mode:
             direction = held if held != 0 else sent.signed_qty
             params["positionSide"] = "LONG" if direction > 0 else "SHORT"
+        elif only_reduces(net, sent.signed_qty):
+            params["reduceOnly"] = True
         if self.reconciler is not None:
             self.reconciler.note_sent(cid)
         try:  # an order is never retried once it may have left (trading.retry)

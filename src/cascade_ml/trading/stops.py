@@ -42,13 +42,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import ccxt
 
 from cascade_ml.data.sources.exchange import market_symbol
+from cascade_ml.trading import retry
 from cascade_ml.trading.book import OrderOutcome, PaperBook, StopRecord
 from cascade_ml.trading.costs import Fill
 from cascade_ml.trading.orders import FLAT, Legs, OrderIntent
@@ -62,6 +64,7 @@ WORKING_TYPE = "CONTRACT_PRICE"
 STOP_MARKET, TAKE_PROFIT_MARKET = "STOP_MARKET", "TAKE_PROFIT_MARKET"
 
 ClientId = Callable[[str, datetime, LegName, str], str]
+Call = Callable[..., Any]  # retry.call(exchange, ...) bound to the executor's exchange
 FeeOf = Callable[[dict, float, float], tuple[float, bool]]
 
 
@@ -114,12 +117,16 @@ def safe_trigger(exchange: ccxt.Exchange, market: str, price: float, *, long: bo
 
 class ExchangeStops:
     """The resting stops of one executor (testnet / live): looks them up, books the ones that
-    fired and keeps one per leg at the core's price (see the module docstring)."""
+    fired and keeps one per leg at the core's price (see the module docstring). ``call`` makes
+    the exchange calls with the executor's retries (``trading.retry.call``'s signature without
+    the exchange): a look-up is asked again, a placement or a cancel whose answer was lost is
+    not, and is resolved by the next look-up by its client id."""
 
     def __init__(self, exchange: ccxt.Exchange, book: PaperBook, *, hedge_mode: bool,
-                 client_id: ClientId, fee_of: FeeOf) -> None:
+                 client_id: ClientId, fee_of: FeeOf, call: Call | None = None) -> None:
         self.exchange, self.book, self.hedge_mode = exchange, book, hedge_mode
         self.client_id, self.fee_of = client_id, fee_of
+        self.call: Call = call or (lambda fn, *args, idempotent: fn(*args))
 
     # ------------------------------------------------------------------ fired stops
     def fired(self, symbol: str, legs: Legs) -> dict[tuple[LegName, str], OrderOutcome]:
@@ -163,7 +170,8 @@ class ExchangeStops:
         if stop.exchange_order_id is None:
             params["clientOrderId"] = stop.client_order_id
         try:
-            return self.exchange.fetch_order(stop.exchange_order_id, market, params)
+            return self.call(self.exchange.fetch_order, stop.exchange_order_id, market, params,
+                             idempotent=True)
         except ccxt.OrderNotFound:
             if stop.state == "pending":  # the process died before the order reached it
                 self.book.update_stop(stop.client_order_id, "failed",
@@ -187,7 +195,8 @@ class ExchangeStops:
             return {}
         market = market_symbol(self.exchange, stop.instrument)
         try:
-            spawned = self.exchange.fetch_order(str(actual), market)
+            spawned = self.call(self.exchange.fetch_order, str(actual), market,
+                                idempotent=True)
         except ccxt.BaseError as exc:
             log.error("fetching the order of fired stop %s failed: %s", stop.client_order_id, exc)
             return {}
@@ -232,41 +241,53 @@ class ExchangeStops:
     def sync(self, symbol: str, bar: datetime, stop: float | None, legs: Legs) -> None:
         """Make the resting stops those :func:`wanted_stops` asks for at the core's ``stop``
         after this cycle (cancel, move beyond ``MOVE_TOLERANCE``, place); never raises."""
-        market = market_symbol(self.exchange, symbol)
         wanted = {}
         main = legs.get(("main", symbol), 0.0)
         for spec in wanted_stops(symbol, legs, stop, hedge_mode=self.hedge_mode):
-            try:
-                qty = float(self.exchange.amount_to_precision(market, spec.qty))
-                trigger = safe_trigger(self.exchange, market, spec.trigger, long=main > 0)
-            except ccxt.BaseError as exc:
-                log.error("no stop for %s %s: %s", symbol, spec.leg, exc)
-                continue
-            if qty > 0:
-                wanted[(spec.leg, spec.instrument)] = (spec, qty, trigger)
+            terms = self._terms(spec, long=main > 0)
+            if terms is not None and terms[0] > 0:
+                wanted[(spec.leg, spec.instrument)] = (spec, *terms)
         for rest in self.book.live_stops(symbol):
             want = wanted.get((rest.leg, rest.instrument))
             if want is not None and not _moved(rest, *want):
                 wanted.pop((rest.leg, rest.instrument))
                 continue
-            if not self._cancel(rest, market):
+            if not self._cancel(rest):
                 wanted.pop((rest.leg, rest.instrument), None)  # never two live stops
         for spec, qty, trigger in wanted.values():
-            self._place(symbol, bar, market, spec, qty, trigger)
+            self._place(symbol, bar, spec, qty, trigger)
 
-    def _cancel(self, rest: StopRecord, market: str) -> bool:
+    def booked(self, symbol: str, outcomes: Sequence[OrderOutcome]) -> None:
+        """After the cycle's record: nothing here (a fired exchange stop is ``mark_fired``)."""
+
+    def _terms(self, spec: StopSpec, *, long: bool) -> tuple[float, float] | None:
+        """(quantity, trigger) as the exchange takes them: its amount step, its tick rounded
+        the safe way (:func:`safe_trigger`); None when the market cannot say."""
+        market = market_symbol(self.exchange, spec.instrument)
+        try:
+            return (float(self.exchange.amount_to_precision(market, spec.qty)),
+                    safe_trigger(self.exchange, market, spec.trigger, long=long))
+        except ccxt.BaseError as exc:
+            log.error("no stop for %s %s: %s", spec.instrument, spec.leg, exc)
+            return None
+
+    def _cancel(self, rest: StopRecord) -> bool:
         if rest.exchange_order_id is None:
             return False  # pending: resolved by the next look-up first
+        market = market_symbol(self.exchange, rest.instrument)
         try:
-            self.exchange.cancel_order(rest.exchange_order_id, market, {"trigger": True})
-        except ccxt.BaseError as exc:  # fired or gone: the next look-up books or closes it
+            self.call(self.exchange.cancel_order, rest.exchange_order_id, market,
+                      {"trigger": True}, idempotent=False)
+        except (ccxt.BaseError, retry.AnswerLost) as exc:  # fired, gone or answer lost: the
+            # next look-up books it, closes it or finds it still open
             log.error("cancelling stop %s failed: %s", rest.client_order_id, exc)
             return False
         self.book.update_stop(rest.client_order_id, "cancelled")
         return True
 
-    def _place(self, symbol: str, bar: datetime, market: str, spec: StopSpec, qty: float,
+    def _place(self, symbol: str, bar: datetime, spec: StopSpec, qty: float,
                trigger: float) -> None:
+        market = market_symbol(self.exchange, spec.instrument)
         cid = self.client_id(symbol, bar, spec.leg, spec.instrument)
         self.book.add_stop(StopRecord(symbol, spec.leg, spec.instrument, spec.side, qty, trigger,
                                       spec.order_type, spec.position_side, cid, bar))
@@ -277,12 +298,61 @@ class ExchangeStops:
         else:
             params["positionSide"] = spec.position_side
         try:
-            order = self.exchange.create_order(market, "market", spec.side, qty, None, params)
+            order = self.call(self.exchange.create_order, market, "market", spec.side, qty,
+                              None, params, idempotent=False)
+        except retry.AnswerLost as lost:  # placed or not: the next look-up resolves it
+            log.error("stop %s: the answer was lost (%s); left pending for the next look-up",
+                      cid, lost)
+            return
         except ccxt.BaseError as exc:
             log.error("stop %s refused: %s", cid, exc)
             self.book.update_stop(cid, "failed", reason=f"{type(exc).__name__}: {exc}")
             return
         self.book.update_stop(cid, "open", exchange_order_id=_id(order))
+
+
+class PaperStops(ExchangeStops):
+    """Paper mode and a replay without a venue: the same stop orders, kept in ``stop_orders``
+    as they would rest on the exchange (same legs, quantities and client ids; the core's price,
+    no tick), and fired by the trading core inside the bar (``core.settle``: the bar's low or
+    high reaches the stop, filled at it or at the open the bar gapped to), so the book says when
+    a stop fired in every mode and a backtest, a replay and the exchange agree on it. Nothing
+    is sent: a stop is ``open`` from the cycle that sets it."""
+
+    def __init__(self, book: PaperBook, *, hedge_mode: bool, client_id: ClientId) -> None:
+        super().__init__(None, book, hedge_mode=hedge_mode, client_id=client_id,  # type: ignore[arg-type]
+                         fee_of=lambda order, qty, price: (0.0, True))
+
+    def fired(self, symbol: str, legs: Legs) -> dict[tuple[LegName, str], OrderOutcome]:
+        """None from outside: the core fires the stop, its closing orders are the cycle's."""
+        return {}
+
+    def booked(self, symbol: str, outcomes: Sequence[OrderOutcome]) -> None:
+        """The cycle booked the core's stop close (orders of kind ``stop``): the symbol's live
+        stop orders fired, filled by the main leg's close."""
+        closes = [o for o in outcomes if o.intent.kind == "stop" and o.fill is not None]
+        if not closes:
+            return
+        main = next((o for o in closes if o.intent.leg == "main"), closes[0])
+        for rest in self.book.live_stops(symbol):
+            self.book.update_stop(rest.client_order_id, "fired",
+                                  fill_order_id=main.client_order_id,
+                                  reason=f"the bar reached {rest.trigger_price:g}: the trading "
+                                  f"core closed the legs at {main.fill.price:g}")
+
+    def _terms(self, spec: StopSpec, *, long: bool) -> tuple[float, float] | None:
+        return spec.qty, spec.trigger
+
+    def _cancel(self, rest: StopRecord) -> bool:
+        self.book.update_stop(rest.client_order_id, "cancelled")
+        return True
+
+    def _place(self, symbol: str, bar: datetime, spec: StopSpec, qty: float,
+               trigger: float) -> None:
+        self.book.add_stop(StopRecord(
+            symbol, spec.leg, spec.instrument, spec.side, qty, trigger, spec.order_type,
+            spec.position_side, self.client_id(symbol, bar, spec.leg, spec.instrument), bar,
+            state="open"))
 
 
 def _moved(rest: StopRecord, spec: StopSpec, qty: float, trigger: float) -> bool:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -173,6 +174,7 @@ class SimulatedBinance(BinanceTransport):
 
     def _save(self) -> None:
         self.state["dice"] = self.dice.state()
+        self.state["clock_ms"] = self.now_ms  # how far the venue has seen the bars (audits)
         if self.path is not None:
             write_json(self.path, self.state)
 
@@ -655,3 +657,69 @@ def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[st
         if abs(v - b) > STEP / 2:
             out.append(f"{instrument}: the venue holds {v:+g}, the book {b:+g}")
     return out
+
+
+@dataclass(frozen=True)
+class StopAudit:
+    """The loop's stop orders on a venue against the bars they rested through (``stop_audit``).
+    The three lists name the stops that break the stop rule; all must be empty."""
+
+    placed: int                        # stop orders of the loop's the venue accepted
+    crossed: int                       # of them, reached by a bar that closed while they rested
+    fired: int                         # triggered by the venue
+    crossed_not_fired: list[str]       # reached while resting, never fired
+    fired_not_crossed: list[str]       # fired though no bar reached them
+    fired_off: list[str]               # fired at another bar or price than the rule's
+    fired_empty: int = 0               # fired with no position left to reduce (no trade)
+
+
+def stop_audit(state: Mapping[str, Any], bars: Mapping[str, pd.DataFrame], *,
+               step_ms: int, policy: PolicyConfig, until_ms: int | None = None) -> StopAudit:
+    """Every stop order of the loop's (client id ``cml-...``) in the venue's account ``state``
+    replayed over ``bars`` (per venue symbol id, e.g. ``NEARUSDT``: columns ``open``, ``high``,
+    ``low``, indexed by the bar's open time in ms): it rests from the bar open when it was
+    placed until it fired, was cancelled (bars closed by then) or the venue's clock
+    (``until_ms``, default ``state['clock_ms']``). Reached: a sell stop by a bar's low at or
+    below it, a buy stop by a high at or above it. The rule the venue must follow (the trading
+    core's): it fires on the first bar that reaches it, at the trigger or at the bar's open when
+    the bar gapped through, moved half the ``policy``'s spread against the trader (the trade
+    of the order it spawned, ``actualOrderId``)."""
+    until = int(until_ms if until_ms is not None else state.get("clock_ms", 2**62))
+    trade_of = {t["orderId"]: t for t in state["trades"]}
+    placed = crossed = fired = 0
+    not_fired: list[str] = []
+    not_crossed: list[str] = []
+    off: list[str] = []
+    empty = 0
+    for algo in state["algo"]:
+        cid = algo["clientAlgoId"]
+        if not cid.startswith("cml-"):
+            continue
+        placed += 1
+        sell, trigger = algo["side"] == "SELL", float(algo["triggerPrice"])
+        end = algo["updateTime"] if algo["algoStatus"] == "CANCELED" else until
+        frame = bars.get(algo["symbol"])
+        first = None
+        if frame is not None:
+            rows = frame[(frame.index >= algo["createTime"] // step_ms * step_ms)
+                         & (frame.index + step_ms <= end)]
+            hits = rows[rows["low"] <= trigger] if sell else rows[rows["high"] >= trigger]
+            first = None if hits.empty else (int(hits.index[0]), float(hits["open"].iloc[0]))
+        done = algo["algoStatus"] == "FINISHED"
+        crossed += first is not None
+        fired += done
+        if first is not None and not done:
+            not_fired.append(cid)
+        elif done and first is None:
+            not_crossed.append(cid)
+        elif done and first is not None:
+            at_ms, bar_open = first
+            ref = min(bar_open, trigger) if sell else max(bar_open, trigger)
+            trade = trade_of.get(int(algo.get("actualOrderId") or 0))
+            empty += trade is None
+            price = simulate_fill("sell" if sell else "buy", 1.0, ref, policy).price
+            if algo["triggerTime"] != max(at_ms, int(algo["createTime"])) or (
+                    trade is not None
+                    and not math.isclose(float(trade["price"]), price, rel_tol=1e-9)):
+                off.append(cid)
+    return StopAudit(placed, crossed, fired, not_fired, not_crossed, off, empty)

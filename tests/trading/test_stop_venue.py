@@ -1,0 +1,126 @@
+"""Stops against the simulated venue (real ccxt.binanceusdm, the venue as its transport): the
+soak's stop audit on hand-made bars, a stop whose placement answer was lost, and the race of
+an exchange stop with the loop's own close in one-way mode (reduce-only: never reversed)."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+from trading.test_reconcile import decide_with
+from trading.venue_helpers import KEYS, NEAR_BARS, POLICY, START, at
+
+from cascade_ml.trading.book import PaperBook
+from cascade_ml.trading.execution import Executor
+from cascade_ml.trading.faults import FaultPlan
+from cascade_ml.trading.orders import OrderIntent
+from cascade_ml.trading.retry import Backoff
+from cascade_ml.trading.venue import book_differences, stop_audit
+
+NEAR = "NEAR/USDT:USDT"
+HOUR_MS = 3_600_000
+
+
+def _bars() -> dict[str, pd.DataFrame]:
+    start = int(START.value // 1_000_000)
+    frame = pd.DataFrame(NEAR_BARS, columns=["open", "high", "low", "close"],
+                         index=[start + k * HOUR_MS for k in range(len(NEAR_BARS))])
+    return {"NEARUSDT": frame}
+
+
+def _stop(client, trigger: float, cid: str, qty: float = 100):  # noqa: ANN001, ANN202
+    return client.create_order(NEAR, "STOP_MARKET", "sell", qty, None,
+                               {"stopPrice": trigger, "reduceOnly": True, "clientOrderId": cid})
+
+
+def test_stop_audit_counts_placed_crossed_fired_on_hand_made_bars(venue) -> None:  # noqa: ANN001
+    sim, client, clock = venue()
+    client.create_order(NEAR, "market", "buy", 100, None, {"clientOrderId": "cml-in1"})
+    _stop(client, 4.85, "cml-a")         # bar 2 (low 4.80 from 5.05) reaches it: at the stop
+    clock.set(at(3))
+    client.create_order(NEAR, "market", "buy", 100, None, {"clientOrderId": "cml-in2"})
+    _stop(client, 4.70, "cml-b")         # bar 3 (low 4.85) not; bar 4 gaps to 4.50: at the open
+    clock.set(at(5))
+    client.create_order(NEAR, "market", "buy", 100, None, {"clientOrderId": "cml-in3"})
+    _stop(client, 4.30, "cml-c")         # bars 5..7 never go below 4.50: rests, not crossed
+    d = _stop(client, 4.52, "cml-d")     # would be reached by bar 5 (low 4.50), cancelled first
+    client.cancel_order(d["id"], NEAR, {"trigger": True})
+    clock.set(at(8))
+    sim.trigger_stops()
+    sim._save()  # the clock the audit reads (saved with every answer)
+    audit = stop_audit(sim.state, _bars(), step_ms=HOUR_MS, policy=POLICY)
+    assert (audit.placed, audit.crossed, audit.fired, audit.fired_empty) == (4, 2, 2, 0)
+    assert audit.crossed_not_fired == audit.fired_not_crossed == audit.fired_off == []
+
+    missed = copy.deepcopy(sim.state)  # a venue that let the gap through without firing
+    b = next(a for a in missed["algo"] if a["clientAlgoId"] == "cml-b")
+    b.update(algoStatus="NEW", triggerTime=0)
+    assert stop_audit(missed, _bars(), step_ms=HOUR_MS,
+                      policy=POLICY).crossed_not_fired == ["cml-b"]
+    early = copy.deepcopy(sim.state)  # a fill at the stop although the bar opened below it
+    a = next(x for x in early["algo"] if x["clientAlgoId"] == "cml-b")
+    next(t for t in early["trades"] if t["orderId"] == int(a["actualOrderId"]))["price"] = \
+        str(4.70 * 0.9995)
+    assert stop_audit(early, _bars(), step_ms=HOUR_MS, policy=POLICY).fired_off == ["cml-b"]
+
+
+def test_a_reduce_only_order_larger_than_the_position_is_cut_to_it(venue) -> None:  # noqa: ANN001
+    sim, client, _ = venue()
+    client.create_order(NEAR, "market", "buy", 100, None, {"clientOrderId": "cml-in"})
+    order = client.create_order(NEAR, "market", "sell", 150, None,
+                                {"reduceOnly": True, "clientOrderId": "cml-out"})
+    assert order["filled"] == 100 and sim.position("NEARUSDT") == 0  # flat, never short 50
+
+
+def _executor(book: PaperBook, client, prices=None) -> Executor:  # noqa: ANN001
+    ex = Executor(book, mode="testnet", policy=POLICY, exchange=client, env=KEYS,
+                  prices=prices)
+    ex.sleep = [].append
+    ex.backoff = Backoff(attempts=3, base_s=0.5)
+    return ex
+
+
+def _cycle(ex: Executor, hour: int, intents: list[OrderIntent], stop: float | None):  # noqa: ANN202
+    bar = at(hour, 0)
+    return ex.run_cycle("NEAR", bar, decide_with([]), intents, marks={"NEAR": 5.05},
+                        as_of=bar + pd.Timedelta("1h10s"), stop=stop)
+
+
+def test_a_stop_placement_whose_answer_was_lost_is_found_not_placed_twice(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "timeout")))  # the stop times out
+    ex = _executor(book, client)
+    _cycle(ex, 1, [OrderIntent("main", "NEAR", "buy", 100, ref_price=5.05)], stop=4.0)
+    assert [s.state for s in book.live_stops("NEAR")] == ["pending"]  # not "failed"
+    assert [a["algoStatus"] for a in sim.state["algo"]] == ["NEW"]  # the venue placed it
+    clock.set(at(3))
+    _cycle(ex, 2, [], stop=4.0)
+    (rest,) = book.live_stops("NEAR")
+    assert rest.state == "open" and rest.exchange_order_id == str(sim.state["algo"][0]["algoId"])
+    assert len(sim.state["algo"]) == 1  # one stop protects the position, not two
+
+
+def test_the_loops_close_after_the_exchange_stop_fired_never_reverses(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue()
+
+    def price_while_the_market_moves(instrument: str) -> float:
+        clock.set(at(3))  # bar 2 closes during the cycle: its low 4.80 reaches the stop 4.85
+        return 4.90
+
+    ex = _executor(book, client, prices=price_while_the_market_moves)
+    _cycle(ex, 1, [OrderIntent("main", "NEAR", "buy", 100, ref_price=5.05)], stop=4.85)
+    assert sim.position("NEARUSDT") == 100
+    # the next cycle's look-up finds the stop resting; then the loop's close goes out while the
+    # stop fires first on the exchange
+    _cycle(ex, 2, [OrderIntent("main", "NEAR", "sell", 100)], stop=None)
+    assert sim.position("NEARUSDT") == 0  # flat: the reduce-only close was refused, not short
+    closes = [o for o in sim.state["orders"] if o["clientOrderId"].startswith("cml-NEAR")]
+    assert [(o["type"], o["status"], o["executedQty"]) for o in closes] == [
+        ("MARKET", "FILLED", "100.0"), ("STOP_MARKET", "FILLED", "100.0")]
+    _cycle(ex, 3, [], stop=None)  # the next cycle books the exchange's stop
+    legs = {v.instrument: v.qty for v in book.state().legs}
+    assert legs.get("NEAR", 0.0) == 0.0
+    frames = book.frames()
+    assert book_differences(frames["orders"], frames["fills"], legs, sim.state) == []
+    assert list(frames["stop_orders"]["state"]) == ["fired"]
