@@ -117,7 +117,8 @@ def test_monotone_in_vol_and_cascade_probability_over_a_grid() -> None:
 def test_the_objectives_cost_is_what_the_trading_core_books() -> None:
     """Bar 0 opens the position with a 30 % hedge; bar 1, price flat, moves it to 70 %: the core
     books 0.4 x the main notional x (0.05 % fee + 0.01 % half spread), and the objective charges
-    the same (its per-unit cost x reference vol x holding horizons x notional)."""
+    the same for each leg of the round trip it charges (its per-unit cost x reference vol x
+    holding horizons x notional is twice the booked cost: the move and the move back)."""
     close = np.full(2, 100.0)
     res = simulate(close, close, close, close, np.zeros(2), np.full(2, 2.0),
                    np.array([0.3, 0.7]), np.full(2, 0.04), np.full(2, 0.05), side="long",
@@ -130,4 +131,4 @@ def test_the_objectives_cost_is_what_the_trading_core_books() -> None:
     t = rules.objective_terms(0.04, H, 0.05, CFG, 0.8)
     s_ref = 0.8 * (24 / 8760) ** 0.5
     charged = t["cost"] * 0.4 * s_ref * CFG.holding_horizons * notional
-    assert charged == pytest.approx(booked, rel=1e-12)
+    assert charged == pytest.approx(2 * booked, rel=1e-12)
