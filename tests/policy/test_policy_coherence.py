@@ -126,3 +126,21 @@ def test_mark_past_the_stop_closes_the_position() -> None:
     short = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0,
                           side="short", mark=7.5), CFG)
     assert short.stop_price < 7.5 and short.action == "rebalance"
+
+
+def test_a_re_anchored_stop_is_measured_from_the_mark() -> None:
+    """stop_reset_bars > 0: the decision anchors the stop at the mark (4.0, entry 5.0); the
+    2 % rule still sets its distance: 400 / (n x (1 - h)) below 4.0, not below 5.0, so a mark
+    20 % under the entry is no longer past the stop."""
+    cfg = PolicyConfig(stop_reset_bars=72)
+    d = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=4.0), cfg)
+    n = min(50_000.0, d.size_cap_notional)
+    expected = 400.0 / (n * (1 - d.hedge_ratio))
+    assert d.binding["stop"] == "max_loss"
+    assert d.stop_distance == pytest.approx(expected)
+    assert d.stop_price == pytest.approx(4.0 * (1 - expected))
+    assert d.binding["action"] != "stop_reached" and d.size_cap_notional > 0
+    assert "re-anchored every 72 bars" in " ".join(d.reasons)
+    # from the entry (the default) the same mark is past the stop
+    assert decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=2.5),
+                  CFG).binding["action"] == "stop_reached"
