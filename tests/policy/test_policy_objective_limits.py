@@ -11,7 +11,7 @@ from cascade_ml.backtest.engine import simulate
 from cascade_ml.policy import PolicyConfig, PolicyInputs, decide, rules
 
 H = 24.0
-CFG = PolicyConfig()
+CFG = PolicyConfig(risk_aversion=0.08, holding_horizons=3.0)  # the numbers written below
 
 
 def inputs(sigma: float, prob: float, *, notional: float = 1_000.0, lev: float = 3.0,

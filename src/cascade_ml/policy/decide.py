@@ -465,6 +465,10 @@ def _hedge_worth(o: Outlook, cfg: PolicyConfig, hv: HedgeView, pos: PositionLike
         text = (f"utility gain {gain:.4f} vs the round-trip trading cost {cost:.4f} spread "
                 f"over {cfg.holding_horizons:g} horizons (reference-vol units per unit "
                 "notional)")
+        if gain < cost:  # moved only because the held hedge is outside the band
+            return bool(ok), (f"the held hedge lies outside the {cfg.hedge_min:.0%}-"
+                              f"{cfg.hedge_max:.0%} band, a constraint ({text})"), \
+                f"does not pay: {text}"
         return bool(ok), f"the objective's {text}", f"does not pay: {text}"
     ok, benefit, cost = rules.rebalance_check(target, pos.hedge_ratio, pos.notional, o.r2,
                                               o.beta, o.adverse, o.tail_weight, hv.residual,

@@ -184,12 +184,15 @@ def hedge_trade_cost(target: ArrayLike, current: ArrayLike, notional: ArrayLike,
 def objective_move(target: ArrayLike, current: ArrayLike, terms: dict[str, ArrayLike],
                    cfg: PolicyConfig) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
     """(worth_it, gain, cost) of moving the hedge from ``current`` to ``target``, in
-    reference-vol units per unit notional: the utility gained beats the trading cost spread over
-    the holding time, and the change is at least the no-trade band."""
+    reference-vol units per unit notional: the change is at least the no-trade band, and the
+    utility gained beats the round-trip trading cost spread over the holding time, or the held
+    hedge lies outside the band (a constraint: it moves whatever the cost)."""
     gain = hedge_utility(target, terms, cfg) - hedge_utility(current, terms, cfg)
-    change = abs(asnum(target) - asnum(current))
+    c = asnum(current)
+    change = abs(asnum(target) - c)
     cost = change * asnum(terms["cost"])
-    worth = (change >= cfg.no_trade_band - 1e-12) & (gain >= cost)
+    outside = (c < cfg.hedge_min - 1e-9) | (c > cfg.hedge_max + 1e-9)
+    worth = (change >= cfg.no_trade_band - 1e-12) & ((gain >= cost) | outside)
     return out_bool(worth), out(gain), out(cost)
 
 
