@@ -81,7 +81,7 @@ class PolicyConfig(StrictModel):
                                     "expected to be held: its round-trip trading cost (the "
                                     "move and the move back) is spread over them.")
     forecast_halflife_bars: float = Field(
-        72.0, ge=0, description="Half-life (bars) of the EWMA of the log-vol forecast the "
+        0.0, ge=0, description="Half-life (bars) of the EWMA of the log-vol forecast the "
         "backtest's policy reads (rules.smooth_log_vol): 0 reads each bar's forecast as it is. "
         "A live bot gets the same policy only if it feeds decide the same smoothed forecast.")
     hedge_funding_8h: float = Field(-0.0001, ge=-0.01, le=0.01, description="Expected "
