@@ -107,3 +107,30 @@ def test_vectorised_policy_matches_decide(data, cfg) -> None:
         cap = min(0.02 * equity / t["loss_per_notional"][i],  # the 2 % rule
                   t["cap"][i] * equity, notional if t["fail_safe"][i] else np.inf)
         assert d.size_cap_notional == pytest.approx(cap)
+
+
+def test_each_feed_is_compared_with_its_own_matched_static_hedge(data) -> None:
+    """static_matched_<feed> holds <feed>_policy's own mean leverage and hedge (the oracle's,
+    not the model's); static_matched keeps holding the model policy's."""
+    bt = BacktestConfig(strategies=["oracle_policy", "har_policy", "model_policy",
+                                    "static_matched", "static_matched_oracle",
+                                    "static_matched_har"])
+    runs = run_strategies(data, bt, CFG, "NEAR", "long", trading=TradingConfig(leverage=5.0))
+    for static, policy in (("static_matched", "model_policy"),
+                           ("static_matched_oracle", "oracle_policy"),
+                           ("static_matched_har", "har_policy")):
+        s, p = runs[static].result, runs[policy].result
+        target = float(np.mean(p.hedge))
+        held = s.notional > 0
+        assert np.allclose(s.hedge[held], target)  # one hedge ratio, the policy's mean
+        assert runs[static].metrics["mean_leverage"] == pytest.approx(
+            runs[policy].metrics["mean_leverage"], rel=0.1)
+    # the oracle hedges differently from the model, so the two statics differ
+    assert runs["static_matched_oracle"].metrics["mean_hedge"] != pytest.approx(
+        runs["static_matched"].metrics["mean_hedge"], abs=1e-3)
+
+
+def test_a_matched_static_alone_brings_its_policy_without_reporting_it(data) -> None:
+    bt = BacktestConfig(strategies=["static_matched_oracle"])
+    runs = run_strategies(data, bt, CFG, "NEAR", "long", trading=TradingConfig(leverage=5.0))
+    assert set(runs) == {"static_matched_oracle"}

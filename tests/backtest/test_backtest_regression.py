@@ -29,7 +29,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "engine_regression.json"
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / \
     "yagokhan-varanus-neo-flow-hybrid-extended" / "data"
 POLICY = PolicyConfig(taker_fee=0.0005, spread=0.0002, no_trade_band=0.05,
-                      max_risk_fraction=0.02, stop_liquidation_buffer=0.5)
+                      max_risk_fraction=0.02, stop_liquidation_buffer=0.5,
+                      stop_reset_bars=0)  # the fixture's stops: from each trade's entry
 EVERY = 97  # equity sampled every EVERY bars (and the last)
 
 

@@ -54,3 +54,16 @@ def test_too_little_development_data_is_a_clear_error(data) -> None:
     short = data.take(np.arange(len(data.index)) >= len(data.index) - 24 * 40)
     with pytest.raises(CascadeError, match="development bars"):
         development_data(short)
+
+
+def test_the_objective_search_covers_smoothing_and_the_stop_and_starts_untuned() -> None:
+    """The objective rule's space includes the forecast half-life and the stop's re-anchoring,
+    and the untuned policy's point maps back onto itself (the first trial is the default)."""
+    import optuna
+
+    from cascade_ml.backtest.tune import start_point, suggest
+
+    cfg = PolicyConfig(forecast_halflife_bars=24.0, stop_reset_bars=72)
+    params = suggest(optuna.trial.FixedTrial(start_point(cfg)), "objective")
+    assert params["forecast_halflife_bars"] == 24.0 and params["stop_reset_bars"] == 72
+    assert PolicyConfig.model_validate({**cfg.model_dump(), **params}) == cfg

@@ -132,11 +132,33 @@ def test_stop_from_the_max_loss_by_hand() -> None:
     assert small.stop_distance == pytest.approx(move / (1 - small.hedge_ratio))
 
 
+ENTRY = PolicyConfig(stop_reset_bars=0)  # the stop measured from the entry price
+
+
 def test_mark_past_the_stop_closes_the_position() -> None:
-    d = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=2.5), CFG)
+    d = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=2.5),
+               ENTRY)
     assert d.stop_price is not None and d.stop_price > 2.5
     assert d.action == "rebalance" and d.size_cap_notional == 0.0
     assert d.binding == {**d.binding, "size": "stop_reached", "action": "stop_reached"}
     short = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0,
-                          side="short", mark=7.5), CFG)
+                          side="short", mark=7.5), ENTRY)
     assert short.stop_price < 7.5 and short.action == "rebalance"
+
+
+def test_a_re_anchored_stop_is_measured_from_the_mark() -> None:
+    """stop_reset_bars > 0: the decision anchors the stop at the mark (4.0, entry 5.0); the
+    2 % rule still sets its distance: 400 / (n x (1 - h)) below 4.0, not below 5.0, so a mark
+    20 % under the entry is no longer past the stop."""
+    cfg = PolicyConfig(stop_reset_bars=72)  # the default
+    d = decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=4.0), cfg)
+    n = min(50_000.0, d.size_cap_notional)
+    expected = 400.0 / (n * (1 - d.hedge_ratio))
+    assert d.binding["stop"] == "max_loss"
+    assert d.stop_distance == pytest.approx(expected)
+    assert d.stop_price == pytest.approx(4.0 * (1 - expected))
+    assert d.binding["action"] != "stop_reached" and d.size_cap_notional > 0
+    assert "re-anchored every 72 bars" in " ".join(d.reasons)
+    # from the entry (stop_reset_bars 0) a mark of 2.5 is past the stop
+    assert decide(inputs(0.04, 0.05, notional=50_000.0, equity=20_000.0, lev=1.0, mark=2.5),
+                  ENTRY).binding["action"] == "stop_reached"

@@ -116,7 +116,13 @@ def test_no_trade_band_holds_small_changes_and_acts_on_large() -> None:
     far = decide(make_inputs(0.04, 0.05, hedge=0.0, lev=1.0), CFG)
     assert far.action == "rebalance"
     costly = PolicyConfig(taker_fee=0.05, spread=0.05)
-    assert decide(make_inputs(0.04, 0.05, hedge=0.0, lev=1.0), costly).action == "hold"
+    # inside the band a move that does not pay is not made; a hedge outside the 30-70 % band
+    # (0 %, or 80 %: more than the no-trade band from the ~68 % target) moves into it whatever
+    # the cost: the band is a constraint
+    assert decide(make_inputs(0.04, 0.05, hedge=0.3, lev=1.0), costly).action == "hold"
+    for outside in (0.0, 0.8):
+        d = decide(make_inputs(0.04, 0.05, hedge=outside, lev=1.0), costly)
+        assert d.action == "rebalance" and "outside the 30%-70% band" in d.reasons[-1]
 
 
 def test_leverage_above_cap_forces_rebalance_inside_band() -> None:

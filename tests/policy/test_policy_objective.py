@@ -28,7 +28,8 @@ S_REF = REF_ANNUAL * (H / 8760) ** 0.5
 THETA = 1.0 * (H / 8760) ** 0.5
 GAMMA, K_JUMP, P0, COST = 0.08, 3.0, 0.04, 0.0005 + 0.0002 / 2
 # no expected funding on the hedge: the test's objective has no carry term
-CFG = PolicyConfig(hedge_funding_8h=0.0, vol_reference="trailing")
+CFG = PolicyConfig(hedge_funding_8h=0.0, vol_reference="trailing", risk_aversion=GAMMA,
+                   holding_horizons=3.0)  # the stated objective's numbers, not the defaults
 
 
 def world(seed: int, n: int) -> dict[str, np.ndarray]:

@@ -20,9 +20,9 @@ TRIGGER_NAMES = tuple(Triggers.model_fields)
 CONFIGS = (
     PolicyConfig(),
     PolicyConfig(same_perp_effectiveness=0.85, min_cross_hedge_r2=0.5, vol_reference="trailing",
-                 max_leverage=50, use_maker=True, no_trade_band=0.02),
+                 max_leverage=50, use_maker=True, no_trade_band=0.02, stop_reset_bars=0),
     PolicyConfig(hedge_min=0.5, hedge_max=0.9, vol_reference_annual=2.0, max_leverage=10,
-                 same_perp_effectiveness=0.9, benefit_cost_multiple=25.0),
+                 same_perp_effectiveness=0.9, benefit_cost_multiple=25.0, stop_reset_bars=0),
 )
 
 
@@ -106,10 +106,11 @@ def test_a_reused_plan_gives_the_decision_of_decide_reasons_included() -> None:
             seen.update(["no_stop"] if expected.stop_price is None else [])
             compared += 1
     assert compared == 3600
-    # every branch of the decision was compared, not only the common ones
-    for key, least in {"action=within_band": 50, "action=not_worth_it": 50,
+    # every branch of the decision was compared, not only the common ones (not_worth_it is
+    # rarer since a held hedge outside the band moves into it whatever the cost: 44 here)
+    for key, least in {"action=within_band": 50, "action=not_worth_it": 40,
                        "action=hedge_change": 300, "action=limits": 500,
-                       "action=stop_reached": 100, "size=risk_budget": 1000,
+                       "action=stop_reached": 50, "size=risk_budget": 1000,
                        "size=leverage_cap": 40, "size=current_notional": 10,
                        "stop=max_loss": 1000, "stop=liquidation_buffer": 150, "no_stop": 20,
                        "fail_safe=True": 300, "fail_safe=False": 1000, "instrument=BTC": 100,

@@ -85,6 +85,9 @@ def _requests(n: int, seed: int) -> list[DecisionRequest]:
             body["portfolio_value"] = rng.uniform(5_000, 2e6)
         if markets[i % 4] is not None:
             body["market"] = markets[i % 4]
+        if i % 5 == 1:  # a small position near the band's top: inside every cap, so it holds
+            body.update(notional=rng.uniform(100, 1000), portfolio_value=1e6, side="long",
+                        leverage=rng.uniform(0.5, 1.5), hedge_ratio=rng.uniform(0.68, 0.72))
         out.append(DecisionRequest.model_validate(body))
     return out
 

@@ -36,7 +36,7 @@ from cascade_ml.forecasting.inputs import (
     policy_context,
     trailing_vol,
 )
-from cascade_ml.policy import PolicyConfig, decide
+from cascade_ml.policy import PolicyConfig, decide, rules
 from cascade_ml.policy.schemas import Forecast, Freshness, PolicyInputs
 from cascade_ml.trading.book import PaperBook, funding_events
 from cascade_ml.trading.config import TradingConfig
@@ -121,6 +121,10 @@ def paper(market: Market, preds: pd.DataFrame, policy: PolicyConfig, trading: Tr
     window = policy.vol_reference_window
     rv = realized(log_return(market.bars["NEAR"]["close"]),
                   FeatureConfig(rv_windows=[window]))[rv_column(window)]
+    # the forecast as the backtest's policy reads it: its log vol smoothed over the policy's
+    # half-life (a live caller must pass decide the same smoothed forecast)
+    smoothed = pd.Series(rules.smooth_log_vol(preds.loc[index, "vol_forecast"].to_numpy(float),
+                                              policy.forecast_halflife_bars), index=index)
     equity = []
     with PaperBook(f"sqlite:///{db}", initial_cash=trading.initial_equity) as book:
         ex = Executor(book, policy=policy)
@@ -130,7 +134,7 @@ def paper(market: Market, preds: pd.DataFrame, policy: PolicyConfig, trading: Tr
             settled = trader.settle(bar_no, bar_prices(market.bars, rates, bar, HOUR,
                                                        marks))["NEAR"]
             row = preds.loc[bar]
-            sigma, prob = float(row["vol_forecast"]), float(row["cascade_prob"])
+            sigma, prob = float(smoothed[bar]), float(row["cascade_prob"])
             feats = {} if market.features is None else market.features.loc[bar].to_dict()
             feats[columns.rv] = rv.get(bar)
             triggers, cross = policy_context(feats, columns)

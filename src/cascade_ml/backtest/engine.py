@@ -222,6 +222,8 @@ def _mark(ps: _Pos, i: int, hi: core.Rows, lo: core.Rows, cl: core.Rows, fr: cor
 def _holds(ps: _Pos, i: int, c: float, r: core.CoreRules, total: float) -> bool:
     """True when ``core.rebalance`` would return at once for this held position (no target, or
     inside both no-trade bands): its first tests, the same float operations."""
+    if r.stop_reset and ps.stops_on and ps.main_q > 0 and i >= ps.anchor_at:
+        return False  # the stop is re-anchored at this close (``core.rebalance``)
     lt, ht, b = ps.lt[i], ps.ht[i], ps.bucket
     if not (b > 0 and lt == lt and ht == ht and i >= ps.cool_until):
         return True
@@ -261,6 +263,8 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
             q, hq, s, stop, j = ps.main_q, ps.hedge_q, ps.s, ps.stop, ps.hinst
             b, pnl_t, fund, fees, traded = ps.bucket, ps.pnl, ps.funding, ps.fees, ps.traded
             cool, h_cur = ps.cool_until, ps.h_cur
+            # the bar the core re-anchors the stop at (never, without stops or reset)
+            anchor_at = ps.anchor_at if r.stop_reset and ps.stops_on and q > 0 else n
             sq, shq, nshq = s * q, s * hq, -s * hq
             hi_j, lo_j, cl_j, fr_j, top_j = hi[j], lo[j], cl[j], fr[j], tiers[j].top
             h_rec = h_cur if q > 0 else 0.0
@@ -282,8 +286,8 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
                     fund += pay
                     pnl_t += pnl - pay
                     lt, ht = lt_a[i], ht_a[i]
-                    quiet = True
-                    if b > 0 and lt == lt and ht == ht and i >= cool:
+                    quiet = i < anchor_at
+                    if quiet and b > 0 and lt == lt and ht == ht and i >= cool:
                         gross = q * c
                         n_cap = math.inf
                         lpn = lpn_a[i]

@@ -13,6 +13,7 @@ from cascade_ml.backtest.data import BacktestData
 from cascade_ml.backtest.engine import Market, SimResult, simulate_on, single_market
 from cascade_ml.backtest.metrics import capture, summarize
 from cascade_ml.backtest.strategies import (
+    MATCHED,
     POLICY_FEEDS,
     Plan,
     policy_targets,
@@ -100,8 +101,9 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
     """Simulate each strategy and add capture ratios against the unhedged one.
 
     ``static_matched`` holds the model policy's *average* leverage and hedge ratio fixed (the
-    same average size and cost, no forecasts), so it runs after ``model_policy``. Strategies
-    whose inputs are missing (e.g. no HAR column) are left out with a warning. With
+    same average size and cost, no forecasts), so it runs after ``model_policy``; each
+    ``static_matched_<feed>`` does the same for its feed's policy (``strategies.MATCHED``).
+    Strategies whose inputs are missing (e.g. no HAR column) are left out with a warning. With
     ``capped_unhedged`` among the strategies, each policy row is also measured against its own
     feed's position without the hedge (the model feed's is the ``capped_unhedged`` row; the
     other feeds' are simulated for the measure only), every other row against the model's.
@@ -111,16 +113,21 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
     proxies = data.proxies if bt.proxy_hedges else None
     market = _market(data, tiers, proxies)
     names = list(dict.fromkeys(["unhedged", *bt.strategies]))
-    if "static_matched" in names and "model_policy" not in names:
-        names.insert(names.index("static_matched"), "model_policy")
+    for name in [n for n in names if n in MATCHED]:
+        if MATCHED[name] not in names:
+            names.insert(names.index(name), MATCHED[name])
     # capped_unhedged is the model policy's plan without its hedge: after model_policy, it
-    # reuses that plan's decisions instead of computing them again
-    names.sort(key=lambda n: (n == "static_matched", n == "capped_unhedged"))
+    # reuses that plan's decisions instead of computing them again; each matched static after
+    # its own feed's policy
+    names.sort(key=lambda n: (n in MATCHED, n == "capped_unhedged"))
     results: dict[str, tuple[SimResult, Plan]] = {}
     for name in names:
         matched = None
-        if name == "static_matched":
-            mp = results["model_policy"][0]
+        if name in MATCHED:
+            if MATCHED[name] not in results:
+                log.warning("%s: %s left out, so is its static hedge", name, MATCHED[name])
+                continue
+            mp = results[MATCHED[name]][0]
             matched = (float(np.mean(mp.leverage)), float(np.mean(mp.hedge)))
         if name == "capped_unhedged" and "model_policy" in results:
             plan = without_hedge(results["model_policy"][1])

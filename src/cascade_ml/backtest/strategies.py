@@ -11,6 +11,8 @@ backtest section says so; the benchmarks (unhedged, static, vol targeting, rule 
 static_matched) hold their fixed size. Two unhedged benchmarks: ``unhedged`` is the bot's full
 position (``trading.leverage``, no size cap), ``capped_unhedged`` the model policy's own
 size-capped position with hedge 0 (what captures of the hedge alone are measured against).
+Each policy feed has its own static benchmark (:data:`MATCHED`): ``static_matched`` holds the
+model-fed policy's mean leverage and hedge, ``static_matched_<feed>`` those of the other feeds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from cascade_ml.trading.config import TradingConfig
 POLICY_FEEDS = {"model_policy": "model", "har_policy": "har", "ewma_policy": "ewma",
                 "oracle_policy": "oracle"}
 """Policy strategy -> the forecast feed it reads (BacktestData.feeds)."""
+MATCHED = {"static_matched": "model_policy", "static_matched_har": "har_policy",
+           "static_matched_ewma": "ewma_policy", "static_matched_oracle": "oracle_policy"}
+"""Static hedge -> the policy whose mean leverage and hedge ratio it holds fixed: each feed's
+policy is compared with a static hedge of its own average size and cost (``static_matched``
+keeps its name: the model feed's)."""
 
 
 @dataclass
@@ -57,9 +64,11 @@ def policy_targets(sig: Signals, side: str, notional: float, tiers, cfg: PolicyC
                    trailing_vol_annual: np.ndarray | None = None,
                    cross: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``decide``'s answer for every bar at once (:func:`cascade_ml.policy.batch.decide_columns`:
-    the same rules and the same fail-safe)."""
+    the same rules and the same fail-safe), on the feed's vol forecast smoothed over
+    ``cfg.forecast_halflife_bars`` (:func:`rules.smooth_log_vol`; as it is with 0)."""
     cross = cross or {}
-    return decide_columns(sig.sigma_h, sig.cascade_prob, sig.n_fired, sig.horizon_hours, side,
+    sigma = rules.smooth_log_vol(sig.sigma_h, cfg.forecast_halflife_bars)
+    return decide_columns(sigma, sig.cascade_prob, sig.n_fired, sig.horizon_hours, side,
                           notional, tiers, cfg, vol_q99=sig.vol_q99,
                           trailing_vol_annual=trailing_vol_annual, **cross)
 
@@ -110,7 +119,7 @@ def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: Poli
         return _fixed(trading.leverage, 0.0, sig)
     if name == "static_hedge":
         return _fixed(trading.leverage, bt.static_hedge, sig)
-    if name == "static_matched":
+    if name in MATCHED:
         return None if matched is None else _fixed(matched[0], matched[1], sig)
     if name == "vol_target":
         vt = np.asarray(rules.vol_target_cap(sig.sigma_h, sig.horizon_hours, cfg))

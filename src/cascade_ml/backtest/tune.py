@@ -5,7 +5,8 @@ development folds, subject to an upside capture at least that of the untuned pol
 bars** (so Calmar is not bought by simply holding less). Trials that break the constraint score
 ``calmar - 10 x shortfall``. Optuna's TPE sampler searches the vol reference mode (fixed or the
 perp's own trailing vol) and, for the ``objective`` hedge rule (the default), the objective's
-risk aversion, cascade jump size, holding time and tail quantile; for the ``score`` rule the
+risk aversion, cascade jump size, holding time, tail quantile, the forecast's smoothing
+half-life and the stop's re-anchoring interval; for the ``score`` rule the
 band mapping (vol ratios, cascade probabilities, vol weight), the trigger bumps and the vol
 target; for both the sigmas to liquidation. Every map stays monotone (the objective's by its
 form; the score map because the search keeps ``low < high`` and ``k_cascade >= k_base`` by
@@ -80,7 +81,10 @@ def suggest(trial, rule: str = "score") -> dict:
                 "risk_aversion": trial.suggest_float("risk_aversion", 0.02, 0.3, log=True),
                 "jump_sigmas": trial.suggest_float("jump_sigmas", 1.0, 5.0),
                 "holding_horizons": trial.suggest_float("holding_horizons", 1.0, 10.0),
-                "size_k_sigma": trial.suggest_float("size_k_sigma", 2.5, 5.0)}
+                "size_k_sigma": trial.suggest_float("size_k_sigma", 2.5, 5.0),
+                "forecast_halflife_bars": trial.suggest_float("forecast_halflife_bars", 0.0,
+                                                              96.0),
+                "stop_reset_bars": trial.suggest_int("stop_reset_bars", 0, 168)}
     vr_low = trial.suggest_float("vol_ratio_low", 0.3, 1.2)
     cp_low = trial.suggest_float("cascade_prob_low", 0.0, 0.10)
     return {
@@ -103,7 +107,9 @@ def start_point(policy: PolicyConfig) -> dict:
     if policy.hedge_rule == "objective":
         return {**common, "risk_aversion": policy.risk_aversion,
                 "jump_sigmas": policy.jump_sigmas, "holding_horizons": policy.holding_horizons,
-                "size_k_sigma": policy.size_k_sigma}
+                "size_k_sigma": policy.size_k_sigma,
+                "forecast_halflife_bars": policy.forecast_halflife_bars,
+                "stop_reset_bars": policy.stop_reset_bars}
     return {**common, "vol_ratio_low": policy.vol_ratio_low,
             "vol_ratio_span": policy.vol_ratio_high - policy.vol_ratio_low,
             "cascade_prob_low": policy.cascade_prob_low,

@@ -59,7 +59,9 @@ MEDIAN_KEYS = ("total_return", "ann_vol", "max_drawdown", "cvar_95", "calmar",
                "upside_capture", "downside_capture", "upside_capture_capped",
                "downside_capture_capped", "capture_ratio_capped", "vol_ratio_capped")
 COMPARISONS = (("oracle_policy", "static_matched"), ("model_policy", "static_matched"),
-               ("har_policy", "static_matched"), ("model_policy", "har_policy"))
+               ("har_policy", "static_matched"), ("model_policy", "har_policy"),
+               ("oracle_policy", "static_matched_oracle"), ("har_policy", "static_matched_har"))
+"""Pairs counted per perp; the last two compare a feed's policy with its own matched static."""
 HIGHER_BETTER = {"cvar_95": True, "max_drawdown": False, "calmar": True}
 
 
@@ -188,8 +190,9 @@ def perp_table(rows: dict[str, list[dict]], evs: dict[str, dict], frontier: dict
     out = []
     for s, rs in rows.items():
         by = {r["strategy"]: r for r in rs}
-        m, st, o, h = (by.get(k, {}) for k in ("model_policy", "static_matched",
-                                                 "oracle_policy", "har_policy"))
+        m, st, o, h, so = (by.get(k, {}) for k in ("model_policy", "static_matched",
+                                                     "oracle_policy", "har_policy",
+                                                     "static_matched_oracle"))
         ev = evs.get(s, {}).get("all", {})
         ru = ev.get("realised_utility", {})
         fee = ev.get("performance_fee_bp_per_year", {}).get("gamma_1", {})
@@ -200,6 +203,8 @@ def perp_table(rows: dict[str, list[dict]], evs: dict[str, dict], frontier: dict
                     "cvar_static": st.get("cvar_95"), "cvar_oracle": o.get("cvar_95"),
                     "maxdd_model": m.get("max_drawdown"), "maxdd_static": st.get("max_drawdown"),
                     "maxdd_oracle": o.get("max_drawdown"),
+                    "cvar_static_oracle": so.get("cvar_95"),
+                    "maxdd_static_oracle": so.get("max_drawdown"),
                     "vol_ratio_capped": m.get("vol_ratio_capped"),
                     "up_capped": m.get("upside_capture_capped"),
                     "down_capped": m.get("downside_capture_capped"),

@@ -78,7 +78,12 @@ class PolicyConfig(StrictModel):
                                      "already priced into the drift (the labels' base rate); "
                                      "only the excess lowers the expected return.")
     holding_horizons: float = Field(3.0, gt=0, description="Horizons a hedge change is "
-                                    "expected to be held: its trading cost is spread over them.")
+                                    "expected to be held: its round-trip trading cost (the "
+                                    "move and the move back) is spread over them.")
+    forecast_halflife_bars: float = Field(
+        0.0, ge=0, description="Half-life (bars) of the EWMA of the log-vol forecast the "
+        "backtest's policy reads (rules.smooth_log_vol): 0 reads each bar's forecast as it is. "
+        "A live bot gets the same policy only if it feeds decide the same smoothed forecast.")
     hedge_funding_8h: float = Field(-0.0001, ge=-0.01, le=0.01, description="Expected "
                                     "funding the hedge leg pays per 8 h, per unit of hedge "
                                     "notional (negative: it earns; a long's short hedge earns "
@@ -110,6 +115,11 @@ class PolicyConfig(StrictModel):
     size_k_sigma: float = Field(3.0, gt=0, description="The k of that k-sigma move (a tail "
                                 "quantile, in reference sigmas over H): the adverse move the "
                                 "size cap and the stop are built on.")
+    stop_reset_bars: int = Field(
+        72, ge=0, description="Bars after which the protective stop is re-anchored at the "
+        "close (the 2 % rule measured from there, on the equity then): the stop bounds the "
+        "loss over each holding window instead of the loss since the first entry. 0: from "
+        "the entry price, re-set only by a trade.")
     stop_liquidation_buffer: float = Field(
         0.8, gt=0, lt=1, description="The protective stop sits at most this share of the way "
         "from entry to liquidation, so it fires before the exchange liquidates.")

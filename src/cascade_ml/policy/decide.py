@@ -341,9 +341,13 @@ def _stop(pos: PositionLike, equity: float, tiers: Sequence[MarginTier], cfg: Po
           notional: float, leverage: float, exposure: float, adverse: float,
           texts: Texts) -> _Stop:
     """The protective stop of the position after this decision (``notional`` at ``leverage``,
-    hedged so that it loses ``exposure`` of a move), measured from the entry price."""
+    hedged so that it loses ``exposure`` of a move), measured from the entry price, or from the
+    mark when the stop is re-anchored (``stop_reset_bars`` > 0: the decision is an anchor, so
+    the 2 % rule bounds the loss from here, as the trading core's re-anchored stop does)."""
     max_loss = cfg.max_risk_fraction * equity
-    lp, liq_dist = _liquidation(pos, equity, tiers, notional, leverage, pos.entry_price)
+    anchored = cfg.stop_reset_bars > 0
+    anchor = pos.mark_price if anchored else pos.entry_price
+    lp, liq_dist = _liquidation(pos, equity, tiers, notional, leverage, anchor)
     if lp == 0.0 and pos.side == "long":  # margin covers a fall to zero: never liquidated
         liq_dist = math.inf
     parts = rules.stop_distance(max_loss, notional, exposure, liq_dist, cfg)
@@ -351,7 +355,7 @@ def _stop(pos: PositionLike, equity: float, tiers: Sequence[MarginTier], cfg: Po
     bound = "max_loss" if parts["max_loss"] <= parts["liquidation_buffer"] else \
         "liquidation_buffer"
     sign = 1.0 if pos.side == "long" else -1.0
-    price = pos.entry_price * (1 - sign * d) if (sign < 0 or d < 1) else None
+    price = anchor * (1 - sign * d) if (sign < 0 or d < 1) else None
     reached = price is not None and (pos.mark_price - price) * sign <= 0
     where = "below" if sign > 0 else "above"
     if price is None:
@@ -365,7 +369,9 @@ def _stop(pos: PositionLike, equity: float, tiers: Sequence[MarginTier], cfg: Po
                f"({liq_dist:.1%} from entry), before the max loss {max_loss:,.0f} is reached")
         noise = ("beyond" if d >= adverse - TOL else "INSIDE (expect it to fire on ordinary "
                  "noise)")
-        reason = (f"protective stop {price:.6g}, {d:.1%} {where} entry {pos.entry_price:.6g}: "
+        frm = (f"the mark {anchor:.6g} (re-anchored every {cfg.stop_reset_bars} bars)"
+               if anchored else f"entry {anchor:.6g}")
+        reason = (f"protective stop {price:.6g}, {d:.1%} {where} {frm}: "
                   f"{why}; {noise} the adverse-move forecast {texts.adverse}")
     return _Stop(max_loss, price, d, bound, reached, reason)
 
@@ -456,8 +462,13 @@ def _hedge_worth(o: Outlook, cfg: PolicyConfig, hv: HedgeView, pos: PositionLike
     target = hv.hedge
     if cfg.hedge_rule == "objective":
         ok, gain, cost = rules.objective_move(target, pos.hedge_ratio, o.terms, cfg)
-        text = (f"utility gain {gain:.4f} vs the trading cost {cost:.4f} spread over "
-                f"{cfg.holding_horizons:g} horizons (reference-vol units per unit notional)")
+        text = (f"utility gain {gain:.4f} vs the round-trip trading cost {cost:.4f} spread "
+                f"over {cfg.holding_horizons:g} horizons (reference-vol units per unit "
+                "notional)")
+        if gain < cost:  # moved only because the held hedge is outside the band
+            return bool(ok), (f"the held hedge lies outside the {cfg.hedge_min:.0%}-"
+                              f"{cfg.hedge_max:.0%} band, a constraint ({text})"), \
+                f"does not pay: {text}"
         return bool(ok), f"the objective's {text}", f"does not pay: {text}"
     ok, benefit, cost = rules.rebalance_check(target, pos.hedge_ratio, pos.notional, o.r2,
                                               o.beta, o.adverse, o.tail_weight, hv.residual,

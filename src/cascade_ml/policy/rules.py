@@ -9,7 +9,10 @@ or cascade probability never lowers the hedge ratio and never raises the leverag
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+import numpy as np
 
 from cascade_ml.policy.config import MarginTier, PolicyConfig
 from cascade_ml.policy.liquidation import Side, max_leverage_in_bracket, tier_params
@@ -97,10 +100,35 @@ def hedge_ratio(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike, n
 #   m = theta - max(p - p0, 0) J,   v = rho^2 + q (1 - q) J^2 with q = min(p, 1/2)
 # (the Bernoulli variance held at its peak past 1/2: a surer cascade is never less risky).
 # Utility U(h) = e m - gamma/2 e^2 v - h f, e = 1 - h R^2; a move of the hedge by dh costs
-# c |dh| with c = trade cost x beta / (s_ref x holding_horizons), the fee and half spread spread
-# over the horizons the hedge is held. The interior optimum is e* = max(m + f / R^2, 0) /
-# (gamma v), h* = (1 - e*) / R^2, clipped to the band; e* never rises with rho or p, so h*
-# never falls (docs/policy.md proves it).
+# c |dh| with c = 2 x trade cost x beta / (s_ref x holding_horizons): the fee and half spread of
+# the move and of the move back (a round trip), spread over the horizons the hedge is held.
+# The interior optimum is e* = max(m + f / R^2, 0) / (gamma v), h* = (1 - e*) / R^2, clipped
+# to the band; e* never rises with rho or p, so h* never falls (docs/policy.md proves it).
+
+ROUND_TRIP = 2.0
+"""Trades a hedge change costs in the objective: the move, and the move back when the risk it
+answers has passed."""
+
+
+def smooth_log_vol(sigma_h: np.ndarray, halflife_bars: float) -> np.ndarray:
+    """EWMA of the log-vol forecast with half-life ``halflife_bars`` (0: the forecast as it is),
+    back to a vol: the bar-to-bar noise of a forecast averaged out over the holding time. Each
+    output is a weighted geometric mean of the forecasts up to its bar with positive weights, so
+    it never falls when any input rises (monotone in risk) and reads nothing after its bar.
+    Missing or non-positive forecasts pass through unsmoothed and do not enter the average."""
+    s = np.asarray(sigma_h, dtype=float)
+    if halflife_bars <= 0 or not len(s):
+        return s.copy()
+    a = 1.0 - 0.5 ** (1.0 / halflife_bars)
+    ok = np.isfinite(s) & (s > 0)
+    smoothed = s.copy()
+    logs = np.log(np.where(ok, s, 1.0)).tolist()
+    level = math.nan
+    for i in np.flatnonzero(ok).tolist():
+        level = logs[i] if level != level else level + a * (logs[i] - level)
+        smoothed[i] = math.exp(level)
+    return smoothed
+
 
 def reference_sigma_h(reference_annual: ArrayLike, horizon_hours: ArrayLike) -> ArrayLike:
     """The reference vol over H: the annual reference scaled down by the square-root rule."""
@@ -113,8 +141,8 @@ def objective_terms(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLik
                     ) -> dict[str, ArrayLike]:
     """The objective's parts, in reference-vol units over H: ``rho`` (forecast vol over the
     reference), ``jump``, ``mean`` m, ``var`` v, ``carry`` f (funding paid per unit of hedge),
-    ``cost`` c (per unit of hedge traded), ``r2``, ``e_star`` and ``h_free`` (the unclipped
-    optimum) and ``hedge`` (clipped to the band)."""
+    ``cost`` c (per unit of hedge traded: the round trip over the holding time), ``r2``,
+    ``e_star`` and ``h_free`` (the unclipped optimum) and ``hedge`` (clipped to the band)."""
     ref = cfg.vol_reference_annual if reference is None else asnum(reference)
     s_ref = reference_sigma_h(ref, horizon_hours)
     rho = div(asnum(sigma_h), s_ref)
@@ -125,7 +153,8 @@ def objective_terms(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLik
     q = minimum(p, 0.5)
     var = rho * rho + q * (1 - q) * jump * jump
     carry = div(cfg.hedge_funding_8h * asnum(horizon_hours) / 8.0, s_ref)
-    cost = div(cfg.trade_cost * asnum(trade_scale), s_ref * cfg.holding_horizons)
+    cost = div(ROUND_TRIP * cfg.trade_cost * asnum(trade_scale),
+               s_ref * cfg.holding_horizons)
     r = asnum(r2)
     e_star = div(maximum(mean + div(carry, r), 0.0), cfg.risk_aversion * var)
     h_free = div(1.0 - e_star, r)
@@ -155,12 +184,15 @@ def hedge_trade_cost(target: ArrayLike, current: ArrayLike, notional: ArrayLike,
 def objective_move(target: ArrayLike, current: ArrayLike, terms: dict[str, ArrayLike],
                    cfg: PolicyConfig) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
     """(worth_it, gain, cost) of moving the hedge from ``current`` to ``target``, in
-    reference-vol units per unit notional: the utility gained beats the trading cost spread over
-    the holding time, and the change is at least the no-trade band."""
+    reference-vol units per unit notional: the change is at least the no-trade band, and the
+    utility gained beats the round-trip trading cost spread over the holding time, or the held
+    hedge lies outside the band (a constraint: it moves whatever the cost)."""
     gain = hedge_utility(target, terms, cfg) - hedge_utility(current, terms, cfg)
-    change = abs(asnum(target) - asnum(current))
+    c = asnum(current)
+    change = abs(asnum(target) - c)
     cost = change * asnum(terms["cost"])
-    worth = (change >= cfg.no_trade_band - 1e-12) & (gain >= cost)
+    outside = (c < cfg.hedge_min - 1e-9) | (c > cfg.hedge_max + 1e-9)
+    worth = (change >= cfg.no_trade_band - 1e-12) & ((gain >= cost) | outside)
     return out_bool(worth), out(gain), out(cost)
 
 

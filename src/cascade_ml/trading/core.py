@@ -33,7 +33,10 @@ hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated 
    policy fails safe it never grows. Traded notional pays ``policy.trade_cost``. Every trade
    resets the stop: from the entry price, where the hedged position (exposure ``1 - h R^2``)
    loses ``max_risk_fraction`` of equity, but no farther than ``stop_liquidation_buffer`` of
-   the way to the liquidation price (the rule of ``decide``).
+   the way to the liquidation price (the rule of ``decide``). With ``policy.stop_reset_bars``
+   the stop is measured from the trade's close instead, and re-anchored at the close every
+   ``stop_reset_bars`` bars while the position is held: the 2 % rule bounds the loss from each
+   anchor (on the equity then), not the loss since the first entry.
 
 Prices are lists per instrument (``cl[k][i]``), so the backtest passes whole columns and the
 paper book a window of two bars. Plain floats: a position-bar costs a few microseconds.
@@ -67,6 +70,7 @@ class CoreRules:
     band: float
     leverage_tolerance: float
     stop_cooldown: int
+    stop_reset: int = 0  # policy.stop_reset_bars: re-anchor the stop this often (0: never)
 
     @classmethod
     def of(cls, policy: PolicyConfig, *, leverage_tolerance: float,
@@ -74,7 +78,7 @@ class CoreRules:
         return cls(policy, policy.trade_cost, policy.max_risk_fraction,
                    policy.stop_liquidation_buffer,
                    policy.no_trade_band - 1e-12,  # rules.rebalance_test never passes below it
-                   leverage_tolerance, stop_cooldown)
+                   leverage_tolerance, stop_cooldown, policy.stop_reset_bars)
 
 
 class PositionState:
@@ -82,7 +86,7 @@ class PositionState:
 
     __slots__ = ("main", "s", "stops_on", "bucket", "main_q", "hedge_q", "hinst", "hbeta",
                  "hr2", "h_cur", "entry", "stop", "cool_until", "pnl", "fees", "funding",
-                 "traded", "trades", "liqs", "stops")
+                 "traded", "trades", "liqs", "stops", "anchor_at")
     _SAVED = __slots__[3:]
 
     def __init__(self, main: int, side: str = "long", stops: bool = False) -> None:
@@ -99,6 +103,7 @@ class PositionState:
         self.trades = 0
         self.liqs: list[int] = []
         self.stops: list[int] = []
+        self.anchor_at = 0  # the bar from which the stop is re-anchored (stop_reset > 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state (NaN stop as None)."""
@@ -108,7 +113,7 @@ class PositionState:
 
     def load(self, raw: dict[str, Any]) -> PositionState:
         for key in self._SAVED:
-            setattr(self, key, raw[key])
+            setattr(self, key, raw.get(key, getattr(self, key)))  # older states: defaults
         self.stop = math.nan if raw["stop"] is None else float(raw["stop"])
         self.liqs, self.stops = list(raw["liqs"]), list(raw["stops"])
         return self
@@ -192,6 +197,10 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
     with beta ``tb`` and effectiveness ``tr``, loss per notional ``lpn`` for the size cap (NaN
     or <= 0: none), no new exposure ``nne``; ``sig``/``prob`` feed the benefit test). NaN
     targets keep the position. Returns free cash."""
+    if r.stop_reset and ps.stops_on and ps.main_q > 0 and i >= ps.anchor_at:
+        a = cl[ps.main][i]  # the holding window is over: the stop is measured from here
+        ps.stop = stop_price(ps, tiers, a, r.f_risk * total, r.buffer, anchor=a)
+        ps.anchor_at = i + r.stop_reset
     if not (ps.bucket > 0 and lt == lt and ht == ht and i >= ps.cool_until):
         return free
     m = ps.main
@@ -267,15 +276,18 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
             ps.entry = 0.0
         ps.main_q, ps.hedge_q = new_main, new_hedge
         ps.hinst, ps.hbeta, ps.hr2, ps.h_cur = inst, beta, r2, new_h
-        ps.stop = stop_price(ps, tiers, c, r.f_risk * total, r.buffer) \
+        anchor = c if r.stop_reset else None
+        ps.stop = stop_price(ps, tiers, c, r.f_risk * total, r.buffer, anchor) \
             if ps.stops_on and new_main > 0 else math.nan
+        ps.anchor_at = i + r.stop_reset
     return free
 
 
 def stop_price(ps: PositionState, tiers: list[Tiers], c: float, max_loss: float,
-               buffer: float) -> float:
-    """The protective stop after a trade: ``rules.stop_distance`` from the entry price, with the
-    bucket's liquidation price (the main leg alone for a proxy hedge: conservative)."""
+               buffer: float, anchor: float | None = None) -> float:
+    """The protective stop after a trade: ``rules.stop_distance`` from the entry price (or from
+    ``anchor``, the close it is re-anchored at), with the bucket's liquidation price (the main
+    leg alone for a proxy hedge: conservative)."""
     s = ps.s
     if ps.hinst == ps.main:
         long_q, short_q = (ps.main_q, ps.hedge_q) if s > 0 else (ps.hedge_q, ps.main_q)
@@ -283,10 +295,11 @@ def stop_price(ps: PositionState, tiers: list[Tiers], c: float, max_loss: float,
         long_q, short_q = (ps.main_q, 0.0) if s > 0 else (0.0, ps.main_q)
     low, high = liquidation_bounds(long_q, short_q, ps.bucket, c, tiers[ps.main])
     x = low if s > 0 else high  # the adverse side: a near-full hedge has none on it
-    liq_dist = s * (ps.entry - x) / ps.entry if 0.0 < x < math.inf else math.inf
+    a = ps.entry if anchor is None else anchor
+    liq_dist = s * (a - x) / a if 0.0 < x < math.inf else math.inf
     exposure = 1.0 - ps.h_cur * ps.hr2
-    notional = ps.main_q * ps.entry
+    notional = ps.main_q * a
     d = min(max_loss / (notional * exposure) if exposure > 0 else math.inf, buffer * liq_dist)
     if s > 0:
-        return ps.entry * (1 - d) if d < 1 else math.nan
-    return ps.entry * (1 + d) if d < math.inf else math.nan
+        return a * (1 - d) if d < 1 else math.nan
+    return a * (1 + d) if d < math.inf else math.nan
