@@ -64,11 +64,11 @@ FAULTS = {"rate_limit": 0.12, "ban": 0.1, "margin": 0.17, "timeout": 0.12, "serv
 
 # the bot re-levers and re-hedges on smaller moves than near.yaml's (1 % instead of 10 % and 5
 # points): more orders per bar, so the faults meet orders often enough in a month; and it risks
-# 0.5 % of equity per position instead of 2 %, sized on a quarter-sigma move, so the leverage
-# cap binds and the stop sits well under 1 % from its anchor: hourly bars cross resting stops
-# and the stop audit has firings to check (a 1-sigma sizing crossed none in a month)
+# 0.1 % of equity per position instead of 2 %, sized on a quarter-sigma move, so the leverage
+# cap binds and the stop sits about 0.5 % from its anchor: hourly bars cross resting stops
+# and the stop audit has firings to check (1-sigma and 0.5 % runs put them 3 % away: none)
 BOT = {"trading": {"leverage_tolerance": 0.01},
-       "policy": {"no_trade_band": 0.01, "size_k_sigma": 0.25, "max_risk_fraction": 0.005}}
+       "policy": {"no_trade_band": 0.01, "size_k_sigma": 0.25, "max_risk_fraction": 0.001}}
 
 
 def book_url(folder: Path, postgres: bool) -> str:
