@@ -59,7 +59,7 @@ from cascade_ml.trading.book import (
 )
 from cascade_ml.trading.costs import Fill, fee_rate, simulate_fill
 from cascade_ml.trading.orders import OrderIntent
-from cascade_ml.trading.stops import ExchangeStops, PaperStops
+from cascade_ml.trading.stops import ExchangeStops, PaperStops, step_amount
 from cascade_ml.trading.types import LegName, Mode, OrderKind, OrderSide
 
 if typing.TYPE_CHECKING:
@@ -333,12 +333,14 @@ class Executor:
         ``held``: the leg's signed quantity in the book; ``net``: the book's net position in
         the perp (every leg in it), what a one-way account holds. In one-way mode an order that
         only reduces ``net`` goes ``reduceOnly``: if the exchange's stop closed the position
-        first, the exchange cuts or rejects it instead of opening the opposite position."""
+        first, the exchange cuts or rejects it instead of opening the opposite position. The
+        quantity goes on the market's amount step (``stops.step_amount``), so closing a booked
+        leg sends all of it, not one step less."""
         ex = self.exchange
         assert ex is not None
         try:
             market = market_symbol(ex, intent.instrument)
-            amount = float(ex.amount_to_precision(market, intent.qty))
+            amount = step_amount(ex, market, intent.qty)
         except (ccxt.BaseError, CascadeError) as exc:
             return OrderOutcome(intent, "refused", cid, ref_price=ref,
                                 reason=f"refused: {intent.qty:.6g} {intent.instrument} cannot "

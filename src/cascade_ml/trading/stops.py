@@ -45,6 +45,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import ccxt
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 MOVE_TOLERANCE = 1e-3
 """A resting stop is moved when the wanted trigger differs from it by more than this fraction."""
+_STEP_NOISE = 1e-6  # a quantity this near a step multiple (in steps) is float noise off it
 WORKING_TYPE = "CONTRACT_PRICE"
 STOP_MARKET, TAKE_PROFIT_MARKET = "STOP_MARKET", "TAKE_PROFIT_MARKET"
 
@@ -113,6 +115,22 @@ def safe_trigger(exchange: ccxt.Exchange, market: str, price: float, *, long: bo
         tick = float(exchange.market(market)["precision"]["price"])
         rounded = float(exchange.price_to_precision(market, rounded + (tick if long else -tick)))
     return rounded
+
+
+def step_amount(exchange: ccxt.Exchange, market: str, qty: float) -> float:
+    """``qty`` on the market's amount step (ccxt ``amount_to_precision``, which truncates),
+    float noise first snapped to the nearest step: a book leg is a float sum of step-multiple
+    fills (``1338.756 - 1290.575`` holds 48.18099999999981 NEAR), and truncating it would send
+    one step less than the exchange holds, leaving that step behind as a leg no order can
+    close (0.000999... truncates to nothing). A quantity farther from a step than ``1e-6`` of
+    one is truncated as before (never more than asked)."""
+    step = exchange.market(market)["precision"].get("amount")
+    if step:
+        size = float(step) if exchange.precisionMode == ccxt.TICK_SIZE else 10.0 ** -float(step)
+        n = round(qty / size)
+        if n > 0 and abs(qty / size - n) < _STEP_NOISE:
+            qty = float(Decimal(n) * Decimal(repr(size)))  # exactly n steps, no new noise
+    return float(exchange.amount_to_precision(market, qty))
 
 
 class ExchangeStops:
@@ -265,7 +283,7 @@ class ExchangeStops:
         the safe way (:func:`safe_trigger`); None when the market cannot say."""
         market = market_symbol(self.exchange, spec.instrument)
         try:
-            return (float(self.exchange.amount_to_precision(market, spec.qty)),
+            return (step_amount(self.exchange, market, spec.qty),
                     safe_trigger(self.exchange, market, spec.trigger, long=long))
         except ccxt.BaseError as exc:
             log.error("no stop for %s %s: %s", spec.instrument, spec.leg, exc)
