@@ -65,12 +65,14 @@ def policy_targets(sig: Signals, side: str, notional: float, tiers, cfg: PolicyC
                    cross: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``decide``'s answer for every bar at once (:func:`cascade_ml.policy.batch.decide_columns`:
     the same rules and the same fail-safe), on the feed's vol forecast smoothed over
-    ``cfg.forecast_halflife_bars`` (:func:`rules.smooth_log_vol`; as it is with 0)."""
+    ``cfg.forecast_halflife_bars`` (:func:`rules.smooth_log_vol`; as it is with 0), which it
+    returns as ``sigma_h`` (the live callers smooth the same way: ``forecasting.smoothing``)."""
     cross = cross or {}
     sigma = rules.smooth_log_vol(sig.sigma_h, cfg.forecast_halflife_bars)
-    return decide_columns(sigma, sig.cascade_prob, sig.n_fired, sig.horizon_hours, side,
-                          notional, tiers, cfg, vol_q99=sig.vol_q99,
-                          trailing_vol_annual=trailing_vol_annual, **cross)
+    return {**decide_columns(sigma, sig.cascade_prob, sig.n_fired, sig.horizon_hours, side,
+                             notional, tiers, cfg, vol_q99=sig.vol_q99,
+                             trailing_vol_annual=trailing_vol_annual, **cross),
+            "sigma_h": sigma}
 
 
 def _fixed(lev: np.ndarray | float, hedge: np.ndarray | float, sig: Signals) -> Plan:

@@ -6,7 +6,9 @@ One cycle, for the bar that closed last (``floor(now) - bar``):
 
 1. ``collect``: candles, funding, open interest and Fear & Greed into the store, incrementally;
 2. ``LiveFeatures.update``: the new feature rows, from a trailing window of history;
-3. the bundle forecasts the newest row; the forecast and its age go to the policy. In
+3. the bundle forecasts the newest row; the forecast and its age go to the policy, its vol
+   smoothed over the stored ones with ``policy.forecast_halflife_bars`` set
+   (``forecasting.smoothing``, as the backtest's policy reads it). In
    universe mode (a panel bundle serves the task, ``panel.enabled``) the row is the symbol's
    panel row at that bar, built this cycle from every symbol's feature rows known at it
    (``panel.newest.newest_panel``: its own scale-free columns and the market state), never
@@ -60,7 +62,8 @@ from cascade_ml.forecasting.inputs import (
     trailing_vol,
 )
 from cascade_ml.forecasting.pyfunc import log_forecast_model
-from cascade_ml.forecasting.scores import merge_scores
+from cascade_ml.forecasting.scores import merge_scores, vol_history
+from cascade_ml.forecasting.smoothing import smoothed_forecast
 from cascade_ml.labels.config import LabelConfig
 from cascade_ml.live.clock import Clock
 from cascade_ml.live.config import LiveConfig
@@ -81,6 +84,7 @@ from cascade_ml.panel.dataset import Panel, column_families
 from cascade_ml.panel.newest import newest_panel, panel_row
 from cascade_ml.policy import PolicyConfig, decide
 from cascade_ml.policy.schemas import Decision, Freshness, PolicyInputs
+from cascade_ml.policy.schemas import Forecast as PolicyForecast
 from cascade_ml.tracking import TrackingConfig
 from cascade_ml.trading.book import FundingEvent, PaperBook, funding_events
 from cascade_ml.trading.config import TradingConfig
@@ -440,7 +444,9 @@ class LiveLoop:
         row_ts = row.name
         x = self._input_row(bundle, symbol, row, panel)
         values = {k: float(v[0]) for k, v in bundle.predict(x, symbol).items()}
-        forecast = policy_forecast(values, self.task.horizon_hours)
+        # the vol forecast as the backtest's policy reads it: smoothed over the stored ones
+        forecast, smoothing = self._smoothed(symbol, row_ts,
+                                             policy_forecast(values, self.task.horizon_hours))
         context = row.to_dict()
         triggers, cross = policy_context(context, self.columns[symbol])
         trailing = trailing_vol(context, self.columns[symbol])
@@ -471,6 +477,8 @@ class LiveLoop:
             decision = decision.model_copy(update={"reasons": [
                 baseline_reason(forecast, self.task.horizon_hours, str(bundle.version),
                                 monitor.drift_reasons), *decision.reasons]})
+        if smoothing is not None and fallback is None:
+            decision = decision.model_copy(update={"reasons": [*decision.reasons, smoothing]})
         intents = []
         if settled is not None:  # None: this bar is already in the saved account
             targets = targets_from_decision(decision, symbol, forecast.sigma_h,
@@ -559,6 +567,16 @@ class LiveLoop:
                 events += funding_events(instrument, rates, bars["close"], to_utc(prev), now,
                                          self.bar)
         return events
+
+    def _smoothed(self, symbol: str, row_ts: pd.Timestamp, forecast: PolicyForecast
+                  ) -> tuple[PolicyForecast, str | None]:
+        """The forecast with its vol smoothed over the symbol's stored vol forecasts before
+        ``row_ts`` (``forecasting.smoothing``; the table is read only with a half-life set)."""
+        halflife = self.s.policy.forecast_halflife_bars
+        if halflife <= 0:
+            return forecast, None
+        return smoothed_forecast(forecast, vol_history(self.store, symbol), row_ts, halflife,
+                                 self.bar)
 
     def _store_forecast(self, symbol: str, row_ts: pd.Timestamp, values: dict[str, float],
                         version: str, now: pd.Timestamp) -> None:

@@ -6,7 +6,9 @@ bundle when ``models_dir`` is ``panel.bundle_dir``), loaded and checked by
 ``scores/symbol=<S>/scores.parquet`` by ``cascade_ml.forecasting.scores.merge_scores``, so scoring
 the same bar twice leaves one row (the later run wins) and a killed run leaves the previous table
 intact (atomic write). This step reads stored tables only: bringing data and features up to date
-is the job of the steps before it (see ``cascade_ml.pipeline.score_step``).
+is the job of the steps before it (see ``cascade_ml.pipeline.score_step``). With
+``policy.forecast_halflife_bars`` set, each row's decision reads its vol forecast smoothed over
+the stored ones before it (``cascade_ml.forecasting.smoothing``), as the backtest's policy does.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.errors import CascadeError
 from cascade_ml.forecasting import forecaster_dir, load_forecaster
-from cascade_ml.forecasting.scores import decision_columns, forecast_frame, merge_scores
+from cascade_ml.forecasting.scores import (
+    decision_columns,
+    forecast_frame,
+    merge_scores,
+    vol_history,
+    with_history,
+)
 from cascade_ml.policy import PolicyConfig
 from cascade_ml.scoring.config import ScoringConfig
 
@@ -63,8 +71,11 @@ def score_symbol(store: MarketStore, task: TaskConfig, scoring: ScoringConfig,
     rel = features_path(symbol)  # the triggers and betas of the decision (any forecaster kind)
     features = store.read_table(rel) if (store.root / rel).exists() else None
     out = forecast_frame(forecaster, rows, symbol)
+    # the vol forecasts the smoothed forecast reads: the stored ones, these rows in their place
+    history = (with_history(vol_history(store, symbol), out)
+               if policy.forecast_halflife_bars > 0 else None)
     out = out.join(decision_columns(symbol, out, features, task, policy,
-                                    scoring.default_position_notional))
+                                    scoring.default_position_notional, history))
     out["model_version"] = str(forecaster.version)
     out["feature_timestamp"] = rows.index
     out["scored_at"] = pd.Timestamp.now(tz="UTC")

@@ -15,7 +15,9 @@ The newest bar wins; on one bar the served forecast, then the scores, then the p
 age is t minus its bar's close (the staleness rule applies at t), and its triggers and BTC/ETH
 context come from the feature row of that bar. When nothing was available at t the lookup
 raises ``NoForecastAsOf`` naming the span the tables cover. The tables are re-read only when
-their files change (``serving.tables.read_if_changed``).
+their files change (``serving.tables.read_if_changed``). With ``policy.forecast_halflife_bars``
+set, the policy reads the forecast's vol smoothed over the vol forecasts of its table known at t
+(``forecasting.smoothing``), as the backtest's policy reads the walk-forward's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from cascade_ml.contracts.columns import SERVED_FORECASTS
+from cascade_ml.contracts.columns import SERVED_FORECASTS, VOL_FORECAST
 from cascade_ml.contracts.layout import features_path, predictions_path, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
@@ -39,6 +41,7 @@ from cascade_ml.forecasting.inputs import (
     policy_context,
     trailing_vol,
 )
+from cascade_ml.forecasting.smoothing import smoothed_forecast
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.serving.state import Forecast, forecast_record
 from cascade_ml.serving.tables import read_if_changed
@@ -114,6 +117,7 @@ class AsOfLookup:
         self.store = store
         self.task = task
         self.bar = task.bar
+        self.halflife = policy.forecast_halflife_bars
         self.columns: dict[str, ContextColumns] = {
             s: context_columns(task.references_for(s), policy, task.bar) for s in task.symbols}
         self._cache: dict[str, tuple] = {}  # table path -> (file mtime, value read from it)
@@ -143,12 +147,24 @@ class AsOfLookup:
         fc = forecast_record(symbol, pd.Timestamp(table.bars[i], tz="UTC"),
                              str(table.versions[i]), table.row(i), table.source, self.bar,
                              self.task.horizon_hours)
+        if self.halflife > 0:
+            fc = self._smoothed(fc, table, t_ns)
         row = self._context_row(symbol, fc.timestamp)
         if row is not None:
             triggers, cross = policy_context(row, self.columns[symbol])
             fc = replace(fc, triggers=triggers, cross=cross,
                          trailing_vol=trailing_vol(row, self.columns[symbol]))
         return fc
+
+    def _smoothed(self, fc: Forecast, table: History, t_ns: int) -> Forecast:
+        """The forecast with its vol smoothed over the table's vol forecasts known at t (point
+        in time; ``forecasting.smoothing``), as the backtest's policy reads it."""
+        known = table.known <= t_ns
+        vols = table.values.get(VOL_FORECAST, np.full(len(known), np.nan))[known]
+        history = pd.Series(vols, index=pd.to_datetime(table.bars[known], utc=True))
+        policy, note = smoothed_forecast(fc.policy, history, fc.timestamp, self.halflife,
+                                         self.bar)
+        return replace(fc, policy=policy, smoothing=note)
 
     # ------------------------------------------------------------------ tables
     def _table(self, symbol: str, source: str) -> History | None:

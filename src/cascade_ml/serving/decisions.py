@@ -164,6 +164,8 @@ def make_decision(request: DecisionRequest, symbol: str, forecast: Forecast | No
                                  model_available=model_loaded, freshness=freshness)
         if baseline:
             fields = {**fields, "reasons": [baseline, *fields["reasons"]]}
+    if forecast is not None and forecast.smoothing:  # a half-life set, no history to smooth
+        fields = {**fields, "reasons": [*fields["reasons"], forecast.smoothing]}
     stale = age is None or age > max_age
     as_of = (None if request.as_of is None
              else _DATETIME.dump_python(request.as_of.astimezone(UTC), mode="json"))

@@ -14,6 +14,11 @@ live loop (``monitoring.fallback``): missing or stale inputs fail safe, drift al
 forecast the policy reads for the baseline forecaster's (HAR and climatology) on the same bar
 and names it (``Forecast.baseline``). A report on an older bar than the forecast is ignored for
 decisions (it judged inputs the forecast no longer uses) but still shown and exported.
+
+With ``policy.forecast_halflife_bars`` set, the served forecast's policy block reads its vol
+smoothed over the stored vol forecasts of the bars before it (``forecasting.smoothing``, the
+scores table's last ``window_bars``), as the backtest's policy does; ``Forecast.smoothing`` says
+why when there are none (a first bar) and the answer's reasons repeat it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cascade_ml.contracts.columns import SERVED_FORECASTS
+from cascade_ml.contracts.columns import SERVED_FORECASTS, VOL_FORECAST
 from cascade_ml.contracts.layout import features_path, monitor_path, scores_path
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
@@ -43,6 +48,7 @@ from cascade_ml.forecasting.inputs import (
     trailing_vol,
 )
 from cascade_ml.forecasting.loader import check_task
+from cascade_ml.forecasting.smoothing import smoothed_forecast, window_bars
 from cascade_ml.monitoring.exporter import export_reports
 from cascade_ml.monitoring.fallback import Fallbacks, baseline_reason
 from cascade_ml.monitoring.health import MonitorReport
@@ -85,6 +91,7 @@ class Forecast:
     trailing_vol: float | None = None  # the perp's trailing realised vol at that bar, annualised
     monitor_reasons: tuple[str, ...] = ()  # the monitor's degrade reasons on this bar's inputs
     baseline: str | None = None  # drift alone: ``policy`` is the baseline forecaster's, and why
+    smoothing: str | None = None  # why ``policy``'s vol is not smoothed though a half-life is set
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.available_at
@@ -163,11 +170,13 @@ class Poller:
         self.state = state
         self.metrics = metrics
         self.bar = task.bar
+        self.halflife = policy.forecast_halflife_bars
         self.columns: dict[str, ContextColumns] = {
             s: context_columns(task.references_for(s), policy, task.bar) for s in task.symbols}
         self._seen_bundles: dict[str, tuple] = {}
         # table path -> (file mtime, value read from it)
-        self._scores: dict[str, tuple[int | None, Forecast | None]] = {}
+        # scores: the newest stored forecast and the stored vol forecasts (smoothing's history)
+        self._scores: dict[str, tuple[int | None, tuple[Forecast | None, pd.Series]]] = {}
         self._features: dict[str, tuple[int | None, pd.DataFrame | None]] = {}
         self._monitors: dict[str, tuple[int | None, MonitorSlot | None]] = {}
         self._live: dict[str, tuple[tuple, Forecast]] = {}
@@ -206,7 +215,12 @@ class Poller:
         monitor = self._refresh_monitor(symbol)
         features = self._read_features(symbol)
         self._reload_bundle(symbol)
-        chosen = _newest(self._read_scores(symbol), self._live_forecast(symbol))
+        scored, history = self._read_scores(symbol)
+        chosen = _newest(scored, self._live_forecast(symbol))
+        if chosen is not None and self.halflife > 0:  # as the backtest's policy reads it
+            policy, note = smoothed_forecast(chosen.policy, history, chosen.timestamp,
+                                             self.halflife, self.bar)
+            chosen = replace(chosen, policy=policy, smoothing=note)
         if chosen is not None and features is not None and chosen.timestamp in features.index:
             row = features.loc[chosen.timestamp].to_dict()
             triggers, cross = policy_context(row, self.columns[symbol])
@@ -316,16 +330,20 @@ class Poller:
         return self._read_if_changed(self._features, features_path(symbol),
                                      lambda frame: frame.tail(4))
 
-    def _read_scores(self, symbol: str) -> Forecast | None:
-        """The newest stored forecast, re-read only when the scores table changes."""
-        def newest(frame: pd.DataFrame) -> Forecast | None:
+    def _read_scores(self, symbol: str) -> tuple[Forecast | None, pd.Series]:
+        """The newest stored forecast and the last ``window_bars`` stored vol forecasts (the
+        smoothed forecast's history), re-read only when the scores table changes."""
+        def newest(frame: pd.DataFrame) -> tuple[Forecast | None, pd.Series]:
             if not len(frame):
-                return None
+                return None, _NO_HISTORY
             row = frame.iloc[-1]
+            history = (frame[VOL_FORECAST].astype(float).tail(window_bars(self.halflife))
+                       if self.halflife > 0 and VOL_FORECAST in frame.columns else _NO_HISTORY)
             return self._forecast(symbol, frame.index[-1], str(row.get("model_version", "")),
-                                  row.to_dict(), "scores")
+                                  row.to_dict(), "scores"), history
 
-        return self._read_if_changed(self._scores, scores_path(symbol), newest)
+        read = self._read_if_changed(self._scores, scores_path(symbol), newest)
+        return (None, _NO_HISTORY) if read is None else read  # None: no table yet
 
     def _read_if_changed(self, cache: dict, rel: str, convert: Callable[[Any], Any],
                          read: Callable[[str], Any] | None = None) -> Any:
@@ -369,9 +387,12 @@ class Poller:
         return forecast
 
 
+_NO_HISTORY = pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
+
+
 def _key(fc: Forecast) -> tuple:
     return (fc.timestamp, fc.model_version, fc.source, fc.values, fc.triggers, fc.cross,
-            fc.trailing_vol, fc.monitor_reasons)
+            fc.trailing_vol, fc.monitor_reasons, fc.smoothing)
 
 
 def _newest(scored: Forecast | None, live: Forecast | None) -> Forecast | None:
