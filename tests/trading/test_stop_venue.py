@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 
 import pandas as pd
+import pytest
 from trading.test_reconcile import decide_with
 from trading.venue_helpers import KEYS, NEAR_BARS, POLICY, START, at
 
@@ -124,3 +125,34 @@ def test_the_loops_close_after_the_exchange_stop_fired_never_reverses(
     frames = book.frames()
     assert book_differences(frames["orders"], frames["fills"], legs, sim.state) == []
     assert list(frames["stop_orders"]["state"]) == ["fired"]
+
+
+def test_a_fired_stop_is_booked_at_what_the_exchange_filled_after_a_lost_answer(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    """Found by the tight-stop soak: a hedge order whose answer was lost filled on the venue
+    after the one-way stop was sized (net 60); the stop then sold 60 of a net 70. The book must
+    close 60/70 of each leg (main 100 -> 14.2857, hedge -30 -> -4.2857: net +10, as the venue),
+    not each leg in full."""
+    sim, client, clock = venue(FaultPlan(script=("none", "none", "none", "timeout")))
+    ex = _executor(book, client)
+    _cycle(ex, 1, [OrderIntent("main", "NEAR", "buy", 100, ref_price=5.05),
+                   OrderIntent("hedge", "NEAR", "sell", 40, ref_price=5.05)], stop=4.85)
+    assert sim.position("NEARUSDT") == 60
+    (rest,) = book.live_stops("NEAR")
+    assert rest.qty == 60  # the net position, one-way mode
+    _cycle(ex, 2, [OrderIntent("hedge", "NEAR", "buy", 10, ref_price=5.05)], stop=4.85)
+    assert sim.position("NEARUSDT") == 70  # the order whose answer was lost filled
+    (rest,) = book.live_stops("NEAR")
+    assert rest.qty == 60  # sized before that fill
+    clock.set(at(3))
+    sim.trigger_stops()  # bar 2's low 4.80 reaches 4.85
+    assert sim.position("NEARUSDT") == pytest.approx(10)
+    ex.reconcile(["NEAR"], ["NEAR"], at(3, 20))  # books the lost answer's fill
+    _cycle(ex, 3, [], stop=None)  # books the fired stop
+    legs = {(v.leg, v.instrument): v.qty for v in book.state().legs}
+    assert legs[("main", "NEAR")] == pytest.approx(100 * 10 / 70)
+    assert legs[("hedge", "NEAR")] == pytest.approx(-30 * 10 / 70)
+    net = {"NEAR": sum(legs.values())}
+    assert net["NEAR"] == pytest.approx(10)
+    frames = book.frames()
+    assert book_differences(frames["orders"], frames["fills"], net, sim.state) == []

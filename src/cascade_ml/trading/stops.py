@@ -236,7 +236,11 @@ class ExchangeStops:
             self.book.update_stop(stop.client_order_id, "fired", fill_order_id=str(actual),
                                   reason=why)
             return {}
-        done = min(filled / stop.qty, 1.0)  # 1: the whole order filled
+        # the share of each leg closed: the fill over the net quantity the legs hold now, not
+        # over the stop's own quantity (sized when it was placed: an order whose answer was lost
+        # may have changed the position since, and a one-way stop reduces the net position)
+        net = abs(sum(q for _, q in covers))
+        done = min(filled / net, 1.0) if net > FLAT else 1.0
         out = {}
         for leg, q in covers:
             share = abs(q) / total

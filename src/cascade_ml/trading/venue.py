@@ -616,30 +616,27 @@ def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[st
     fee_of: dict[int, float] = {}
     for t in state["trades"]:
         fee_of[t["orderId"]] = fee_of.get(t["orderId"], 0.0) + float(t["commission"])
-    by_cid = orders.set_index("client_order_id") if len(orders) else orders
-    fill_of = fills.set_index("order_id") if len(fills) else fills
+    booked = _booked_by_venue_order(orders, fills)
     for cid, (o, *_) in accepted.items():
         if not cid.startswith("cml-") or float(o["executedQty"]) <= 0:
             continue
-        if cid not in by_cid.index:
+        if cid not in booked:
             out.append(f"{cid}: filled {o['executedQty']} on the venue, not in the book")
             continue
-        row = by_cid.loc[cid]
-        if row["id"] not in fill_of.index:
-            out.append(f"{cid}: filled {o['executedQty']} on the venue, {row['status']} in the "
-                       "book")
+        status, got = booked[cid]
+        if got is None:
+            out.append(f"{cid}: filled {o['executedQty']} on the venue, {status} in the book")
             continue
-        f = fill_of.loc[row["id"]]
         for what, venue_value, book_value in (
-                ("quantity", float(o["executedQty"]), float(f["qty"])),
-                ("price", float(o["avgPrice"]), float(f["price"])),
-                ("fee", fee_of.get(o["orderId"], 0.0), float(f["fee"]))):
+                ("quantity", float(o["executedQty"]), got[0]),
+                ("price", float(o["avgPrice"]), got[1]),
+                ("fee", fee_of.get(o["orderId"], 0.0), got[2])):
             if not math.isclose(venue_value, book_value, rel_tol=1e-9, abs_tol=1e-9):
                 out.append(f"{cid}: {what} {venue_value!r} on the venue, {book_value!r} in the "
                            "book")
-    for row in orders[orders["status"] == "filled"].itertuples() if len(orders) else ():
-        if row.client_order_id not in accepted:
-            out.append(f"{row.client_order_id}: filled in the book, unknown to the venue")
+    for cid, (status, _) in booked.items():
+        if status == "filled" and cid not in accepted:
+            out.append(f"{cid}: filled in the book, unknown to the venue")
     held: dict[str, float] = {}
     if loop_only:
         cid_of = {o["orderId"]: o["clientOrderId"] for o in state["orders"]}
@@ -657,6 +654,31 @@ def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[st
         if abs(v - b) > STEP / 2:
             out.append(f"{instrument}: the venue holds {v:+g}, the book {b:+g}")
     return out
+
+
+def _booked_by_venue_order(orders: pd.DataFrame, fills: pd.DataFrame
+                           ) -> dict[str, tuple[str, tuple[float, float, float] | None]]:
+    """The book's orders per venue client order id: status and (quantity, price, fee) of the
+    fill. A one-way stop that closed several legs is booked once per leg (``<id>/<leg>``): its
+    legs are netted back into the one order the venue filled (signed quantities summed, fees
+    added, the price of the first)."""
+    out: dict[str, tuple[str, tuple[float, float, float] | None]] = {}
+    if not len(orders):
+        return out
+    fill_of = fills.set_index("order_id") if len(fills) else fills
+    for row in orders.itertuples():
+        cid = str(row.client_order_id).split("/")[0]
+        got = None
+        if row.id in fill_of.index:
+            f = fill_of.loc[row.id]
+            sign = 1.0 if row.side == "buy" else -1.0
+            got = (sign * float(f["qty"]), float(f["price"]), float(f["fee"]))
+        if cid in out and out[cid][1] is not None and got is not None:
+            q, p, fee = out[cid][1]
+            got = (q + got[0], p, fee + got[2])
+        out[cid] = (row.status if cid not in out else out[cid][0], got)
+    return {cid: (status, None if got is None else (abs(got[0]), got[1], got[2]))
+            for cid, (status, got) in out.items()}
 
 
 @dataclass(frozen=True)
