@@ -131,8 +131,9 @@ def test_a_fired_stop_is_booked_at_what_the_exchange_filled_after_a_lost_answer(
         venue, book: PaperBook) -> None:  # noqa: ANN001
     """Found by the tight-stop soak: a hedge order whose answer was lost filled on the venue
     after the one-way stop was sized (net 60); the stop then sold 60 of a net 70. The book must
-    close 60/70 of each leg (main 100 -> 14.2857, hedge -30 -> -4.2857: net +10, as the venue),
-    not each leg in full."""
+    book what the venue filled, not close each leg in full: the same-perp hedge (-30) closes,
+    the main leg sells 60 + 30 = 90 (100 -> 10), net +10 as on the venue, every quantity on the
+    amount grid."""
     sim, client, clock = venue(FaultPlan(script=("none", "none", "none", "timeout")))
     ex = _executor(book, client)
     _cycle(ex, 1, [OrderIntent("main", "NEAR", "buy", 100, ref_price=5.05),
@@ -150,8 +151,8 @@ def test_a_fired_stop_is_booked_at_what_the_exchange_filled_after_a_lost_answer(
     ex.reconcile(["NEAR"], ["NEAR"], at(3, 20))  # books the lost answer's fill
     _cycle(ex, 3, [], stop=None)  # books the fired stop
     legs = {(v.leg, v.instrument): v.qty for v in book.state().legs}
-    assert legs[("main", "NEAR")] == pytest.approx(100 * 10 / 70)
-    assert legs[("hedge", "NEAR")] == pytest.approx(-30 * 10 / 70)
+    assert legs[("main", "NEAR")] == pytest.approx(10)
+    assert legs.get(("hedge", "NEAR"), 0.0) == 0.0
     net = {"NEAR": sum(legs.values())}
     assert net["NEAR"] == pytest.approx(10)
     frames = book.frames()

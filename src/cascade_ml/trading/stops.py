@@ -236,15 +236,23 @@ class ExchangeStops:
             self.book.update_stop(stop.client_order_id, "fired", fill_order_id=str(actual),
                                   reason=why)
             return {}
-        # the share of each leg closed: the fill over the net quantity the legs hold now, not
-        # over the stop's own quantity (sized when it was placed: an order whose answer was lost
-        # may have changed the position since, and a one-way stop reduces the net position)
-        net = abs(sum(q for _, q in covers))
-        done = min(filled / net, 1.0) if net > FLAT else 1.0
+        # what each leg closes: the fill reduces the net position the legs hold now (the
+        # stop's own size may be stale: an order whose answer was lost can have filled since).
+        # Legs against the net (a same-perp hedge) close in full, the legs along it take the
+        # fill plus those, so every booked quantity stays on the exchange's amount grid and the
+        # venue's remainder is left on the main leg, not spread as dust over both
+        net = sum(q for _, q in covers)
+        sign = 1.0 if net > 0 else -1.0
+        against = sum(abs(q) for _, q in covers if q * sign < 0)
+        along = sum(abs(q) for _, q in covers if q * sign > 0)
+        rest = min(filled + against, along)
+        closes = {leg: abs(q) if q * sign < 0 else rest * abs(q) / along
+                  for leg, q in covers}
+        total = sum(closes.values())
         out = {}
         for leg, q in covers:
-            share = abs(q) / total
-            qty = abs(q) * done
+            qty = closes[leg]
+            share = qty / total
             side: OrderSide = "sell" if q > 0 else "buy"
             cost = qty * (stop.trigger_price - price) if side == "sell" \
                 else qty * (price - stop.trigger_price)
