@@ -205,7 +205,8 @@ class ExchangeStops:
     def _booked_fill(self, stop: StopRecord, order: dict,
                      legs: Legs) -> dict[tuple[LegName, str], OrderOutcome]:
         """The fill of a triggered stop: the market order it spawned (``actualOrderId``),
-        split over the legs it closed in proportion to their quantities."""
+        booked on the legs it closed: a same-perp hedge in full, the main leg by the fill plus
+        that hedge (see below)."""
         info = order.get("info") or {}
         actual = info.get("actualOrderId")
         if actual in (None, "", "0", 0):
@@ -248,11 +249,11 @@ class ExchangeStops:
         rest = min(filled + against, along)
         closes = {leg: abs(q) if q * sign < 0 else rest * abs(q) / along
                   for leg, q in covers}
-        total = sum(closes.values())
+        closed = sum(closes.values())
         out = {}
         for leg, q in covers:
             qty = closes[leg]
-            share = qty / total
+            share = qty / closed  # of the one venue order's fee
             side: OrderSide = "sell" if q > 0 else "buy"
             cost = qty * (stop.trigger_price - price) if side == "sell" \
                 else qty * (price - stop.trigger_price)
