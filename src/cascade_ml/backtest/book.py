@@ -1,11 +1,17 @@
 """The book: several perps on one account, each a position the policy hedges and sizes.
 
-Every position is the bot's leveraged long (``task.side``) in one perp with its own isolated
-margin (``margin_fraction`` of equity shared equally), hedged in the same perp or, when the
-policy's instrument rule picks them, beta-weighted in the BTC or ETH perp. The size cap is the
-policy's, on the *book's* equity: no position may lose more than ``max_risk_fraction`` of it on
-the adverse move. Funding is paid on every leg at its own perp's rate. The book is simulated on
-the bars every symbol has out-of-sample forecasts for (the intersection of their OOS spans).
+Every position is the bot's leveraged long (``task.side``) in one perp, hedged in the same perp
+or, when the policy's instrument rule picks them, beta-weighted in the BTC or ETH perp, and
+reads its own slice of the account: equity / positions (``trading.core.position_equity``,
+re-read every bar; the slices sum to the account). Its isolated margin is ``margin_fraction``
+of the slice, and the policy's size cap and stop put ``max_risk_fraction`` of the *slice* at
+risk on the adverse move, so the book holds what that many single-perp accounts of one slice
+each would (with the same rules: ``simulate_book`` is the single-perp engine), sharing their
+free cash. (On the whole account instead, 21 positions put 21 x 2 % of it at risk on one
+correlated tail move, and each one's leverage cap bound instead of its size cap, so the
+model-fed main leg followed every move of the cap.) Funding is paid on every leg at its own
+perp's rate. The book is simulated on the bars every symbol has out-of-sample forecasts for
+(the intersection of their OOS spans).
 
 Per position: P&L, return and drawdown on its allocation (initial equity / positions),
 liquidations, stops, fees, funding, hedge and proxy use, and the basis risk of proxy hedges

@@ -129,6 +129,11 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
                   inline: bool | None = None) -> BookResult:
     """Simulate every position of the book on one shared account (the trading core's rules).
 
+    Each position's rules read its slice of the account (``core.position_equity``: equity
+    over the positions, re-read every bar): margin ``margin_fraction`` of the slice, size cap
+    and stop on ``max_risk_fraction`` of it, so the book is the sum of one-slice accounts that
+    share their free cash (a book of one is the single-perp backtest).
+
     ``inline=False`` runs every bar through the core's functions (the reference the quiet bars
     of :func:`_bar` are tested against); None: :data:`INLINE_QUIET_BARS`."""
     k, n = market.close.shape
@@ -136,7 +141,7 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
     tiers = [Tiers(t) for t in market.tiers]
     r = core.CoreRules.of(policy, leverage_tolerance=leverage_tolerance,
                           stop_cooldown=stop_cooldown)
-    share = margin_fraction / max(len(plans), 1)
+    share = margin_fraction  # of each position's slice
     free = initial_equity
     book = [_Pos(p, n) for p in plans]
     for ps in book:
@@ -172,13 +177,13 @@ def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, c
         for ps in book:
             if ps.main_q != 0.0 and not (inline and _mark(ps, i, hi, lo, cl, fr, tiers)):
                 free += core.settle(ps, i, o, hi, lo, cl, fr, tiers, r)[1]
-    total = free + sum(ps.bucket for ps in book)
-    # --- 2. decisions at the close
+    # --- 2. decisions at the close, each position on its slice of the account
+    alloc = core.position_equity(free + sum(ps.bucket for ps in book), len(book))
     for ps in book:
-        if inline and ps.main_q != 0.0 and _holds(ps, i, cl[ps.main][i], r, total):
+        if inline and ps.main_q != 0.0 and _holds(ps, i, cl[ps.main][i], r, alloc):
             continue  # allocate does nothing to a held position, rebalance would return
-        free = core.allocate(ps, i, free, total, share)
-        free = core.rebalance(ps, i, cl, tiers, r, free, total, share, ps.lt[i], ps.ht[i],
+        free = core.allocate(ps, i, free, alloc, share)
+        free = core.rebalance(ps, i, cl, tiers, r, free, alloc, share, ps.lt[i], ps.ht[i],
                               ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
                               ps.lpn[i], ps.nne[i])
     equity[i] = free + sum(ps.bucket for ps in book)
@@ -221,7 +226,8 @@ def _mark(ps: _Pos, i: int, hi: core.Rows, lo: core.Rows, cl: core.Rows, fr: cor
 
 def _holds(ps: _Pos, i: int, c: float, r: core.CoreRules, total: float) -> bool:
     """True when ``core.rebalance`` would return at once for this held position (no target, or
-    inside both no-trade bands): its first tests, the same float operations."""
+    inside both no-trade bands) on its equity ``total``: its first tests, the same float
+    operations."""
     if r.stop_reset and ps.stops_on and ps.main_q > 0 and i >= ps.anchor_at:
         return False  # the stop is re-anchored at this close (``core.rebalance``)
     lt, ht, b = ps.lt[i], ps.ht[i], ps.bucket

@@ -464,7 +464,7 @@ class LiveLoop:
         inputs = PolicyInputs(symbol=symbol, forecast=forecast, triggers=triggers,
                               cross_asset=cross, trailing_vol_annual=trailing,
                               position=trader.policy_position(symbol, marks[symbol]),
-                              equity=max(trader.total, 1e-9),
+                              equity=max(trader.position_equity, 1e-9),
                               freshness=Freshness(forecast_age_s=age, features_age_s=age))
         # graded response: breakers and missing / stale inputs fail safe, drift -> baseline
         fail_reasons, fallback = self._graded(symbol, bundle, monitor, row_ts)

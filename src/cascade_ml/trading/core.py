@@ -20,12 +20,14 @@ hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated 
      position re-enters from the next bar;
    - otherwise both legs are marked to the close and pay funding settling at that close, each
      at its own perp's rate (:func:`cascade_ml.trading.funding.funding_amount`).
-2. :func:`allocate` then :func:`rebalance` at the close, with the decision for that bar: a flat
-   position (re)enters with ``margin_fraction`` of equity divided among the positions; the
+2. :func:`allocate` then :func:`rebalance` at the close, with the decision for that bar, each on
+   the position's own slice of the account's equity (:func:`position_equity`: equity over the
+   positions; "equity" below is that slice): a flat
+   position (re)enters with ``margin_fraction`` of its equity as margin; the
    leverage is reset when it sits above the bar's cap (``min(target, size cap / bucket)``: never
    tolerated, cut back to the cap at that close) or more than ``leverage_tolerance`` below it
    (the tolerance is one-sided: it only spares re-levering up); the bucket is then reset to its
-   share of equity, a free transfer. The hedge moves only when
+   margin share of its equity, a free transfer. The hedge moves only when
    ``policy.rules.rebalance_test`` (the no-trade band and the benefit-vs-cost test) passes, and
    the hedge instrument changes only then (on a fail-safe bar the benefit test does not apply,
    as in ``decide``: outside the band the hedge moves to the fail-safe's). The main leg is held
@@ -181,8 +183,19 @@ def settle(ps: PositionState, i: int, o: Rows, hi: Rows, lo: Rows, cl: Rows, fr:
     return HELD, 0.0, c, hc
 
 
+def position_equity(account: float, positions: int) -> float:
+    """The equity one position's rules read in an account of ``positions`` positions: an equal
+    slice (the slices sum to the account). Its margin bucket is ``margin_fraction`` of the
+    slice, and its size cap and its stop's loss ``max_risk_fraction`` of it, so a book holds
+    what as many one-position accounts of one slice each would (one position: the account).
+    Read on the whole account instead, each of 21 positions could lose 2 % of the account on
+    one (correlated) tail move, and its leverage cap, not its size cap, bound it."""
+    return account / max(positions, 1)
+
+
 def allocate(ps: PositionState, i: int, free: float, total: float, share: float) -> float:
-    """A flat position past its cooldown takes its margin share of equity; returns free cash."""
+    """A flat position past its cooldown takes its margin ``share`` of ``total`` (its equity,
+    :func:`position_equity`); returns free cash."""
     if ps.main_q == 0.0 and ps.bucket <= 0.0 and i >= ps.cool_until and free > 0:
         take = min(total * share, free)
         ps.bucket += take
@@ -195,7 +208,8 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
               prob: float, ti: int, tb: float, tr: float, lpn: float, nne: bool) -> float:
     """Apply the bar's targets at its close (leverage ``lt``, hedge ``ht`` in instrument ``ti``
     with beta ``tb`` and effectiveness ``tr``, loss per notional ``lpn`` for the size cap (NaN
-    or <= 0: none), no new exposure ``nne``; ``sig``/``prob`` feed the benefit test). NaN
+    or <= 0: none), no new exposure ``nne``; ``sig``/``prob`` feed the benefit test), on the
+    position's equity ``total`` (:func:`position_equity`) with margin ``share`` of it. NaN
     targets keep the position. Returns free cash."""
     if r.stop_reset and ps.stops_on and ps.main_q > 0 and i >= ps.anchor_at:
         a = cl[ps.main][i]  # the holding window is over: the stop is measured from here

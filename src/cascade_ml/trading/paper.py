@@ -147,7 +147,7 @@ class PaperTrader:
         self.tiers = [Tiers(policy.tiers_for(n)) for n in names]
         self.rules = core.CoreRules.of(policy, leverage_tolerance=trading.leverage_tolerance,
                                        stop_cooldown=trading.stop_cooldown_bars)
-        self.share = trading.margin_fraction / max(len(self.symbols), 1)
+        self.share = trading.margin_fraction  # of each position's slice (position_equity)
         self.free = trading.initial_equity
         self.total = self.free
         self.last_bar: int | None = None
@@ -158,6 +158,12 @@ class PaperTrader:
     @property
     def equity(self) -> float:
         return self.free + sum(ps.bucket for ps in self.positions.values())
+
+    @property
+    def position_equity(self) -> float:
+        """The equity each position's rules read (margin, size cap, stop): its slice of the
+        account at the last settled close (:func:`core.position_equity`)."""
+        return core.position_equity(self.total, len(self.symbols))
 
     def legs(self, symbol: str) -> dict[tuple[str, str], float]:
         """Signed quantities of the symbol's legs (long > 0)."""
@@ -229,9 +235,10 @@ class PaperTrader:
             raise CascadeError(f"the hedge instrument {targets.instrument} has no prices",
                                f"paper trader {symbol}")
         before = self.legs(symbol)
-        self.free = core.allocate(ps, bar_no, self.free, self.total, self.share)
+        alloc = self.position_equity
+        self.free = core.allocate(ps, bar_no, self.free, alloc, self.share)
         self.free = core.rebalance(
-            ps, bar_no, cl, self.tiers, self.rules, self.free, self.total, self.share,
+            ps, bar_no, cl, self.tiers, self.rules, self.free, alloc, self.share,
             targets.leverage, targets.hedge, targets.sigma_h, targets.cascade_prob, ti,
             targets.beta, targets.r2, targets.loss_per_notional, targets.no_new_exposure)
         return orders_between(before, self.legs(symbol),
