@@ -60,8 +60,8 @@ def test_two_positions_share_the_account_and_the_pnl_adds_up(near) -> None:
     for r in runs["unhedged"].positions.values():
         # net of the open's own fee (0.06 % of N): N = 5 x (2,500 - 0.0006 N)
         assert r.notional[0] == pytest.approx(5 * 10_000 * 0.5 / 2 / (1 + 5 * 0.0006))
-    # the policy's size cap is on the book's equity: each position loses at most 2 % of it on
-    # the adverse move (its own loss per notional)
+    # the policy's size cap is on each position's slice of the book (half of it here): each
+    # position loses at most 2 % of its slice on the adverse move (its own loss per notional)
     model = runs["model_policy"]
     assert model.metrics["mean_exposure"] < runs["unhedged"].metrics["mean_exposure"]
     assert set(model.position_metrics) == {"NEAR", "TWIN"}
