@@ -11,6 +11,8 @@ periods, forecast value, economic value, frontier), one task per perp on the com
   the perps and the summed liquidations, stops, fees and funding;
 - **counts**: on how many perps one strategy beats another (CVaR 95, max drawdown, Calmar,
   realised quadratic utility);
+- **window targets** (:mod:`cascade_ml.backtest.windows`): issue 16's oracle-vs-static target
+  on development windows as long as the final period, on the final period and the whole span;
 - the **economic value** pooled (one day-block bootstrap across all perps at once), and per
   perp;
 - the **frontier** per perp and pooled;
