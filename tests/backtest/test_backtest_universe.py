@@ -209,6 +209,28 @@ def test_universe_command_writes_per_symbol_pooled_and_economic_value(universe_d
     assert book["model_policy"]["symbols"] == ["NEAR", "BTC", "ETH"]
     assert set(book["model_policy"]["positions"]) == {"NEAR", "BTC", "ETH"}
     assert len(doc["perp_table"]) == 3
+    # issue 16's target on development windows as long as the final period
+    wt = doc["window_targets"]
+    assert wt["target"] == {"pair": "oracle_policy vs static_matched_oracle", "share": 0.9}
+    block = wt["pooled"]["universe"]["oracle_policy vs static_matched_oracle"]
+    assert block["final_period"]["windows"] == 3 and block["whole_span"]["windows"] == 3
+    assert block["development_windows"]["windows"] >= 3  # two months of folds, one of final
+    for sym, rows in doc["per_symbol"].items():
+        by = {r["strategy"]: r for r in rows}
+        final = by["oracle_policy"]["periods"]["final period"]
+        w = wt["per_symbol"][sym]
+        bars = (pd.Timestamp(final["end"]) - pd.Timestamp(final["start"])) // pd.Timedelta("1h")
+        assert w["window_bars"] == bars + 1  # hourly bars, both ends included
+        # every window ends before the final period starts and is as long as it
+        for win in w["windows"]:
+            span = pd.Timestamp(win["end"]) - pd.Timestamp(win["start"])
+            assert span == pd.Timedelta(hours=bars)
+            assert pd.Timestamp(win["end"]) < pd.Timestamp(final["start"])
+        # the final period judged here is the period table's (same slice, same metrics)
+        (rec,) = w["pairs"]["oracle_policy vs static_matched_oracle"]["final"]
+        assert rec["first"]["cvar_95"] == pytest.approx(final["cvar_95"])
+        assert rec["first"]["max_drawdown"] == pytest.approx(final["max_drawdown"])
+    assert "oracle_policy vs static_matched_oracle, won: development windows" in out.stdout
     assert "pooled over left_out" in out.stdout and "ETH*" in out.stdout
     page = (universe_dir / "rep" / "UNIVERSE_report.html").read_text()
     assert "Efficiency frontier" in page and "data:image/png;base64," in page

@@ -11,6 +11,8 @@ periods, forecast value, economic value, frontier), one task per perp on the com
   the perps and the summed liquidations, stops, fees and funding;
 - **counts**: on how many perps one strategy beats another (CVaR 95, max drawdown, Calmar,
   realised quadratic utility);
+- **window targets** (:mod:`cascade_ml.backtest.windows`): issue 16's oracle-vs-static target
+  on development windows as long as the final period, on the final period and the whole span;
 - the **economic value** pooled (one day-block bootstrap across all perps at once), and per
   perp;
 - the **frontier** per perp and pooled;
@@ -44,6 +46,13 @@ from cascade_ml.backtest.run import (
     log_to_mlflow,
     universe_economic_value,
     write_symbol_outputs,
+)
+from cascade_ml.backtest.windows import (
+    TARGET_PAIR,
+    TARGET_SHARE,
+    pooled_shares,
+    summary_line,
+    symbol_windows,
 )
 from cascade_ml.compute import ComputeConfig, engine
 from cascade_ml.contracts.task import TaskConfig
@@ -81,8 +90,10 @@ def perp_task(item: tuple[str, object], store_root: str, task: TaskConfig, bt: B
     sb = backtest_symbol(store, str(what), task, bt, trading, policy, frontier_in_records=False)
     if bt.universe.symbol_reports:
         write_symbol_outputs(sb, bt, trading, policy, task.side, Path(out_dir))
+    windows = symbol_windows({n: r.result.equity for n, r in sb.runs.items()}, sb.data.index,
+                             sb.data.development_mask(), sb.data.final_mask())
     return {"kind": "symbol", "symbol": sb.symbol, "rows": sb.rows, "frame": sb.frame,
-            "frontier": sb.frontier, "bars": len(sb.data.index),
+            "frontier": sb.frontier, "bars": len(sb.data.index), "windows": windows,
             "seconds": time.perf_counter() - start}
 
 
@@ -296,6 +307,10 @@ def run_universe_backtest(store: MarketStore, symbols: list[str], task: TaskConf
     for pair, block in score["universe"].items():
         typer.echo(f"{pair}, perps better: " + ", ".join(
             f"{k} {c['better']}/{c['of']}" for k, c in block.items()))
+    wins = {r["symbol"]: r["windows"] for r in per}
+    window_targets = {g: pooled_shares({s: wins[s] for s in syms}) for g, syms in groups.items()}
+    for pair, block in window_targets["universe"].items():
+        typer.echo(summary_line(pair, block))
     if frontier:
         echo_dominance(frontier["pooled"]["dominance"], " (pooled over perps)")
     if book_rows:
@@ -308,6 +323,16 @@ def run_universe_backtest(store: MarketStore, symbols: list[str], task: TaskConf
                                   "capped_unhedged (same size, no hedge) baskets",
                   "per_symbol": rows, "perp_table": table, "pooled": pooled,
                   "counts": score,
+                  "window_targets": {
+                      "basis": "issue 16's first target on development windows as long as the "
+                               "final period (non-overlapping, tiled back from the final "
+                               "period's start over each perp's OOS development span), the "
+                               "final period and the whole span: share of (perp, window) pairs "
+                               "where the first strategy beats the second on CVaR 95 (daily), "
+                               "max drawdown (hourly equity) and mean quadratic utility of "
+                               "gross daily returns; each window a slice of the whole-span run",
+                      "target": {"pair": TARGET_PAIR, "share": TARGET_SHARE},
+                      "pooled": window_targets, "per_symbol": wins},
                   "economic_value": {"pooled": econ, "per_symbol": evs},
                   "frontier": frontier, "book": book_rows})
     typer.echo(f"universe backtest: {seconds:.1f} s wall on {workers} worker(s)")
