@@ -61,7 +61,8 @@ def test_strategies_on_real_prices(data) -> None:
 
 @pytest.mark.parametrize("cfg", [CFG, PolicyConfig(same_perp_effectiveness=0.5,
                                                     min_cross_hedge_r2=0.4,
-                                                    vol_reference="trailing")])
+                                                    vol_reference="trailing"),
+                                 PolicyConfig(objective_weight=0.4, static_hedge=0.45)])
 def test_vectorised_policy_matches_decide(data, cfg) -> None:
     rng = np.random.default_rng(1)
     sig = data.signals

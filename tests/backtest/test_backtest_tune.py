@@ -57,13 +57,15 @@ def test_too_little_development_data_is_a_clear_error(data) -> None:
 
 
 def test_the_objective_search_covers_smoothing_and_the_stop_and_starts_untuned() -> None:
-    """The objective rule's space includes the forecast half-life and the stop's re-anchoring,
-    and the untuned policy's point maps back onto itself (the first trial is the default)."""
+    """The objective rule's space includes the forecast half-life, the stop's re-anchoring and
+    the objective's weight against the static hedge, and the untuned policy's point maps back
+    onto itself (the first trial is the default)."""
     import optuna
 
     from cascade_ml.backtest.tune import start_point, suggest
 
-    cfg = PolicyConfig(forecast_halflife_bars=24.0, stop_reset_bars=72)
+    cfg = PolicyConfig(forecast_halflife_bars=24.0, stop_reset_bars=72, objective_weight=0.4)
     params = suggest(optuna.trial.FixedTrial(start_point(cfg)), "objective")
     assert params["forecast_halflife_bars"] == 24.0 and params["stop_reset_bars"] == 72
+    assert params["objective_weight"] == 0.4
     assert PolicyConfig.model_validate({**cfg.model_dump(), **params}) == cfg

@@ -96,3 +96,19 @@ def test_noisier_forecasts_give_less_utility() -> None:
         w = world(seed, 40_000)
         u = [realised_utility(policy_hedge(w, eta, seed), w) for eta in (0.0, 0.25, 0.5, 1.0)]
         assert u[0] > u[1] > u[2] > u[3], (seed, u)
+
+
+def test_fed_the_true_parameters_shrinking_toward_a_static_hedge_costs_utility() -> None:
+    """With perfect information the objective alone is best: its hedge shrunk toward the
+    band's midpoint (objective_weight 0.5, then 0: the static 50 %) earns less at each step."""
+    w = world(0, 40_000)
+    n = len(w["rho"])
+    u = []
+    for weight in (1.0, 0.5, 0.0):
+        cfg = PolicyConfig.model_validate({**CFG.model_dump(), "objective_weight": weight})
+        held = decide_columns(w["rho"] * S_REF, w["p"], np.zeros(n), H, "long", 10_000.0,
+                              cfg.tiers_for("NEAR"), cfg,
+                              trailing_vol_annual=np.full(n, REF_ANNUAL))["held"]
+        u.append(realised_utility(held, w))
+    assert u[0] > u[1] > u[2], u
+    assert u[2] == pytest.approx(realised_utility(np.full(n, 0.5), w))

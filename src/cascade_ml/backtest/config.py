@@ -117,6 +117,11 @@ class BacktestConfig(StrictModel):
 
     strategies: list[StrategyName] = Field(default_factory=lambda: list(ALL_STRATEGIES))
     static_hedge: float = Field(0.5, ge=0, le=1, description="Hedge of the static strategy.")
+    feed_objective_weight: dict[FeedName, float] = Field(
+        default_factory=dict, description="policy.objective_weight of the policy fed by each "
+        "named feed (har, ewma, oracle), each chosen for its own feed on the development "
+        "folds; a feed not named (and the model feed always: what decide uses live) reads "
+        "policy.objective_weight.")
     enforce_size_cap: bool = Field(
         True, description="Policy strategies hold each position to the policy's size cap "
         "(max_risk_fraction of equity lost on the adverse move).")
@@ -134,6 +139,17 @@ class BacktestConfig(StrictModel):
         None, gt=0, description="Mean block length (days); None = arch's optimal_block_length.")
     seed: int = 0
     book: BookConfig = BookConfig()
+
+    @field_validator("feed_objective_weight")
+    @classmethod
+    def _feed_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if "model" in value:
+            raise ValueError("the model feed reads policy.objective_weight (what decide uses "
+                             "live); name only har, ewma or oracle here")
+        bad = {k: w for k, w in value.items() if not 0 <= w <= 1}
+        if bad:
+            raise ValueError(f"objective weights must lie in [0, 1], got {bad}")
+        return value
     frontier: FrontierConfig = FrontierConfig()
     universe: UniverseConfig = UniverseConfig()
     report_dir: Path = Path("reports/backtest")

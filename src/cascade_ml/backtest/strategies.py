@@ -75,6 +75,15 @@ def policy_targets(sig: Signals, side: str, notional: float, tiers, cfg: PolicyC
             "sigma_h": sigma}
 
 
+def feed_policy(cfg: PolicyConfig, bt, feed: str) -> PolicyConfig:
+    """The policy the feed's strategy runs: ``cfg`` with the feed's own objective weight
+    (``backtest.feed_objective_weight``) where one is set, validated again."""
+    w = (getattr(bt, "feed_objective_weight", None) or {}).get(feed)
+    if w is None or w == cfg.objective_weight:
+        return cfg
+    return PolicyConfig.model_validate({**cfg.model_dump(), "objective_weight": w})
+
+
 def _fixed(lev: np.ndarray | float, hedge: np.ndarray | float, sig: Signals) -> Plan:
     n = len(sig.sigma_h)
     return Plan(np.broadcast_to(np.asarray(lev, dtype=float), (n,)).copy(),
@@ -140,7 +149,8 @@ def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: Poli
         feed = (feeds or {"model": sig}).get(POLICY_FEEDS[name])
         if feed is None:
             return None
-        return policy_plan(feed, bt, trading, cfg, tiers, notional, side,
+        return policy_plan(feed, bt, trading, feed_policy(cfg, bt, POLICY_FEEDS[name]),
+                           tiers, notional, side,
                            trailing_vol_annual=trailing_vol_annual, cross=cross,
                            proxies=proxies)
     raise ValueError(f"unknown strategy {name!r}")

@@ -6,7 +6,8 @@ bars** (so Calmar is not bought by simply holding less). Trials that break the c
 ``calmar - 10 x shortfall``. Optuna's TPE sampler searches the vol reference mode (fixed or the
 perp's own trailing vol) and, for the ``objective`` hedge rule (the default), the objective's
 risk aversion, cascade jump size, holding time, tail quantile, the forecast's smoothing
-half-life and the stop's re-anchoring interval; for the ``score`` rule the
+half-life, the stop's re-anchoring interval and the weight of the objective's hedge against
+the static one (``objective_weight``); for the ``score`` rule the
 band mapping (vol ratios, cascade probabilities, vol weight), the trigger bumps and the vol
 target; for both the sigmas to liquidation. Every map stays monotone (the objective's by its
 form; the score map because the search keeps ``low < high`` and ``k_cascade >= k_base`` by
@@ -84,7 +85,8 @@ def suggest(trial, rule: str = "score") -> dict:
                 "size_k_sigma": trial.suggest_float("size_k_sigma", 2.5, 5.0),
                 "forecast_halflife_bars": trial.suggest_float("forecast_halflife_bars", 0.0,
                                                               96.0),
-                "stop_reset_bars": trial.suggest_int("stop_reset_bars", 0, 168)}
+                "stop_reset_bars": trial.suggest_int("stop_reset_bars", 0, 168),
+                "objective_weight": trial.suggest_float("objective_weight", 0.0, 1.0)}
     vr_low = trial.suggest_float("vol_ratio_low", 0.3, 1.2)
     cp_low = trial.suggest_float("cascade_prob_low", 0.0, 0.10)
     return {
@@ -109,7 +111,8 @@ def start_point(policy: PolicyConfig) -> dict:
                 "jump_sigmas": policy.jump_sigmas, "holding_horizons": policy.holding_horizons,
                 "size_k_sigma": policy.size_k_sigma,
                 "forecast_halflife_bars": policy.forecast_halflife_bars,
-                "stop_reset_bars": policy.stop_reset_bars}
+                "stop_reset_bars": policy.stop_reset_bars,
+                "objective_weight": policy.objective_weight}
     return {**common, "vol_ratio_low": policy.vol_ratio_low,
             "vol_ratio_span": policy.vol_ratio_high - policy.vol_ratio_low,
             "cascade_prob_low": policy.cascade_prob_low,

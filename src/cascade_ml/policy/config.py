@@ -84,6 +84,14 @@ class PolicyConfig(StrictModel):
         0.0, ge=0, description="Half-life (bars) of the EWMA of the log-vol forecast the "
         "backtest's policy reads (rules.smooth_log_vol): 0 reads each bar's forecast as it is. "
         "A live bot gets the same policy only if it feeds decide the same smoothed forecast.")
+    objective_weight: float = Field(
+        1.0, ge=0, le=1, description="w: the objective's hedge shrunk toward the static ratio, "
+        "h = static + w (h_objective - static) (rules.shrink_to_static): 1 is the objective "
+        "alone, 0 the static hedge; for a forecast whose trades cost more than its information "
+        "is worth. The objective rule only.")
+    static_hedge: float | None = Field(
+        None, ge=0, le=1, description="The fixed hedge ratio the objective's hedge is shrunk "
+        "toward (known in advance, inside the band); None: the band's midpoint.")
     hedge_funding_8h: float = Field(-0.0001, ge=-0.01, le=0.01, description="Expected "
                                     "funding the hedge leg pays per 8 h, per unit of hedge "
                                     "notional (negative: it earns; a long's short hedge earns "
@@ -146,6 +154,13 @@ class PolicyConfig(StrictModel):
     def _check(self) -> PolicyConfig:
         if self.hedge_min > self.hedge_max:
             raise ValueError("hedge_min must be <= hedge_max")
+        if self.static_hedge is not None and not (
+                self.hedge_min <= self.static_hedge <= self.hedge_max):
+            raise ValueError(f"static_hedge {self.static_hedge:g} must lie inside the hedge "
+                             f"band [{self.hedge_min:g}, {self.hedge_max:g}]")
+        if self.objective_weight < 1 and self.hedge_rule != "objective":
+            raise ValueError("objective_weight < 1 shrinks the objective rule's hedge: it "
+                             "needs hedge_rule 'objective'")
         if self.vol_ratio_low >= self.vol_ratio_high:
             raise ValueError("vol_ratio_low must be < vol_ratio_high")
         if self.cascade_prob_low >= self.cascade_prob_high:
@@ -164,6 +179,14 @@ class PolicyConfig(StrictModel):
         if self.allow_above_20x:
             return self.max_leverage
         return min(self.max_leverage, HARD_LEVERAGE_LIMIT)
+
+    @property
+    def static_ratio(self) -> float:
+        """The static hedge the objective's hedge is shrunk toward: ``static_hedge``, or the
+        band's midpoint."""
+        if self.static_hedge is not None:
+            return self.static_hedge
+        return (self.hedge_min + self.hedge_max) / 2
 
     @property
     def trade_cost(self) -> float:

@@ -161,7 +161,8 @@ class Outlook(NamedTuple):
     score: float
     terms: dict[str, float]  # rules.objective_terms (the objective rule's parts)
     hedge: float  # the hedge target when it does not depend on the triggers (objective)
-    hedge_bound: str  # what bound that target: objective, hedge_min, hedge_max
+    hedge_bound: str  # what bound that target: objective, hedge_min, hedge_max (or, shrunk
+    # toward the static ratio, static_shrinkage / static)
     hedge_note: str  # the hedge-ratio sentence after "hedge ratio x%: ", before the triggers
     instrument: str
     beta: float
@@ -267,6 +268,8 @@ def _outlook(f: Forecast, cfg: PolicyConfig, ca: CrossAsset,
                             "band",
                "hedge_min": f", held to the bottom of the {cfg.hedge_min:.0%}-"
                             f"{cfg.hedge_max:.0%} band"}[bound])
+        if cfg.objective_weight < 1.0:
+            bound, hedge_note = _shrunk_note(terms, cfg, hedge_note)
         limits = rules.forecast_leverage_limits(sigma, horizon, prob, cfg, f.vol_q99, hedge)
         middle = (f"risk cap {limits['risk']:.2f}x ({cfg.leverage_ceiling:g}x at the bottom of "
                   f"the hedge band to {min(cfg.min_leverage, cfg.leverage_ceiling):g}x at its "
@@ -290,6 +293,22 @@ def _outlook(f: Forecast, cfg: PolicyConfig, ca: CrossAsset,
     return Outlook(sigma, prob, ref, s_ref, score, terms, hedge, bound, hedge_note, instrument,
                    beta, r2, why, {n: float(v) for n, v in limits.items()}, leverage_note,
                    float(rules.adverse_move(s_ref, cfg)), float(rules.tail_weight(prob, cfg)))
+
+
+def _shrunk_note(terms: dict[str, float], cfg: PolicyConfig, objective_note: str
+                 ) -> tuple[str, str]:
+    """(binding, sentence) of a hedge shrunk toward the static ratio (``objective_weight`` <
+    1): ``static`` at weight 0, where the forecast plays no part; ``static_shrinkage``
+    otherwise, the objective's own hedge and what bound it named in the sentence."""
+    w, static = cfg.objective_weight, cfg.static_ratio
+    if w == 0.0:
+        return "static", (f"the static hedge {static:.0%} (objective weight 0: the forecast "
+                          f"does not move the hedge; the objective alone would say "
+                          f"{terms['hedge_objective']:.0%})")
+    return "static_shrinkage", (
+        f"{objective_note}, {terms['hedge_objective']:.0%}; shrunk toward the static "
+        f"{static:.0%} with objective weight {w:g}: {static:.0%} + {w:g} x "
+        f"({terms['hedge_objective']:.0%} - {static:.0%}) = {terms['hedge']:.0%}")
 
 
 def _hedge_view(p: ForecastPlan, fired: tuple[str, ...]) -> HedgeView:

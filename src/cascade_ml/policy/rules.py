@@ -158,9 +158,53 @@ def objective_terms(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLik
     r = asnum(r2)
     e_star = div(maximum(mean + div(carry, r), 0.0), cfg.risk_aversion * var)
     h_free = div(1.0 - e_star, r)
+    clipped = out(clip(h_free, cfg.hedge_min, cfg.hedge_max))
     return {"rho": out(rho), "jump": out(jump), "mean": out(mean), "var": out(var),
             "carry": out(carry), "cost": out(cost), "r2": out(r), "e_star": out(e_star),
-            "h_free": out(h_free), "hedge": out(clip(h_free, cfg.hedge_min, cfg.hedge_max))}
+            "h_free": out(h_free), "hedge_objective": clipped,
+            "hedge": shrink_to_static(clipped, cfg)}
+
+
+# ------------------------------------------------ shrinkage toward a static hedge
+# A forecast whose noise, turned into trades, costs more than its information is worth should
+# fall back toward a static hedge, as a forecast that cannot beat HAR falls back to it. With
+# w = objective_weight and s = the static ratio (fixed in advance), the target is
+#   h_w = s + w (h - s)   (h: the objective's band-clipped hedge),
+# a convex combination of two ratios in the band, so it stays in the band and rises with h
+# (monotone in risk for any w >= 0). It is the maximiser, over the band shrunk toward s by w,
+# of U_w(h) = w^2 U(s + (h - s) / w) (U_w(h) = -A/2 (h - s)^2 at w = 0): the objective's
+# utility with its curvature A = gamma v R^4 kept and its vertex shrunk toward s by w. The
+# hold rule judges a move by U_w's gain, so the shrunk hedge is held and moved by the same
+# fee-aware test as the objective's (at w = 1, U_w is U and every number is today's).
+
+
+def shrink_to_static(hedge: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """``static + w (hedge - static)`` (w = ``objective_weight``, static =
+    ``cfg.static_ratio``), held inside the band: w = 1 returns ``hedge`` unchanged, w = 0 the
+    static ratio exactly."""
+    w = cfg.objective_weight
+    if w == 1.0:
+        return hedge
+    h = asnum(hedge)
+    return out(clip(w * h + (1.0 - w) * cfg.static_ratio, cfg.hedge_min, cfg.hedge_max))
+
+
+def shrunk_gain(target: ArrayLike, current: ArrayLike, terms: dict[str, ArrayLike],
+                cfg: PolicyConfig) -> ArrayLike:
+    """U_w(target) - U_w(current) (see above), in closed form: with U(h) = U0 + U1 h - A/2 h^2
+    (U1 = gamma v R^2 - R^2 m - f, A = gamma v R^4) and k = (1 - w) s,
+    U_w(h) = w^2 U0 + w U1 (h - k) - A/2 (h - k)^2. At w = 1 it is the objective's own gain
+    (:func:`hedge_utility`), bit for bit."""
+    w = cfg.objective_weight
+    if w == 1.0:
+        return out(hedge_utility(target, terms, cfg) - hedge_utility(current, terms, cfg))
+    r, m, v = asnum(terms["r2"]), asnum(terms["mean"]), asnum(terms["var"])
+    gv = cfg.risk_aversion * v
+    slope = gv * r - r * m - asnum(terms["carry"])
+    curvature = gv * r * r
+    t, c = asnum(target), asnum(current)
+    k = (1.0 - w) * cfg.static_ratio
+    return out((t - c) * (w * slope - 0.5 * curvature * (t + c - 2.0 * k)))
 
 
 def hedge_utility(hedge: ArrayLike, terms: dict[str, ArrayLike], cfg: PolicyConfig
@@ -185,9 +229,10 @@ def objective_move(target: ArrayLike, current: ArrayLike, terms: dict[str, Array
                    cfg: PolicyConfig) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
     """(worth_it, gain, cost) of moving the hedge from ``current`` to ``target``, in
     reference-vol units per unit notional: the change is at least the no-trade band, and the
-    utility gained beats the round-trip trading cost spread over the holding time, or the held
-    hedge lies outside the band (a constraint: it moves whatever the cost)."""
-    gain = hedge_utility(target, terms, cfg) - hedge_utility(current, terms, cfg)
+    utility gained (:func:`shrunk_gain`: the objective's, or its shrunk form) beats the
+    round-trip trading cost spread over the holding time, or the held hedge lies outside
+    the band (a constraint: it moves whatever the cost)."""
+    gain = shrunk_gain(target, current, terms, cfg)
     c = asnum(current)
     change = abs(asnum(target) - c)
     cost = change * asnum(terms["cost"])
