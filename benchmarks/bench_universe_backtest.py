@@ -10,11 +10,12 @@ All do the same work (every strategy and feed of every perp, the economic value 
 bootstraps, the frontier, the one-book view; no HTML, no MLflow) and must give the same numbers:
 the script checks that the three JSON documents agree (to 1e-9) before printing the times.
 
-By default the universe is built here from the real 1h bars of data/sample (NEAR, BTC, ETH,
-2023-01 .. 2026-03): each of ``--perps`` perps is one of the three paths shifted in time by a
-different offset, on its last ``--years`` years, with trailing-variance 'forecasts' and labels
-from the bars (as in the tests). ``--pipeline pipelines/universe.yaml`` runs on that pipeline's
-store instead (the real panel forecasts; run the pipeline first).
+By default the universe is built here (``synthetic_perps.perp``) from the real 1h bars of
+data/sample (NEAR, BTC, ETH, 2023-01 .. 2026-03): each of ``--perps`` perps is one of the three
+paths shifted in time by a different offset, on its last ``--years`` years, with
+trailing-variance 'forecasts' and labels from the bars (as in the tests).
+``--pipeline pipelines/universe.yaml`` runs on that pipeline's store instead (the real panel
+forecasts; run the pipeline first).
 
 Prints wall and CPU seconds of each, microseconds per perp-bar, the ratios and the load.
 
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from synthetic_perps import bases, perp
 
 from cascade_ml.backtest import engine as backtest_engine
 from cascade_ml.backtest.universe import run_universe_backtest
@@ -43,39 +45,14 @@ from cascade_ml.compute import ComputeConfig
 from cascade_ml.config import PipelineConfig, load_pipeline
 from cascade_ml.data.store import MarketStore, PartitionKey
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
-VARANUS = SAMPLE / "yagokhan-varanus-neo-flow-hybrid-extended" / "data"
-
-
-def _bars(name: str) -> pd.DataFrame:
-    df = pd.read_parquet(VARANUS / f"{name}USDT_1h.parquet")
-    df = df[["open", "high", "low", "close", "volume"]]
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC").as_unit("ns").rename("timestamp")
-    return df
-
 
 def synthetic_store(root: Path, perps: int, hours: int) -> list[str]:
     """``perps`` perps from the sample's three real paths, shifted; predictions and labels."""
     store = MarketStore(root)
-    bases = [_bars(n) for n in ("NEAR", "BTC", "ETH")]
+    paths = bases()
     symbols = []
     for k in range(perps):
-        base = bases[k % 3]
-        vals = np.roll(base.to_numpy(float), 997 * k, axis=0)
-        bars = pd.DataFrame(vals, index=base.index, columns=base.columns).iloc[-hours - 800:]
-        r = np.log(bars["close"]).diff()
-        var24 = (r ** 2).rolling(168).mean() * 24
-        dd = 1 - bars["close"] / bars["close"].rolling(24).max()
-        n = len(bars)
-        preds = pd.DataFrame({"fold": np.where(np.arange(n) > 0.85 * n, 1, 0),
-                              "var_forecast": var24, "vol_forecast": np.sqrt(var24),
-                              "cascade_prob": (dd / 0.15).clip(0, 1) * 0.5 + 0.02,
-                              "var_har": (r ** 2).rolling(720).mean() * 24,
-                              "var_ewma": (r ** 2).ewm(halflife=24).mean() * 24,
-                              "prob_climatology": 0.04}, index=bars.index).iloc[800:].dropna()
-        low = bars["low"][::-1].rolling(24).min()[::-1].shift(-1)
-        labels = pd.DataFrame({"cascade": (np.log(low / bars["close"]) < -0.08).astype(float),
-                               "fwd_rv": (r ** 2)[::-1].rolling(24).sum()[::-1].shift(-1)})
+        bars, preds, labels = perp(paths[k % 3], k, hours)
         sym = f"P{k:02d}"
         store.write(PartitionKey("ohlcv", "binance", sym, "1h"), bars)
         store.write_table(f"predictions/symbol={sym}/h=24/oos.parquet", preds)

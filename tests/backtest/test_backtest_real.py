@@ -64,6 +64,9 @@ def test_strategies_on_real_prices(data) -> None:
                                                     vol_reference="trailing"),
                                  PolicyConfig(objective_weight=0.4, static_hedge=0.45)])
 def test_vectorised_policy_matches_decide(data, cfg) -> None:
+    # decide reads the forecast it is given: both read each bar's forecast as it is (half-life
+    # 0); the smoothed one's parity is tests/forecasting/test_forecast_smoothing.py's
+    cfg = cfg.model_copy(update={"forecast_halflife_bars": 0.0})
     rng = np.random.default_rng(1)
     sig = data.signals
     sigma = sig.sigma_h.copy()

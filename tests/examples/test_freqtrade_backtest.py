@@ -142,8 +142,12 @@ def test_freqtrade_backtest_is_sized_and_levered_as_of_each_entry(
     assert FREQTRADE.exists(), ("freqtrade's own environment is missing: run `make "
                                 "freqtrade-venv` (make test does)")
     # the 24 h vol of a 115 %/yr reference is 6.0 %: the forecasts (3 .. 9 %) move the hedge, and
-    # with it the leverage cap (5x at 30 % .. 3x at 70 %), from bar to bar
-    pipeline = write_pipeline(tmp_path, symbols=("NEAR",), policy={"vol_reference_annual": 1.15})
+    # with it the leverage cap (5x at 30 % .. 3x at 70 %), from bar to bar; each read as it is
+    # (half-life 0: the service's smoothing is tested in tests/serving/test_serving_smoothing.py)
+    # by an objective (gamma 0.08, a 3-horizon hold) that spreads the caps inside 3-5x
+    policy = {"vol_reference_annual": 1.15, "forecast_halflife_bars": 0.0,
+              "risk_aversion": 0.08, "holding_horizons": 3.0}
+    pipeline = write_pipeline(tmp_path, symbols=("NEAR",), policy=policy)
     forecasts = _forecasts()
     MarketStore(tmp_path / "store").write_table(predictions_path("NEAR", 24), forecasts)
     url = serve(pipeline)

@@ -21,7 +21,9 @@ from cascade_ml.forecasting.scores import decision_columns
 from cascade_ml.policy import PolicyConfig
 
 HOUR = pd.Timedelta("1h")
-POLICY = PolicyConfig()  # objective rule, trailing reference over 720 bars
+POLICY = PolicyConfig(forecast_halflife_bars=0.0)  # objective rule, trailing reference over
+# 720 bars; each bar's forecast read as it is (smoothing has tests of its own), so the ramp
+# below reaches the policy unlagged
 
 
 def _closes(n: int, seed: int = 3) -> pd.Series:

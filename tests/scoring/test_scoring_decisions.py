@@ -17,8 +17,11 @@ from cascade_ml.policy.schemas import Position
 
 SYMBOLS = ("NEAR", "SOL")
 # A proxy hedge can win (same perp 0.85 < R^2 of a 0.93+ correlation) at the 720 h window only
-# (the 168 h columns hold other values), and a reference vol that spreads hedges across the band.
-POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_annual": 2.0}
+# (the 168 h columns hold other values), and a reference vol and objective (gamma 0.08, a
+# 3-horizon hold) that spread hedges across the band. Each row's forecast read as it is
+# (half-life 0): the smoothed one is tested in test_scoring_smoothing.py.
+POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_annual": 2.0,
+          "forecast_halflife_bars": 0.0, "risk_aversion": 0.08, "holding_horizons": 3.0}
 
 
 def test_stored_decisions_equal_decide_on_the_stored_forecasts(tmp_path: Path) -> None:

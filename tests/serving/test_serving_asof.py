@@ -31,7 +31,10 @@ FIRST = END - 300 * H  # first walk-forward bar
 GAP = [END - k * H for k in range(200, 195, -1)]  # five bars the predictions lack
 BAR = END - 250 * H  # the bar whose feature row carries fired triggers and a BTC proxy
 ON_TIME, LATE = END - 150 * H, END - 140 * H  # scored 30 s after the close / scored today
-POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_annual": 2.0}
+# each forecast read as it is (half-life 0): the smoothed one is tested in
+# test_serving_smoothing.py
+POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_annual": 2.0,
+          "forecast_halflife_bars": 0.0}
 BODY = {"symbol": "NEAR", "side": "long", "notional": 20_000.0, "mark_price": 5.0,
         "leverage": 3.0, "portfolio_value": 50_000.0, "hedge_ratio": 0.2}
 

@@ -20,7 +20,10 @@ from cascade_ml.config import load_pipeline
 from cascade_ml.contracts.columns import TRIGGERS, beta_column, corr_column
 from cascade_ml.policy.schemas import Position
 
-POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_annual": 2.0}
+# each forecast read as it is (half-life 0): the smoothed one is tested in
+# test_serving_smoothing.py
+POLICY = {"proxy_window": 720, "same_perp_effectiveness": 0.85, "vol_reference_annual": 2.0,
+          "forecast_halflife_bars": 0.0}
 # The newest bar of each symbol: (trigger values by name, {(ref, window): (beta, corr)})
 NEWEST = {
     "NEAR": ({"funding_divergence": 1.0, "sentiment_spike": 1.0, "volume_breakdown": 1.0},

@@ -26,7 +26,10 @@ from cascade_ml.policy.schemas import Position
 def test_real_sample_scored_then_served_as_stale(sample_store: MarketStore, tmp_path: Path,
                                                  server_factory, capsys) -> None:
     shutil.copytree(sample_store.root, tmp_path / "store")  # the session store stays read-only
-    pipeline = write_pipeline(tmp_path, references=("BTC", "ETH"))
+    # each bar's forecast read as it is (half-life 0), so a stored decision is decide() on it;
+    # the smoothed forecast is tested in tests/scoring/test_scoring_smoothing.py
+    pipeline = write_pipeline(tmp_path, references=("BTC", "ETH"),
+                              policy={"forecast_halflife_bars": 0.0})
     config = load_pipeline(pipeline)
     store = MarketStore(tmp_path / "store")
     # a pipeline of [score] only: the step brings the features up to date itself, once with a

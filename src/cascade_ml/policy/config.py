@@ -68,7 +68,10 @@ class PolicyConfig(StrictModel):
     trigger_bump: float = Field(0.05, ge=0, le=1, description="Hedge added per fired trigger.")
     trigger_bump_max: float = Field(0.10, ge=0, le=1, description="Cap on the trigger bump.")
     # the objective (hedge_rule 'objective'): returns in units of the perp's reference vol
-    risk_aversion: float = Field(0.08, gt=0, description="gamma of the mean-variance utility "
+    # risk_aversion, holding_horizons, forecast_halflife_bars and stop_reset_bars: chosen
+    # together on the development folds of the 21 perps of pipelines/universe.yaml (NEAR
+    # included; docs/policy.md, "Choice on the development folds")
+    risk_aversion: float = Field(0.04, gt=0, description="gamma of the mean-variance utility "
                                  "of the hedged position's H-bar return in reference-vol units.")
     expected_sharpe: float = Field(1.0, ge=0, le=5, description="Annual Sharpe ratio the bot "
                                    "expects of its position: the drift a hedge gives up.")
@@ -77,13 +80,15 @@ class PolicyConfig(StrictModel):
     cascade_prob_base: float = Field(0.04, ge=0, lt=1, description="Cascade probability "
                                      "already priced into the drift (the labels' base rate); "
                                      "only the excess lowers the expected return.")
-    holding_horizons: float = Field(3.0, gt=0, description="Horizons a hedge change is "
+    holding_horizons: float = Field(1.0, gt=0, description="Horizons a hedge change is "
                                     "expected to be held: its round-trip trading cost (the "
                                     "move and the move back) is spread over them.")
     forecast_halflife_bars: float = Field(
-        0.0, ge=0, description="Half-life (bars) of the EWMA of the log-vol forecast the "
-        "backtest's policy reads (rules.smooth_log_vol): 0 reads each bar's forecast as it is. "
-        "A live bot gets the same policy only if it feeds decide the same smoothed forecast.")
+        72.0, ge=0, description="Half-life (bars) of the EWMA of the log-vol forecast the "
+        "policy reads (rules.smooth_log_vol): 0 reads each bar's forecast as it is. The "
+        "backtest, the batch scorer, the service and the live loop smooth the stored forecasts "
+        "(forecasting.smoothing); decide itself reads the forecast it is given, so a caller of "
+        "decide gets the same policy only if it feeds the same smoothed forecast.")
     objective_weight: float = Field(
         1.0, ge=0, le=1, description="w: the objective's hedge shrunk toward the static ratio, "
         "h = static + w (h_objective - static) (rules.shrink_to_static): 1 is the objective "
