@@ -67,6 +67,8 @@ FAULTS = {"rate_limit": 0.12, "ban": 0.1, "margin": 0.17, "timeout": 0.12, "serv
 # 0.1 % of equity per position instead of 2 %, sized on a quarter-sigma move, so the leverage
 # cap binds and the stop sits about 0.5 % from its anchor: hourly bars cross resting stops
 # and the stop audit has firings to check (1-sigma and 0.5 % runs put them 3 % away: none)
+REUSED_LABELS = "store/labels"  # contracts.layout.labels_path's folder in the loop's store
+
 BOT = {"trading": {"leverage_tolerance": 0.01},
        "policy": {"no_trade_band": 0.01, "size_k_sigma": 0.25, "max_risk_fraction": 0.001}}
 
@@ -98,6 +100,21 @@ def pipeline(folder: Path, seed: int, db_url: str) -> Path:
     return path
 
 
+def reuse(earlier: Path, replay: Path) -> None:
+    """Start ``replay`` from an earlier soak's: its ingested source, trained models and MLflow,
+    and the labels table of its store, which the baseline forecaster (drift's fallback, HAR and
+    climatology) is fitted on: without it drift fails safe. The labels were built by the loop's
+    first training, at the replay's start (before the window: nothing the replay has not seen)."""
+    for name in ("source", "models", "mlflow", REUSED_LABELS):
+        if (replay / name).exists():
+            continue
+        if name == REUSED_LABELS and not (earlier / name).exists():
+            print(f"{earlier} has no labels table ({name}): drift fails safe in this soak "
+                  "(run one soak without --reuse to train and build them)", flush=True)
+            continue
+        shutil.copytree(earlier / name, replay / name)
+
+
 def decisions(engine: Engine) -> int:
     """Decisions booked so far; 0 before the loop created the book. A plain engine, not the
     book's (``trading.db.make_engine``): a poll must not take the book's write lock."""
@@ -116,10 +133,8 @@ def run(args: argparse.Namespace) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     url = book_url(folder, args.postgres)
     spec = pipeline(folder, args.seed, url)
-    if args.reuse:  # the trained models (and ingested source) of an earlier soak's replay
-        for name in ("source", "models", "mlflow"):
-            if not (folder / "replay" / name).exists():
-                shutil.copytree(Path(args.reuse) / "replay" / name, folder / "replay" / name)
+    if args.reuse:
+        reuse(Path(args.reuse) / "replay", folder / "replay")
     cmd = [CLI, "--log-level", "ERROR", "live", "--pipeline", str(spec), "--replay", "--from",
            args.start, "--until", args.until, "--every", "0"]
     db, log = create_engine(url), folder / "soak.log"
@@ -222,7 +237,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--dir", default=None, help="working folder (default: a temp folder)")
     parser.add_argument("--reuse", default=None, help="an earlier soak's folder whose trained "
-                        "models, MLflow and ingested source to start from (skips the training)")
+                        "models, MLflow, ingested source and labels (the baseline forecaster's) "
+                        "to start from (skips the training)")
     parser.add_argument("--report-only", action="store_true", help="only audit --dir as it "
                         "stands (a soak stopped early; with --postgres if it ran with it)")
     parser.add_argument("--postgres", action="store_true", help="the book on a PostgreSQL "
