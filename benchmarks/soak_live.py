@@ -30,6 +30,7 @@ The models are small (2 folds, 10 trees, as in the live tests) and the retrainin
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import random
 import shutil
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -188,6 +190,10 @@ def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None
     print(f"faults injected: {dict(sorted(state['faults'].items()))}")
     print(f"decisions {len(dec)} ({int(dec['fail_safe'].sum())} fail-safe, {int(halted.sum())} "
           "of them halted by reconciliation)")
+    during, after = halt_causes(dec[halted], state)
+    print(f"halted by reconciliation: {during} in a cycle that saw a change made by hand on the "
+          f"venue (or its undo) since the cycle before; {len(after)} later, by reason: "
+          f"{dict(Counter(after))}")
     print(f"orders {len(orders)} by status {orders['status'].value_counts().to_dict()}; lost "
           f"answers resolved by reconciliation {int(reasons.str.contains('resolved from').sum())}"
           f"; booked from the exchange after a restart "
@@ -214,6 +220,28 @@ def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None
           f"{len(stops.fired_not_crossed)}; fired at another bar or price than the rule's: "
           f"{len(stops.fired_off)} {stops.fired_off[:5]}; fired on the venue, not booked as "
           f"fired: {len(unbooked)} {unbooked[:5]}")
+
+
+def halt_causes(halted: pd.DataFrame, state: dict) -> tuple[int, list[str]]:
+    """Of the decisions halted by reconciliation: how many were in a cycle whose interval from
+    the symbol's cycle before to it holds an order made by hand on the venue (a hand change or its
+    undo: the designed halt), and the kind of reason of each of the others (a halt that
+    outlived the hand change)."""
+    hand = sorted(int(o["time"]) for o in state["orders"] if o["clientOrderId"].startswith("web_"))
+    during, after = 0, []
+    for _, rows in halted.groupby("symbol"):
+        ms = pd.to_datetime(rows["as_of"], utc=True).dt.as_unit("ms").astype("int64")
+        for (_, row), now in zip(rows.iterrows(), ms, strict=True):
+            since = now - 3_600_000  # the cycle before (hourly bars), whose orders may have
+            # met the hand change; its undo is made at this cycle's first request
+            if bisect.bisect_right(hand, now) > bisect.bisect_left(hand, since):
+                during += 1
+                continue
+            why = next(r for r in row["reasons"] if "reconciliation:" in r)
+            after.append("sent before a restart" if "sent before a restart" in why
+                         else "orders not sent by the loop" if "did not send" in why
+                         else "position" if "the exchange holds" in why else "other")
+    return during, after
 
 
 def replay_bars(folder: Path) -> dict[str, pd.DataFrame]:
