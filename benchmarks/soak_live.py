@@ -8,9 +8,10 @@ moments and restarted; afterwards the book is audited against the venue.
 
 What it prints (measured in this run, nothing assumed):
 - faults injected per type (the venue's own counts), kills, restarts, wall time;
-- the book: decisions (fail-safe, and those failed safe by a reconciliation halt), orders by
-  status, lost answers that reconciliation resolved, orders booked from the exchange after a
-  restart;
+- the book: decisions (fail-safe, and those failed safe by a reconciliation halt; the halts
+  split into those of a cycle that met a change made by hand or its undo, the designed halt,
+  and the later ones by reason), orders by status, lost answers that reconciliation
+  resolved, orders booked from the exchange after a restart;
 - client order ids: accepted twice by the venue (must be 0), and sent in more than one request
   (only after a 429/418 refusal);
 - the audit (``trading.venue.book_differences``): every order of the loop's, its filled
@@ -64,13 +65,13 @@ FAULTS = {"rate_limit": 0.12, "ban": 0.1, "margin": 0.17, "timeout": 0.12, "serv
           "partial_fill": 0.2, "hand_change": 0.1, "hand_change_undo_s": 3600.0,
           "reads": 0.03, "retry_after_s": 0.02}
 
+REUSED_LABELS = "store/labels"  # contracts.layout.labels_path's folder in the loop's store
+
 # the bot re-levers and re-hedges on smaller moves than near.yaml's (1 % instead of 10 % and 5
 # points): more orders per bar, so the faults meet orders often enough in a month; and it risks
 # 0.1 % of equity per position instead of 2 %, sized on a quarter-sigma move, so the leverage
 # cap binds and the stop sits about 0.5 % from its anchor: hourly bars cross resting stops
 # and the stop audit has firings to check (1-sigma and 0.5 % runs put them 3 % away: none)
-REUSED_LABELS = "store/labels"  # contracts.layout.labels_path's folder in the loop's store
-
 BOT = {"trading": {"leverage_tolerance": 0.01},
        "policy": {"no_trade_band": 0.01, "size_k_sigma": 0.25, "max_risk_fraction": 0.001}}
 
