@@ -8,9 +8,10 @@ moments and restarted; afterwards the book is audited against the venue.
 
 What it prints (measured in this run, nothing assumed):
 - faults injected per type (the venue's own counts), kills, restarts, wall time;
-- the book: decisions (fail-safe, and those failed safe by a reconciliation halt), orders by
-  status, lost answers that reconciliation resolved, orders booked from the exchange after a
-  restart;
+- the book: decisions (fail-safe, and those failed safe by a reconciliation halt; the halts
+  split into those of a cycle that met a change made by hand or its undo, the designed halt,
+  and the later ones by reason), orders by status, lost answers that reconciliation
+  resolved, orders booked from the exchange after a restart;
 - client order ids: accepted twice by the venue (must be 0), and sent in more than one request
   (only after a 429/418 refusal);
 - the audit (``trading.venue.book_differences``): every order of the loop's, its filled
@@ -30,6 +31,7 @@ The models are small (2 folds, 10 trees, as in the live tests) and the retrainin
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import random
 import shutil
@@ -38,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -61,6 +64,8 @@ CLI = str(Path(sys.executable).parent / "cascade-ml")
 FAULTS = {"rate_limit": 0.12, "ban": 0.1, "margin": 0.17, "timeout": 0.12, "server_error": 0.12,
           "partial_fill": 0.2, "hand_change": 0.1, "hand_change_undo_s": 3600.0,
           "reads": 0.03, "retry_after_s": 0.02}
+
+REUSED_LABELS = "store/labels"  # contracts.layout.labels_path's folder in the loop's store
 
 # the bot re-levers and re-hedges on smaller moves than near.yaml's (1 % instead of 10 % and 5
 # points): more orders per bar, so the faults meet orders often enough in a month; and it risks
@@ -98,6 +103,21 @@ def pipeline(folder: Path, seed: int, db_url: str) -> Path:
     return path
 
 
+def reuse(earlier: Path, replay: Path) -> None:
+    """Start ``replay`` from an earlier soak's: its ingested source, trained models and MLflow,
+    and the labels table of its store, which the baseline forecaster (drift's fallback, HAR and
+    climatology) is fitted on: without it drift fails safe. The labels were built by the loop's
+    first training, at the replay's start (before the window: nothing the replay has not seen)."""
+    for name in ("source", "models", "mlflow", REUSED_LABELS):
+        if (replay / name).exists():
+            continue
+        if name == REUSED_LABELS and not (earlier / name).exists():
+            print(f"{earlier} has no labels table ({name}): drift fails safe in this soak "
+                  "(run one soak without --reuse to train and build them)", flush=True)
+            continue
+        shutil.copytree(earlier / name, replay / name)
+
+
 def decisions(engine: Engine) -> int:
     """Decisions booked so far; 0 before the loop created the book. A plain engine, not the
     book's (``trading.db.make_engine``): a poll must not take the book's write lock."""
@@ -116,10 +136,8 @@ def run(args: argparse.Namespace) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     url = book_url(folder, args.postgres)
     spec = pipeline(folder, args.seed, url)
-    if args.reuse:  # the trained models (and ingested source) of an earlier soak's replay
-        for name in ("source", "models", "mlflow"):
-            if not (folder / "replay" / name).exists():
-                shutil.copytree(Path(args.reuse) / "replay" / name, folder / "replay" / name)
+    if args.reuse:
+        reuse(Path(args.reuse) / "replay", folder / "replay")
     cmd = [CLI, "--log-level", "ERROR", "live", "--pipeline", str(spec), "--replay", "--from",
            args.start, "--until", args.until, "--every", "0"]
     db, log = create_engine(url), folder / "soak.log"
@@ -173,6 +191,10 @@ def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None
     print(f"faults injected: {dict(sorted(state['faults'].items()))}")
     print(f"decisions {len(dec)} ({int(dec['fail_safe'].sum())} fail-safe, {int(halted.sum())} "
           "of them halted by reconciliation)")
+    during, after = halt_causes(dec[halted], state)
+    print(f"halted by reconciliation: {during} in a cycle that saw a change made by hand on the "
+          f"venue (or its undo) since the cycle before; {len(after)} later, by reason: "
+          f"{dict(Counter(after))}")
     print(f"orders {len(orders)} by status {orders['status'].value_counts().to_dict()}; lost "
           f"answers resolved by reconciliation {int(reasons.str.contains('resolved from').sum())}"
           f"; booked from the exchange after a restart "
@@ -201,6 +223,28 @@ def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None
           f"fired: {len(unbooked)} {unbooked[:5]}")
 
 
+def halt_causes(halted: pd.DataFrame, state: dict) -> tuple[int, list[str]]:
+    """Of the decisions halted by reconciliation: how many were in a cycle whose interval from
+    the symbol's cycle before to it holds an order made by hand on the venue (a hand change or its
+    undo: the designed halt), and the kind of reason of each of the others (a halt that
+    outlived the hand change)."""
+    hand = sorted(int(o["time"]) for o in state["orders"] if o["clientOrderId"].startswith("web_"))
+    during, after = 0, []
+    for _, rows in halted.groupby("symbol"):
+        ms = pd.to_datetime(rows["as_of"], utc=True).dt.as_unit("ms").astype("int64")
+        for (_, row), now in zip(rows.iterrows(), ms, strict=True):
+            since = now - 3_600_000  # the cycle before (hourly bars), whose orders may have
+            # met the hand change; its undo is made at this cycle's first request
+            if bisect.bisect_right(hand, now) > bisect.bisect_left(hand, since):
+                during += 1
+                continue
+            why = next(r for r in row["reasons"] if "reconciliation:" in r)
+            after.append("sent before a restart" if "sent before a restart" in why
+                         else "orders not sent by the loop" if "did not send" in why
+                         else "position" if "the exchange holds" in why else "other")
+    return during, after
+
+
 def replay_bars(folder: Path) -> dict[str, pd.DataFrame]:
     """The replay's hourly bars per venue symbol id (``NEARUSDT``), indexed by open time in ms
     (what ``stop_audit`` replays the stops over)."""
@@ -222,7 +266,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--dir", default=None, help="working folder (default: a temp folder)")
     parser.add_argument("--reuse", default=None, help="an earlier soak's folder whose trained "
-                        "models, MLflow and ingested source to start from (skips the training)")
+                        "models, MLflow, ingested source and labels (the baseline forecaster's) "
+                        "to start from (skips the training)")
     parser.add_argument("--report-only", action="store_true", help="only audit --dir as it "
                         "stands (a soak stopped early; with --postgres if it ran with it)")
     parser.add_argument("--postgres", action="store_true", help="the book on a PostgreSQL "

@@ -51,3 +51,32 @@ def test_a_hand_change_on_the_venue_fails_the_next_decisions_safe(
         lambda rs: any("changed outside the loop" in r for r in rs))]
     assert len(halted) >= 1 and halted["fail_safe"].all()
     assert any("halted" in line for line in lines)
+
+
+def test_a_restart_that_repeats_a_booked_bar_takes_the_books_legs(
+        replay_base: Path, tmp_path: Path) -> None:
+    """A process killed after the book's commit of a cycle and before the loop state's save
+    repeats that bar when it restarts: the trading core re-settles it from the state saved a
+    bar earlier and rebalances as if its orders filled, while the book already holds what the
+    venue did with them (here every order rejected for margin: nothing held). The cycle is not
+    written again, and the core must take the book's legs (flat), not the ones it assumed."""
+    replay = {"source": str(SAMPLE), "dir": str(tmp_path / "replay"), "rate_limit_ms": 1,
+              "faults": {"seed": 3, "margin": 1.0}}
+    _, sections = copy_replay(replay_base, tmp_path, mode="testnet", replay=replay)
+    state_file = tmp_path / "replay" / "loop_state.json"
+    saved: list[bytes] = []
+    run_replay(sections, FROM, UNTIL, echo=lambda line: None, max_cycles=3,
+               watch=lambda loop, report: saved.append(state_file.read_bytes()))
+    state_file.write_bytes(saved[1])  # killed after cycle 3's book commit, before its state
+    with PaperBook(replay_db_url(tmp_path / "replay"), migrate=False) as book:
+        orders = book.frames()["orders"]
+    third = orders[orders["bar_ts"] == orders["bar_ts"].max()]
+    assert len(third) and (third["status"] == "failed").all()  # the core assumed them filled
+    seen: list[tuple[float, float, list]] = []
+
+    def held(loop, report) -> None:  # noqa: ANN001
+        ps = loop.trader.positions["NEAR"]
+        seen.append((ps.main_q, ps.hedge_q, [v.qty for v in loop.book.state().legs]))
+
+    run_replay(sections, FROM, UNTIL, echo=lambda line: None, max_cycles=1, watch=held)
+    assert seen == [(0.0, 0.0, [])]  # the repeated bar: the core holds what the book holds

@@ -157,3 +157,48 @@ def test_a_fired_stop_is_booked_at_what_the_exchange_filled_after_a_lost_answer(
     assert net["NEAR"] == pytest.approx(10)
     frames = book.frames()
     assert book_differences(frames["orders"], frames["fills"], net, sim.state) == []
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_a_fired_stop_is_booked_once_and_never_halts_as_an_order_sent_before_a_restart(
+        venue, book: PaperBook, restart: bool) -> None:  # noqa: ANN001
+    """Found by the tight-stop soak: the one-way stop rests (main +100, same-perp hedge -40:
+    net 60), the process is killed, the stop fires on the venue while it is down (bar 2's low
+    4.80 reaches 4.85), the loop restarts. Reconciliation must take the fired stop's order for
+    what it is (a stop of the book's, booked by the cycle), not an order "sent before a
+    restart": before the cycle books it the stop explains the difference (venue 0, book +60),
+    after it nothing is left pending and the book equals the venue (the hedge closes its 40 in
+    full, the main leg the fill 60 plus that hedge: 100 -> 0), so trading is never halted."""
+    sim, client, clock = venue()
+    ex = _executor(book, client)
+    _cycle(ex, 1, [OrderIntent("main", "NEAR", "buy", 100, ref_price=5.05),
+                   OrderIntent("hedge", "NEAR", "sell", 40, ref_price=5.05)], stop=4.85)
+    (rest,) = book.live_stops("NEAR")
+    assert (rest.qty, rest.side) == (60, "sell")
+    clock.set(at(3))
+    sim.trigger_stops()  # fired on the venue: the process is down (or has not booked it yet)
+    assert sim.position("NEARUSDT") == pytest.approx(0)
+    if restart:  # kill -9: a new process on the same book and venue
+        ex = _executor(book, client)
+    ex.reconcile(["NEAR"], ["NEAR"], at(3, 20))
+    assert ex.reconciler.halts == {}  # explained: the stop's fill, booked by this cycle
+    _cycle(ex, 3, [], stop=None)  # books the fired stop
+    legs = {(v.leg, v.instrument): v.qty for v in book.state().legs}
+    assert legs.get(("main", "NEAR"), 0.0) == pytest.approx(0)
+    assert legs.get(("hedge", "NEAR"), 0.0) == pytest.approx(0)
+    fills = book.frames()["fills"]
+    stop_fills = sorted(fills.loc[fills["price"] < 5, "qty"])
+    assert stop_fills == pytest.approx([40, 100])  # hedge in full, main the fill plus hedge
+    # the venue sold 60 at the stop 4.85 (bar 2 opened above it) less half the spread 0.1 %
+    assert list(fills.loc[fills["price"] < 5, "price"]) == pytest.approx([4.85 * 0.9995] * 2)
+    for hour in (4, 5):  # the next cycles: nothing pending, no halt, trading goes on
+        ex.reconcile(["NEAR"], ["NEAR"], at(hour, 20))
+        assert ex.reconciler.halts == {}
+        assert ex.reconciler.unbooked == {}
+    result = _cycle(ex, 4, [OrderIntent("main", "NEAR", "buy", 10, ref_price=4.9)], stop=None)
+    assert (result.fills, result.refused) == (1, 0)
+    assert sim.position("NEARUSDT") == pytest.approx(10)
+    frames = book.frames()
+    net = {"NEAR": sum(v.qty for v in book.state().legs)}
+    assert book_differences(frames["orders"], frames["fills"], net, sim.state) == []
+    assert [s for s in frames["stop_orders"]["state"]] == ["fired"]

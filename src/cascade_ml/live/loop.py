@@ -491,9 +491,11 @@ class LiveLoop:
             model_version=str(bundle.version), forecast=forecast,
             stop=trader.positions[symbol].stop)  # the core's stop rests on the exchange
         # refused, failed or pending orders, an exchange stop the core did not see fire, or on an
-        # exchange a partial fill: the trading core takes the book's legs
-        if result.written and (result.fills < len(intents) or result.stops_fired
-                                or self.executor.mode != "paper"):
+        # exchange a partial fill: the trading core takes the book's legs; so it does on a bar
+        # the book already held (a restart after the book's commit, before the state's save:
+        # the core re-settled the bar as if its orders filled, the book says what they did)
+        if not result.written or result.fills < len(intents) or result.stops_fired \
+                or self.executor.mode != "paper":
             trader.adopt(symbol, {(v.leg, v.instrument): v.qty
                                   for v in self.book.state().legs_of(symbol)})
         self._store_forecast(symbol, row_ts, values, str(bundle.version), now)

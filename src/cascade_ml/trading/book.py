@@ -402,6 +402,13 @@ class PaperBook:
         with Session(self.engine) as s:
             return set(s.scalars(select(OrderRow.client_order_id)))
 
+    def stop_states(self) -> dict[str, StopState]:
+        """Every stop order's state by client order id: an exchange order under one of these
+        ids is that stop fired, booked by the cycle (``ExchangeStops.fired``) while it is live."""
+        with Session(self.engine) as s:
+            return {cid: state for cid, state in s.execute(
+                select(StopOrderRow.client_order_id, StopOrderRow.state))}
+
     def resolve_order(self, client_order_id: str, status: OrderStatus, *, at: datetime,
                       fill: Fill | None = None, fee_estimated: bool = False,
                       exchange_order_id: str | None = None, reason: str | None = None) -> bool:

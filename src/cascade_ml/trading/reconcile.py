@@ -12,10 +12,15 @@ instrument) (``execution.client_order_id``), so the exchange can be asked what b
    5xx after it left, ``trading.retry``) is looked up by its client order id and booked as the
    exchange says (filled, partly filled, or never executed: failed).
 3. Then the positions: for every instrument, the exchange's net position must equal the book's
-   legs plus the orders of ours not yet booked. A difference it cannot explain (a position
-   changed by hand, an order the loop did not send) halts trading in every symbol with a leg
-   in that instrument: its orders are refused and its decisions fail safe with the reason
-   (``Executor.halt_reasons`` -> ``decide(..., monitor_reasons=...)``), until the two agree.
+   legs plus the orders of ours not yet booked: those sent before a restart, and the fills of
+   the book's own stop orders that fired on the exchange (an order under the client id of a
+   stop in the book's ``stop_orders``) while that stop is still live in the book, since the
+   cycle books them (``ExchangeStops.fired``). A fired stop is never taken for an order sent
+   before a restart, and once booked (or closed in the book) it explains nothing. A difference
+   it cannot explain (a position changed by hand, an order the loop did not send) halts
+   trading in every symbol with a leg in that instrument: its orders are refused and its
+   decisions fail safe with the reason (``Executor.halt_reasons`` ->
+   ``decide(..., monitor_reasons=...)``), until the two agree.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import pandas as pd
 
 from cascade_ml.data.sources.exchange import market_symbol
 from cascade_ml.trading import retry
-from cascade_ml.trading.book import OrderOutcome, utc
+from cascade_ml.trading.book import LIVE_STOP_STATES, OrderOutcome, utc
 from cascade_ml.trading.execution import parse_client_order_id
 from cascade_ml.trading.orders import OrderIntent
 
@@ -51,6 +56,7 @@ class Reconciler:
         self.lookback = lookback
         self.sent: set[str] = set()                # ids this process sent
         self.unbooked: dict[str, dict] = {}        # ours on the exchange, not in the book
+        self.fired: dict[str, dict] = {}           # the fills of the book's stops, by stop id
         self.halts: dict[str, str] = {}            # symbol -> why its trading is halted
         self.started = False
         self._scanned_ms: dict[str, int] = {}      # instrument -> orders read up to (ms)
@@ -114,6 +120,7 @@ class Reconciler:
         """New orders on the exchange since the last scan: ours not in the book are kept as
         unbooked; returns, per instrument, the orders the loop did not make."""
         booked = self.executor.book.client_order_ids()
+        stops = self.executor.book.stop_states()
         last = max((t for s in self._symbols_in_book()
                     if (t := self.executor.book.last_as_of(s)) is not None), default=None)
         start = int(((pd.Timestamp(last) if last else now) - self.lookback).value // 1_000_000)
@@ -128,7 +135,7 @@ class Reconciler:
                     if float(order.get("filled") or 0) > 0 or order.get("status") == "open":
                         foreign.setdefault(instrument, []).append(order)
                 elif cid not in booked and cid not in self.sent and self._filled(order):
-                    self.unbooked[cid] = order
+                    (self.fired if cid in stops else self.unbooked)[cid] = order
             newest = max((int(o["timestamp"]) for o in orders if o.get("timestamp")),
                          default=since - 1)
             self._scanned_ms[instrument] = newest + 1
@@ -184,20 +191,28 @@ class Reconciler:
                 sign = -1.0 if p.get("side") == "short" else 1.0
                 held[instrument] += sign * float(p.get("contracts") or 0.0)
         legs = self.executor.book.state().legs
+        ids, stops = self.executor.book.client_order_ids(), self.executor.book.stop_states()
+        self.unbooked = {c: o for c, o in self.unbooked.items() if c not in ids}
+        self.fired = {c: o for c, o in self.fired.items()  # booked or closed: explain nothing
+                      if c not in ids and stops.get(c) in LIVE_STOP_STATES}
         halts: dict[str, list[str]] = {}
         for instrument, market in zip(instruments, markets, strict=True):
             booked = sum(v.qty for v in legs if v.instrument == instrument)
             pending = sum(self._signed(o) for o in self.unbooked.values()
                           if o.get("symbol") == market)
+            fired = sum(self._signed(o) for o in self.fired.values()
+                        if o.get("symbol") == market)
             step = float(self.exchange.markets[market]["precision"].get("amount") or 0.0)
             owners = {v.symbol for v in legs if v.instrument == instrument}
             owners |= {instrument} & set(symbols)
             reasons = []
-            if abs(held[instrument] - booked - pending) > max(step / 2, 1e-9):
+            if abs(held[instrument] - booked - pending - fired) > max(step / 2, 1e-9):
                 what = (f"the exchange holds {held[instrument]:+g} {instrument}, the book "
                         f"{booked:+g}")
                 if pending:
                     what += f" and {pending:+g} sent before a restart"
+                if fired:
+                    what += f" and {fired:+g} by its stops that fired, not booked yet"
                 reasons.append(f"{what}: a position changed outside the loop")
             strangers = [f"{o.get('clientOrderId') or o.get('id')} ({o.get('side')} "
                          f"{float(o.get('filled') or o.get('amount') or 0):g}, "
