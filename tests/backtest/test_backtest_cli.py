@@ -126,4 +126,7 @@ def test_book_form_writes_positions_and_its_report(workdir: Path) -> None:
     # one position: its P&L is the book's (returns start after the opening trade's fees)
     assert pos["pnl"] == pytest.approx(by["model_policy"]["total_return"] * 10_000, abs=10)
     assert "forecast_value" in by["model_policy"]
+    # no backtest.book.proxy_effectiveness: no proxy-hedged variant, the output as before
+    assert all("proxy_variant" not in r for r in rows)
+    assert "proxy-hedged variant" not in out.stdout
     assert "Positions" in (workdir / "rep" / "BOOK_report.html").read_text()

@@ -120,16 +120,18 @@ def load_book(store: MarketStore, symbols: list[str], task: TaskConfig, bt: Back
 
 def _plans(name: str, book: BookData, bt: BacktestConfig, trading: TradingConfig,
            policy: PolicyConfig, side: str,
-           matched: dict[str, tuple[float, float]] | None) -> list[PositionPlan] | None:
+           matched: dict[str, tuple[float, float]] | None,
+           policies: dict[str, PolicyConfig] | None = None) -> list[PositionPlan] | None:
     n_pos = len(book.symbols)
     plans = []
     names = book.market.names
     code_to_row = [None, *(names.index(p) if p in names else -1 for p in PROXIES)]
     for s in book.symbols:
         d = book.data[s]
-        tiers = policy.tiers_for(s)
+        cfg = (policies or {}).get(s, policy)
+        tiers = cfg.tiers_for(s)
         notional = trading.nominal_notional(n_pos)
-        plan = strategy_plan(name, d.signals, bt, trading, policy, tiers, notional, side,
+        plan = strategy_plan(name, d.signals, bt, trading, cfg, tiers, notional, side,
                              feeds=d.feeds,
                              trailing_vol_annual=d.trailing_vol_annual, cross=d.cross,
                              proxies=bt.book.proxy_hedges,
@@ -209,8 +211,10 @@ def position_metrics(book: BookData, symbol: str, r: SimResult, alloc: float) ->
 
 
 def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str, *,
-             trading: TradingConfig) -> dict[str, BookRun]:
-    """Simulate each book strategy (static_matched after model_policy)."""
+             trading: TradingConfig,
+             policies: dict[str, PolicyConfig] | None = None) -> dict[str, BookRun]:
+    """Simulate each book strategy (static_matched after model_policy); ``policies``: a
+    position's own policy where it differs from ``policy`` (the proxy-hedged variant)."""
     names = list(dict.fromkeys(["unhedged", *bt.book.strategies]))
     if "static_matched" in names and "model_policy" not in names:
         names.insert(names.index("static_matched"), "model_policy")
@@ -222,7 +226,7 @@ def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str
             mp = results["model_policy"].positions
             matched = {s: (float(np.mean(r.leverage)), float(np.mean(r.hedge)))
                        for s, r in zip(book.symbols, mp, strict=True)}
-        plans = _plans(name, book, bt, trading, policy, side, matched)
+        plans = _plans(name, book, bt, trading, policy, side, matched, policies)
         if plans is None:
             log.warning("book %s: a symbol lacks its inputs; left out", name)
             continue
@@ -244,4 +248,44 @@ def run_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str
         metrics = run_metrics(one, base, capped=capped)
         metrics["proxy_share"] = float(np.mean([p["proxy_share"] for p in per.values()]))
         runs[name] = BookRun(name, one, pos, metrics, per, capped)
+    return runs
+
+
+def proxy_policies(book: BookData, policy: PolicyConfig,
+                   effectiveness: float) -> dict[str, PolicyConfig]:
+    """Every position but BTC/ETH with ``same_perp_effectiveness`` set to ``effectiveness``:
+    the same perp then loses to a BTC/ETH hedge whose R^2 passes ``min_cross_hedge_r2`` and
+    exceeds it (``rules.hedge_instrument``). BTC and ETH keep the policy as configured."""
+    cfg = PolicyConfig.model_validate({**policy.model_dump(),
+                                       "same_perp_effectiveness": effectiveness})
+    return {s: cfg for s in book.symbols if s not in PROXIES}
+
+
+def proxy_summary(per: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The book's proxy use and basis risk over its positions: how many used a proxy, and
+    their basis vol and realised R^2 weighted by each one's proxy share (NaN: none did)."""
+    used = {s: m for s, m in per.items() if m["proxy_share"] > 0
+            and np.isfinite(m["proxy_basis_vol"])}
+    w = np.array([m["proxy_share"] for m in used.values()])
+    out = {"proxy_positions": float(len(used))}
+    for key in ("proxy_basis_vol", "proxy_realised_r2"):
+        v = np.array([m[key] for m in used.values()])
+        ok = np.isfinite(v)
+        out[key] = float(np.average(v[ok], weights=w[ok])) if ok.any() else float("nan")
+    return out
+
+
+def run_proxy_book(book: BookData, bt: BacktestConfig, policy: PolicyConfig, side: str, *,
+                   trading: TradingConfig) -> dict[str, BookRun] | None:
+    """The book's strategies again with ``backtest.book.proxy_effectiveness`` as the
+    non-BTC/ETH positions' same-perp effectiveness (None when that key is unset): the proxy
+    path of a one-way account, measured beside the same-perp book. Each run's metrics add
+    :func:`proxy_summary`."""
+    eff = bt.book.proxy_effectiveness
+    if eff is None:
+        return None
+    runs = run_book(book, bt, policy, side, trading=trading,
+                    policies=proxy_policies(book, policy, eff))
+    for run in runs.values():
+        run.metrics.update(proxy_summary(run.position_metrics))
     return runs

@@ -68,6 +68,18 @@ class BookConfig(StrictModel):
     strategies: list[StrategyName] = Field(default_factory=lambda: list(BOOK_STRATEGIES))
     proxy_hedges: bool = Field(True, description="Let the policy hedge in BTC/ETH when its "
                                "instrument rule picks them.")
+    proxy_effectiveness: float | None = Field(
+        None, ge=0, le=1, description="Also run the book's strategies as a proxy-hedged "
+        "variant: policy.same_perp_effectiveness set to this for every position but BTC/ETH "
+        "(an account in one-way mode, or a desk hedging alts through BTC/ETH), so a BTC/ETH "
+        "hedge with R^2 >= policy.min_cross_hedge_r2 and above it is chosen; None: not run.")
+
+    @model_validator(mode="after")
+    def _proxy_variant(self) -> BookConfig:
+        if self.proxy_effectiveness is not None and not self.proxy_hedges:
+            raise ValueError("proxy_effectiveness runs a proxy-hedged variant: it needs "
+                             "proxy_hedges: true")
+        return self
 
 
 FeedName = Literal["model", "har", "ewma", "oracle"]

@@ -448,10 +448,11 @@ def book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig, bt: 
                   trading: TradingConfig, policy: PolicyConfig) -> tuple:
     """The book's runs, calendar, periods, forecast value and records (each record with the
     book's ``symbols`` and per-position metrics); no printing, no files."""
-    from cascade_ml.backtest.book import load_book, run_book
+    from cascade_ml.backtest.book import load_book, run_book, run_proxy_book
 
     book = load_book(store, symbols, task, bt, policy)
     runs = run_book(book, bt, policy, task.side, trading=trading)
+    proxy = run_proxy_book(book, bt, policy, task.side, trading=trading)
     cal = book.calendar()
     periods = period_tables(runs, cal, bt.periods)  # type: ignore[arg-type]
     fv = forecast_values(runs, cal, bt)  # type: ignore[arg-type]
@@ -460,6 +461,11 @@ def book_backtest(store: MarketStore, symbols: list[str], task: TaskConfig, bt: 
     for name, run in runs.items():
         by[name]["symbols"] = list(book.symbols)
         by[name]["positions"] = {s: _clean(m) for s, m in run.position_metrics.items()}
+    for rec in records(proxy or {}, cal, "BOOK", task.horizon):  # backtest.book.proxy_effectiveness
+        name = rec["strategy"]
+        by[name]["proxy_variant"] = {
+            "same_perp_effectiveness": bt.book.proxy_effectiveness, **rec,
+            "positions": {s: _clean(m) for s, m in proxy[name].position_metrics.items()}}
     return runs, cal, periods, fv, rows
 
 
@@ -478,6 +484,16 @@ def echo_book(rows: list[dict], horizon: int) -> None:
         if name in by:
             typer.echo(f"{name} positions:")
             typer.echo(position_table(by[name]["positions"]))
+    variant = [r["proxy_variant"] for r in rows if "proxy_variant" in r]
+    if variant:
+        typer.echo(f"proxy-hedged variant (same_perp_effectiveness "
+                   f"{variant[0]['same_perp_effectiveness']} on every position but BTC/ETH):")
+        typer.echo(format_table(variant))
+        for v in variant:
+            typer.echo(f"  {v['strategy']:<15} proxy share {v['proxy_share']:.1%}, "
+                       f"{v['proxy_positions']:.0f} positions by proxy, basis vol "
+                       f"{_fmt(v.get('proxy_basis_vol'), '{:.1%}')}, realised R^2 "
+                       f"{_fmt(v.get('proxy_realised_r2'), '{:.2f}')}")
     for span, block in by.get("model_policy", {}).get("forecast_value", {}).items():
         typer.echo(f"book forecast value ({span}): {block['verdict']}")
 
@@ -555,3 +571,7 @@ def run_tuning(store: MarketStore, symbol: str, holdout: list[str], task: TaskCo
     typer.echo(f"tuned policy section and scores: {out} (copy 'policy_section' into the "
                "pipeline's policy section to use it)")
     return payload
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "n/a" if v is None else spec.format(v)
