@@ -215,3 +215,98 @@ def test_the_halt_lifts_once_the_position_is_put_back(venue, book: PaperBook) ->
     ex.reconcile(["NEAR"], ["NEAR"], at(4, 40))  # reported once: the next cycle trades again
     assert ex.reconciler.halts == {}
     assert sim.fault_counts == {"hand_change": 1, "hand_change_undone": 1}
+
+
+# ---------------------------------------------------------------- restarts: what was judged
+# In the loop a cycle reconciles at the clock's now, then records its decision with that now
+# as ``as_of``; the venue stamps a hand change made during the cycle's orders with the same now.
+
+def _loop_cycle(ex: Executor, clock, hour: int, qty: float = 20.0) -> None:  # noqa: ANN001
+    """One loop cycle at ``at(hour)``: reconcile, then decide with the halt and record."""
+    clock.set(at(hour))
+    ex.reconcile(["NEAR"], ["NEAR"], at(hour))
+    ex.run_cycle("NEAR", at(hour - 1, 0), decide_with(ex.halt_reasons("NEAR")),
+                 [OrderIntent("main", "NEAR", "buy", qty, ref_price=5.0)], marks=MARKS,
+                 as_of=at(hour))
+
+
+def _restart(book: PaperBook, client, clock, hour: int) -> tuple[PaperBook, Executor]:  # noqa: ANN001
+    """kill -9, then a fresh process on the same book and venue reconciles at ``at(hour)``."""
+    clock.set(at(hour))
+    book2 = PaperBook(book.url)
+    fresh = _executor(book2, client)
+    fresh.reconcile(["NEAR"], ["NEAR"], at(hour))
+    return book2, fresh
+
+
+def test_a_restart_does_not_halt_again_for_hand_changes_already_judged(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "hand_change"),
+                                         hand_change_undo_s=3600.0))
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)  # 50 NEAR sold by hand at at(3), before this cycle's order
+    _loop_cycle(ex, clock, 4)  # bought back by hand at this cycle's first request: halted
+    halt = book.frames()["decisions"].iloc[-1]["reasons"]
+    assert sum("orders the loop did not send on NEAR: web_" in r for r in halt) == 1
+    assert sim.fault_counts == {"hand_change": 1, "hand_change_undone": 1}
+    assert sim.position("NEARUSDT") == 120 == book.state().qty("NEAR", "main", "NEAR")
+    # the hand change (at(3), before the last cycle) and its undo (at(4), named by the halt
+    # the book recorded) were judged: the restart two days' look-back reads them, not a halt
+    book2, fresh = _restart(book, client, clock, 5)
+    assert fresh.reconciler.halts == {}
+    book2.close()
+
+
+def test_a_hand_change_while_the_process_was_down_halts_the_restart(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan())
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)
+    assert ex.reconciler.halts == {}
+    # killed; while it is down someone sells 30 NEAR by hand and buys them back
+    clock.set(at(3, 600))
+    client.create_order("NEAR/USDT:USDT", "market", "sell", 30.0)
+    clock.set(at(3, 1200))
+    client.create_order("NEAR/USDT:USDT", "market", "buy", 30.0)
+    assert sim.position("NEARUSDT") == 120 == book.state().qty("NEAR", "main", "NEAR")
+    book2, fresh = _restart(book, client, clock, 4)
+    why = fresh.reconciler.halts["NEAR"]
+    assert why.startswith("orders the loop did not send on NEAR: ")
+    assert "(sell 30, closed)" in why and "(buy 30, closed)" in why
+    assert "the exchange holds" not in why  # the positions agree: the orders alone halt
+    book2.close()
+
+
+def test_a_hand_change_in_the_last_cycle_after_its_reconciliation_halts_the_restart(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "hand_change"),
+                                         hand_change_undo_s=3600.0))
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)  # the hand change at at(3): the cycle's as_of, after its reading
+    assert ex.reconciler.halts == {}
+    # killed before the next cycle read it: the restart is the first to see it (and its undo,
+    # made at its first request), though it bears the last cycle's time
+    book2, fresh = _restart(book, client, clock, 4)
+    assert sim.fault_counts == {"hand_change": 1, "hand_change_undone": 1}
+    why = fresh.reconciler.halts["NEAR"]
+    assert why.startswith("orders the loop did not send on NEAR: web_")
+    assert "(sell 50, closed)" in why and "(buy 50, closed)" in why
+    book2.close()
+
+
+def test_a_position_difference_halts_the_restart_though_its_orders_were_judged(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "hand_change")))  # never undone
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)
+    _loop_cycle(ex, clock, 4)  # reads the hand change: halted, the halt recorded
+    assert "web_" in ex.reconciler.halts["NEAR"]
+    book2, fresh = _restart(book, client, clock, 5)
+    why = fresh.reconciler.halts["NEAR"]
+    assert why == ("the exchange holds +70 NEAR, the book +120: a position changed outside "
+                   "the loop")  # 100 + 20 booked, 50 of them sold by hand
+    book2.close()
