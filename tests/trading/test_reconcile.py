@@ -13,6 +13,7 @@ from cascade_ml.trading.book import PaperBook
 from cascade_ml.trading.execution import Executor, client_order_id
 from cascade_ml.trading.faults import FaultPlan
 from cascade_ml.trading.orders import OrderIntent
+from cascade_ml.trading.reconcile import Judged
 from cascade_ml.trading.retry import Backoff
 
 BAR = at(1, 0)  # bar 1 (closed at at(2))
@@ -230,12 +231,13 @@ def _loop_cycle(ex: Executor, clock, hour: int, qty: float = 20.0) -> None:  # n
                  as_of=at(hour))
 
 
-def _restart(book: PaperBook, client, clock, hour: int) -> tuple[PaperBook, Executor]:  # noqa: ANN001
+def _restart(book: PaperBook, client, clock, hour: int,  # noqa: ANN001
+             symbol: str = "NEAR") -> tuple[PaperBook, Executor]:
     """kill -9, then a fresh process on the same book and venue reconciles at ``at(hour)``."""
     clock.set(at(hour))
     book2 = PaperBook(book.url)
     fresh = _executor(book2, client)
-    fresh.reconcile(["NEAR"], ["NEAR"], at(hour))
+    fresh.reconcile([symbol], ["NEAR"], at(hour))
     return book2, fresh
 
 
@@ -310,3 +312,43 @@ def test_a_position_difference_halts_the_restart_though_its_orders_were_judged(
     assert why == ("the exchange holds +70 NEAR, the book +120: a position changed outside "
                    "the loop")  # 100 + 20 booked, 50 of them sold by hand
     book2.close()
+
+
+def test_a_restart_does_not_halt_for_orders_made_before_its_last_cycle_that_halted_nothing(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    # a loop deciding for BTC that hedges in NEAR (BTC's own market is left out): hand orders on
+    # NEAR while BTC holds no NEAR halt nothing, so no halt in the book names them
+    sim, client, clock = venue(FaultPlan())
+    ex = _executor(book, client)
+
+    def cycle(hour: int, intents: list[OrderIntent]) -> None:
+        clock.set(at(hour))
+        ex.reconcile(["BTC"], ["NEAR"], at(hour))
+        assert ex.reconciler.halts == {}
+        ex.run_cycle("BTC", at(hour - 1, 0), decide_with(ex.halt_reasons("BTC")), intents,
+                     marks=MARKS, as_of=at(hour))
+
+    cycle(2, [])
+    clock.set(at(2, 600))
+    client.create_order("NEAR/USDT:USDT", "market", "buy", 30.0)
+    clock.set(at(2, 1200))
+    client.create_order("NEAR/USDT:USDT", "market", "sell", 30.0)
+    cycle(3, [OrderIntent("hedge", "NEAR", "sell", 10.0, ref_price=5.05)])
+    assert book.state().qty("BTC", "hedge", "NEAR") == -10 == sim.position("NEARUSDT")
+    # BTC now holds NEAR; the restart's look-back reads the hand orders, made before at(3)
+    book2, fresh = _restart(book, client, clock, 4, "BTC")
+    assert fresh.reconciler.halts == {}
+    book2.close()
+
+
+def test_a_cycle_that_could_not_read_the_exchange_judged_nothing() -> None:
+    ms = lambda t: int(t.value // 1_000_000)  # noqa: E731
+    unread = ("reconciliation: the exchange could not be read to reconcile the book "
+              "(NetworkError: down); trading in NEAR halted")
+    decisions = pd.DataFrame({"as_of": [at(2), at(3)], "reasons": [[], [unread]]})
+    judged = Judged.from_decisions(decisions)
+    # the newest cycle that read the exchange is at(2): an order of at(2, 600) was never read
+    assert {"id": "7", "timestamp": ms(at(2, 600)), "status": "closed"} not in judged
+    assert {"id": "6", "timestamp": ms(at(2)) - 1, "status": "closed"} in judged
+    # an order filled after that cycle counts from its fill, whenever it was placed
+    assert {"id": "5", "timestamp": ms(at(1)), "lastTradeTimestamp": ms(at(2, 60))} not in judged
