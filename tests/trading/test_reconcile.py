@@ -13,6 +13,7 @@ from cascade_ml.trading.book import PaperBook
 from cascade_ml.trading.execution import Executor, client_order_id
 from cascade_ml.trading.faults import FaultPlan
 from cascade_ml.trading.orders import OrderIntent
+from cascade_ml.trading.reconcile import Judged
 from cascade_ml.trading.retry import Backoff
 
 BAR = at(1, 0)  # bar 1 (closed at at(2))
@@ -215,3 +216,139 @@ def test_the_halt_lifts_once_the_position_is_put_back(venue, book: PaperBook) ->
     ex.reconcile(["NEAR"], ["NEAR"], at(4, 40))  # reported once: the next cycle trades again
     assert ex.reconciler.halts == {}
     assert sim.fault_counts == {"hand_change": 1, "hand_change_undone": 1}
+
+
+# ---------------------------------------------------------------- restarts: what was judged
+# In the loop a cycle reconciles at the clock's now, then records its decision with that now
+# as ``as_of``; the venue stamps a hand change made during the cycle's orders with the same now.
+
+def _loop_cycle(ex: Executor, clock, hour: int, qty: float = 20.0) -> None:  # noqa: ANN001
+    """One loop cycle at ``at(hour)``: reconcile, then decide with the halt and record."""
+    clock.set(at(hour))
+    ex.reconcile(["NEAR"], ["NEAR"], at(hour))
+    ex.run_cycle("NEAR", at(hour - 1, 0), decide_with(ex.halt_reasons("NEAR")),
+                 [OrderIntent("main", "NEAR", "buy", qty, ref_price=5.0)], marks=MARKS,
+                 as_of=at(hour))
+
+
+def _restart(book: PaperBook, client, clock, hour: int,  # noqa: ANN001
+             symbol: str = "NEAR") -> tuple[PaperBook, Executor]:
+    """kill -9, then a fresh process on the same book and venue reconciles at ``at(hour)``."""
+    clock.set(at(hour))
+    book2 = PaperBook(book.url)
+    fresh = _executor(book2, client)
+    fresh.reconcile([symbol], ["NEAR"], at(hour))
+    return book2, fresh
+
+
+def test_a_restart_does_not_halt_again_for_hand_changes_already_judged(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "hand_change"),
+                                         hand_change_undo_s=3600.0))
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)  # 50 NEAR sold by hand at at(3), before this cycle's order
+    _loop_cycle(ex, clock, 4)  # bought back by hand at this cycle's first request: halted
+    halt = book.frames()["decisions"].iloc[-1]["reasons"]
+    assert sum("orders the loop did not send on NEAR: web_" in r for r in halt) == 1
+    assert sim.fault_counts == {"hand_change": 1, "hand_change_undone": 1}
+    assert sim.position("NEARUSDT") == 120 == book.state().qty("NEAR", "main", "NEAR")
+    # the hand change (at(3), before the last cycle) and its undo (at(4), named by the halt
+    # the book recorded) were judged: the restart two days' look-back reads them, not a halt
+    book2, fresh = _restart(book, client, clock, 5)
+    assert fresh.reconciler.halts == {}
+    book2.close()
+
+
+def test_a_hand_change_while_the_process_was_down_halts_the_restart(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan())
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)
+    assert ex.reconciler.halts == {}
+    # killed; while it is down someone sells 30 NEAR by hand and buys them back
+    clock.set(at(3, 600))
+    client.create_order("NEAR/USDT:USDT", "market", "sell", 30.0)
+    clock.set(at(3, 1200))
+    client.create_order("NEAR/USDT:USDT", "market", "buy", 30.0)
+    assert sim.position("NEARUSDT") == 120 == book.state().qty("NEAR", "main", "NEAR")
+    book2, fresh = _restart(book, client, clock, 4)
+    why = fresh.reconciler.halts["NEAR"]
+    assert why.startswith("orders the loop did not send on NEAR: ")
+    assert "(sell 30, closed)" in why and "(buy 30, closed)" in why
+    assert "the exchange holds" not in why  # the positions agree: the orders alone halt
+    book2.close()
+
+
+def test_a_hand_change_in_the_last_cycle_after_its_reconciliation_halts_the_restart(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "hand_change"),
+                                         hand_change_undo_s=3600.0))
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)  # the hand change at at(3): the cycle's as_of, after its reading
+    assert ex.reconciler.halts == {}
+    # killed before the next cycle read it: the restart is the first to see it (and its undo,
+    # made at its first request), though it bears the last cycle's time
+    book2, fresh = _restart(book, client, clock, 4)
+    assert sim.fault_counts == {"hand_change": 1, "hand_change_undone": 1}
+    why = fresh.reconciler.halts["NEAR"]
+    assert why.startswith("orders the loop did not send on NEAR: web_")
+    assert "(sell 50, closed)" in why and "(buy 50, closed)" in why
+    book2.close()
+
+
+def test_a_position_difference_halts_the_restart_though_its_orders_were_judged(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock = venue(FaultPlan(script=("none", "hand_change")))  # never undone
+    ex = _executor(book, client)
+    _loop_cycle(ex, clock, 2, qty=100.0)
+    _loop_cycle(ex, clock, 3)
+    _loop_cycle(ex, clock, 4)  # reads the hand change: halted, the halt recorded
+    assert "web_" in ex.reconciler.halts["NEAR"]
+    book2, fresh = _restart(book, client, clock, 5)
+    why = fresh.reconciler.halts["NEAR"]
+    assert why == ("the exchange holds +70 NEAR, the book +120: a position changed outside "
+                   "the loop")  # 100 + 20 booked, 50 of them sold by hand
+    book2.close()
+
+
+def test_a_restart_does_not_halt_for_orders_made_before_its_last_cycle_that_halted_nothing(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    # a loop deciding for BTC that hedges in NEAR (BTC's own market is left out): hand orders on
+    # NEAR while BTC holds no NEAR halt nothing, so no halt in the book names them
+    sim, client, clock = venue(FaultPlan())
+    ex = _executor(book, client)
+
+    def cycle(hour: int, intents: list[OrderIntent]) -> None:
+        clock.set(at(hour))
+        ex.reconcile(["BTC"], ["NEAR"], at(hour))
+        assert ex.reconciler.halts == {}
+        ex.run_cycle("BTC", at(hour - 1, 0), decide_with(ex.halt_reasons("BTC")), intents,
+                     marks=MARKS, as_of=at(hour))
+
+    cycle(2, [])
+    clock.set(at(2, 600))
+    client.create_order("NEAR/USDT:USDT", "market", "buy", 30.0)
+    clock.set(at(2, 1200))
+    client.create_order("NEAR/USDT:USDT", "market", "sell", 30.0)
+    cycle(3, [OrderIntent("hedge", "NEAR", "sell", 10.0, ref_price=5.05)])
+    assert book.state().qty("BTC", "hedge", "NEAR") == -10 == sim.position("NEARUSDT")
+    # BTC now holds NEAR; the restart's look-back reads the hand orders, made before at(3)
+    book2, fresh = _restart(book, client, clock, 4, "BTC")
+    assert fresh.reconciler.halts == {}
+    book2.close()
+
+
+def test_a_cycle_that_could_not_read_the_exchange_judged_nothing() -> None:
+    ms = lambda t: int(t.value // 1_000_000)  # noqa: E731
+    unread = ("reconciliation: the exchange could not be read to reconcile the book "
+              "(NetworkError: down); trading in NEAR halted")
+    decisions = pd.DataFrame({"as_of": [at(2), at(3)], "reasons": [[], [unread]]})
+    judged = Judged.from_decisions(decisions)
+    # the newest cycle that read the exchange is at(2): an order of at(2, 600) was never read
+    assert {"id": "7", "timestamp": ms(at(2, 600)), "status": "closed"} not in judged
+    assert {"id": "6", "timestamp": ms(at(2)) - 1, "status": "closed"} in judged
+    # an order filled after that cycle counts from its fill, whenever it was placed
+    assert {"id": "5", "timestamp": ms(at(1)), "lastTradeTimestamp": ms(at(2, 60))} not in judged

@@ -74,6 +74,8 @@ KEY_ENV = {"testnet": ("CASCADE_ML_TESTNET_API_KEY", "CASCADE_ML_TESTNET_API_SEC
 ORDER_PARAMS = {"binanceusdm": {"newOrderRespType": "RESULT"}}
 DEMO_INSTEAD_OF_SANDBOX = frozenset({"binance", "binanceusdm", "binancecoinm"})
 _TOL = 1e-9
+UNREADABLE = "the exchange could not be read to reconcile the book"
+"""The halt of a cycle whose reconciliation failed (it judged nothing on the exchange)."""
 
 PriceSource = Callable[[str], float]
 
@@ -312,8 +314,8 @@ class Executor:
             return self.reconciler.reconcile(symbols, instruments, now)
         except ccxt.BaseError as exc:  # the exchange cannot be read: nothing trades blind
             log.error("reconciliation failed: %s", exc)
-            self.reconciler.halts = {s: f"the exchange could not be read to reconcile the book "
-                                        f"({type(exc).__name__}: {exc})" for s in symbols}
+            self.reconciler.halts = {s: f"{UNREADABLE} ({type(exc).__name__}: {exc})"
+                                     for s in symbols}
             return []
 
     def halt_reasons(self, symbol: str) -> list[str]:

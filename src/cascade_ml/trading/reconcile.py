@@ -21,12 +21,20 @@ instrument) (``execution.client_order_id``), so the exchange can be asked what b
    trading in every symbol with a leg in that instrument: its orders are refused and its
    decisions fail safe with the reason (``Executor.halt_reasons`` ->
    ``decide(..., monitor_reasons=...)``), until the two agree.
+
+An order the loop did not send halts once, in the cycle that first reads it. The start-up scan
+reads back ``LOOKBACK`` before the book's last cycle, so it skips the orders the book shows were
+already judged by the process before the restart (``Judged``): those whose last change came
+before the newest cycle that read the exchange, and those named by a halt the book recorded. One
+made or filled later (while the process was down) still halts; so does any position difference,
+whenever its orders were made.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +44,7 @@ import pandas as pd
 from cascade_ml.data.sources.exchange import market_symbol
 from cascade_ml.trading import retry
 from cascade_ml.trading.book import LIVE_STOP_STATES, OrderOutcome, utc
-from cascade_ml.trading.execution import parse_client_order_id
+from cascade_ml.trading.execution import UNREADABLE, parse_client_order_id
 from cascade_ml.trading.orders import OrderIntent
 
 if TYPE_CHECKING:
@@ -46,6 +54,43 @@ log = logging.getLogger(__name__)
 LOOKBACK = pd.Timedelta("2D")
 """How far before the book's last cycle the start-up scan reads the exchange's orders."""
 _DONE = frozenset({"canceled", "expired", "rejected", "closed"})
+_STRANGERS = "orders the loop did not send on"
+
+
+def _stranger(order: dict) -> str:
+    """How a halt names an order the loop did not send (``Judged`` finds it again by this)."""
+    return (f"{order.get('clientOrderId') or order.get('id')} ({order.get('side')} "
+            f"{float(order.get('filled') or order.get('amount') or 0):g}, {order.get('status')})")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What the book shows the cycles before a restart judged of the orders the loop did not
+    send: every order whose last change came before ``before_ms`` (the newest recorded cycle
+    whose reconciliation read the exchange: it, or one before it, read them), and the orders
+    named by the halts the book recorded (one made in that cycle's instant is told apart so)."""
+
+    before_ms: int | None
+    named: str
+
+    @classmethod
+    def from_decisions(cls, decisions: pd.DataFrame) -> Judged:
+        if decisions.empty:
+            return cls(None, "")
+        reasons = decisions["reasons"].map(lambda rs: list(rs or []))
+        read = decisions[~reasons.map(lambda rs: any(UNREADABLE in r for r in rs))]
+        newest = pd.to_datetime(read["as_of"], utc=True).max() if len(read) else None
+        halts = [r for rs in reasons for r in rs if _STRANGERS in r]
+        return cls(None if newest is None or pd.isna(newest) else int(newest.value // 1_000_000),
+                   "\n".join(halts))
+
+    def __contains__(self, order: dict) -> bool:
+        label = _stranger(order)  # named as it stands (an order filled since then is not)
+        if f": {label}" in self.named or f", {label}" in self.named:
+            return True
+        times = [int(t) for k in ("timestamp", "lastTradeTimestamp", "lastUpdateTimestamp")
+                 if (t := order.get(k)) is not None]
+        return self.before_ms is not None and bool(times) and max(times) < self.before_ms
 
 
 class Reconciler:
@@ -121,9 +166,11 @@ class Reconciler:
         unbooked; returns, per instrument, the orders the loop did not make."""
         booked = self.executor.book.client_order_ids()
         stops = self.executor.book.stop_states()
-        last = max((t for s in self._symbols_in_book()
-                    if (t := self.executor.book.last_as_of(s)) is not None), default=None)
-        start = int(((pd.Timestamp(last) if last else now) - self.lookback).value // 1_000_000)
+        decisions = self.executor.book.frames()["decisions"]
+        last = pd.to_datetime(decisions["as_of"], utc=True).max() if len(decisions) else None
+        judged = None if self.started else Judged.from_decisions(decisions)
+        start = int(((now if last is None or pd.isna(last) else last) - self.lookback).value
+                    // 1_000_000)
         foreign: dict[str, list[dict]] = {}
         for instrument in instruments:
             market = market_symbol(self.exchange, instrument)
@@ -139,15 +186,12 @@ class Reconciler:
             newest = max((int(o["timestamp"]) for o in orders if o.get("timestamp")),
                          default=since - 1)
             self._scanned_ms[instrument] = newest + 1
-        return foreign
+        return {i: kept for i, found in foreign.items()
+                if (kept := [o for o in found if judged is None or o not in judged])}
 
     @staticmethod
     def _filled(order: dict) -> bool:
         return float(order.get("filled") or 0) > 0
-
-    def _symbols_in_book(self) -> list[str]:
-        decisions = self.executor.book.frames()["decisions"]
-        return sorted(set(decisions["symbol"])) if len(decisions) else []
 
     def _resolve_pending(self, now: pd.Timestamp) -> list[str]:
         """Book what the exchange says of every order whose answer was lost."""
@@ -214,12 +258,9 @@ class Reconciler:
                 if fired:
                     what += f" and {fired:+g} by its stops that fired, not booked yet"
                 reasons.append(f"{what}: a position changed outside the loop")
-            strangers = [f"{o.get('clientOrderId') or o.get('id')} ({o.get('side')} "
-                         f"{float(o.get('filled') or o.get('amount') or 0):g}, "
-                         f"{o.get('status')})" for o in foreign.get(instrument, [])]
+            strangers = [_stranger(o) for o in foreign.get(instrument, [])]
             if strangers:
-                reasons.append(f"orders the loop did not send on {instrument}: "
-                               f"{', '.join(strangers)}")
+                reasons.append(f"{_STRANGERS} {instrument}: {', '.join(strangers)}")
             for symbol in owners:
                 halts.setdefault(symbol, []).extend(reasons)
         return {s: "; ".join(r) for s, r in halts.items() if r}
