@@ -80,3 +80,26 @@ def test_a_restart_that_repeats_a_booked_bar_takes_the_books_legs(
 
     run_replay(sections, FROM, UNTIL, echo=lambda line: None, max_cycles=1, watch=held)
     assert seen == [(0.0, 0.0, [])]  # the repeated bar: the core holds what the book holds
+
+
+def test_a_replay_that_stops_after_a_lost_answer_ends_with_it_booked(
+        replay_base: Path, tmp_path: Path) -> None:
+    """Every order's answer is lost (a timeout after the venue accepted it) and the replay
+    stops after its first cycle: no next cycle looks the orders up, so the replay's end does,
+    and the book ends equal to the venue with no order left 'submitted'."""
+    replay = {"source": str(SAMPLE), "dir": str(tmp_path / "replay"), "rate_limit_ms": 1,
+              "faults": {"seed": 2, "timeout": 1.0}}
+    _, sections = copy_replay(replay_base, tmp_path, mode="testnet", replay=replay)
+    run_replay(sections, FROM, UNTIL, echo=lambda line: None, max_cycles=1)
+    d = tmp_path / "replay"
+    state = read_json(d / VENUE_FILE)
+    assert state["faults"].get("timeout", 0) >= 1 and state["trades"]
+    with PaperBook(replay_db_url(d), migrate=False) as book:
+        frames = book.frames()
+        legs: dict[str, float] = {}
+        for v in book.state().legs:
+            legs[v.instrument] = legs.get(v.instrument, 0.0) + v.qty
+    orders = frames["orders"]
+    assert len(orders) >= 1 and (orders["status"] == "filled").all(), orders["status"]
+    assert orders["reason"].fillna("").str.contains("resolved from").all()
+    assert book_differences(orders, frames["fills"], legs, state) == []

@@ -254,6 +254,10 @@ def run_replay(sections: LoopSections, start: pd.Timestamp | str, end: pd.Timest
              and counts["cycles"] >= max_cycles)
     finally:
         loop.flush()
+    if executor is not None:
+        # answers lost in the last cycle are looked up by the next cycle's reconciliation; a
+        # replay has no next cycle (nor has a restart after its end), so it looks them up now
+        executor.reconcile(sections.task.symbols, sections.task.all_symbols, clock.now)
     seconds = time.perf_counter() - began
     if executor is not None and executor.exchange is not None:
         venue = executor.exchange.session.get_adapter("https://")
