@@ -241,13 +241,20 @@ def _restart(book: PaperBook, client, clock, hour: int,  # noqa: ANN001
     return book2, fresh
 
 
-def test_a_restart_does_not_halt_again_for_hand_changes_already_judged(
-        venue, book: PaperBook) -> None:  # noqa: ANN001
+def _hand_change_at_3(venue, book: PaperBook):  # noqa: ANN001, ANN202
+    """Cycles at at(2) (buy 100) and at(3) (buy 20), the venue selling 50 NEAR by hand at at(3)
+    and buying them back at the next request an hour later: (sim, client, clock, executor)."""
     sim, client, clock = venue(FaultPlan(script=("none", "hand_change"),
                                          hand_change_undo_s=3600.0))
     ex = _executor(book, client)
     _loop_cycle(ex, clock, 2, qty=100.0)
-    _loop_cycle(ex, clock, 3)  # 50 NEAR sold by hand at at(3), before this cycle's order
+    _loop_cycle(ex, clock, 3)
+    return sim, client, clock, ex
+
+
+def test_a_restart_does_not_halt_again_for_hand_changes_already_judged(
+        venue, book: PaperBook) -> None:  # noqa: ANN001
+    sim, client, clock, ex = _hand_change_at_3(venue, book)  # sold by hand before at(3)'s order
     _loop_cycle(ex, clock, 4)  # bought back by hand at this cycle's first request: halted
     halt = book.frames()["decisions"].iloc[-1]["reasons"]
     assert sum("orders the loop did not send on NEAR: web_" in r for r in halt) == 1
@@ -283,11 +290,7 @@ def test_a_hand_change_while_the_process_was_down_halts_the_restart(
 
 def test_a_hand_change_in_the_last_cycle_after_its_reconciliation_halts_the_restart(
         venue, book: PaperBook) -> None:  # noqa: ANN001
-    sim, client, clock = venue(FaultPlan(script=("none", "hand_change"),
-                                         hand_change_undo_s=3600.0))
-    ex = _executor(book, client)
-    _loop_cycle(ex, clock, 2, qty=100.0)
-    _loop_cycle(ex, clock, 3)  # the hand change at at(3): the cycle's as_of, after its reading
+    sim, client, clock, ex = _hand_change_at_3(venue, book)  # at(3): after that cycle's reading
     assert ex.reconciler.halts == {}
     # killed before the next cycle read it: the restart is the first to see it (and its undo,
     # made at its first request), though it bears the last cycle's time
