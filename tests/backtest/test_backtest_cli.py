@@ -39,7 +39,9 @@ def test_backtest_command_writes_json_plots_and_mlflow(workdir: Path) -> None:
                                              "vol_target",
                                              "rule_triggers", "model_policy", "har_policy",
                                              "ewma_policy", "oracle_policy", "static_matched",
-                                             "static_matched_har", "static_matched_oracle"]
+                                             "static_matched_har", "static_matched_oracle",
+                                             "static_sized", "static_sized_har",
+                                             "static_sized_oracle"]
     for r in rows:
         for key in ("total_return", "ann_vol", "max_drawdown", "calmar", "upside_capture",
                     "liquidations", "fees_paid", "funding_paid", "turnover", "cvar_95"):

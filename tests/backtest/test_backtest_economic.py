@@ -80,6 +80,38 @@ def test_capture_share_and_its_degenerate_cases() -> None:
     assert capture_share(np.nan, 0.3, 0.5)["share"] is None
 
 
+def test_oracle_capture_against_each_policys_same_size_static_by_hand() -> None:
+    from cascade_ml.backtest.economic import oracle_capture
+
+    # constant daily returns: CVaR 95 is the return itself, so the shares are plain ratios
+    idx = pd.date_range("2024-01-01", periods=40, freq="D", tz="UTC")
+    ret = {"model_policy": 0.002, "har_policy": 0.0005, "oracle_policy": 0.004,
+           "static_matched": 0.003, "static_sized": 0.001, "static_sized_har": 0.001,
+           "static_sized_oracle": 0.0}
+    frame = pd.DataFrame({f"ret:{k}": v for k, v in ret.items()}, index=idx)
+    same = oracle_capture({"A": frame}, idx, (1.0,), same_size=True)
+    # (feed - its own static) / (oracle - the oracle's own static): model (0.002 - 0.001) /
+    # (0.004 - 0) = 0.25; HAR (0.0005 - 0.001) / 0.004 = -0.125
+    assert same["cvar_95"]["model_policy"]["share"] == pytest.approx(0.25)
+    assert same["cvar_95"]["har_policy"]["share"] == pytest.approx(-0.125)
+    assert same["cvar_95"]["model_policy"]["oracle_static"] == pytest.approx(0.0)
+
+    def u(r: float) -> float:  # gamma 1: R - R^2 / 4 on the gross return
+        return (1 + r) - (1 + r) ** 2 / 4
+
+    assert same["utility_gamma_1"]["model_policy"]["share"] == pytest.approx(
+        (u(0.002) - u(0.001)) / (u(0.004) - u(0.0)))
+    assert same["cells"] == 40 and "same-size" in same["static"]
+    # the equal-cost figure stays one static for every feed: (0.002 - 0.003) / (0.004 - 0.003)
+    eq = oracle_capture({"A": frame}, idx, (1.0,))
+    assert eq["static"] == "static_matched"
+    assert eq["cvar_95"]["model_policy"]["share"] == pytest.approx(-1.0)
+    # no same-size static for the oracle: said so, not computed
+    bare = oracle_capture({"A": frame.drop(columns="ret:static_sized_oracle")}, idx, (1.0,),
+                          same_size=True)
+    assert bare["status"].startswith("n/a") and "static_sized_oracle" in bare["status"]
+
+
 def test_bootstrap_keeps_days_aligned_across_symbols() -> None:
     days, symbols = 300, 4
     # symbol k's value on day d is 1000 k + d: an aligned draw shows the same d in every column
@@ -236,6 +268,9 @@ def test_records_carry_the_economic_value_beside_todays_keys(near_runs, tmp_path
         cap = block["oracle_gain_capture"]
         assert cap["static"] == "static_matched"
         assert set(cap["cvar_95"]) == {"model_policy", "har_policy", "ewma_policy"}
+        # beside it, against each feed's same-size static (the defaults run model's and HAR's)
+        same = block["oracle_gain_capture_same_size"]
+        assert set(same["cvar_95"]) == {"model_policy", "har_policy"}
     # pooled: two perps (the same path under two names), one left out, JSON written
     doc = universe_economic_value({"NEAR": frame, "COPY": frame}, bt, ["COPY"],
                                   tmp_path / "ev.json")

@@ -180,12 +180,24 @@ def test_universe_command_writes_per_symbol_pooled_and_economic_value(universe_d
             assert key in by["model_policy"], (sym, key)
         assert by["model_policy"]["symbol"] == sym
         assert "economic_value" in by["model_policy"]
+        # each feed's same-size static: its own main leg, the hedge at its policy's mean
+        for name, feed in (("static_sized", "model_policy"), ("static_sized_har", "har_policy"),
+                           ("static_sized_oracle", "oracle_policy")):
+            assert by[name]["mean_hedge"] == pytest.approx(by[feed]["mean_hedge"], abs=0.02)
     # pooled: the universe, the core perps and the left-out perp apart
     assert set(doc["pooled"]) == {"universe", "core", "left_out"}
     pooled = {r["strategy"]: r for r in doc["pooled"]["universe"]}
     assert pooled["unhedged"]["upside_capture"] == pytest.approx(1.0)
     assert pooled["capped_unhedged"]["upside_capture_capped"] == pytest.approx(1.0)
     assert pooled["model_policy"]["symbols"] == 3
+    assert pooled["static_sized_oracle"]["symbols"] == 3
+    # per-perp counts: the equal-cost and the same-size static, both, named apart
+    for pair in ("oracle_policy vs static_matched_oracle", "oracle_policy vs static_sized_oracle",
+                 "model_policy vs static_sized", "har_policy vs static_sized_har"):
+        block = doc["counts"]["universe"][pair]
+        assert {"cvar_95", "max_drawdown", "utility_gamma_1", "utility_gamma_10"} <= set(block)
+        assert block["cvar_95"]["of"] == 3
+    assert {"cvar_sized_oracle", "maxdd_sized_oracle"} <= set(doc["perp_table"][0])
     fees = sum(next(r["fees_paid"] for r in rows if r["strategy"] == "model_policy")
                for rows in doc["per_symbol"].values())
     assert pooled["model_policy"]["fees_paid"] == pytest.approx(fees)
@@ -212,6 +224,12 @@ def test_universe_command_writes_per_symbol_pooled_and_economic_value(universe_d
     # issue 16's target on development windows as long as the final period
     wt = doc["window_targets"]
     assert wt["target"] == {"pair": "oracle_policy vs static_matched_oracle", "share": 0.9}
+    assert wt["same_size_target"] == {"pair": "oracle_policy vs static_sized_oracle",
+                                      "share": 0.9}
+    sized = wt["pooled"]["universe"]["oracle_policy vs static_sized_oracle"]
+    assert sized["final_period"]["windows"] == 3 and sized["whole_span"]["windows"] == 3
+    assert set(wt["pooled"]["left_out"]) >= {"oracle_policy vs static_sized_oracle",
+                                             "model_policy vs static_sized"}
     block = wt["pooled"]["universe"]["oracle_policy vs static_matched_oracle"]
     assert block["final_period"]["windows"] == 3 and block["whole_span"]["windows"] == 3
     assert block["development_windows"]["windows"] >= 3  # two months of folds, one of final
@@ -230,7 +248,15 @@ def test_universe_command_writes_per_symbol_pooled_and_economic_value(universe_d
         (rec,) = w["pairs"]["oracle_policy vs static_matched_oracle"]["final"]
         assert rec["first"]["cvar_95"] == pytest.approx(final["cvar_95"])
         assert rec["first"]["max_drawdown"] == pytest.approx(final["max_drawdown"])
+        (rec,) = w["pairs"]["oracle_policy vs static_sized_oracle"]["final"]
+        sized_final = by["static_sized_oracle"]["periods"]["final period"]
+        assert rec["second"]["cvar_95"] == pytest.approx(sized_final["cvar_95"])
+        assert rec["second"]["max_drawdown"] == pytest.approx(sized_final["max_drawdown"])
+    same = ev["pooled"]["universe"]["all"]["oracle_gain_capture_same_size"]
+    assert set(same["utility_gamma_1"]) == {"model_policy", "har_policy"}
     assert "oracle_policy vs static_matched_oracle, won: development windows" in out.stdout
+    assert "oracle_policy vs static_sized_oracle, won: development windows" in out.stdout
+    assert "share of the oracle's gain over each policy's same-size static" in out.stdout
     assert "pooled over left_out" in out.stdout and "ETH*" in out.stdout
     page = (universe_dir / "rep" / "UNIVERSE_report.html").read_text()
     assert "Efficiency frontier" in page and "data:image/png;base64," in page

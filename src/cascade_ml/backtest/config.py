@@ -13,11 +13,13 @@ from cascade_ml.config_base import StrictModel
 StrategyName = Literal["unhedged", "capped_unhedged", "static_hedge", "vol_target",
                        "rule_triggers", "model_policy", "har_policy", "ewma_policy",
                        "oracle_policy", "static_matched", "static_matched_har",
-                       "static_matched_ewma", "static_matched_oracle"]
+                       "static_matched_ewma", "static_matched_oracle", "static_sized",
+                       "static_sized_har", "static_sized_ewma", "static_sized_oracle"]
 ALL_STRATEGIES: list[StrategyName] = ["unhedged", "capped_unhedged", "static_hedge", "vol_target",
                                       "rule_triggers", "model_policy", "har_policy",
                                       "ewma_policy", "oracle_policy", "static_matched",
-                                      "static_matched_har", "static_matched_oracle"]
+                                      "static_matched_har", "static_matched_oracle",
+                                      "static_sized", "static_sized_har", "static_sized_oracle"]
 BOOK_STRATEGIES: list[StrategyName] = ["unhedged", "capped_unhedged", "static_hedge",
                                        "model_policy", "har_policy", "static_matched"]
 

@@ -10,7 +10,10 @@ Three measures, each in units a user understands (docs/policy.md, "Economic valu
   daily returns to the model-fed policy's: the Delta equating their average realised quadratic
   utility of gross returns;
 - the share of the oracle's gain over the equal-cost static hedge that each feed captures,
-  (feed - static) / (oracle - static), undefined (and said so) when the oracle gains nothing.
+  (feed - static) / (oracle - static), undefined (and said so) when the oracle gains nothing;
+  and beside it the same share against each policy's own same-size static
+  (``static_sized*``: its own main leg, the hedge at its mean), (feed - feed's static) /
+  (oracle - oracle's static): the value of the hedge's timing alone.
 
 Intervals come from a stationary block bootstrap of days (Politis & Romano 1994,
 ``arch.bootstrap.StationaryBootstrap``) that draws ONE set of day indices per resample and
@@ -27,6 +30,7 @@ import pandas as pd
 
 from cascade_ml.backtest.ablation import block_length
 from cascade_ml.backtest.metrics import cvar, daily_returns
+from cascade_ml.backtest.strategies import SIZED
 from cascade_ml.models.metrics import non_overlapping, utility_share
 
 if TYPE_CHECKING:
@@ -223,6 +227,8 @@ def economic_value(frames: dict[str, pd.DataFrame], *, gammas: tuple[float, ...]
                  "model-fed policy (FKO 2001, quadratic utility of gross daily returns), bp/yr",
         **{k: _interval(float(point[k]), sims[k]) for k in point if k != "utility"}}
     out["oracle_gain_capture"] = oracle_capture(frames, calendar, gammas)
+    out["oracle_gain_capture_same_size"] = oracle_capture(frames, calendar, gammas,
+                                                          same_size=True)
     out["verdict"] = verdict(out)
     return out
 
@@ -234,25 +240,46 @@ def _pooled_mean(x: np.ndarray, keep: np.ndarray) -> float | None:
 
 
 def oracle_capture(frames: dict[str, pd.DataFrame], calendar: pd.DatetimeIndex,
-                   gammas: tuple[float, ...] = GAMMAS) -> dict:
+                   gammas: tuple[float, ...] = GAMMAS, *, same_size: bool = False) -> dict:
     """Each policy feed's share of the oracle's gain over the static hedge, on the average
     quadratic utility (per gamma) and on CVaR 95 of daily returns, pooled over the
-    (symbol, day) cells where every strategy has a return."""
-    static = next((s for s in STATICS if all(RET + s in f for f in frames.values())), None)
-    names = [p for p in POLICIES if all(RET + p in f for f in frames.values())]
-    if static is None or not all(RET + "oracle_policy" in f for f in frames.values()):
-        return {"status": "n/a: needs oracle_policy and a static hedge in backtest.strategies"}
-    stacks = {n: _stack(frames, RET + n, calendar) for n in [*names, "oracle_policy", static]}
+    (symbol, day) cells where every strategy has a return. ``same_size``: each policy against
+    its own same-size static (``strategies.SIZED``), (feed - feed's static) / (oracle -
+    oracle's static), each record adding ``oracle_static``."""
+    def present(name: str) -> bool:
+        return all(RET + name in f for f in frames.values())
+
+    own = {p: s for s, p in SIZED.items()}  # policy -> its same-size static
+    if same_size:
+        names = [p for p in POLICIES if present(p) and present(own[p])]
+        ref = {p: own[p] for p in [*names, "oracle_policy"]}
+        static, need = "each policy's same-size static", "static_sized_oracle"
+    else:
+        static = next((s for s in STATICS if present(s)), None)
+        names = [p for p in POLICIES if present(p)]
+        ref = dict.fromkeys([*names, "oracle_policy"], static)
+        need = "a static hedge"
+    if static is None or not present("oracle_policy") or not present(ref["oracle_policy"]):
+        return {"status": f"n/a: needs oracle_policy and {need} in backtest.strategies"}
+    stacks = {n: _stack(frames, RET + n, calendar)
+              for n in dict.fromkeys([*names, "oracle_policy", *ref.values()])}
     keep = np.all([np.isfinite(x) for x in stacks.values()], axis=0)
     r = {n: x[keep] for n, x in stacks.items()}
     measures = {f"utility_gamma_{g:g}": lambda x, g=g: quadratic_utility(x, g) for g in gammas}
     measures["cvar_95"] = cvar
+    basis = ("(feed - feed's same-size static) / (oracle - oracle's same-size static)"
+             if same_size else "(feed - static) / (oracle - static)")
     out: dict = {"static": static, "cells": int(keep.sum()),
-                 "basis": "(feed - static) / (oracle - static); utility: mean quadratic utility "
-                          "of gross daily returns; cvar_95: mean of the worst 5 % of days"}
+                 "basis": f"{basis}; utility: mean quadratic utility of gross daily returns; "
+                          "cvar_95: mean of the worst 5 % of days"}
     for key, fn in measures.items():
-        s, o = fn(r[static]), fn(r["oracle_policy"])
-        out[key] = {n: capture_share(fn(r[n]), s, o) for n in names}
+        o, so = fn(r["oracle_policy"]), fn(r[ref["oracle_policy"]])
+        if same_size:  # each feed's gain over its own static, against the oracle's over its
+            out[key] = {n: {**capture_share(fn(r[n]) - fn(r[ref[n]]), 0.0, o - so),
+                            "feed": fn(r[n]), "static": fn(r[ref[n]]), "oracle": o,
+                            "oracle_static": so} for n in names}
+        else:
+            out[key] = {n: capture_share(fn(r[n]), so, o) for n in names}
     return out
 
 

@@ -117,7 +117,8 @@ def write_report(path: Path, symbol: str, rows: list[dict], periods: dict[str, d
         "policy row against its own feed's), so they measure the hedge alone. "
         "*_policy rows: one policy fed by the models, HAR (+ climatological cascade "
         "probability), EWMA, or the realised future (oracle); static_matched holds the model "
-        "policy's average leverage and hedge fixed.")]))
+        "policy's average leverage and hedge fixed; static_sized follows the model policy's "
+        "own size-capped position with its hedge held at that average (the hedge alone).")]))
     final = period_rows(rows, "final period")
     if final:
         fp = periods["final period"]
@@ -268,6 +269,14 @@ def write_universe_report(out_dir: Path, doc: dict, bt: BacktestConfig, trading:
                    for pair, block in doc["counts"]["universe"].items()]
     summary += [Text("Perps where the first strategy beats the second (universe):"),
                 Text(count_lines, kind="ul")]
+    wt = doc.get("window_targets", {}).get("pooled", {}).get("universe", {})
+    if wt:
+        from cascade_ml.backtest.windows import summary_line
+
+        summary += [Text("Issue 16's first target on windows as long as the final period "
+                         "(static_matched_*: the equal-cost static; static_sized_*: the same "
+                         "main leg with the hedge at its mean):"),
+                    Text([summary_line(pair, block) for pair, block in wt.items()], kind="ul")]
     sections = [Section("Summary", summary)]
     recs = [{"perp": t["symbol"] + (" (left out)" if t["left_out"] else ""), "bars": t["bars"],
              **{label: t.get(k) for k, label in PERP_LABELS.items()}} for t in doc["perp_table"]]

@@ -117,20 +117,26 @@ def records(runs: dict[str, StrategyRun], data: BacktestData, symbol: str, horiz
 
 
 def echo_economic(ev: dict[str, dict], label: str = "") -> None:
-    """Print the economic value: the verdict and each feed's oracle-gain capture per span."""
+    """Print the economic value: the verdict and each feed's oracle-gain capture per span
+    (against the equal-cost static, then against each policy's same-size static)."""
     for span, block in ev.items():
         typer.echo(f"economic value{label} ({span}): {block['verdict']}")
-        cap = block.get("oracle_gain_capture", {})
-        for measure, feeds in cap.items():
-            if not isinstance(feeds, dict) or measure == "basis":
-                continue
-            reasons = {c["status"] for c in feeds.values() if c["share"] is None}
-            cells = (next(iter(reasons)) if len(reasons) == 1 and all(
-                c["share"] is None for c in feeds.values()) else ", ".join(
-                f"{n} {c['share']:+.2f}" if c["share"] is not None else f"{n} n/a"
-                for n, c in feeds.items()))
-            typer.echo(f"  share of the oracle's gain over {cap['static']} on {measure}: "
-                       f"{cells}")
+        for key in ("oracle_gain_capture", "oracle_gain_capture_same_size"):
+            echo_capture(block.get(key, {}))
+
+
+def echo_capture(cap: dict) -> None:
+    """One line per measure of an oracle-gain capture block (:func:`economic.oracle_capture`)."""
+    for measure, feeds in cap.items():
+        if not isinstance(feeds, dict) or measure == "basis":
+            continue
+        reasons = {c["status"] for c in feeds.values() if c["share"] is None}
+        cells = (next(iter(reasons)) if len(reasons) == 1 and all(
+            c["share"] is None for c in feeds.values()) else ", ".join(
+            f"{n} {c['share']:+.2f}" if c["share"] is not None else f"{n} n/a"
+            for n, c in feeds.items()))
+        typer.echo(f"  share of the oracle's gain over {cap['static']} on {measure}: "
+                   f"{cells}")
 
 
 def universe_economic_value(frames: dict[str, pd.DataFrame], bt: BacktestConfig,
@@ -205,9 +211,11 @@ def target_report(rows: list[dict], fv: dict | None = None) -> list[str]:
     if m.get("liquidations") is not None and u.get("liquidations") is not None:
         lines.append(f"liquidations {m['liquidations']:.0f} vs unhedged {u['liquidations']:.0f}: "
                      f"{mark(m['liquidations'] <= u['liquidations'])}")
-    for other in ("static_matched", "static_hedge", "vol_target"):
+    labels = {"static_matched": " (equal-cost static hedge)",
+              "static_sized": " (same-size static hedge)"}
+    for other in ("static_matched", "static_sized", "static_hedge", "vol_target"):
         if other in by and m.get("calmar") is not None and by[other].get("calmar") is not None:
-            label = " (equal-cost static hedge)" if other == "static_matched" else ""
+            label = labels.get(other, "")
             lines.append(f"Calmar {m['calmar']:.2f} vs {other}{label} "
                          f"{by[other]['calmar']:.2f}: {mark(m['calmar'] > by[other]['calmar'])}")
     if fv and "model_beats_har" in fv:

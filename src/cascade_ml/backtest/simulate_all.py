@@ -15,9 +15,11 @@ from cascade_ml.backtest.metrics import capture, summarize
 from cascade_ml.backtest.strategies import (
     MATCHED,
     POLICY_FEEDS,
+    SIZED,
     Plan,
     policy_targets,
     strategy_plan,
+    with_static_hedge,
     without_hedge,
 )
 from cascade_ml.contracts.task import Side
@@ -80,6 +82,28 @@ def run_metrics(r: SimResult, base_equity: np.ndarray, sl: slice = slice(None),
     return m
 
 
+def mean_size(r: SimResult) -> tuple[float, float]:
+    """A policy run's mean leverage and mean hedge ratio over every bar (the held hedge, 0 while
+    flat): what its equal-cost static (:data:`~cascade_ml.backtest.strategies.MATCHED`), in a
+    position on every bar, holds."""
+    return float(np.mean(r.leverage)), float(np.mean(r.hedge))
+
+
+def mean_held_hedge(r: SimResult) -> float:
+    """A policy run's mean hedge ratio over the bars it holds a position (0 if none): what its
+    same-size static (:data:`~cascade_ml.backtest.strategies.SIZED`) holds. That static is
+    flat where the policy's plan is (fail-safe bars before the first forecast, stops), so the
+    mean over every bar (:func:`mean_size`, which counts flat bars as 0) would hedge it less
+    than the policy wherever both hold a position; over the held bars both average the same
+    hedge, and a policy whose hedge never moves gives its static exactly."""
+    held = r.notional > 0 if r.notional is not None else r.leverage > 0
+    h = r.hedge[held]
+    if not len(h):
+        return 0.0
+    # a hedge that never moved is its own mean (a float mean of n equal values can be an ulp off)
+    return float(h[0]) if h.min() == h.max() else float(np.mean(h))
+
+
 def _market(data: BacktestData, tiers, proxies) -> Market:
     """The perp (and its proxies) as the engine's market, built once for many strategies."""
     return single_market(data.open, data.high, data.low, data.close, data.funding_rate, tiers,
@@ -103,34 +127,42 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
     ``static_matched`` holds the model policy's *average* leverage and hedge ratio fixed (the
     same average size and cost, no forecasts), so it runs after ``model_policy``; each
     ``static_matched_<feed>`` does the same for its feed's policy (``strategies.MATCHED``).
+    ``static_sized`` / ``static_sized_<feed>`` (``strategies.SIZED``) run the feed policy's own
+    plan with its hedge held at its mean over the bars it holds a position
+    (:func:`mean_held_hedge`): the same main leg.
     Strategies whose inputs are missing (e.g. no HAR column) are left out with a warning. With
-    ``capped_unhedged`` among the strategies, each policy row is also measured against its own
-    feed's position without the hedge (the model feed's is the ``capped_unhedged`` row; the
-    other feeds' are simulated for the measure only), every other row against the model's.
+    ``capped_unhedged`` among the strategies, each policy row (and each ``static_sized*`` row,
+    on its feed's main leg) is also measured against its own feed's position without the hedge
+    (the model feed's is the ``capped_unhedged`` row; the other feeds' are simulated for the
+    measure only), every other row against the model's.
     """
     tiers = policy.tiers_for(symbol)
     notional = trading.nominal_notional()
     proxies = data.proxies if bt.proxy_hedges else None
     market = _market(data, tiers, proxies)
+    statics = {**MATCHED, **SIZED}  # static benchmark -> the policy whose run it reads
     names = list(dict.fromkeys(["unhedged", *bt.strategies]))
-    for name in [n for n in names if n in MATCHED]:
-        if MATCHED[name] not in names:
-            names.insert(names.index(name), MATCHED[name])
+    for name in [n for n in names if n in statics]:
+        if statics[name] not in names:
+            names.insert(names.index(name), statics[name])
     # capped_unhedged is the model policy's plan without its hedge: after model_policy, it
-    # reuses that plan's decisions instead of computing them again; each matched static after
-    # its own feed's policy
-    names.sort(key=lambda n: (n in MATCHED, n == "capped_unhedged"))
+    # reuses that plan's decisions instead of computing them again; each static after its own
+    # feed's policy (a same-size static reuses that policy's plan too)
+    names.sort(key=lambda n: (n in statics, n == "capped_unhedged"))
     results: dict[str, tuple[SimResult, Plan]] = {}
     for name in names:
         matched = None
+        if name in statics and statics[name] not in results:
+            log.warning("%s: %s left out, so is its static hedge", name, statics[name])
+            continue
         if name in MATCHED:
-            if MATCHED[name] not in results:
-                log.warning("%s: %s left out, so is its static hedge", name, MATCHED[name])
-                continue
-            mp = results[MATCHED[name]][0]
-            matched = (float(np.mean(mp.leverage)), float(np.mean(mp.hedge)))
+            matched = mean_size(results[MATCHED[name]][0])
         if name == "capped_unhedged" and "model_policy" in results:
             plan = without_hedge(results["model_policy"][1])
+        elif name in SIZED:
+            feed_run, feed_plan = results[SIZED[name]]
+            plan = with_static_hedge(feed_plan, mean_held_hedge(feed_run),
+                                     policy.same_perp_effectiveness)
         else:
             plan = strategy_plan(name, data.signals, bt, trading, policy, tiers, notional,
                                  side, feeds=data.feeds,
@@ -153,7 +185,7 @@ def run_strategies(data: BacktestData, bt: BacktestConfig, policy: PolicyConfig,
     out = {}
     for name in bt.strategies:
         if name in results:
-            c = capped.get(name, default)
+            c = capped.get(SIZED.get(name, name), default)
             out[name] = StrategyRun(name, results[name][0],
                                     run_metrics(results[name][0], base, capped=c),
                                     results[name][1], c)

@@ -11,8 +11,12 @@ backtest section says so; the benchmarks (unhedged, static, vol targeting, rule 
 static_matched) hold their fixed size. Two unhedged benchmarks: ``unhedged`` is the bot's full
 position (``trading.leverage``, no size cap), ``capped_unhedged`` the model policy's own
 size-capped position with hedge 0 (what captures of the hedge alone are measured against).
-Each policy feed has its own static benchmark (:data:`MATCHED`): ``static_matched`` holds the
-model-fed policy's mean leverage and hedge, ``static_matched_<feed>`` those of the other feeds.
+Each policy feed has two static benchmarks: ``static_matched`` (:data:`MATCHED`) holds the
+model-fed policy's mean leverage and hedge, ``static_matched_<feed>`` those of the other feeds;
+``static_sized`` / ``static_sized_<feed>`` (:data:`SIZED`, :func:`with_static_hedge`) is the
+feed's own policy plan (leverage targets, size cap, stop, fail-safe) with its hedge held at the
+policy's mean hedge ratio over the bars it holds a position, so against it a feed's policy is
+judged on its hedge alone, not on its sizing.
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ from cascade_ml.trading.config import TradingConfig
 POLICY_FEEDS = {"model_policy": "model", "har_policy": "har", "ewma_policy": "ewma",
                 "oracle_policy": "oracle"}
 """Policy strategy -> the forecast feed it reads (BacktestData.feeds)."""
-MATCHED = {"static_matched": "model_policy", "static_matched_har": "har_policy",
-           "static_matched_ewma": "ewma_policy", "static_matched_oracle": "oracle_policy"}
+_SUFFIX = {"model_policy": "", "har_policy": "_har", "ewma_policy": "_ewma",
+           "oracle_policy": "_oracle"}
+"""Policy -> the suffix of its static benchmarks' names (the model feed's have none)."""
+MATCHED = {f"static_matched{s}": p for p, s in _SUFFIX.items()}
 """Static hedge -> the policy whose mean leverage and hedge ratio it holds fixed: each feed's
 policy is compared with a static hedge of its own average size and cost (``static_matched``
 keeps its name: the model feed's)."""
+SIZED = {f"static_sized{s}": p for p, s in _SUFFIX.items()}
+"""Same-size static hedge -> the policy whose plan it follows with the hedge held at that
+policy's mean hedge ratio over the bars it holds a position: the same main leg, bar by bar,
+under a static hedge (:func:`with_static_hedge`)."""
 
 
 @dataclass
@@ -119,12 +129,32 @@ def without_hedge(plan: Plan) -> Plan:
                 plan.cascade_prob, engine, plan.decisions)
 
 
+def with_static_hedge(plan: Plan, hedge: float, same_perp_effectiveness: float) -> Plan:
+    """The same size-capped position under a static hedge: the plan's leverage targets, size
+    cap (its loss per notional does not read the hedge, so the main leg is the same size),
+    stop and fail-safe, with the hedge held at ``hedge`` in the perp itself on every bar the
+    plan decides (a NaN hedge target, no decision, stays NaN). A proxy instrument the plan may
+    pick is dropped, its effectiveness with it: the hedge is the same perp's
+    (``same_perp_effectiveness``, the R^2 the stop reads). Against it, a policy is judged on
+    its hedge's timing alone."""
+    engine = {k: v for k, v in plan.engine.items()
+              if k not in ("hedge_instrument", "hedge_beta")}
+    n = len(plan.target_hedge)
+    engine["hedge_r2"] = np.full(n, float(same_perp_effectiveness))
+    target = np.where(np.isnan(plan.target_hedge), np.nan, float(hedge))
+    return Plan(plan.target_leverage, target, plan.sigma_h, plan.cascade_prob, engine,
+                plan.decisions)
+
+
 def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig,
                   tiers, notional: float, side: Side, *, feeds: dict[str, Signals] | None = None,
                   trailing_vol_annual: np.ndarray | None = None,
                   cross: dict[str, np.ndarray] | None = None, proxies: bool = False,
                   matched: tuple[float, float] | None = None) -> Plan | None:
-    """The plan of one strategy (None when its inputs are missing, e.g. no HAR column)."""
+    """The plan of one strategy (None when its inputs are missing, e.g. no HAR column).
+    ``matched``: the (mean leverage, mean hedge) of the feed's policy run, which a
+    :data:`MATCHED` static holds; a :data:`SIZED` static reads only the hedge, its mean over
+    the bars the policy holds a position (None: they are left out)."""
     n = len(sig.sigma_h)
     if name == "unhedged":
         return _fixed(trading.leverage, 0.0, sig)
@@ -140,6 +170,12 @@ def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: Poli
     if name == "rule_triggers":
         return _fixed(trading.leverage,
                       np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min), sig)
+    if name in SIZED:
+        plan = strategy_plan(SIZED[name], sig, bt, trading, cfg, tiers, notional, side,
+                             feeds=feeds, trailing_vol_annual=trailing_vol_annual, cross=cross,
+                             proxies=proxies)
+        return (None if plan is None or matched is None
+                else with_static_hedge(plan, matched[1], cfg.same_perp_effectiveness))
     if name == "capped_unhedged":
         plan = strategy_plan("model_policy", sig, bt, trading, cfg, tiers, notional, side,
                              feeds=feeds, trailing_vol_annual=trailing_vol_annual, cross=cross,

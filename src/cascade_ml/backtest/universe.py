@@ -12,7 +12,9 @@ periods, forecast value, economic value, frontier), one task per perp on the com
 - **counts**: on how many perps one strategy beats another (CVaR 95, max drawdown, Calmar,
   realised quadratic utility);
 - **window targets** (:mod:`cascade_ml.backtest.windows`): issue 16's oracle-vs-static target
-  on development windows as long as the final period, on the final period and the whole span;
+  on development windows as long as the final period, on the final period and the whole span,
+  against the equal-cost static (``static_matched_oracle``) and the same-size static
+  (``static_sized_oracle``: the oracle's own main leg, the hedge at its mean);
 - the **economic value** pooled (one day-block bootstrap across all perps at once), and per
   perp;
 - the **frontier** per perp and pooled;
@@ -48,6 +50,7 @@ from cascade_ml.backtest.run import (
     write_symbol_outputs,
 )
 from cascade_ml.backtest.windows import (
+    SAME_SIZE_PAIR,
     TARGET_PAIR,
     TARGET_SHARE,
     pooled_shares,
@@ -69,8 +72,12 @@ MEDIAN_KEYS = ("total_return", "ann_vol", "max_drawdown", "cvar_95", "calmar",
                "downside_capture_capped", "capture_ratio_capped", "vol_ratio_capped")
 COMPARISONS = (("oracle_policy", "static_matched"), ("model_policy", "static_matched"),
                ("har_policy", "static_matched"), ("model_policy", "har_policy"),
-               ("oracle_policy", "static_matched_oracle"), ("har_policy", "static_matched_har"))
-"""Pairs counted per perp; the last two compare a feed's policy with its own matched static."""
+               ("oracle_policy", "static_matched_oracle"), ("har_policy", "static_matched_har"),
+               ("oracle_policy", "static_sized_oracle"), ("model_policy", "static_sized"),
+               ("har_policy", "static_sized_har"))
+"""Pairs counted per perp; the fifth and sixth compare a feed's policy with its own matched
+static, the last three with its own same-size static (the same main leg, the hedge at its
+mean: the hedge alone)."""
 HIGHER_BETTER = {"cvar_95": True, "max_drawdown": False, "calmar": True}
 
 
@@ -201,9 +208,10 @@ def perp_table(rows: dict[str, list[dict]], evs: dict[str, dict], frontier: dict
     out = []
     for s, rs in rows.items():
         by = {r["strategy"]: r for r in rs}
-        m, st, o, h, so = (by.get(k, {}) for k in ("model_policy", "static_matched",
-                                                     "oracle_policy", "har_policy",
-                                                     "static_matched_oracle"))
+        m, st, o, h, so, zo = (by.get(k, {}) for k in ("model_policy", "static_matched",
+                                                         "oracle_policy", "har_policy",
+                                                         "static_matched_oracle",
+                                                         "static_sized_oracle"))
         ev = evs.get(s, {}).get("all", {})
         ru = ev.get("realised_utility", {})
         fee = ev.get("performance_fee_bp_per_year", {}).get("gamma_1", {})
@@ -216,6 +224,8 @@ def perp_table(rows: dict[str, list[dict]], evs: dict[str, dict], frontier: dict
                     "maxdd_oracle": o.get("max_drawdown"),
                     "cvar_static_oracle": so.get("cvar_95"),
                     "maxdd_static_oracle": so.get("max_drawdown"),
+                    "cvar_sized_oracle": zo.get("cvar_95"),
+                    "maxdd_sized_oracle": zo.get("max_drawdown"),
                     "vol_ratio_capped": m.get("vol_ratio_capped"),
                     "up_capped": m.get("upside_capture_capped"),
                     "down_capped": m.get("downside_capture_capped"),
@@ -332,6 +342,7 @@ def run_universe_backtest(store: MarketStore, symbols: list[str], task: TaskConf
                                "max drawdown (hourly equity) and mean quadratic utility of "
                                "gross daily returns; each window a slice of the whole-span run",
                       "target": {"pair": TARGET_PAIR, "share": TARGET_SHARE},
+                      "same_size_target": {"pair": SAME_SIZE_PAIR, "share": TARGET_SHARE},
                       "pooled": window_targets, "per_symbol": wins},
                   "economic_value": {"pooled": econ, "per_symbol": evs},
                   "frontier": frontier, "book": book_rows})

@@ -21,9 +21,14 @@ from cascade_ml.backtest.economic import GAMMAS, quadratic_utility
 from cascade_ml.backtest.metrics import BARS_PER_DAY, cvar, daily_returns, max_drawdown
 
 PAIRS = (("oracle_policy", "static_matched_oracle"), ("model_policy", "static_matched"),
-         ("har_policy", "static_matched_har"), ("model_policy", "har_policy"))
-"""(first, second) pairs judged per window; the first is issue 16's target."""
+         ("har_policy", "static_matched_har"), ("model_policy", "har_policy"),
+         ("oracle_policy", "static_sized_oracle"), ("model_policy", "static_sized"),
+         ("har_policy", "static_sized_har"))
+"""(first, second) pairs judged per window; the first is issue 16's target; the last three
+judge each feed's policy against its same-size static (the hedge alone, sizing equal)."""
 TARGET_PAIR = "oracle_policy vs static_matched_oracle"
+SAME_SIZE_PAIR = "oracle_policy vs static_sized_oracle"
+"""The target's pair with the static of the same main leg, bar by bar."""
 TARGET_SHARE = 0.9
 
 
