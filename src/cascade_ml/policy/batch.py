@@ -85,15 +85,16 @@ def held_hedge(target: np.ndarray, fail_safe: np.ndarray, terms: dict[str, np.nd
     benefit test applies there)."""
     if cfg.hedge_rule != "objective" or not len(target):
         return np.asarray(target, dtype=float).copy()
+    t = np.asarray(target, dtype=float)
     names = ("mean", "var", "carry", "cost", "r2")
-    cols = {k: np.broadcast_to(np.asarray(terms[k], dtype=float), target.shape).tolist()
-            for k in names}
-    safe = fail_safe.tolist()
+    cols = {k: np.broadcast_to(np.asarray(terms[k], dtype=float), t.shape) for k in names}
+    safe = np.asarray(fail_safe, dtype=bool)
     band = cfg.no_trade_band - 1e-12
 
-    def pays(i: int, t: float, held: float) -> bool:
-        if safe[i]:
-            return abs(t - held) >= band
-        return bool(rules.objective_move(t, held, {k: cols[k][i] for k in names}, cfg)[0])
+    def pays(a: int, b: int, held: float) -> np.ndarray:
+        """Bars [a, b): does the move from ``held`` to the bar's target pay (the same float
+        operations on arrays as ``decide`` on one bar)?"""
+        worth = rules.objective_move(t[a:b], held, {k: cols[k][a:b] for k in names}, cfg)[0]
+        return np.where(safe[a:b], np.abs(t[a:b] - held) >= band, worth)
 
-    return np.asarray(rules.hedge_path(target.tolist(), pays), dtype=float)
+    return rules.hedge_path(t, pays)

@@ -10,7 +10,7 @@ or cascade probability never lowers the hedge ratio and never raises the leverag
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -252,17 +252,30 @@ def target_hedge(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
                            trade_scale)["hedge"]
 
 
-def hedge_path(target: list[float], gain_ok: object, start: float | None = None
-               ) -> list[float]:
-    """The hedge held bar after bar: it moves to the bar's target only where
-    ``gain_ok(i, target, held)`` says the move pays, else keeps the hedge already held (the
-    first bar takes its target, or moves from ``start``)."""
-    held = target[0] if start is None else start
-    path = []
-    for i, t in enumerate(target):
-        if t != held and gain_ok(i, t, held):
-            held = t
-        path.append(held)
+def hedge_path(target: np.ndarray, moves: Callable[[int, int, float], np.ndarray],
+               start: float | None = None, first_block: int = 64) -> np.ndarray:
+    """The hedge held bar after bar: it moves to bar i's target only where
+    ``moves(a, b, held)[i - a]`` says the move from ``held`` pays, else keeps the hedge already
+    held (the first bar takes its target, or moves from ``start``). ``moves`` answers for a
+    block of bars [a, b) at once (numpy): a held hedge moves rarely (every few hundred bars),
+    so blocks that double while nothing moves ask it a few times per move instead of once per
+    bar; the path is the same as asking bar by bar."""
+    t = np.asarray(target, dtype=float)
+    n = len(t)
+    path = np.empty(n)
+    held = float(t[0]) if start is None else start
+    i, block = 0, first_block
+    while i < n:
+        j = min(n, i + block)
+        hit = np.flatnonzero((t[i:j] != held) & moves(i, j, held))
+        k = i + int(hit[0]) if len(hit) else j
+        path[i:k] = held
+        if k == j:
+            i, block = j, 2 * block
+            continue
+        held = float(t[k])
+        path[k] = held
+        i, block = k + 1, first_block
     return path
 
 
