@@ -252,30 +252,45 @@ def target_hedge(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
                            trade_scale)["hedge"]
 
 
-def hedge_path(target: np.ndarray, moves: Callable[[int, int, float], np.ndarray],
-               start: float | None = None, first_block: int = 64) -> np.ndarray:
-    """The hedge held bar after bar: it moves to bar i's target only where
-    ``moves(a, b, held)[i - a]`` says the move from ``held`` pays, else keeps the hedge already
-    held (the first bar takes its target, or moves from ``start``). ``moves`` answers for a
-    block of bars [a, b) at once (numpy): a held hedge moves rarely (every few hundred bars),
-    so blocks that double while nothing moves ask it a few times per move instead of once per
-    bar; the path is the same as asking bar by bar."""
-    t = np.asarray(target, dtype=float)
+def hedge_path(target: Sequence[float], gain_ok: Callable[[int, float, float], bool],
+               start: float | None = None,
+               moves: Callable[[int, int, float], np.ndarray] | None = None,
+               scalar_bars: int = 64, first_block: int = 64) -> list[float]:
+    """The hedge held bar after bar: it moves to the bar's target only where
+    ``gain_ok(i, target, held)`` says the move pays, else keeps the hedge already held (the
+    first bar takes its target, or moves from ``start``).
+
+    ``moves(a, b, held)``, when given, answers the same test for a block of bars [a, b) at once
+    (numpy, the same float operations): a held hedge often stays for hundreds of bars, so after
+    ``scalar_bars`` bars without a move the path asks for blocks that double while nothing
+    moves; after a move it goes back to bar by bar (where moves come often, blocks would not
+    pay). The path is the same either way."""
+    t = target.tolist() if isinstance(target, np.ndarray) else list(target)
+    arr = None if moves is None else np.asarray(target, dtype=float)
     n = len(t)
-    path = np.empty(n)
-    held = float(t[0]) if start is None else start
-    i, block = 0, first_block
+    held = t[0] if start is None else start
+    path: list[float] = []
+    i = quiet = 0
     while i < n:
-        j = min(n, i + block)
-        hit = np.flatnonzero((t[i:j] != held) & moves(i, j, held))
-        k = i + int(hit[0]) if len(hit) else j
-        path[i:k] = held
-        if k == j:
-            i, block = j, 2 * block
+        if arr is None or moves is None or quiet < scalar_bars:
+            x = t[i]
+            if x != held and gain_ok(i, x, held):
+                held, quiet = x, -1
+            path.append(held)
+            i, quiet = i + 1, quiet + 1
             continue
-        held = float(t[k])
-        path[k] = held
-        i, block = k + 1, first_block
+        block = first_block
+        while i < n:
+            j = min(n, i + block)
+            hit = np.flatnonzero((arr[i:j] != held) & moves(i, j, held))
+            k = i + int(hit[0]) if len(hit) else j
+            path.extend([held] * (k - i))
+            if k < j:
+                held = t[k]
+                path.append(held)
+                i, quiet = k + 1, 0
+                break
+            i, block = j, 2 * block
     return path
 
 
