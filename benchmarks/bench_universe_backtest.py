@@ -82,25 +82,27 @@ def timed(config: PipelineConfig, store: MarketStore, symbols: list[str],
     return time.perf_counter() - w0, cpu() - c0, doc
 
 
-def differences(a: object, b: object, where: str = "") -> list[str]:
-    """Where two JSON-like documents differ by more than 1e-9 (timings left out)."""
+def differences(a: object, b: object, where: str = "", tol: float = 1e-9) -> list[str]:
+    """Where two JSON-like documents differ by more than ``tol`` (relative; 0: floats must be
+    equal), timings left out."""
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
             return [f"{where}: keys {sorted(set(a) ^ set(b))}"]
         return [d for k in a if k not in ("seconds", "workers")
-                for d in differences(a[k], b[k], f"{where}/{k}")]
+                for d in differences(a[k], b[k], f"{where}/{k}", tol)]
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         if len(a) != len(b):
             return [f"{where}: length {len(a)} vs {len(b)}"]
         return [d for k, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in differences(x, y, f"{where}/{k}")]
+                for d in differences(x, y, f"{where}/{k}", tol)]
     if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
         same = a == b or (math.isnan(a) and math.isnan(b)) or \
-            abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+            abs(a - b) <= tol * max(1.0, abs(a), abs(b))
         return [] if same else [f"{where}: {a} vs {b}"]
     if isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame):
-        ok = a.shape == b.shape and np.allclose(a.to_numpy(float), b.to_numpy(float),
-                                                rtol=1e-9, atol=1e-12, equal_nan=True)
+        x, y = a.to_numpy(float), b.to_numpy(float)
+        ok = a.shape == b.shape and (np.array_equal(x, y, equal_nan=True) or np.allclose(
+            x, y, rtol=tol, atol=1e-12 if tol else 0.0, equal_nan=True))
         return [] if ok else [f"{where}: frames differ"]
     return [] if a == b else [f"{where}: {a!r} vs {b!r}"]
 

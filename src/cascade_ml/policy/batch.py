@@ -85,15 +85,23 @@ def held_hedge(target: np.ndarray, fail_safe: np.ndarray, terms: dict[str, np.nd
     benefit test applies there)."""
     if cfg.hedge_rule != "objective" or not len(target):
         return np.asarray(target, dtype=float).copy()
+    t = np.asarray(target, dtype=float)
     names = ("mean", "var", "carry", "cost", "r2")
-    cols = {k: np.broadcast_to(np.asarray(terms[k], dtype=float), target.shape).tolist()
-            for k in names}
-    safe = fail_safe.tolist()
+    cols = {k: np.broadcast_to(np.asarray(terms[k], dtype=float), t.shape) for k in names}
+    lists = {k: v.tolist() for k, v in cols.items()}
+    safe = np.asarray(fail_safe, dtype=bool)
+    safe_list = safe.tolist()
     band = cfg.no_trade_band - 1e-12
 
-    def pays(i: int, t: float, held: float) -> bool:
-        if safe[i]:
-            return abs(t - held) >= band
-        return bool(rules.objective_move(t, held, {k: cols[k][i] for k in names}, cfg)[0])
+    def pays(i: int, target_i: float, held: float) -> bool:
+        if safe_list[i]:
+            return abs(target_i - held) >= band
+        return bool(rules.objective_move(target_i, held, {k: lists[k][i] for k in names},
+                                         cfg)[0])
 
-    return np.asarray(rules.hedge_path(target.tolist(), pays), dtype=float)
+    def pays_block(a: int, b: int, held: float) -> np.ndarray:
+        """:func:`pays` for bars [a, b) at once (the same float operations on arrays)."""
+        worth = rules.objective_move(t[a:b], held, {k: cols[k][a:b] for k in names}, cfg)[0]
+        return np.where(safe[a:b], np.abs(t[a:b] - held) >= band, worth)
+
+    return np.asarray(rules.hedge_path(t, pays, moves=pays_block), dtype=float)

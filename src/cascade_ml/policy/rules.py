@@ -10,7 +10,7 @@ or cascade probability never lowers the hedge ratio and never raises the leverag
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -252,17 +252,45 @@ def target_hedge(sigma_h: ArrayLike, horizon_hours: ArrayLike, prob: ArrayLike,
                            trade_scale)["hedge"]
 
 
-def hedge_path(target: list[float], gain_ok: object, start: float | None = None
-               ) -> list[float]:
+def hedge_path(target: Sequence[float], gain_ok: Callable[[int, float, float], bool],
+               start: float | None = None,
+               moves: Callable[[int, int, float], np.ndarray] | None = None,
+               scalar_bars: int = 64, first_block: int = 64) -> list[float]:
     """The hedge held bar after bar: it moves to the bar's target only where
     ``gain_ok(i, target, held)`` says the move pays, else keeps the hedge already held (the
-    first bar takes its target, or moves from ``start``)."""
-    held = target[0] if start is None else start
-    path = []
-    for i, t in enumerate(target):
-        if t != held and gain_ok(i, t, held):
-            held = t
-        path.append(held)
+    first bar takes its target, or moves from ``start``).
+
+    ``moves(a, b, held)``, when given, answers the same test for a block of bars [a, b) at once
+    (numpy, the same float operations): a held hedge often stays for hundreds of bars, so after
+    ``scalar_bars`` bars without a move the path asks for blocks that double while nothing
+    moves; after a move it goes back to bar by bar (where moves come often, blocks would not
+    pay). The path is the same either way."""
+    t = target.tolist() if isinstance(target, np.ndarray) else list(target)
+    arr = None if moves is None else np.asarray(target, dtype=float)
+    n = len(t)
+    held = t[0] if start is None else start
+    path: list[float] = []
+    i = quiet = 0
+    while i < n:
+        if arr is None or moves is None or quiet < scalar_bars:
+            x = t[i]
+            if x != held and gain_ok(i, x, held):
+                held, quiet = x, -1
+            path.append(held)
+            i, quiet = i + 1, quiet + 1
+            continue
+        block = first_block
+        while i < n:
+            j = min(n, i + block)
+            hit = np.flatnonzero((arr[i:j] != held) & moves(i, j, held))
+            k = i + int(hit[0]) if len(hit) else j
+            path.extend([held] * (k - i))
+            if k < j:
+                held = t[k]
+                path.append(held)
+                i, quiet = k + 1, 0
+                break
+            i, block = j, 2 * block
     return path
 
 
