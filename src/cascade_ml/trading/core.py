@@ -217,7 +217,7 @@ def instrument_switch(ps: PositionState, ti: int, held_ok: bool) -> bool:
     sized the position's exposure and stop; below the policy's minimum that hedge is basis
     risk the policy did not accept. The same perp always qualifies, and a switch between two
     instruments that both do waits for the ratio's own trade: closing one hedge and opening
-    another costs both legs' fees (about twice a full hedge's notional) for a basis-risk
+    another costs both legs' fees (twice the hedge's notional at equal betas) for a basis-risk
     change both R^2 already bound, and switching on every crossing of two R^2s would churn."""
     return not held_ok and ps.hedge_q > 0.0 and ps.hinst != ti and ps.hinst != ps.main
 
