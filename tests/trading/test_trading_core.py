@@ -14,6 +14,7 @@ import yaml
 from cascade_ml.config import load_pipeline
 from cascade_ml.errors import CascadeError, ConfigError
 from cascade_ml.policy.config import NEAR_TIERS, PolicyConfig
+from cascade_ml.policy.schemas import Decision
 from cascade_ml.trading.config import TradingConfig
 from cascade_ml.trading.costs import simulate_fill
 from cascade_ml.trading.funding import funding_amount
@@ -164,6 +165,15 @@ def _proxy_targets(lev: float, hedge: float, inst: str, beta: float, r2: float,
                    frozenset(qualified))
 
 
+def _decision(reasons: list[str]) -> Decision:
+    return Decision(symbol="NEAR", action="hold", hedge_ratio=0.52, current_hedge_ratio=0.5,
+                    hedge_instrument="same_perp", hedge_beta=1.0, hedge_effectiveness=0.5,
+                    hedge_notional=0.0, leverage_cap=5.0, leverage_caps={},
+                    size_cap_notional=1e9, required_liquidation_distance=None,
+                    liquidation_price=None, liquidation_distance=None, risk_score=None,
+                    fail_safe=False, reasons=reasons)
+
+
 def _proxy_trader() -> PaperTrader:
     """1x long NEAR at 10, half hedged in BTC (beta 1.5) at bar 0, fee 0.1 %."""
     trader = PaperTrader(["NEAR"], ["NEAR", "BTC", "ETH"], "long", TradingConfig(leverage=1.0),
@@ -195,11 +205,14 @@ def test_paper_hedge_leaves_a_proxy_below_the_minimum_r2_inside_the_band() -> No
     assert trader.notes["NEAR"].startswith("hedge moved from the BTC perp to the same perp "
                                            "(NEAR) inside the no-trade band: BTC no longer "
                                            "qualifies")
+    held = _decision(["hold: the hedge 50 % is within the 5 % no-trade band"])
+    assert trader.explain("NEAR", held).reasons == [*held.reasons, trader.notes["NEAR"]]
     # bar 2: ratio and instrument unchanged: nothing trades
     trader.settle(2, _flat_bar(2))
     assert trader.rebalance("NEAR", 2, _proxy_targets(1.01, 0.52, "NEAR", 1.0, 0.5, set()),
                             marks) == []
     assert "NEAR" not in trader.notes
+    assert trader.explain("NEAR", held) == held
 
 
 def test_paper_hedge_between_two_qualifying_proxies_waits_for_the_ratio() -> None:

@@ -486,9 +486,7 @@ class LiveLoop:
                                             cross)
             intents = [*settled.orders, *trader.rebalance(symbol, self._bar_no(bar), targets,
                                                           marks)]
-            if symbol in trader.notes:  # the core moved the hedge's instrument: say why
-                decision = decision.model_copy(update={"reasons": [*decision.reasons,
-                                                                   trader.notes[symbol]]})
+            decision = trader.explain(symbol, decision)  # a hedge moved instrument: why
         funding = [] if settled is not None and settled.closed else self._funding(symbol, now)
         result = self.executor.run_cycle(
             symbol, bar, decision, intents, marks=marks, as_of=now, funding=funding,

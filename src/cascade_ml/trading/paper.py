@@ -175,7 +175,7 @@ class PaperTrader:
         self.positions = {s: core.PositionState(self.index[s], side, trading.stops)
                           for s in self.symbols}
         self.notes: dict[str, str] = {}  # symbol -> why its last rebalance moved the hedge's
-        # instrument (none: it did not), for the decision's reasons
+        # instrument (none: it did not), for the decision's reasons (:meth:`explain`)
 
     # ------------------------------------------------------------------ views
     @property
@@ -272,6 +272,14 @@ class PaperTrader:
                                              ps.forced > forced, self.policy)
         return orders_between(before, self.legs(symbol),
                               prices={n: float(closes.get(n, math.nan)) for n in self.names})
+
+    def explain(self, symbol: str, decision: Decision) -> Decision:
+        """``decision`` with the reason its last :meth:`rebalance` moved the hedge's instrument
+        (:func:`switch_note`) appended; as it was when the instrument did not move."""
+        note = self.notes.get(symbol)
+        if note is None:
+            return decision
+        return decision.model_copy(update={"reasons": [*decision.reasons, note]})
 
     def adopt(self, symbol: str, legs: Legs) -> None:
         """Take the book's legs as held (orders that were refused or not filled, in testnet
