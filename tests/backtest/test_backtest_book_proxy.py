@@ -86,6 +86,23 @@ def test_the_variant_hedges_through_btc_what_passes_min_cross_hedge_r2() -> None
     assert "proxy_positions" not in same.metrics
 
 
+def test_a_proxy_whose_r2_falls_below_the_minimum_is_left_at_that_bar() -> None:
+    """ALT's BTC R^2 0.85 to bar 59, then 0.79 (just under 0.80): the hedge ratio's target
+    does not move (flat forecasts), yet the hedge leaves BTC for ALT itself at bar 60."""
+    book = _book()
+    book.data["ALT"].cross["r2_btc"][60:] = 0.79
+    run = run_proxy_book(book, _bt(0.0), CFG, "long", trading=TradingConfig())
+    assert run is not None
+    mp = run["model_policy"]
+    alt = mp.positions["ALT"].instrument
+    btc, own = book.market.names.index("BTC"), book.market.names.index("ALT")
+    assert alt[59] == btc and alt[60] == own
+    assert set(np.unique(alt[60:])) <= {-1, own}
+    assert (mp.position_metrics["ALT"]["instrument_switches"],
+            mp.position_metrics["ALT"]["forced_switches"]) == (1.0, 1.0)
+    assert (mp.metrics["instrument_switches"], mp.metrics["forced_switches"]) == (1.0, 1.0)
+
+
 def test_effectiveness_just_above_the_proxy_r2_keeps_the_same_perp() -> None:
     """ALT's proxy R^2 0.85 must exceed the same perp's effectiveness: at 0.86 it does not."""
     run = run_proxy_book(_book(), _bt(0.86), CFG, "long", trading=TradingConfig())

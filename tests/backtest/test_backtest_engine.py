@@ -249,3 +249,80 @@ def test_fail_safe_bars_move_the_hedge_without_the_benefit_test() -> None:
     normal = run(close, hedge=[0.3, 0.7, 0.7], sigma=np.nan,
                  policy=PolicyConfig(hedge_rule="score"))
     assert normal.hedge.tolist() == pytest.approx([0.3, 0.3, 0.3])  # no benefit, no trade
+
+
+def _two_proxies(n: int = 4):
+    """BTC at 100 and ETH at 50 on every bar (no P&L: only fees move the equity)."""
+    from cascade_ml.backtest.engine import Market
+
+    c = np.array([[100.0] * n, [50.0] * n])
+    return Market(["BTC", "ETH"], c, c, c, c, np.zeros_like(c), tiers=[NEAR_TIERS] * 2)
+
+
+def _switch_run(codes, hedge, r2_btc, **kw):
+    """1x long NEAR at 10 on a 10,000 account, fee 0.1 %, hedge in ``codes`` (0 NEAR, 1 BTC
+    beta 1.5, 2 ETH beta 2), BTC qualifying where its R^2 passes the minimum 0.80."""
+    from cascade_ml.policy import rules
+
+    cfg = PolicyConfig(taker_fee=0.001, spread=0.0, min_cross_hedge_r2=0.8,
+                       same_perp_effectiveness=0.5)
+    codes = np.asarray(codes)
+    n = len(codes)
+    ok_btc = rules.proxy_qualifies(np.full(n, 1.5), np.asarray(r2_btc, dtype=float), cfg)
+    return run([10.0] * n, lev=LEV[:n], hedge=hedge, policy=cfg, proxies=_two_proxies(n),
+               hedge_instrument=codes, hedge_beta=np.array([1.0, 1.5, 2.0])[codes],
+               hedge_r2=np.array([0.5, 0.85, 0.9])[codes],
+               hedge_ok={1: ok_btc, 2: np.ones(n, dtype=bool)}, **kw), ok_btc
+
+
+# the 1x entry at bar 0: N NEAR notional and 0.5 x N x 1.5 of BTC, sized net of its fee:
+# N + 0.001 x 1.75 N = 5,000 (to the engine's 3 sizing passes: ~1e-8), the bucket left N.
+# A target of 1.01x after it: the 1x held sits inside the leverage tolerance, and a switch's
+# fee (out of the bucket) leaves it below the cap, so the main leg never trades again
+N0 = 5_000 / 1.00175
+LEV = np.array([1.0, 1.01, 1.01, 1.01])
+
+
+def test_a_proxy_below_the_minimum_r2_moves_to_the_decided_perp_inside_the_band() -> None:
+    # bar 1: the ratio 50 % -> 52 % (inside the 5 % no-trade band), the decision back to the
+    # same perp because BTC's R^2 0.79 is just below the minimum 0.80
+    res, ok = _switch_run([1, 0, 0, 0], [0.5, 0.52, 0.52, 0.52], [0.85, 0.79, 0.79, 0.79])
+    assert ok.tolist() == [True, False, False, False]
+    assert res.instrument.tolist() == [1, 0, 0, 0]  # moved at bar 1 (row 0: NEAR itself)
+    assert res.hedge.tolist() == pytest.approx([0.5, 0.52, 0.52, 0.52])
+    # bar 1's fee: the BTC leg closed (0.75 N) and the NEAR hedge opened (0.52 N), 0.1 % each
+    entry, switch = 1.75 * N0 * 0.001, (0.75 + 0.52) * N0 * 0.001
+    assert res.fees == pytest.approx(entry + switch, rel=1e-7)
+    assert res.cum_costs[0].tolist() == pytest.approx([entry, entry + switch, entry + switch,
+                                                       entry + switch], rel=1e-7)
+    assert res.traded_notional == pytest.approx((1.75 + 1.27) * N0, rel=1e-7)
+    assert res.equity[1] == pytest.approx(10_000.0 - entry - switch, rel=1e-7)
+    # ratio and instrument unchanged after it (bars 2, 3): no trade
+    assert (res.trades, res.switches, res.forced_switches) == (2, 1, 1)
+
+
+def test_a_switch_between_two_qualifying_instruments_waits_for_the_ratio() -> None:
+    # bar 1: the decision prefers ETH (R^2 0.90) but BTC still qualifies (0.82 >= 0.80) and the
+    # ratio stays inside the band: the hedge stays on BTC; bar 2: the ratio leaves the band
+    # (50 % -> 60 %) and moves to ETH with it
+    res, ok = _switch_run([1, 2, 2, 2], [0.5, 0.52, 0.6, 0.6], [0.85, 0.82, 0.82, 0.82])
+    assert ok.tolist() == [True] * 4
+    assert res.instrument.tolist() == [1, 1, 2, 2]
+    assert res.hedge.tolist() == pytest.approx([0.5, 0.5, 0.6, 0.6])
+    # bar 2: BTC closed (0.75 N) and ETH opened (0.6 N x beta 2 = 1.2 N)
+    entry, switch = 1.75 * N0 * 0.001, (0.75 + 1.2) * N0 * 0.001
+    assert res.cum_costs[0].tolist() == pytest.approx([entry, entry, entry + switch,
+                                                       entry + switch], rel=1e-7)
+    assert (res.trades, res.switches, res.forced_switches) == (2, 1, 0)
+
+
+def test_a_proxy_no_longer_named_without_its_qualification_moves() -> None:
+    # no hedge_ok column: a held proxy the decision no longer names counts as not qualifying
+    res, _ = _switch_run([1, 2, 2], [0.5, 0.52, 0.52], [0.85, 0.85, 0.85])
+    del_ok = run([10.0] * 3, lev=LEV[:3], hedge=[0.5, 0.52, 0.52], policy=PolicyConfig(
+        taker_fee=0.001, spread=0.0), proxies=_two_proxies(3),
+        hedge_instrument=np.array([1, 2, 2]), hedge_beta=np.array([1.5, 2.0, 2.0]),
+        hedge_r2=np.array([0.85, 0.9, 0.9]))
+    assert res.instrument.tolist() == [1, 1, 1]  # BTC qualifies: held
+    assert del_ok.instrument.tolist() == [1, 2, 2]  # unknown: moved to ETH at bar 1
+    assert del_ok.fees == pytest.approx((1.75 + 0.75 + 1.04) * N0 * 0.001, rel=1e-7)

@@ -3,8 +3,8 @@
 ``simulate_book(inline=False)`` runs each bar through ``trading.core`` (settle, allocate,
 rebalance); the default path does the held position's quiet bars in locals. The two must agree
 bit for bit, on paths that reach every branch: liquidations (10x on wild bars), stops and their
-cooldown, re-levering, hedge moves, a BTC proxy leg, the size cap, fail-safe bars and NaN
-targets, long and short.
+cooldown, re-levering, hedge moves, a BTC proxy leg (left inside the no-trade band where it no
+longer qualifies), the size cap, fail-safe bars and NaN targets, long and short.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def plans(n: int, seed: int, side: str) -> list[PositionPlan]:
         PositionPlan(0, lev, hedge, sig, prob, side=side, stops=True, hedge_instrument=inst,
                      hedge_beta=np.full(n, 1.3), hedge_r2=np.full(n, 0.6),
                      loss_per_notional=lpn, no_new_exposure=nne),
+        PositionPlan(0, lev, hedge, sig, prob, side=side, hedge_instrument=inst,
+                     hedge_beta=np.full(n, 1.3), hedge_r2=np.full(n, 0.85),
+                     hedge_ok={1: np.repeat(rng.random(n // 30 + 1) < 0.5, 30)[:n]}),
     ]
 
 
@@ -62,7 +65,7 @@ def plans(n: int, seed: int, side: str) -> list[PositionPlan]:
 def test_inlined_quiet_bars_equal_the_core_bar_by_bar(side: str, seed: int) -> None:
     n = 3_000
     mk = market(n, seed)
-    seen = {"liquidations": 0, "stops": 0, "trades": 0}
+    seen = {"liquidations": 0, "stops": 0, "trades": 0, "forced": 0}
     for plan in plans(n, seed, side):
         kw = dict(policy=POLICY, leverage_tolerance=0.1, stop_cooldown=24)
         fast = simulate_book(mk, [plan], **kw)
@@ -72,14 +75,17 @@ def test_inlined_quiet_bars_equal_the_core_bar_by_bar(side: str, seed: int) -> N
         for key in ("equity", "leverage", "hedge", "notional", "instrument", "pnl",
                     "cum_costs"):
             np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
-        assert (a.fees, a.funding, a.traded_notional, a.trades) == \
-            (b.fees, b.funding, b.traded_notional, b.trades)
+        assert (a.fees, a.funding, a.traded_notional, a.trades, a.switches,
+                a.forced_switches) == (b.fees, b.funding, b.traded_notional, b.trades,
+                                       b.switches, b.forced_switches)
         assert (a.liquidation_bars, a.stop_bars) == (b.liquidation_bars, b.stop_bars)
         seen["liquidations"] += len(a.liquidation_bars)
         seen["stops"] += len(a.stop_bars)
         seen["trades"] += a.trades
+        seen["forced"] += a.forced_switches
     # the paths reach the branches the fast path hands to the core
     assert seen["liquidations"] > 0 and seen["stops"] > 0 and seen["trades"] > 100
+    assert seen["forced"] > 0
 
 
 @pytest.mark.parametrize("side", ["long", "short"])
@@ -90,7 +96,7 @@ def test_a_book_of_many_inlines_its_quiet_bars_with_the_same_numbers(side: str) 
     rng = np.random.default_rng(7)
     btc = PositionPlan(1, np.full(n, 6.0), np.repeat(rng.uniform(0, 0.9, n // 100), 100),
                        ps[0].sigma_h, ps[0].cascade_prob, side=side, stops=True)
-    book = [ps[1], ps[3], ps[4], btc]
+    book = [ps[1], ps[3], ps[4], ps[5], btc]
     kw = dict(policy=POLICY, leverage_tolerance=0.1, stop_cooldown=24)
     fast = simulate_book(mk, book, **kw)
     ref = simulate_book(mk, book, inline=False, **kw)
@@ -98,6 +104,6 @@ def test_a_book_of_many_inlines_its_quiet_bars_with_the_same_numbers(side: str) 
     for a, b in zip(fast.positions, ref.positions, strict=True):
         for key in ("equity", "leverage", "hedge", "notional", "instrument", "cum_costs"):
             np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
-        assert (a.trades, a.liquidation_bars, a.stop_bars) == \
-            (b.trades, b.liquidation_bars, b.stop_bars)
+        assert (a.trades, a.forced_switches, a.liquidation_bars, a.stop_bars) == \
+            (b.trades, b.forced_switches, b.liquidation_bars, b.stop_bars)
     assert sum(len(p.liquidation_bars) + len(p.stop_bars) for p in fast.positions) > 0

@@ -146,7 +146,8 @@ def paper(market: Market, preds: pd.DataFrame, policy: PolicyConfig, trading: Tr
                 trailing_vol_annual=trailing_vol(feats, columns),
                 equity=max(trader.total, 1e-9),
                 freshness=Freshness(forecast_age_s=10.0, features_age_s=10.0)), policy)
-            targets = targets_from_decision(decision, "NEAR", sigma, prob, trading, policy)
+            targets = targets_from_decision(decision, "NEAR", sigma, prob, trading, policy,
+                                            cross)
             intents = [*settled.orders, *trader.rebalance("NEAR", bar_no, targets, marks)]
             now = bar + HOUR + DELAY
             prev = book.last_as_of("NEAR")

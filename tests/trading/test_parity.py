@@ -1,7 +1,8 @@
 """Backtest = paper: the same bars (the bundled sample) and forecasts through the backtest engine
 and through the live paper path (trading core bar by bar, executor, SQLite book) give the same
 trades, stops, fees and funding, and an equity path within 1 basis point per bar; with NEAR
-hedged in NEAR itself, and with BTC/ETH proxy hedges that change instrument."""
+hedged in NEAR itself, and with BTC/ETH proxy hedges that change instrument (with the ratio, or
+inside the no-trade band when the proxy held no longer qualifies)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,13 @@ CASES = {
     "proxy stop": ("2025-10-10T06:00Z", "2025-10-11T06:00Z", PROXIES, [15]),
     # hedged with BTC, then moved to ETH at 01:00 on 2026-04-02 (bar 25)
     "proxy switch": ("2026-04-01T00:00Z", "2026-04-02T04:00Z", PROXIES, []),
+    # hedged with ETH, left for NEAR itself inside the no-trade band when ETH stops qualifying
+    "proxy left": ("2026-03-28T00:00Z", "2026-03-29T04:00Z", PROXIES, []),
 }
+HELD = {"proxy stop": ({"ETH"}, 0), "proxy switch": ({"BTC", "ETH"}, 0),
+        "proxy left": ({"ETH", "NEAR"}, 1)}
+"""The instruments the hedge lived in, and the switches forced by a proxy that no longer
+qualified (``core.instrument_switch``)."""
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,7 @@ def test_backtest_and_paper_book_agree(market, case: str, tmp_path: Path) -> Non
     if policy is PROXIES:  # the hedge lived in the proxies, as the backtest's did
         held = {ENGINE_ROWS[k] for k in set(r.instrument.tolist()) - {-1}}
         assert set(orders.loc[orders["leg"] == "hedge", "instrument"]) == held
-        assert held == ({"ETH"} if stops else {"BTC", "ETH"})
+        assert (held, r.forced_switches) == HELD[case]
     # the same fees (fee + half spread) and funding (paid > 0 in the engine, < 0 in the book)
     fills, paid = run.frames["fills"], run.frames["funding_payments"]
     assert fills["fee"].sum() + fills["slippage"].sum() == pytest.approx(r.fees, rel=1e-9)

@@ -14,11 +14,12 @@ import yaml
 from cascade_ml.config import load_pipeline
 from cascade_ml.errors import CascadeError, ConfigError
 from cascade_ml.policy.config import NEAR_TIERS, PolicyConfig
+from cascade_ml.policy.schemas import Decision
 from cascade_ml.trading.config import TradingConfig
 from cascade_ml.trading.costs import simulate_fill
 from cascade_ml.trading.funding import funding_amount
 from cascade_ml.trading.orders import orders_between
-from cascade_ml.trading.paper import BarPrices, PaperTrader, Targets
+from cascade_ml.trading.paper import BarPrices, PaperTrader, Targets, targets_from_decision
 
 FREE = PolicyConfig(taker_fee=0.0, spread=0.0, tiers={"NEAR": NEAR_TIERS})
 
@@ -147,3 +148,108 @@ def test_a_liquidation_in_the_paper_book_loses_the_margin_as_the_engine_does(
     # re-enters at the next close with half of what is left
     assert kinds[2] == [("liquidation", "sell")] and kinds[3] == [("trade", "buy")]
     assert equity == pytest.approx(engine.equity.tolist())
+
+
+SWITCH = PolicyConfig(taker_fee=0.001, spread=0.0, min_cross_hedge_r2=0.8,
+                      same_perp_effectiveness=0.5, tiers={"NEAR": NEAR_TIERS})
+
+
+def _flat_bar(i: int) -> dict[str, BarPrices]:
+    return {n: BarPrices(p, p, p, p, p) for n, p in (("NEAR", 10.0), ("BTC", 100.0),
+                                                      ("ETH", 50.0))}
+
+
+def _proxy_targets(lev: float, hedge: float, inst: str, beta: float, r2: float,
+                   qualified: set[str]) -> Targets:
+    return Targets(lev, hedge, inst, beta, r2, math.nan, False, 0.04, 0.05,
+                   frozenset(qualified))
+
+
+def _decision(reasons: list[str]) -> Decision:
+    return Decision(symbol="NEAR", action="hold", hedge_ratio=0.52, current_hedge_ratio=0.5,
+                    hedge_instrument="same_perp", hedge_beta=1.0, hedge_effectiveness=0.5,
+                    hedge_notional=0.0, leverage_cap=5.0, leverage_caps={},
+                    size_cap_notional=1e9, required_liquidation_distance=None,
+                    liquidation_price=None, liquidation_distance=None, risk_score=None,
+                    fail_safe=False, reasons=reasons)
+
+
+def _proxy_trader() -> PaperTrader:
+    """1x long NEAR at 10, half hedged in BTC (beta 1.5) at bar 0, fee 0.1 %."""
+    trader = PaperTrader(["NEAR"], ["NEAR", "BTC", "ETH"], "long", TradingConfig(leverage=1.0),
+                         SWITCH)
+    trader.settle(0, _flat_bar(0))
+    trader.rebalance("NEAR", 0, _proxy_targets(1.0, 0.5, "BTC", 1.5, 0.85, {"BTC"}),
+                     {"NEAR": 10.0, "BTC": 100.0, "ETH": 50.0})
+    return trader
+
+
+def test_paper_hedge_leaves_a_proxy_below_the_minimum_r2_inside_the_band() -> None:
+    trader = _proxy_trader()
+    n0 = 5_000 / 1.00175  # the 1x main leg, sized net of its fee on 1.75 N traded
+    assert trader.legs("NEAR") == pytest.approx({("main", "NEAR"): n0 / 10,
+                                                 ("hedge", "BTC"): -0.75 * n0 / 100}, rel=1e-7)
+    fees0 = trader.positions["NEAR"].fees
+    marks = {"NEAR": 10.0, "BTC": 100.0, "ETH": 50.0}
+    # bar 1: BTC's R^2 fell below the minimum (it no longer qualifies), the decision is the
+    # same perp at 52 % (inside the 5 % no-trade band of the 50 % held): the hedge moves
+    trader.settle(1, _flat_bar(1))
+    orders = trader.rebalance("NEAR", 1, _proxy_targets(1.01, 0.52, "NEAR", 1.0, 0.5, set()),
+                              marks)
+    assert [(o.leg, o.instrument, o.side) for o in orders] == [
+        ("hedge", "BTC", "buy"), ("hedge", "NEAR", "sell")]
+    assert [o.qty for o in orders] == pytest.approx([0.75 * n0 / 100, 0.52 * n0 / 10], rel=1e-7)
+    ps = trader.positions["NEAR"]
+    assert ps.fees - fees0 == pytest.approx((0.75 + 0.52) * n0 * 0.001, rel=1e-7)
+    assert (ps.switches, ps.forced) == (1, 1)
+    assert trader.notes["NEAR"].startswith("hedge moved from the BTC perp to the same perp "
+                                           "(NEAR) inside the no-trade band: BTC no longer "
+                                           "qualifies")
+    held = _decision(["hold: the hedge 50 % is within the 5 % no-trade band"])
+    assert trader.explain("NEAR", held).reasons == [*held.reasons, trader.notes["NEAR"]]
+    # bar 2: ratio and instrument unchanged: nothing trades
+    trader.settle(2, _flat_bar(2))
+    assert trader.rebalance("NEAR", 2, _proxy_targets(1.01, 0.52, "NEAR", 1.0, 0.5, set()),
+                            marks) == []
+    assert "NEAR" not in trader.notes
+    assert trader.explain("NEAR", held) == held
+
+
+def test_paper_hedge_between_two_qualifying_proxies_waits_for_the_ratio() -> None:
+    trader = _proxy_trader()
+    marks = {"NEAR": 10.0, "BTC": 100.0, "ETH": 50.0}
+    trader.settle(1, _flat_bar(1))
+    # ETH is the better proxy now, BTC still qualifies: inside the band nothing trades
+    assert trader.rebalance("NEAR", 1, _proxy_targets(1.01, 0.52, "ETH", 2.0, 0.9,
+                                                      {"BTC", "ETH"}), marks) == []
+    # the ratio leaves the band (50 % -> 60 %): the hedge moves, to ETH
+    trader.settle(2, _flat_bar(2))
+    orders = trader.rebalance("NEAR", 2, _proxy_targets(1.01, 0.6, "ETH", 2.0, 0.9,
+                                                        {"BTC", "ETH"}), marks)
+    assert [(o.leg, o.instrument, o.side) for o in orders] == [
+        ("hedge", "BTC", "buy"), ("hedge", "ETH", "sell")]
+    ps = trader.positions["NEAR"]
+    assert (ps.switches, ps.forced) == (1, 0)
+    assert trader.notes["NEAR"].startswith("hedge moved from the BTC perp to the ETH perp with "
+                                           "the hedge ratio's own rebalance")
+
+
+@pytest.mark.parametrize(("r2_btc", "qualified"), [(0.80, {"BTC"}), (0.79, set())])
+def test_targets_name_the_proxies_whose_r2_passes_the_minimum(r2_btc: float,
+                                                              qualified: set[str]) -> None:
+    from cascade_ml.policy.decide import decide
+    from cascade_ml.policy.schemas import CrossAsset, Forecast, Freshness, PolicyInputs, Position
+
+    cross = CrossAsset(beta_btc=1.2, r2_btc=r2_btc, beta_eth=-0.3, r2_eth=0.95)
+    d = decide(PolicyInputs(forecast=Forecast(sigma_h=0.04, horizon_hours=24.0,
+                                              cascade_prob=0.05), cross_asset=cross,
+                            position=Position(side="long", notional=5_000.0, entry_price=10.0,
+                                              mark_price=10.0, leverage=1.0),
+                            freshness=Freshness(forecast_age_s=10.0, features_age_s=10.0),
+                            equity=10_000.0), SWITCH)
+    t = targets_from_decision(d, "NEAR", 0.04, 0.05, TradingConfig(), SWITCH, cross)
+    # ETH's beta is negative: never a proxy; BTC at R^2 0.80 qualifies, 0.01 below does not
+    assert t.qualified == frozenset(qualified)
+    assert t.instrument == ("BTC" if qualified else "NEAR")
+    assert targets_from_decision(d, "NEAR", 0.04, 0.05, TradingConfig(), SWITCH).qualified \
+        == frozenset()  # no cross inputs: none known to qualify

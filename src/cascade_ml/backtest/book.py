@@ -144,6 +144,8 @@ def _plans(name: str, book: BookData, bt: BacktestConfig, trading: TradingConfig
             codes = extra.pop("hedge_instrument")
             rows = np.array([main if c == 0 else code_to_row[c] for c in range(3)])
             extra["hedge_instrument"] = rows[codes]
+            extra["hedge_ok"] = {int(rows[c]): ok for c, ok in extra.pop("hedge_ok").items()
+                                 if rows[c] >= 0}
         plans.append(PositionPlan(main, plan.target_leverage, plan.target_hedge, plan.sigma_h,
                                   plan.cascade_prob, side=side, **extra))
     return plans
@@ -207,6 +209,7 @@ def position_metrics(book: BookData, symbol: str, r: SimResult, alloc: float) ->
             "mean_hedge": float(np.mean(r.hedge)),
             "proxy_share": float(np.mean((r.instrument >= 0)
                                          & (r.instrument != book.market.names.index(symbol)))),
+            "instrument_switches": float(r.switches), "forced_switches": float(r.forced_switches),
             **basis_risk(book, symbol, r)}
 
 
@@ -262,12 +265,15 @@ def proxy_policies(book: BookData, policy: PolicyConfig,
 
 
 def proxy_summary(per: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The book's proxy use and basis risk over its positions: how many used a proxy, and
-    their basis vol and realised R^2 weighted by each one's proxy share (NaN: none did)."""
+    """The book's proxy use and basis risk over its positions: how many used a proxy, their
+    basis vol and realised R^2 weighted by each one's proxy share (NaN: none did), and the
+    instrument switches of all (those forced by a proxy that no longer qualified apart)."""
     used = {s: m for s, m in per.items() if m["proxy_share"] > 0
             and np.isfinite(m["proxy_basis_vol"])}
     w = np.array([m["proxy_share"] for m in used.values()])
-    out = {"proxy_positions": float(len(used))}
+    out = {"proxy_positions": float(len(used)),
+           **{k: float(sum(m[k] for m in per.values()))
+              for k in ("instrument_switches", "forced_switches")}}
     for key in ("proxy_basis_vol", "proxy_realised_r2"):
         v = np.array([m[key] for m in used.values()])
         ok = np.isfinite(v)

@@ -42,6 +42,8 @@ class SimResult:
     instrument: np.ndarray | None = None    # hedge instrument index at each close (-1: none)
     pnl: np.ndarray | None = None           # cumulative P&L of the position (quote)
     cum_costs: np.ndarray | None = None     # (3, n): cumulative fees, funding, traded notional
+    switches: int = 0                       # trades that moved a held hedge to another instrument
+    forced_switches: int = 0                # trades that left a held proxy no longer qualifying
 
 
 @dataclass
@@ -83,6 +85,7 @@ class PositionPlan:
     hedge_instrument: np.ndarray | None = None  # instrument index per bar (None: the main perp)
     hedge_beta: np.ndarray | None = None
     hedge_r2: np.ndarray | None = None
+    hedge_ok: dict[int, np.ndarray] | None = None  # proxy row -> bars it qualifies (else none)
     loss_per_notional: np.ndarray | None = None  # size cap (None: no cap)
     no_new_exposure: np.ndarray | None = None    # bars where the main leg may only shrink
     stops: bool = False                           # honour the protective stop
@@ -99,8 +102,8 @@ class BookResult:
 class _Pos(core.PositionState):
     """A position in the loop, with its plan's targets as lists (fast indexing)."""
 
-    __slots__ = ("plan", "lt", "ht", "sig", "prob", "hi_arr", "hb_arr", "hr_arr", "lpn", "nne",
-                 "rec", "main_close")
+    __slots__ = ("plan", "lt", "ht", "sig", "prob", "hi_arr", "hb_arr", "hr_arr", "ok", "lpn",
+                 "nne", "rec", "main_close")
 
     def __init__(self, plan: PositionPlan, n: int) -> None:
         super().__init__(plan.main, plan.side, plan.stops)
@@ -117,10 +120,16 @@ class _Pos(core.PositionState):
                        else plan.hedge_instrument.tolist())
         self.hb_arr = [1.0] * n if plan.hedge_beta is None else plan.hedge_beta.tolist()
         self.hr_arr = [1.0] * n if plan.hedge_r2 is None else plan.hedge_r2.tolist()
+        self.ok = {k: np.asarray(v, dtype=bool).tolist() for k, v in (plan.hedge_ok or {}).items()}
         self.lpn = ([math.nan] * n if plan.loss_per_notional is None
                     else plan.loss_per_notional.tolist())
         self.nne = ([False] * n if plan.no_new_exposure is None
                     else [bool(x) for x in plan.no_new_exposure.tolist()])
+
+    def held_ok(self, i: int) -> bool:
+        """The proxy the hedge is held in qualifies at bar ``i`` (``core.instrument_switch``)."""
+        col = self.ok.get(self.hinst)
+        return col is not None and col[i]
 
 
 def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyConfig,
@@ -159,7 +168,8 @@ def simulate_book(market: Market, plans: list[PositionPlan], *, policy: PolicyCo
         rec = np.array(ps.rec, dtype=float).reshape(n, 8).T  # a flat list: fast to convert
         results.append(SimResult(rec[0], rec[2], rec[3], ps.liqs, ps.fees, ps.funding,
                                  ps.traded, ps.trades, ps.stops, rec[1],
-                                 rec[4].astype(int), rec[0].copy(), rec[5:8].copy()))
+                                 rec[4].astype(int), rec[0].copy(), rec[5:8].copy(),
+                                 ps.switches, ps.forced))
     return BookResult(np.array(equity), results)
 
 
@@ -185,7 +195,7 @@ def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, c
         free = core.allocate(ps, i, free, alloc, share)
         free = core.rebalance(ps, i, cl, tiers, r, free, alloc, share, ps.lt[i], ps.ht[i],
                               ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
-                              ps.lpn[i], ps.nne[i])
+                              ps.lpn[i], ps.nne[i], ps.held_ok(i))
     equity[i] = free + sum(ps.bucket for ps in book)
     for ps in book:
         q = ps.main_q
@@ -233,6 +243,8 @@ def _holds(ps: _Pos, i: int, c: float, r: core.CoreRules, total: float) -> bool:
     lt, ht, b = ps.lt[i], ps.ht[i], ps.bucket
     if not (b > 0 and lt == lt and ht == ht and i >= ps.cool_until):
         return True
+    if ps.hinst != ps.main and core.instrument_switch(ps, ps.hi_arr[i], ps.held_ok(i)):
+        return False  # a held proxy that no longer qualifies moves, inside the band too
     gross = ps.main_q * c
     n_cap = math.inf
     lpn = ps.lpn[i]
@@ -258,7 +270,7 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
     """
     m = ps.main
     hi_m, lo_m, cl_m, fr_m = hi[m], lo[m], cl[m], fr[m]
-    lt_a, ht_a, lpn_a, nne_a, rec = ps.lt, ps.ht, ps.lpn, ps.nne, ps.rec
+    lt_a, ht_a, lpn_a, nne_a, rec, hi_a = ps.lt, ps.ht, ps.lpn, ps.nne, ps.rec, ps.hi_arr
     band, f_risk = r.band, r.f_risk
     up, down = 1.0 + core._ROUNDING, 1.0 - r.leverage_tolerance
     top_m = tiers[m].top
@@ -275,6 +287,7 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
             hi_j, lo_j, cl_j, fr_j, top_j = hi[j], lo[j], cl[j], fr[j], tiers[j].top
             h_rec = h_cur if q > 0 else 0.0
             inst = ps.hinst if q > 0 and hq > 0 else -1
+            proxy = hq > 0 and j != m  # a proxy hedge: core.instrument_switch may move it
             stale = False
         if q != 0.0 and i > 0:
             lm, hm = lo_m[i], hi_m[i]
@@ -304,7 +317,9 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
                         lt_eff = min(lt, n_cap / b)
                         cur = gross / b
                         quiet = (cur <= lt_eff * up and not cur < lt_eff * down
-                                 and abs(ht - h_cur) < band)
+                                 and abs(ht - h_cur) < band
+                                 and not (proxy and core.instrument_switch(
+                                     ps, hi_a[i], ps.held_ok(i))))
                     if quiet:
                         nq = q * c
                         rec.extend((pnl_t, nq, nq / b if b > 0 else 0.0, h_rec, inst, fees,
@@ -316,7 +331,7 @@ def _run_one(ps: _Pos, n: int, o: core.Rows, hi: core.Rows, lo: core.Rows, cl: c
                     free = core.allocate(ps, i, free, free + b, share)
                     free = core.rebalance(ps, i, cl, tiers, r, free, free + b, share, lt, ht,
                                           ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i],
-                                          ps.hr_arr[i], lpn_a[i], nne_a[i])
+                                          ps.hr_arr[i], lpn_a[i], nne_a[i], ps.held_ok(i))
                     equity[i] = free + ps.bucket
                     q2 = ps.main_q
                     nq = q2 * cl_m[i]
@@ -376,14 +391,16 @@ def simulate_on(market: Market, target_leverage: np.ndarray, target_hedge: np.nd
                 no_new_exposure: np.ndarray | None = None, stops: bool = False,
                 stop_cooldown: int = 24, hedge_instrument: np.ndarray | None = None,
                 hedge_beta: np.ndarray | None = None,
-                hedge_r2: np.ndarray | None = None) -> SimResult:
-    """:func:`simulate` on a :func:`single_market` built once (many strategies share it)."""
+                hedge_r2: np.ndarray | None = None,
+                hedge_ok: dict[int, np.ndarray] | None = None) -> SimResult:
+    """:func:`simulate` on a :func:`single_market` built once (many strategies share it);
+    ``hedge_ok``: per proxy code (its row), the bars it qualifies as a hedge."""
     plan = PositionPlan(0, np.asarray(target_leverage, dtype=float),
                         np.asarray(target_hedge, dtype=float), np.asarray(sigma_h, dtype=float),
                         np.asarray(cascade_prob, dtype=float), side=side,
                         hedge_instrument=None if hedge_instrument is None
                         else np.asarray(hedge_instrument, dtype=int),
-                        hedge_beta=hedge_beta, hedge_r2=hedge_r2,
+                        hedge_beta=hedge_beta, hedge_r2=hedge_r2, hedge_ok=hedge_ok,
                         loss_per_notional=loss_per_notional, no_new_exposure=no_new_exposure,
                         stops=stops)
     res = simulate_book(market, [plan], policy=policy, initial_equity=initial_equity,

@@ -501,7 +501,9 @@ def echo_book(rows: list[dict], horizon: int) -> None:
             typer.echo(f"  {v['strategy']:<15} proxy share {v['proxy_share']:.1%}, "
                        f"{v['proxy_positions']:.0f} positions by proxy, basis vol "
                        f"{_fmt(v.get('proxy_basis_vol'), '{:.1%}')}, realised R^2 "
-                       f"{_fmt(v.get('proxy_realised_r2'), '{:.2f}')}")
+                       f"{_fmt(v.get('proxy_realised_r2'), '{:.2f}')}, instrument switches "
+                       f"{v.get('instrument_switches', 0):.0f} ("
+                       f"{v.get('forced_switches', 0):.0f} forced)")
     for span, block in by.get("model_policy", {}).get("forecast_value", {}).items():
         typer.echo(f"book forecast value ({span}): {block['verdict']}")
 

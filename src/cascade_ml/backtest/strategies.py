@@ -113,7 +113,8 @@ def policy_plan(sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig, tie
     if bt.enforce_size_cap:
         engine["loss_per_notional"] = t["loss_per_notional"]
     if proxies:
-        engine.update(hedge_instrument=t["instrument"], hedge_beta=t["beta"])
+        engine.update(hedge_instrument=t["instrument"], hedge_beta=t["beta"],
+                      hedge_ok={1: t["ok_btc"], 2: t["ok_eth"]})  # by instrument code
     # the hedge a position following decide holds (it moves only where the move pays)
     return Plan(np.minimum(trading.leverage, t["cap"]), t["held"], sig.sigma_h, sig.cascade_prob,
                 engine, t)
@@ -124,7 +125,7 @@ def without_hedge(plan: Plan) -> Plan:
     (the hedged position's loss per notional, so the main leg is the same size), stop and
     fail-safe, with hedge 0 on every bar. Against it, captures measure the hedge alone."""
     engine = {k: v for k, v in plan.engine.items()
-              if k not in ("hedge_instrument", "hedge_beta")}
+              if k not in ("hedge_instrument", "hedge_beta", "hedge_ok")}
     return Plan(plan.target_leverage, np.zeros_like(plan.target_hedge), plan.sigma_h,
                 plan.cascade_prob, engine, plan.decisions)
 

@@ -482,9 +482,11 @@ class LiveLoop:
         intents = []
         if settled is not None:  # None: this bar is already in the saved account
             targets = targets_from_decision(decision, symbol, forecast.sigma_h,
-                                            forecast.cascade_prob, self.s.trading, self.s.policy)
+                                            forecast.cascade_prob, self.s.trading, self.s.policy,
+                                            cross)
             intents = [*settled.orders, *trader.rebalance(symbol, self._bar_no(bar), targets,
                                                           marks)]
+            decision = trader.explain(symbol, decision)  # a hedge moved instrument: why
         funding = [] if settled is not None and settled.closed else self._funding(symbol, now)
         result = self.executor.run_cycle(
             symbol, bar, decision, intents, marks=marks, as_of=now, funding=funding,

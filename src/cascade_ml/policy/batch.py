@@ -36,9 +36,11 @@ def decide_columns(sigma_h: np.ndarray, cascade_prob: np.ndarray, n_fired: np.nd
     holds: it moves to the target only where ``decide`` would say the move pays, see
     :func:`held_hedge`), leverage ``cap``, ``fail_safe`` flag, hedge ``instrument`` code
     (:data:`rules.INSTRUMENTS`), ``beta``, ``r2``, ``exposure`` (1 - h R^2 of the held hedge),
-    ``adverse`` (the tail move the size is built on) and ``loss_per_notional`` (the risk-budget
-    size cap is ``max_risk_fraction x equity / loss_per_notional``). ``notional`` picks the
-    margin tier."""
+    ``adverse`` (the tail move the size is built on), ``loss_per_notional`` (the risk-budget
+    size cap is ``max_risk_fraction x equity / loss_per_notional``) and ``ok_btc``/``ok_eth``
+    (the proxy qualifies: :func:`rules.proxy_qualifies`, on every bar, fail-safe or not: a
+    proxy hedge held where it does not is moved even inside the no-trade band).
+    ``notional`` picks the margin tier."""
     s = np.asarray(sigma_h, dtype=float)
     n = len(s)
     p = _col(cascade_prob, n)
@@ -69,6 +71,10 @@ def decide_columns(sigma_h: np.ndarray, cascade_prob: np.ndarray, n_fired: np.nd
         "r2": np.where(ok, r2, safe_r2),
         "adverse": np.where(ok, adverse, float(rules.adverse_move(cfg.max_sigma_h, cfg))),
     }
+    out["ok_btc"] = np.broadcast_to(rules.proxy_qualifies(_col(beta_btc, n), _col(r2_btc, n),
+                                                         cfg), (n,))
+    out["ok_eth"] = np.broadcast_to(rules.proxy_qualifies(_col(beta_eth, n), _col(r2_eth, n),
+                                                         cfg), (n,))
     out["held"] = held_hedge(out["hedge"], out["fail_safe"], terms, cfg)
     out["exposure"] = np.asarray(rules.net_exposure(out["held"], out["r2"]))
     out["loss_per_notional"] = np.where(ok, np.asarray(rules.loss_per_notional(s_ref, cfg)),

@@ -374,14 +374,24 @@ INSTRUMENTS = ("same_perp", "BTC", "ETH")
 def hedge_instrument(beta_btc: ArrayLike, r2_btc: ArrayLike, beta_eth: ArrayLike,
                      r2_eth: ArrayLike, cfg: PolicyConfig
                      ) -> tuple[ArrayLike, ArrayLike, ArrayLike]:
-    """(code, beta, R^2) of the hedge: the same perp, unless the BTC or ETH perp has a positive
-    beta, R^2 >= ``min_cross_hedge_r2`` and a higher R^2 than the best so far (NaN: unknown)."""
+    """(code, beta, R^2) of the hedge: the same perp, unless the BTC or ETH perp qualifies
+    (:func:`proxy_qualifies`) with a higher R^2 than the best so far (NaN: unknown)."""
     code, beta, r2 = 0.0, 1.0, cfg.same_perp_effectiveness
     for k, (b, r) in enumerate(((beta_btc, r2_btc), (beta_eth, r2_eth)), start=1):
         b, r = asnum(b), asnum(r)
-        ok = isfinite(b) & isfinite(r) & (b > 0) & (r >= cfg.min_cross_hedge_r2) & (r > r2)
+        ok = proxy_qualifies(b, r, cfg) & (r > r2)
         code, beta, r2 = where(ok, float(k), code), where(ok, b, beta), where(ok, r, r2)
     return out(code), out(beta), out(r2)
+
+
+def proxy_qualifies(beta: ArrayLike, r2: ArrayLike, cfg: PolicyConfig) -> ArrayLike:
+    """Whether a BTC/ETH proxy may carry the hedge: a positive beta, R^2 >=
+    ``min_cross_hedge_r2`` and above the same perp's ``same_perp_effectiveness`` (NaN: no).
+    A proxy hedge held where its proxy no longer qualifies is moved to the decided instrument
+    even inside the no-trade band (``trading.core.instrument_switch``)."""
+    b, r = asnum(beta), asnum(r2)
+    return out_bool(isfinite(b) & isfinite(r) & (b > 0) & (r >= cfg.min_cross_hedge_r2)
+                    & (r > cfg.same_perp_effectiveness))
 
 
 def net_exposure(hedge: ArrayLike, r2: ArrayLike) -> ArrayLike:

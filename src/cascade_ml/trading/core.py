@@ -28,9 +28,14 @@ hedge mode) or, beta-weighted, in a proxy perp (BTC, ETH), both on one isolated 
    tolerated, cut back to the cap at that close) or more than ``leverage_tolerance`` below it
    (the tolerance is one-sided: it only spares re-levering up); the bucket is then reset to its
    margin share of its equity, a free transfer. The hedge moves only when
-   ``policy.rules.rebalance_test`` (the no-trade band and the benefit-vs-cost test) passes, and
-   the hedge instrument changes only then (on a fail-safe bar the benefit test does not apply,
-   as in ``decide``: outside the band the hedge moves to the fail-safe's). The main leg is held
+   ``policy.rules.rebalance_test`` (the no-trade band and the benefit-vs-cost test) passes (on
+   a fail-safe bar the benefit test does not apply, as in ``decide``: outside the band the
+   hedge moves to the fail-safe's), or when it is held in a BTC/ETH proxy that no longer
+   qualifies (``rules.proxy_qualifies``) and the decision names another instrument: then it
+   moves to the decision's instrument and ratio at once, inside the band too
+   (:func:`instrument_switch`); a switch between two instruments that both qualify waits for
+   the ratio's own trade. A switch pays the fee on both hedge legs (the old one closed, the
+   new one opened) as any trade does. The main leg is held
    to the risk-budget size cap ``max_risk_fraction x equity / loss_per_notional``; while the
    policy fails safe it never grows. Traded notional pays ``policy.trade_cost``. Every trade
    resets the stop: from the entry price, where the hedged position (exposure ``1 - h R^2``)
@@ -88,7 +93,7 @@ class PositionState:
 
     __slots__ = ("main", "s", "stops_on", "bucket", "main_q", "hedge_q", "hinst", "hbeta",
                  "hr2", "h_cur", "entry", "stop", "cool_until", "pnl", "fees", "funding",
-                 "traded", "trades", "liqs", "stops", "anchor_at")
+                 "traded", "trades", "liqs", "stops", "anchor_at", "switches", "forced")
     _SAVED = __slots__[3:]
 
     def __init__(self, main: int, side: str = "long", stops: bool = False) -> None:
@@ -106,6 +111,8 @@ class PositionState:
         self.liqs: list[int] = []
         self.stops: list[int] = []
         self.anchor_at = 0  # the bar from which the stop is re-anchored (stop_reset > 0)
+        self.switches = 0  # trades that moved a held hedge to another instrument
+        self.forced = 0    # trades that left a held proxy no longer qualifying
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state (NaN stop as None)."""
@@ -203,13 +210,28 @@ def allocate(ps: PositionState, i: int, free: float, total: float, share: float)
     return free
 
 
+def instrument_switch(ps: PositionState, ti: int, held_ok: bool) -> bool:
+    """Whether the held hedge must move to the decided instrument ``ti`` whatever the no-trade
+    band says: it is held (a quantity) in a proxy other than ``ti`` that no longer qualifies
+    (``held_ok``: ``rules.proxy_qualifies`` of the held proxy on this bar). Its R^2 is what
+    sized the position's exposure and stop; below the policy's minimum that hedge is basis
+    risk the policy did not accept. The same perp always qualifies, and a switch between two
+    instruments that both do waits for the ratio's own trade: closing one hedge and opening
+    another costs both legs' fees (twice the hedge's notional at equal betas) for a basis-risk
+    change both R^2 already bound, and switching on every crossing of two R^2s would churn."""
+    return not held_ok and ps.hedge_q > 0.0 and ps.hinst != ti and ps.hinst != ps.main
+
+
 def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRules,
               free: float, total: float, share: float, lt: float, ht: float, sig: float,
-              prob: float, ti: int, tb: float, tr: float, lpn: float, nne: bool) -> float:
+              prob: float, ti: int, tb: float, tr: float, lpn: float, nne: bool,
+              held_ok: bool = False) -> float:
     """Apply the bar's targets at its close (leverage ``lt``, hedge ``ht`` in instrument ``ti``
     with beta ``tb`` and effectiveness ``tr``, loss per notional ``lpn`` for the size cap (NaN
     or <= 0: none), no new exposure ``nne``; ``sig``/``prob`` feed the benefit test), on the
-    position's equity ``total`` (:func:`position_equity`) with margin ``share`` of it. NaN
+    position's equity ``total`` (:func:`position_equity`) with margin ``share`` of it;
+    ``held_ok``: the proxy the hedge is held in still qualifies (:func:`instrument_switch`;
+    False, the default, when unknown: a proxy the decision no longer names is left). NaN
     targets keep the position. Returns free cash."""
     if r.stop_reset and ps.stops_on and ps.main_q > 0 and i >= ps.anchor_at:
         a = cl[ps.main][i]  # the holding window is over: the stop is measured from here
@@ -230,9 +252,10 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
     # one-sided: above the cap is never tolerated (only float rounding); below, the tolerance
     relever = (ps.main_q == 0.0 or cur_lev > lt_eff * (1.0 + _ROUNDING)
                or cur_lev < lt_eff * (1.0 - r.leverage_tolerance))
-    if not relever and abs(ht - ps.h_cur) < r.band:
+    switch = instrument_switch(ps, ti, held_ok)
+    if not relever and not switch and abs(ht - ps.h_cur) < r.band:
         return free  # inside both no-trade bands: nothing trades (most bars)
-    if ps.main_q == 0.0:
+    if ps.main_q == 0.0 or switch:  # a proxy that no longer qualifies: moved, band or not
         move_hedge = True
     elif abs(ht - ps.h_cur) < r.band:  # inside the no-trade band: the test fails
         move_hedge = False
@@ -284,6 +307,9 @@ def rebalance(ps: PositionState, i: int, cl: Rows, tiers: list[Tiers], r: CoreRu
         ps.pnl -= cost
         ps.traded += traded
         ps.trades += 1
+        if new_hedge > 0.0 and hq > 0.0 and inst != ps.hinst:
+            ps.switches += 1
+        ps.forced += switch
         if new_main > ps.main_q:
             ps.entry = (ps.entry * ps.main_q + c * (new_main - ps.main_q)) / new_main
         elif new_main == 0.0:

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from cascade_ml.errors import CascadeError
-from cascade_ml.policy import failsafe
+from cascade_ml.policy import failsafe, rules
 from cascade_ml.policy.config import PolicyConfig
-from cascade_ml.policy.schemas import Decision, Position
+from cascade_ml.policy.schemas import CrossAsset, Decision, Position
 from cascade_ml.trading import core
 from cascade_ml.trading.config import TradingConfig
 from cascade_ml.trading.margin import Tiers
@@ -99,15 +99,18 @@ class Targets:
     no_new_exposure: bool
     sigma_h: float
     cascade_prob: float
+    qualified: frozenset[str] = frozenset()  # BTC/ETH proxies that qualify on this bar
 
 
 def targets_from_decision(decision: Decision, symbol: str, sigma_h: float | None,
                           cascade_prob: float | None, trading: TradingConfig,
-                          policy: PolicyConfig) -> Targets:
+                          policy: PolicyConfig, cross: CrossAsset | None = None) -> Targets:
     """The bot's targets from a decision, as the backtest reads its policy columns: leverage
     ``min(trading.leverage, leverage_cap)``, the hedge in its instrument, the risk-budget loss
-    per notional (the fail-safe's at the worst sane forecast) and no new exposure when failing
-    safe."""
+    per notional (the fail-safe's at the worst sane forecast), no new exposure when failing
+    safe, and the proxies that qualify by the decision's ``cross`` inputs
+    (``rules.proxy_qualifies``; none when unknown: a held proxy hedge the decision no longer
+    names is then moved, ``core.instrument_switch``)."""
     sig = sigma_h if sigma_h is not None and math.isfinite(sigma_h) else 0.0
     prob = cascade_prob if cascade_prob is not None and math.isfinite(cascade_prob) else 0.0
     r2 = decision.hedge_effectiveness
@@ -117,8 +120,26 @@ def targets_from_decision(decision: Decision, symbol: str, sigma_h: float | None
     lpn = (failsafe.loss_per_notional(policy) if decision.fail_safe
            or decision.loss_per_notional is None else decision.loss_per_notional)
     instrument = symbol if decision.hedge_instrument == "same_perp" else decision.hedge_instrument
+    qualified = frozenset() if cross is None else frozenset(
+        p for p in rules.INSTRUMENTS[1:]
+        if rules.proxy_qualifies(*(math.nan if v is None else v for v in cross.proxy(p.lower())),
+                                 policy))
     return Targets(min(trading.leverage, decision.leverage_cap), hedge, instrument,
-                   decision.hedge_beta, r2, lpn, decision.fail_safe, sig, prob)
+                   decision.hedge_beta, r2, lpn, decision.fail_safe, sig, prob, qualified)
+
+
+def switch_note(old: str, new: str, symbol: str, forced: bool, policy: PolicyConfig) -> str:
+    """The sentence a decision's reasons gain when the trading core moved the held hedge from
+    ``old`` to ``new`` (``core.instrument_switch``)."""
+    def name(n: str) -> str:
+        return f"the same perp ({n})" if n == symbol else f"the {n} perp"
+
+    why = (f"inside the no-trade band: {old} no longer qualifies as a proxy (beta not positive, "
+           f"or R^2 below the {policy.min_cross_hedge_r2:.2f} minimum or the same perp's "
+           f"{policy.same_perp_effectiveness:.2f}, or unknown)" if forced else
+           "with the hedge ratio's own rebalance (a switch between two qualifying instruments "
+           "waits for it)")
+    return f"hedge moved from {name(old)} to {name(new)} {why}; both legs pay the fee"
 
 
 class _Two:
@@ -153,6 +174,8 @@ class PaperTrader:
         self.last_bar: int | None = None
         self.positions = {s: core.PositionState(self.index[s], side, trading.stops)
                           for s in self.symbols}
+        self.notes: dict[str, str] = {}  # symbol -> why its last rebalance moved the hedge's
+        # instrument (none: it did not), for the decision's reasons (:meth:`explain`)
 
     # ------------------------------------------------------------------ views
     @property
@@ -235,14 +258,28 @@ class PaperTrader:
             raise CascadeError(f"the hedge instrument {targets.instrument} has no prices",
                                f"paper trader {symbol}")
         before = self.legs(symbol)
+        held, forced = ps.hinst if ps.hedge_q > 0 else None, ps.forced
         alloc = self.position_equity
         self.free = core.allocate(ps, bar_no, self.free, alloc, self.share)
         self.free = core.rebalance(
             ps, bar_no, cl, self.tiers, self.rules, self.free, alloc, self.share,
             targets.leverage, targets.hedge, targets.sigma_h, targets.cascade_prob, ti,
-            targets.beta, targets.r2, targets.loss_per_notional, targets.no_new_exposure)
+            targets.beta, targets.r2, targets.loss_per_notional, targets.no_new_exposure,
+            self.names[ps.hinst] in targets.qualified)
+        self.notes.pop(symbol, None)
+        if held is not None and ps.hedge_q > 0 and ps.hinst != held:
+            self.notes[symbol] = switch_note(self.names[held], self.names[ps.hinst], symbol,
+                                             ps.forced > forced, self.policy)
         return orders_between(before, self.legs(symbol),
                               prices={n: float(closes.get(n, math.nan)) for n in self.names})
+
+    def explain(self, symbol: str, decision: Decision) -> Decision:
+        """``decision`` with the reason its last :meth:`rebalance` moved the hedge's instrument
+        (:func:`switch_note`) appended; as it was when the instrument did not move."""
+        note = self.notes.get(symbol)
+        if note is None:
+            return decision
+        return decision.model_copy(update={"reasons": [*decision.reasons, note]})
 
     def adopt(self, symbol: str, legs: Legs) -> None:
         """Take the book's legs as held (orders that were refused or not filled, in testnet
