@@ -17,7 +17,10 @@ What it prints (measured in this run, nothing assumed):
 - the audit (``trading.venue.book_differences``): every order of the loop's, its filled
   quantity, price and fee, and the net position per instrument, book against venue (the
   venue's positions counted from the loop's own trades, and as they stand, with the changes
-  made by hand that the loop refused to book);
+  made by hand that the loop refused to book), and the wallet (``trading.venue.wallet_audit``:
+  the venue's equity at the book's marks against the book's, funding, realised P&L and fees,
+  from the loop's own trades and the funding on them; as it stands, the wallet also holds the
+  cash of the changes made by hand, so that one is printed, not audited);
 - the stop audit (``trading.venue.stop_audit``): the loop's stop orders on the venue replayed
   over the bars: placed, crossed by a bar while resting, fired, crossed but not fired (must be
   0), fired at another bar or price than the core's rule, and fired but not booked as fired.
@@ -55,7 +58,7 @@ from cascade_ml.live.run import replay_db_url
 from cascade_ml.pglocal import create_database, start_server
 from cascade_ml.sqlstore import sqlite_path
 from cascade_ml.trading.book import PaperBook
-from cascade_ml.trading.venue import book_differences, stop_audit
+from cascade_ml.trading.venue import book_differences, stop_audit, wallet_audit
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "cascade-ml")
@@ -172,9 +175,9 @@ def run(args: argparse.Namespace) -> None:
 def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None:
     state = read_json(folder / "replay" / "venue.json")
     with PaperBook(url, migrate=False) as book:
-        frames, legs_view = book.frames(), book.state().legs
+        frames, held = book.frames(), book.state()
     legs: dict[str, float] = {}
-    for v in legs_view:
+    for v in held.legs:
         legs[v.instrument] = legs.get(v.instrument, 0.0) + v.qty
     orders, dec = frames["orders"], frames["decisions"]
     halted = dec["reasons"].map(lambda rs: any("reconciliation:" in r for r in rs))
@@ -184,8 +187,13 @@ def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None
         accepted[o["clientOrderId"]] = accepted.get(o["clientOrderId"], 0) + 1
     ours = {c: n for c, n in accepted.items() if c.startswith("cml-")}
     resent = {c: n for c, n in state["sent_ids"].items() if n > 1}
-    loop_diff = book_differences(orders, frames["fills"], legs, state, loop_only=True)
+    loop_diff = book_differences(orders, frames["fills"], legs, state, loop_only=True,
+                                 book=held)
+    # as they stand, the wallet also holds the P&L, fees and funding of the changes made by
+    # hand (undone later: the positions are back, their cash is not): a figure, not a check
     as_is = book_differences(orders, frames["fills"], legs, state)
+    wallets = {how: wallet_audit(state, held, loop_only=how == "loop")
+               for how in ("loop", "as is")}
     hand = [o for o in state["orders"] if o["clientOrderId"].startswith("web_")]
     print(f"wall time {wall:.0f} s; {starts} starts, {kills} kill -9")
     print(f"faults injected: {dict(sorted(state['faults'].items()))}")
@@ -207,6 +215,13 @@ def report(folder: Path, url: str, wall: float, kills: int, starts: int) -> None
     print(f"audit, the loop's orders and trades: {len(loop_diff)} difference(s) "
           f"{loop_diff[:5]}")
     print(f"audit, positions as they stand on the venue: {len(as_is)} difference(s) {as_is[:5]}")
+    paid = float(frames["funding_payments"]["amount"].sum())
+    print(f"wallet: the book's equity {held.equity:.6f} (funding {paid:+.6f}); the venue's at "
+          "the book's marks, from the loop's own trades "
+          + "; as it stands ".join(f"{w.venue:.6f} (funding {w.funding:+.6f}, difference "
+                                   f"{w.difference:+.2e}, tolerance {w.tolerance:.1e})"
+                                   for w in wallets.values())
+          + f"; {len(state.get('income', []))} funding entries on the venue")
     stops = stop_audit(state, replay_bars(folder), step_ms=3_600_000,
                        policy=load_pipeline(folder / "pipeline.yaml").policy)
     booked = frames["stop_orders"]

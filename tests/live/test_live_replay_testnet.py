@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from loop_helpers import FROM, SAMPLE, UNTIL, copy_replay, ledger_is_consistent
 
 from cascade_ml.atomic import read_json
 from cascade_ml.live.run import VENUE_FILE, replay_db_url, run_replay
 from cascade_ml.trading.book import PaperBook
-from cascade_ml.trading.venue import book_differences
+from cascade_ml.trading.venue import book_differences, wallet_audit
 
 FAULTS = {"seed": 5, "rate_limit": 0.15, "ban": 0.1, "timeout": 0.2, "server_error": 0.2,
           "partial_fill": 0.2, "margin": 0.1, "reads": 0.05, "retry_after_s": 0.0}
@@ -31,10 +32,20 @@ def test_testnet_replay_with_faults_ends_with_the_book_equal_to_the_venue(
     state = read_json(d / VENUE_FILE)
     frames = ledger_is_consistent(replay_db_url(d))
     with PaperBook(replay_db_url(d), migrate=False) as book:
-        legs: dict[str, float] = {}
-        for v in book.state().legs:
-            legs[v.instrument] = legs.get(v.instrument, 0.0) + v.qty
-    assert book_differences(frames["orders"], frames["fills"], legs, state) == []
+        held = book.state()
+    legs: dict[str, float] = {}
+    for v in held.legs:
+        legs[v.instrument] = legs.get(v.instrument, 0.0) + v.qty
+    assert book_differences(frames["orders"], frames["fills"], legs, state, book=held) == []
+    # the window's 08:00 settlement was charged on both sides: the venue's funding is the
+    # book's, and a venue that charged none would be caught by the wallet check
+    paid = frames["funding_payments"]["amount"].sum()
+    wallet = wallet_audit(state, held)
+    assert state["income"] and abs(paid) > 100 * wallet.tolerance
+    assert wallet.funding == pytest.approx(paid, abs=wallet.tolerance)
+    no_funding = {**state, "wallet": state["wallet"] - wallet.funding}
+    assert [d[:7] for d in book_differences(frames["orders"], frames["fills"], legs,
+                                            no_funding, book=held)] == ["wallet:"]
     assert state["trades"] and sum(state["faults"].values()) >= 3, state["faults"]
     assert set(frames["orders"]["mode"]) == {"testnet"}
     assert (frames["orders"]["status"] != "submitted").all()  # every lost answer resolved

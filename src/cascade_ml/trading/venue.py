@@ -26,6 +26,19 @@ core's stop rule (``trading.core.settle``), then the same spread and fee. Stops 
 against every bar closed by the venue's clock whenever it answers a request (or on
 ``trigger_stops``), before the answer.
 
+Funding: every settlement of the replay's funding data (``ReplayExchange.
+fetch_funding_rate_history``: the store's funding partitions, the rates the loop collects) is
+charged on each position held at its time, ``trading.funding.funding_amount(qty, mark, rate)``
+(longs pay a positive rate, shorts receive it), the mark being the close of the bar ending at
+the settlement (``trading.book.funding_events``: the book's rule). Settlements are charged when
+the venue next answers, in time order with the stops: a stop reached by a bar that closed by
+the settlement fires first (the position is gone at that time), one reached later fires after
+it. The wallet moves by the amount and the account keeps one income entry per position and
+settlement (``state["income"]``, Binance's ``GET /fapi/v1/income`` record, incomeType
+``FUNDING_FEE``, plus the ``rate``, ``markPrice`` and ``positionAmt`` it was charged on). The
+income endpoint itself (ccxt ``fetch_funding_history``) is not served: nothing in the project
+calls it; the audit reads the account.
+
 A client order id already used is refused with -4116 "ClientOrderId is duplicated." (Binance
 USD-M error codes, developers.binance.com/docs/derivatives/usds-margined-futures/error-code;
 ccxt maps it to ``InvalidOrder``, ``binance.py`` ``exceptions.linear.exact['-4116']``).
@@ -52,8 +65,10 @@ from requests.adapters import BaseAdapter
 from cascade_ml.atomic import read_json, write_json
 from cascade_ml.data.sources.replay import ReplayExchange
 from cascade_ml.policy.config import PolicyConfig
+from cascade_ml.trading.book import BookState, FundingEvent, funding_events
 from cascade_ml.trading.costs import fee_rate, simulate_fill
 from cascade_ml.trading.faults import Fault, FaultDice, FaultPlan
+from cascade_ml.trading.funding import funding_amount
 from cascade_ml.trading.orders import position_after_fill
 
 QUOTE = "USDT"
@@ -153,6 +168,8 @@ class SimulatedBinance(BinanceTransport):
             "next_id": 1, "orders": [], "algo": [], "trades": [], "positions": {},
             "wallet": float(balance), "faults": {}, "requests": {}, "dice": None,
             "sent_ids": {}}
+        self.state.setdefault("balance", float(balance))  # the wallet at the start (audits)
+        self.state.setdefault("income", [])
         self.dice = FaultDice(self.plan, self.state.get("dice"))
 
     def respond(self, method: str, path: str, params: dict[str, str]) -> Answer:
@@ -196,6 +213,7 @@ class SimulatedBinance(BinanceTransport):
 
     # ------------------------------------------------------------------ dispatch
     def _answer(self, method: str, path: str, params: dict[str, str]) -> Answer:
+        self.settle_funding()
         self.trigger_stops()
         self._undo_hand_changes()
         public = {"/fapi/v1/exchangeInfo": self._exchange_info, "/fapi/v1/time": self._time}
@@ -425,9 +443,14 @@ class SimulatedBinance(BinanceTransport):
         self.state["algo"].append(algo)
         return 200, algo, {}
 
-    def trigger_stops(self) -> None:
-        """Fire every open stop whose price a closed bar since its placement reached."""
-        step = int(self.market.parse_timeframe(self.timeframe) * 1000)
+    @property
+    def _step_ms(self) -> int:
+        return int(self.market.parse_timeframe(self.timeframe) * 1000)
+
+    def trigger_stops(self, until_ms: int | None = None) -> None:
+        """Fire every open stop whose price a closed bar since its placement reached (only bars
+        closed by ``until_ms`` when given)."""
+        step = self._step_ms
         for algo in self.state["algo"]:
             if algo["algoStatus"] != "NEW":
                 continue
@@ -436,6 +459,8 @@ class SimulatedBinance(BinanceTransport):
                                            since=since, limit=1500)
             trigger, sell = float(algo["triggerPrice"]), algo["side"] == "SELL"
             for open_ms, o, hi, lo, _, _ in bars:
+                if until_ms is not None and open_ms + step > until_ms:
+                    break
                 if sell and lo <= trigger:
                     ref = min(o, trigger)
                 elif not sell and hi >= trigger:
@@ -452,6 +477,57 @@ class SimulatedBinance(BinanceTransport):
                             actualOrderId=str(order["orderId"]),
                             actualPrice=trade["price"] if trade else "0")
                 break
+
+    # ------------------------------------------------------------------ funding
+    def settle_funding(self) -> None:
+        """Charge every settlement since the last one charged, up to now, on the positions held
+        at it (see the module docstring); the first call only starts the count."""
+        now = self.now_ms
+        since = int(self.state.setdefault("funding_ms", now))
+        if now <= since:
+            return
+        traded = sorted({key.split("|")[0] for key in self.state["positions"]})
+        events = [e for symbol_id in traded for e in self._settlements(symbol_id, since, now)]
+        for event in sorted(events, key=lambda e: (e.timestamp, e.instrument)):
+            at = int(pd.Timestamp(event.timestamp).value // 1_000_000)
+            self.trigger_stops(until_ms=at)
+            self._charge(event, at)
+        self.state["funding_ms"] = now
+
+    def _settlements(self, symbol_id: str, since_ms: int, now_ms: int) -> list[FundingEvent]:
+        """The settlements of ``symbol_id`` in (``since_ms``, ``now_ms``], each priced at the
+        close of the bar ending at it (the book's rule, ``funding_events``)."""
+        unified = self._unified(symbol_id)
+        rows = self.market.fetch_funding_rate_history(unified, since=since_ms + 1, limit=1000)
+        if not rows:
+            return []
+        rates = pd.Series([float(r["fundingRate"]) for r in rows],
+                          index=pd.to_datetime([r["timestamp"] for r in rows], unit="ms",
+                                               utc=True))
+        step = self._step_ms
+        bars = self.market.fetch_ohlcv(unified, self.timeframe, since=since_ms - 24 * step,
+                                       limit=1500)
+        closes = pd.Series([float(b[4]) for b in bars],
+                           index=pd.to_datetime([b[0] for b in bars], unit="ms", utc=True),
+                           dtype=float)
+        return funding_events(symbol_id, rates, closes, pd.Timestamp(since_ms, unit="ms", tz="UTC"),
+                              pd.Timestamp(now_ms, unit="ms", tz="UTC"),
+                              pd.Timedelta(milliseconds=step))
+
+    def _charge(self, event: FundingEvent, at_ms: int) -> None:
+        """One settlement on every position held in its perp: the wallet and an income entry."""
+        for key, pos in sorted(self.state["positions"].items()):
+            symbol_id, position_side = key.split("|")
+            if symbol_id != event.instrument or abs(pos["qty"]) < STEP / 2:
+                continue
+            amount = funding_amount(pos["qty"], event.mark_price, event.rate)
+            self.state["wallet"] += amount
+            self.state["income"].append({
+                "symbol": symbol_id, "incomeType": "FUNDING_FEE", "income": _num(amount),
+                "asset": QUOTE, "info": "FUNDING_FEE", "time": at_ms,
+                "tranId": self._new_id(), "tradeId": "", "positionSide": position_side,
+                "rate": _num(event.rate), "markPrice": _num(event.mark_price),
+                "positionAmt": _num(pos["qty"])})
 
     def _cancel_order(self, params: dict[str, str]) -> Answer:
         found = self._find(self.state["orders"], params, "orderId", "origClientOrderId",
@@ -602,13 +678,23 @@ def venue_client(venue: SimulatedBinance, *, rate_limit_ms: float = 50.0) -> ccx
 
 
 def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[str, float],
-                     state: dict, *, loop_only: bool = False) -> list[str]:
+                     state: dict, *, loop_only: bool = False,
+                     book: BookState | None = None) -> list[str]:
     """Where a book (its ``orders`` and ``fills`` tables, net ``legs`` per instrument) and the
     venue's account ``state`` disagree: an order of the loop's on one side only, a filled
     quantity, price or fee that differs, a net position that differs, a client order id the
-    venue accepted twice. ``loop_only``: the venue's positions counted from the loop's own
-    trades (without the changes made by hand). Empty: they are equal."""
+    venue accepted twice, and with the book's ``book`` state its equity against the venue's
+    wallet (``wallet_audit``: funding, realised P&L and fees). ``loop_only``: the venue's
+    positions (and wallet) counted from the loop's own trades (without the changes made by
+    hand). Empty: they are equal."""
     out = []
+    if book is not None:
+        wallet = wallet_audit(state, book, loop_only=loop_only)
+        if not wallet.ok:
+            out.append(f"wallet: the venue's equity {wallet.venue:.8f} at the book's marks, the "
+                       f"book's {wallet.book:.8f} (difference {wallet.difference:+.8f}, "
+                       f"tolerance {wallet.tolerance:.1e}; funding {wallet.funding:+.8f} on the "
+                       "venue)")
     accepted: dict[str, list[dict]] = {}
     for o in state["orders"]:
         accepted.setdefault(o["clientOrderId"], []).append(o)
@@ -654,6 +740,82 @@ def book_differences(orders: pd.DataFrame, fills: pd.DataFrame, legs: Mapping[st
         if abs(v - b) > STEP / 2:
             out.append(f"{instrument}: the venue holds {v:+g}, the book {b:+g}")
     return out
+
+
+WALLET_UNIT = 1e-8
+"""USDT: the unit Binance books cash in (income and commission are reported to 8 decimals)."""
+
+
+@dataclass(frozen=True)
+class WalletAudit:
+    """The venue's account value against the book's, both at the book's marks (``wallet_audit``).
+
+    Equity, not the wallet against the book's cash: the venue nets every perp into one position
+    per position side, the book keeps one leg per (symbol, leg), so the same fills realise P&L
+    at different moments (a hedge against a main leg in one perp, two symbols hedged in BTC);
+    cash plus unrealised P&L at one mark is the same however the fills are netted.
+    ``tolerance``: one ``WALLET_UNIT`` per cash movement (each fill's realised P&L and fee, each
+    funding entry), the rounding a real account may show where the book does not; every
+    funding entry of a held position is far above it (0.01 % on 100 USDT is 0.01)."""
+
+    venue: float      # wallet + unrealised P&L of the venue's positions at the book's marks
+    book: float       # the book's cash + unrealised P&L
+    funding: float    # funding the venue charged (loop_only: on the loop's own positions)
+    tolerance: float
+
+    @property
+    def difference(self) -> float:
+        return self.venue - self.book
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.difference) <= self.tolerance
+
+
+def wallet_audit(state: Mapping[str, Any], book: BookState, *,
+                 loop_only: bool = False) -> WalletAudit:
+    """The venue's equity against the ``book``'s, both at the book's marks (an instrument the
+    book never held: the venue's last trade price in it). The venue's: its wallet (initial
+    balance, realised P&L, fees, funding) plus its positions' unrealised P&L; ``loop_only``:
+    rebuilt from the loop's own trades (client ids ``cml-...``) and the funding of every
+    settlement charged on the position those trades held at it, leaving out the changes made
+    by hand (their P&L, fees and funding) that the loop refused to book."""
+    marks = {v.instrument: v.mark_price for v in book.legs}
+    last = {t["symbol"]: float(t["price"]) for t in state["trades"]}
+
+    def mark(symbol_id: str) -> float:
+        return marks.get(symbol_id[:-len(QUOTE)], last.get(symbol_id, 0.0))
+
+    income = state.get("income", [])
+    cid_of = {o["orderId"]: o["clientOrderId"] for o in state["orders"]}
+    trades = [t for t in state["trades"]
+              if not loop_only or cid_of.get(t["orderId"], "").startswith("cml-")]
+    if not loop_only:
+        funding = sum(float(r["income"]) for r in income)
+        value = float(state["wallet"]) + sum(
+            float(p["qty"]) * (mark(key.split("|")[0]) - float(p["entry"]))
+            for key, p in state["positions"].items())
+        moves = len(trades) + len(income)
+    else:
+        balance = state.get("balance")
+        if balance is None:  # an account saved before the balance was kept
+            balance = float(state["wallet"]) - sum(
+                float(t["realizedPnl"]) - float(t["commission"]) for t in state["trades"]) - sum(
+                float(r["income"]) for r in income)
+        value, held = float(balance), {}
+        flows: list[tuple[int, str, float]] = []
+        for t in trades:
+            dq = float(t["qty"]) * (1 if t["side"] == "BUY" else -1)
+            value -= dq * float(t["price"]) + float(t["commission"])
+            held[t["symbol"]] = held.get(t["symbol"], 0.0) + dq
+            flows.append((int(t["time"]), t["symbol"], dq))
+        settlements = {(r["symbol"], int(r["time"])): r for r in income}
+        funding = sum(funding_amount(sum(dq for at, s, dq in flows if s == symbol_id and at < t),
+                                     float(r["markPrice"]), float(r["rate"]))
+                      for (symbol_id, t), r in settlements.items())
+        value += funding + sum(q * mark(s) for s, q in held.items())
+        moves = len(trades) + len(settlements)
+    return WalletAudit(value, book.equity, funding, WALLET_UNIT * (moves + 1))
 
 
 def _booked_by_venue_order(orders: pd.DataFrame, fills: pd.DataFrame
