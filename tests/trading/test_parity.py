@@ -32,6 +32,8 @@ from cascade_ml.trading.config import TradingConfig  # noqa: E402
 SAME_PERP = PolicyConfig()
 # the score rule here: its hedge moves often enough to switch instrument in the span
 PROXIES = PolicyConfig(same_perp_effectiveness=0.5, min_cross_hedge_r2=0.5, hedge_rule="score")
+# the objective's hedge halfway to the static 50 %: 70 % at the crash -> 60 %, 30 % -> 40 %
+SHRUNK = PolicyConfig(objective_weight=0.5)
 ENGINE_ROWS = ["NEAR", "BTC", "ETH"]  # the backtest's instrument rows: the perp, then proxies
 CASES = {
     # NEAR fell through the position's stop at 21:00 on 2025-10-10 (bar 15); funding settles
@@ -45,11 +47,16 @@ CASES = {
     "proxy switch": ("2026-04-01T00:00Z", "2026-04-02T04:00Z", PROXIES, []),
     # hedged with ETH, left for NEAR itself inside the no-trade band when ETH stops qualifying
     "proxy left": ("2026-03-28T00:00Z", "2026-03-29T04:00Z", PROXIES, []),
+    # the crash's stop, then calm forecasts and a re-entry from flat 6 bars later (bar 21):
+    # live, the flat position's hedge is 0, outside the band, so it opens at that bar's target
+    # (40 %), not at the 60 % held before the stop (the move 60 -> 40 % does not pay)
+    "re-entry": ("2025-10-10T06:00Z", "2025-10-11T06:00Z", SHRUNK, [15]),
 }
 HELD = {"proxy stop": ({"ETH"}, 0), "proxy switch": ({"BTC", "ETH"}, 0),
         "proxy left": ({"ETH", "NEAR"}, 1)}
 """The instruments the hedge lived in, and the switches forced by a proxy that no longer
 qualified (``core.instrument_switch``)."""
+TRADING = {"re-entry": TradingConfig(stop_cooldown_bars=6)}
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +81,11 @@ def test_backtest_and_paper_book_agree(market, case: str, tmp_path: Path) -> Non
     near, hedged, forecasts = market
     start, end, policy, stops = CASES[case]
     m = hedged if policy is PROXIES else near
-    preds = forecasts[(forecasts.index >= start) & (forecasts.index < end)]
-    trading = TradingConfig()
+    preds = forecasts[(forecasts.index >= start) & (forecasts.index < end)].copy()
+    if case == "re-entry":  # calm after the stop: a tenth of the vol, base cascade odds
+        preds.iloc[16:, preds.columns.get_loc("vol_forecast")] *= 0.1
+        preds.iloc[16:, preds.columns.get_loc("cascade_prob")] = 0.02
+    trading = TRADING.get(case, TradingConfig())
     r, index = backtest(m, preds, policy, trading)
     run = paper(m, preds, policy, trading, tmp_path / "book.db")
     assert len(index) >= 24 and run.index.equals(index)
@@ -98,4 +108,9 @@ def test_backtest_and_paper_book_agree(market, case: str, tmp_path: Path) -> Non
     assert r.funding != 0 and -paid["amount"].sum() == pytest.approx(r.funding, rel=1e-9)
     # equity within 1 basis point on every bar
     assert np.max(np.abs(run.equity / r.equity - 1)) < 1e-4
+    if case == "re-entry":  # held 60 % to the stop, flat through the cooldown, reopened at 40 %
+        assert r.hedge[:15].tolist() == pytest.approx([0.6] * 15)
+        assert r.hedge[15:21].tolist() == [0.0] * 6
+        assert r.hedge[21:].tolist() == pytest.approx([0.4] * 3)
+        assert 21 in trade_bars(r)  # the same bars in the paper book (above)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -72,6 +72,15 @@ class Market:
         return cached
 
 
+class HoldRule(Protocol):
+    """The policy's hold rule (``policy.batch.HedgeHold``): its unheld hedge targets, and the
+    hedge held from a bar on by a position that opens there."""
+
+    target: np.ndarray
+
+    def path(self, begin: int = 0) -> list[float]: ...
+
+
 @dataclass
 class PositionPlan:
     """One position's targets per bar (NaN target = keep the position as it is)."""
@@ -89,6 +98,9 @@ class PositionPlan:
     loss_per_notional: np.ndarray | None = None  # size cap (None: no cap)
     no_new_exposure: np.ndarray | None = None    # bars where the main leg may only shrink
     stops: bool = False                           # honour the protective stop
+    # the hold rule target_hedge follows (None: the targets are the hedge): a position that
+    # opens from flat takes the bar's target and holds hedge_hold.path(bar) from there
+    hedge_hold: HoldRule | None = None
 
 
 @dataclass
@@ -103,7 +115,7 @@ class _Pos(core.PositionState):
     """A position in the loop, with its plan's targets as lists (fast indexing)."""
 
     __slots__ = ("plan", "lt", "ht", "sig", "prob", "hi_arr", "hb_arr", "hr_arr", "ok", "lpn",
-                 "nne", "rec", "main_close")
+                 "nne", "rec", "main_close", "tgt")
 
     def __init__(self, plan: PositionPlan, n: int) -> None:
         super().__init__(plan.main, plan.side, plan.stops)
@@ -125,6 +137,7 @@ class _Pos(core.PositionState):
                     else plan.loss_per_notional.tolist())
         self.nne = ([False] * n if plan.no_new_exposure is None
                     else [bool(x) for x in plan.no_new_exposure.tolist()])
+        self.tgt = None if plan.hedge_hold is None else plan.hedge_hold.target.tolist()
 
     def held_ok(self, i: int) -> bool:
         """The proxy the hedge is held in qualifies at bar ``i`` (``core.instrument_switch``)."""
@@ -193,9 +206,15 @@ def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, c
         if inline and ps.main_q != 0.0 and _holds(ps, i, cl[ps.main][i], r, alloc):
             continue  # allocate does nothing to a held position, rebalance would return
         free = core.allocate(ps, i, free, alloc, share)
-        free = core.rebalance(ps, i, cl, tiers, r, free, alloc, share, ps.lt[i], ps.ht[i],
+        ht = ps.ht[i]
+        opening = ps.main_q == 0.0 and ps.tgt is not None
+        if opening:  # live, a flat position's hedge is 0, outside the band: it takes the target
+            ht = ps.tgt[i]
+        free = core.rebalance(ps, i, cl, tiers, r, free, alloc, share, ps.lt[i], ht,
                               ps.sig[i], ps.prob[i], ps.hi_arr[i], ps.hb_arr[i], ps.hr_arr[i],
                               ps.lpn[i], ps.nne[i], ps.held_ok(i))
+        if opening and ps.main_q != 0.0 and ht != ps.ht[i]:
+            _restart_hold(ps, i)
     equity[i] = free + sum(ps.bucket for ps in book)
     for ps in book:
         q = ps.main_q
@@ -205,6 +224,16 @@ def _bar(book: list[_Pos], i: int, o: core.Rows, hi: core.Rows, lo: core.Rows, c
                        ps.hinst if q > 0 and ps.hedge_q > 0 else -1,
                        ps.fees, ps.funding, ps.traded))
     return free
+
+
+def _restart_hold(ps: _Pos, i: int) -> None:
+    """The position opened from flat at bar ``i`` with the bar's target hedge, off the held
+    path (which assumed a position held throughout): the hedge it holds from ``i`` on is the
+    hold rule's path from there (in place: :func:`_run_one` reads the same list). Only where
+    the held path differs from the target: from a bar where they agree the path is the same."""
+    hold = ps.plan.hedge_hold
+    assert hold is not None
+    ps.ht[i:] = hold.path(i)
 
 
 def _mark(ps: _Pos, i: int, hi: core.Rows, lo: core.Rows, cl: core.Rows, fr: core.Rows,
@@ -392,7 +421,8 @@ def simulate_on(market: Market, target_leverage: np.ndarray, target_hedge: np.nd
                 stop_cooldown: int = 24, hedge_instrument: np.ndarray | None = None,
                 hedge_beta: np.ndarray | None = None,
                 hedge_r2: np.ndarray | None = None,
-                hedge_ok: dict[int, np.ndarray] | None = None) -> SimResult:
+                hedge_ok: dict[int, np.ndarray] | None = None,
+                hedge_hold: HoldRule | None = None) -> SimResult:
     """:func:`simulate` on a :func:`single_market` built once (many strategies share it);
     ``hedge_ok``: per proxy code (its row), the bars it qualifies as a hedge."""
     plan = PositionPlan(0, np.asarray(target_leverage, dtype=float),
@@ -402,7 +432,7 @@ def simulate_on(market: Market, target_leverage: np.ndarray, target_hedge: np.nd
                         else np.asarray(hedge_instrument, dtype=int),
                         hedge_beta=hedge_beta, hedge_r2=hedge_r2, hedge_ok=hedge_ok,
                         loss_per_notional=loss_per_notional, no_new_exposure=no_new_exposure,
-                        stops=stops)
+                        stops=stops, hedge_hold=hedge_hold)
     res = simulate_book(market, [plan], policy=policy, initial_equity=initial_equity,
                         margin_fraction=margin_fraction, leverage_tolerance=leverage_tolerance,
                         stop_cooldown=stop_cooldown)

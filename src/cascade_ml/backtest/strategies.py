@@ -27,7 +27,7 @@ import numpy as np
 
 from cascade_ml.contracts.task import Side
 from cascade_ml.policy import rules
-from cascade_ml.policy.batch import decide_columns
+from cascade_ml.policy.batch import HedgeHold, decide_columns_hold
 from cascade_ml.policy.config import PolicyConfig
 from cascade_ml.trading.config import TradingConfig
 
@@ -45,6 +45,10 @@ SIZED = {f"static_sized{s}": p for p, s in _SUFFIX.items()}
 """Same-size static hedge -> the policy whose plan it follows with the hedge held at that
 policy's mean hedge ratio over the bars it holds a position: the same main leg, bar by bar,
 under a static hedge (:func:`with_static_hedge`)."""
+
+
+_OWN_HEDGE = ("hedge_instrument", "hedge_beta", "hedge_ok", "hedge_hold")
+"""Engine keywords about the policy's own hedge: dropped by a plan that holds another one."""
 
 
 @dataclass
@@ -77,12 +81,22 @@ def policy_targets(sig: Signals, side: str, notional: float, tiers, cfg: PolicyC
     the same rules and the same fail-safe), on the feed's vol forecast smoothed over
     ``cfg.forecast_halflife_bars`` (:func:`rules.smooth_log_vol`; as it is with 0), which it
     returns as ``sigma_h`` (the live callers smooth the same way: ``forecasting.smoothing``)."""
+    return policy_targets_hold(sig, side, notional, tiers, cfg,
+                               trailing_vol_annual=trailing_vol_annual, cross=cross)[0]
+
+
+def policy_targets_hold(sig: Signals, side: str, notional: float, tiers, cfg: PolicyConfig, *,
+                        trailing_vol_annual: np.ndarray | None = None,
+                        cross: dict[str, np.ndarray] | None = None
+                        ) -> tuple[dict[str, np.ndarray], HedgeHold | None]:
+    """:func:`policy_targets` and the hold rule a position opening from flat restarts from
+    (:func:`cascade_ml.policy.batch.decide_columns_hold`)."""
     cross = cross or {}
     sigma = rules.smooth_log_vol(sig.sigma_h, cfg.forecast_halflife_bars)
-    return {**decide_columns(sigma, sig.cascade_prob, sig.n_fired, sig.horizon_hours, side,
-                             notional, tiers, cfg, vol_q99=sig.vol_q99,
-                             trailing_vol_annual=trailing_vol_annual, **cross),
-            "sigma_h": sigma}
+    cols, hold = decide_columns_hold(sigma, sig.cascade_prob, sig.n_fired, sig.horizon_hours,
+                                     side, notional, tiers, cfg, vol_q99=sig.vol_q99,
+                                     trailing_vol_annual=trailing_vol_annual, **cross)
+    return {**cols, "sigma_h": sigma}, hold
 
 
 def feed_policy(cfg: PolicyConfig, bt, feed: str) -> PolicyConfig:
@@ -106,16 +120,18 @@ def policy_plan(sig: Signals, bt, trading: TradingConfig, cfg: PolicyConfig, tie
                 trailing_vol_annual: np.ndarray | None = None,
                 cross: dict[str, np.ndarray] | None = None, proxies: bool = False) -> Plan:
     """The policy's targets from one forecast feed, with its size cap, stop and fail-safe."""
-    t = policy_targets(sig, side, notional, tiers, cfg, trailing_vol_annual=trailing_vol_annual,
-                       cross=cross if proxies else None)
+    t, hold = policy_targets_hold(sig, side, notional, tiers, cfg,
+                                  trailing_vol_annual=trailing_vol_annual,
+                                  cross=cross if proxies else None)
     engine: dict = {"no_new_exposure": t["fail_safe"], "stops": bool(trading.stops),
-                    "hedge_r2": t["r2"]}
+                    "hedge_r2": t["r2"], "hedge_hold": hold}
     if bt.enforce_size_cap:
         engine["loss_per_notional"] = t["loss_per_notional"]
     if proxies:
         engine.update(hedge_instrument=t["instrument"], hedge_beta=t["beta"],
                       hedge_ok={1: t["ok_btc"], 2: t["ok_eth"]})  # by instrument code
-    # the hedge a position following decide holds (it moves only where the move pays)
+    # the hedge a position following decide holds (it moves only where the move pays); the
+    # engine restarts it from the bar's target where the position opens from flat (hedge_hold)
     return Plan(np.minimum(trading.leverage, t["cap"]), t["held"], sig.sigma_h, sig.cascade_prob,
                 engine, t)
 
@@ -124,8 +140,7 @@ def without_hedge(plan: Plan) -> Plan:
     """The same size-capped position without its hedge: the plan's leverage targets, size cap
     (the hedged position's loss per notional, so the main leg is the same size), stop and
     fail-safe, with hedge 0 on every bar. Against it, captures measure the hedge alone."""
-    engine = {k: v for k, v in plan.engine.items()
-              if k not in ("hedge_instrument", "hedge_beta", "hedge_ok")}
+    engine = {k: v for k, v in plan.engine.items() if k not in _OWN_HEDGE}
     return Plan(plan.target_leverage, np.zeros_like(plan.target_hedge), plan.sigma_h,
                 plan.cascade_prob, engine, plan.decisions)
 
@@ -138,8 +153,7 @@ def with_static_hedge(plan: Plan, hedge: float, same_perp_effectiveness: float) 
     pick is dropped, its effectiveness with it: the hedge is the same perp's
     (``same_perp_effectiveness``, the R^2 the stop reads). Against it, a policy is judged on
     its hedge's timing alone."""
-    engine = {k: v for k, v in plan.engine.items()
-              if k not in ("hedge_instrument", "hedge_beta")}
+    engine = {k: v for k, v in plan.engine.items() if k not in _OWN_HEDGE}
     n = len(plan.target_hedge)
     engine["hedge_r2"] = np.full(n, float(same_perp_effectiveness))
     target = np.where(np.isnan(plan.target_hedge), np.nan, float(hedge))
