@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from trading.venue_helpers import NEAR_BARS, POLICY, START, at
+from trading.venue_helpers import NEAR_BARS, POLICY, at, bars_store
 
 from cascade_ml.data.sources.replay import ReplayExchange
-from cascade_ml.data.store import MarketStore, PartitionKey
+from cascade_ml.data.store import MarketStore
 from cascade_ml.live.clock import SimClock
 from cascade_ml.trading.book import PaperBook
 from cascade_ml.trading.faults import FaultPlan
@@ -18,12 +17,7 @@ from cascade_ml.trading.venue import SimulatedBinance, venue_client
 
 @pytest.fixture(scope="session")
 def hand_store(tmp_path_factory: pytest.TempPathFactory) -> MarketStore:
-    store = MarketStore(tmp_path_factory.mktemp("hand_store"))
-    index = pd.date_range(START, periods=len(NEAR_BARS), freq="1h", name="timestamp")
-    frame = pd.DataFrame(NEAR_BARS, index=index, columns=["open", "high", "low", "close"])
-    frame["volume"] = 1000.0
-    store.write(PartitionKey("ohlcv", "binance", "NEAR", "1h"), frame)
-    return store
+    return bars_store(tmp_path_factory.mktemp("hand_store"), NEAR_BARS)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from trading.venue_helpers import POLICY, START, at
+from trading.venue_helpers import POLICY, START, at, bars_store
 
 from cascade_ml.data.sources.replay import ReplayExchange
 from cascade_ml.data.store import MarketStore, PartitionKey
@@ -29,11 +29,7 @@ FEE = 0.0005 * 100 * FILL
 
 @pytest.fixture(scope="module")
 def funding_store(tmp_path_factory: pytest.TempPathFactory) -> MarketStore:
-    store = MarketStore(tmp_path_factory.mktemp("funding_store"))
-    index = pd.date_range(START, periods=len(BARS), freq="1h", name="timestamp")
-    frame = pd.DataFrame(BARS, index=index, columns=["open", "high", "low", "close"])
-    frame["volume"] = 1000.0
-    store.write(PartitionKey("ohlcv", "binance", "NEAR", "1h"), frame)
+    store = bars_store(tmp_path_factory.mktemp("funding_store"), BARS)
     rates = pd.DataFrame({"funding_rate": [0.0003, RATE]},
                          index=pd.DatetimeIndex([START, START + pd.Timedelta(hours=8)],
                                                 name="timestamp"))

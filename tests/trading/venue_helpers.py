@@ -3,8 +3,11 @@ name when several test folders have one)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
+from cascade_ml.data.store import MarketStore, PartitionKey
 from cascade_ml.policy.config import PolicyConfig
 
 START = pd.Timestamp("2026-03-10T00:00:00Z")
@@ -20,3 +23,14 @@ KEYS = {"CASCADE_ML_TESTNET_API_KEY": "k", "CASCADE_ML_TESTNET_API_SECRET": "s"}
 def at(hour: int, seconds: int = 10) -> pd.Timestamp:
     """``seconds`` after the close of the bar opening at START + ``hour - 1`` hours."""
     return START + pd.Timedelta(hours=hour, seconds=seconds)
+
+
+def bars_store(root: Path, bars: list[tuple[float, float, float, float]]) -> MarketStore:
+    """A store under ``root`` holding hand-made NEAR hourly bars (open, high, low, close) from
+    START, volume 1000 each."""
+    store = MarketStore(root)
+    index = pd.date_range(START, periods=len(bars), freq="1h", name="timestamp")
+    frame = pd.DataFrame(bars, index=index, columns=["open", "high", "low", "close"])
+    frame["volume"] = 1000.0
+    store.write(PartitionKey("ohlcv", "binance", "NEAR", "1h"), frame)
+    return store
