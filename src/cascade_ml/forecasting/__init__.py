@@ -9,8 +9,8 @@ scored rows into the scores table (``scores.py``) and the MLflow pyfunc (``pyfun
 never branch on the kind.
 
 The loader's names are imported on first use (module ``__getattr__``): ``loader.py`` imports
-both bundle kinds and so LightGBM, scikit-learn and arch, which a backtest worker that only
-needs ``inputs.py`` should not pay for at start-up (about 0.8 s of CPU per process).
+both bundle kinds and so LightGBM and scikit-learn, which a backtest worker, needing only
+``inputs.py``, should not import at start-up.
 """
 
 from __future__ import annotations
