@@ -13,6 +13,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,10 @@ from cascade_ml.backtest.simulate_all import StrategyRun, model_policy_paths, ru
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.policy.config import PolicyConfig
-from cascade_ml.tracking import TrackingConfig
 from cascade_ml.trading.config import TradingConfig
+
+if TYPE_CHECKING:  # SQLAlchemy only where MLflow is logged to, never on a worker
+    from cascade_ml.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
 TABLE_COLS = [("total_return", "return", "{:+.1%}"), ("ann_vol", "vol", "{:.1%}"),

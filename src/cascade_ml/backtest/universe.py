@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -61,8 +62,10 @@ from cascade_ml.compute import ComputeConfig, engine
 from cascade_ml.contracts.task import TaskConfig
 from cascade_ml.data.store import MarketStore
 from cascade_ml.policy.config import PolicyConfig
-from cascade_ml.tracking import TrackingConfig
 from cascade_ml.trading.config import TradingConfig
+
+if TYPE_CHECKING:  # SQLAlchemy only where MLflow is logged to, never on a worker
+    from cascade_ml.tracking import TrackingConfig
 
 DAYS_PER_YEAR = 365
 SUMMED = ("liquidations", "stops", "fees_paid", "funding_paid")

@@ -14,10 +14,12 @@ timestamp (the symbol, venue and interval are the store partition, not columns).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandera.pandas as pa
-from pandera import Check
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 DATASETS = ("ohlcv", "funding", "open_interest", "liquidations", "sentiment", "positioning",
             "depth")
@@ -94,91 +96,97 @@ SPECS: dict[str, DatasetSpec] = {
     ),
 }
 
-_FINITE = Check(lambda s: s.isna() | s.abs().lt(float("inf")), error="values must be finite")
-_NON_NEGATIVE = Check.ge(0, error="must not be negative")
-_POSITIVE = Check.gt(0, error="must be positive")
 
+@functools.cache
+def schemas() -> dict[str, pa.DataFrameSchema]:
+    """The pandera schema of each dataset, built on first use: importing pandera costs about
+    0.2 s of CPU, and a process that only reads the store (a backtest worker) never validates."""
+    import pandera.pandas as pa
+    from pandera import Check
 
-def _index() -> pa.Index:
-    return pa.Index(
-        "datetime64[ns, UTC]",
-        name="timestamp",
-        unique=True,
-        checks=[Check(lambda idx: idx.is_monotonic_increasing, error="timestamps must increase")],
-    )
+    finite = Check(lambda s: s.isna() | s.abs().lt(float("inf")), error="values must be finite")
+    non_negative = Check.ge(0, error="must not be negative")
+    positive = Check.gt(0, error="must be positive")
 
+    def index() -> pa.Index:
+        return pa.Index(
+            "datetime64[ns, UTC]",
+            name="timestamp",
+            unique=True,
+            checks=[Check(lambda idx: idx.is_monotonic_increasing,
+                          error="timestamps must increase")],
+        )
 
-def _col(*checks: Check, nullable: bool = False, required: bool = True) -> pa.Column:
-    return pa.Column(float, checks=[_FINITE, *checks], nullable=nullable, required=required,
-                     coerce=True)
+    def col(*checks: Check, nullable: bool = False, required: bool = True) -> pa.Column:
+        return pa.Column(float, checks=[finite, *checks], nullable=nullable, required=required,
+                         coerce=True)
 
+    def high_low_checks() -> list[Check]:
+        return [
+            Check(lambda df: df["high"] >= df[["open", "close"]].max(axis=1),
+                  error="high must be >= max(open, close)"),
+            Check(lambda df: df["low"] <= df[["open", "close"]].min(axis=1),
+                  error="low must be <= min(open, close)"),
+            Check(lambda df: df["high"] >= df["low"], error="high must be >= low"),
+        ]
 
-def _high_low_checks() -> list[Check]:
-    return [
-        Check(lambda df: df["high"] >= df[["open", "close"]].max(axis=1),
-              error="high must be >= max(open, close)"),
-        Check(lambda df: df["low"] <= df[["open", "close"]].min(axis=1),
-              error="low must be <= min(open, close)"),
-        Check(lambda df: df["high"] >= df["low"], error="high must be >= low"),
-    ]
-
-
-SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "ohlcv": pa.DataFrameSchema(
-        {
-            "open": _col(_POSITIVE),
-            "high": _col(_POSITIVE),
-            "low": _col(_POSITIVE),
-            "close": _col(_POSITIVE),
-            "volume": _col(_NON_NEGATIVE),
-            "quote_volume": _col(_NON_NEGATIVE, nullable=True, required=False),
-            "trades": _col(_NON_NEGATIVE, nullable=True, required=False),
-        },
-        index=_index(),
-        checks=_high_low_checks(),
-        strict=True,
-    ),
-    "funding": pa.DataFrameSchema(
-        {
-            "funding_rate": _col(Check.in_range(-1.0, 1.0, error="must be a fraction in [-1, 1]")),
-            "interval_hours": _col(_POSITIVE, required=False),
-        },
-        index=_index(),
-        strict=True,
-    ),
-    "open_interest": pa.DataFrameSchema(
-        {
-            "open_interest": _col(_NON_NEGATIVE, nullable=True, required=False),
-            "open_interest_value": _col(_NON_NEGATIVE, nullable=True, required=False),
-        },
-        index=_index(),
-        strict=True,
-    ),
-    "liquidations": pa.DataFrameSchema(
-        {
-            "total_notional": _col(_NON_NEGATIVE),
-            "long_notional": _col(_NON_NEGATIVE, nullable=True, required=False),
-            "short_notional": _col(_NON_NEGATIVE, nullable=True, required=False),
-        },
-        index=_index(),
-        strict=True,
-    ),
-    "sentiment": pa.DataFrameSchema(
-        {
-            "score": _col(nullable=True, required=False),
-            "mentions": _col(_NON_NEGATIVE, nullable=True, required=False),
-        },
-        index=_index(),
-        strict=True,
-    ),
-    "positioning": pa.DataFrameSchema(
-        {c: _col(_NON_NEGATIVE, nullable=True, required=False) for c in POSITIONING_COLUMNS},
-        index=_index(),
-        strict=True,
-    ),
-    "depth": pa.DataFrameSchema(
-        {c: _col(_NON_NEGATIVE, nullable=True, required=False) for c in DEPTH_COLUMNS},
-        index=_index(),
-        strict=True,
-    ),
-}
+    return {
+        "ohlcv": pa.DataFrameSchema(
+            {
+                "open": col(positive),
+                "high": col(positive),
+                "low": col(positive),
+                "close": col(positive),
+                "volume": col(non_negative),
+                "quote_volume": col(non_negative, nullable=True, required=False),
+                "trades": col(non_negative, nullable=True, required=False),
+            },
+            index=index(),
+            checks=high_low_checks(),
+            strict=True,
+        ),
+        "funding": pa.DataFrameSchema(
+            {
+                "funding_rate": col(Check.in_range(-1.0, 1.0,
+                                                   error="must be a fraction in [-1, 1]")),
+                "interval_hours": col(positive, required=False),
+            },
+            index=index(),
+            strict=True,
+        ),
+        "open_interest": pa.DataFrameSchema(
+            {
+                "open_interest": col(non_negative, nullable=True, required=False),
+                "open_interest_value": col(non_negative, nullable=True, required=False),
+            },
+            index=index(),
+            strict=True,
+        ),
+        "liquidations": pa.DataFrameSchema(
+            {
+                "total_notional": col(non_negative),
+                "long_notional": col(non_negative, nullable=True, required=False),
+                "short_notional": col(non_negative, nullable=True, required=False),
+            },
+            index=index(),
+            strict=True,
+        ),
+        "sentiment": pa.DataFrameSchema(
+            {
+                "score": col(nullable=True, required=False),
+                "mentions": col(non_negative, nullable=True, required=False),
+            },
+            index=index(),
+            strict=True,
+        ),
+        "positioning": pa.DataFrameSchema(
+            {c: col(non_negative, nullable=True, required=False) for c in POSITIONING_COLUMNS},
+            index=index(),
+            strict=True,
+        ),
+        "depth": pa.DataFrameSchema(
+            {c: col(non_negative, nullable=True, required=False) for c in DEPTH_COLUMNS},
+            index=index(),
+            strict=True,
+        ),
+    }

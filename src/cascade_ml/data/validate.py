@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pandera.errors
 
-from cascade_ml.data.schemas import SCHEMAS, SPECS
+from cascade_ml.data.schemas import SPECS, schemas
 from cascade_ml.errors import DataValidationError
 
 _MAX_EXAMPLES = 5
@@ -161,11 +160,14 @@ def validate_frame(frame: pd.DataFrame, dataset: str, where: str) -> pd.DataFram
             frame.index.unit != "ns" or str(frame.index.tz) != "UTC"):
         frame = frame.copy()
         frame.index = frame.index.tz_convert("UTC").as_unit("ns")
+    import pandera.errors
+
+    schema = schemas()[dataset]
     try:
-        return SCHEMAS[dataset].validate(frame, lazy=True)
+        return schema.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        frame_checks = {c.error for c in SCHEMAS[dataset].checks}
+        frame_checks = {c.error for c in schema.checks}
         lines = []
         for check, group in cases.groupby("check", dropna=False, sort=False):
             idx = list(dict.fromkeys(group["index"].dropna().tolist()))

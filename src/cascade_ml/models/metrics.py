@@ -13,13 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    log_loss,
-    roc_auc_score,
-)
 
 _TINY = 1e-12
 
@@ -121,6 +114,8 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> dic
     h = horizon
     hln = np.sqrt(max((n + 1 - 2 * h + h * (h - 1) / n) / n, _TINY))
     stat *= hln
+    from scipy import stats  # here, not at the top: a backtest worker imports this module
+
     p = float(2 * stats.t.sf(abs(stat), df=n - 1))
     return {"dm_stat": stat, "dm_pvalue": p}
 
@@ -128,6 +123,13 @@ def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, horizon: int) -> dic
 def cascade_metrics(y: np.ndarray, p: np.ndarray, base_rate: float,
                     threshold: float = 0.2) -> dict[str, float]:
     """Classification metrics of calibrated probabilities; BSS is vs a constant ``base_rate``."""
+    from sklearn.metrics import (  # here: the backtest imports this module, never this function
+        average_precision_score,
+        brier_score_loss,
+        log_loss,
+        roc_auc_score,
+    )
+
     y = np.asarray(y, float)
     p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
     brier = float(brier_score_loss(y, p))
