@@ -186,10 +186,12 @@ def strategy_plan(name: str, sig: Signals, bt, trading: TradingConfig, cfg: Poli
         return _fixed(trading.leverage,
                       np.where(sig.n_fired > 0, cfg.hedge_max, cfg.hedge_min), sig)
     if name in SIZED:
+        if matched is None:  # no run of the feed's policy to read its mean hedge from
+            return None
         plan = strategy_plan(SIZED[name], sig, bt, trading, cfg, tiers, notional, side,
                              feeds=feeds, trailing_vol_annual=trailing_vol_annual, cross=cross,
                              proxies=proxies)
-        return (None if plan is None or matched is None
+        return (None if plan is None
                 else with_static_hedge(plan, matched[1], cfg.same_perp_effectiveness))
     if name == "capped_unhedged":
         plan = strategy_plan("model_policy", sig, bt, trading, cfg, tiers, notional, side,
